@@ -1,0 +1,118 @@
+"""Turn a Keras model config into layers with their connections.
+
+Understands Sequential and Functional configs in both the Keras 2 and Keras 3
+serializations (inbound_nodes as nested lists, or as ``__keras_tensor__`` args).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ...errors import BadInput, Unsupported
+from ...ir import Value
+
+MODEL_CLASSES = ("Sequential", "Functional", "Model")
+
+
+@dataclass
+class LayerEntry:
+    class_name: str
+    name: str
+    config: dict
+    inputs: list[str]
+    outputs: list[str]
+
+
+@dataclass
+class ModelLayout:
+    name: str
+    inputs: list[Value]
+    outputs: list[str]
+    layers: list[LayerEntry]  # InputLayers excluded
+
+
+def parse_model(model: dict) -> ModelLayout:
+    class_name = model.get("class_name")
+    config = model.get("config", {})
+    if class_name == "Sequential":
+        return _sequential(config)
+    if class_name in ("Functional", "Model"):
+        return _functional(config)
+    raise Unsupported(f"model class '{class_name}' is not supported (Sequential and Functional models are)")
+
+
+def _sequential(config: dict) -> ModelLayout:
+    layers = config.get("layers", [])
+    shape = config.get("build_input_shape")
+    input_name = "input"
+    if layers and layers[0]["class_name"] == "InputLayer":
+        first = layers.pop(0)["config"]
+        shape, input_name = _batch_shape(first), first.get("name", input_name)
+    elif layers:
+        shape = _batch_shape(layers[0]["config"]) or shape
+    if shape is None:
+        raise BadInput("the Sequential model records no input shape (it was never built)")
+    entries, previous = [], input_name
+    for layer in layers:
+        name = layer["config"]["name"]
+        entries.append(LayerEntry(layer["class_name"], name, layer["config"], [previous], [name]))
+        previous = name
+    return ModelLayout(config.get("name", "model"), [Value(input_name, tuple(shape))], [previous], entries)
+
+
+def _functional(config: dict) -> ModelLayout:
+    inputs, entries = [], []
+    for layer in config.get("layers", []):
+        name = layer.get("name") or layer["config"]["name"]
+        if layer["class_name"] == "InputLayer":
+            inputs.append(Value(name, tuple(_batch_shape(layer["config"]))))
+            continue
+        calls = layer.get("inbound_nodes", [])
+        if len(calls) != 1:
+            raise Unsupported(f"layer '{name}' ({layer['class_name']}) is called {len(calls)} times; "
+                              "shared layers are not supported")
+        entries.append(LayerEntry(layer["class_name"], name, layer["config"], _call_inputs(calls[0]), [name]))
+    outputs = [_tensor_name(ref) for ref in _references(config.get("output_layers", []))]
+    ordered = [_tensor_name(ref) for ref in _references(config.get("input_layers", []))]
+    by_name = {value.name: value for value in inputs}
+    return ModelLayout(config.get("name", "model"), [by_name[n] for n in ordered] or inputs, outputs, entries)
+
+
+def _batch_shape(config: dict):
+    shape = config.get("batch_shape") or config.get("batch_input_shape")
+    return tuple(shape) if shape else None
+
+
+def _call_inputs(call) -> list[str]:
+    if isinstance(call, dict):  # Keras 3: {"args": [tensor or [tensors]], "kwargs": {}}
+        return [_tensor_name(t["config"]["keras_history"]) for t in _keras3_tensors(call.get("args", []))]
+    return [_tensor_name(ref) for ref in call]  # Keras 2: [[layer, node, tensor, kwargs], ...]
+
+
+def _keras3_tensors(args) -> list:
+    found = []
+    for arg in args:
+        if isinstance(arg, dict) and arg.get("class_name") == "__keras_tensor__":
+            found.append(arg)
+        elif isinstance(arg, list):
+            found.extend(_keras3_tensors(arg))
+    return found
+
+
+def _references(refs) -> list:
+    """``["x", 0, 0]`` or ``[["x", 0, 0], ...]`` -> list of references."""
+    if refs and isinstance(refs[0], str):
+        return [refs]
+    return list(refs)
+
+
+def _tensor_name(ref) -> str:
+    layer, _node, tensor = ref[0], ref[1], ref[2]
+    return layer if tensor == 0 else f"{layer}:{tensor}"
+
+
+def snake_case(class_name: str) -> str:
+    """Keras 3's path name for a class (``LeakyReLU`` -> ``leaky_re_lu``)."""
+    name = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", class_name)
+    return re.sub(r"([a-z])([A-Z])", r"\1_\2", name).lower()

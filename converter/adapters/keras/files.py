@@ -1,0 +1,116 @@
+"""Open Keras files as data: the model config (JSON) and each layer's weights (HDF5).
+
+Handles legacy ``.h5`` written by Keras 2 (tf.keras / tf_keras) and Keras 3, and
+the Keras 3 ``.keras`` zip. Uses h5py, zipfile and json only: no TensorFlow.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import zipfile
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from ...errors import BadInput
+
+HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+
+
+@dataclass
+class KerasFile:
+    config: dict  # {"class_name": ..., "config": {...}}
+    keras_version: str
+    weights: "WeightSource"
+
+
+class WeightSource:
+    """Weights per layer name, as ``[(name or None, array), ...]`` in Keras' order."""
+
+    def __init__(self, groups: dict[str, list]):
+        self.groups = groups
+
+    def layer(self, name: str) -> list:
+        return self.groups.get(name, [])
+
+    def layers_with_weights(self) -> set[str]:
+        return {name for name, weights in self.groups.items() if weights}
+
+
+def open_keras(path) -> KerasFile:
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head == HDF5_SIGNATURE:
+        return _open_h5(path)
+    if head[:4] == b"PK\x03\x04":
+        return _open_zip(path)
+    raise BadInput(f"{path}: not a Keras file (neither HDF5 nor a .keras zip)")
+
+
+def _open_h5(path) -> KerasFile:
+    try:
+        with h5py.File(path, "r") as f:
+            if "model_config" not in f.attrs:
+                raise BadInput(f"{path}: HDF5 file without a model config (weights-only .h5 needs an architecture)")
+            config = json.loads(_text(f.attrs["model_config"]))
+            version = _text(f.attrs.get("keras_version", "unknown"))
+            root = f["model_weights"] if "model_weights" in f else f
+            groups = {name: _h5_layer_weights(root[name]) for name in root if isinstance(root[name], h5py.Group)}
+    except (OSError, KeyError, ValueError) as error:
+        raise BadInput(f"{path}: unreadable HDF5 ({_first_line(error)})") from None
+    return KerasFile(config, version, WeightSource(groups))
+
+
+def _h5_layer_weights(group) -> list:
+    names = [_text(n) for n in group.attrs.get("weight_names", [])]
+    # Keras 2 writes 'dense/kernel:0'; Keras 3 writes 'dense/kernel' (sometimes under the model name).
+    return [(name.split("/")[-1].split(":")[0], np.asarray(group[name])) for name in names]
+
+
+def _open_zip(path) -> KerasFile:
+    try:
+        with zipfile.ZipFile(path) as archive:
+            members = set(archive.namelist())
+            if "config.json" not in members:
+                raise BadInput(f"{path}: zip without config.json (not a .keras file)")
+            config = json.loads(archive.read("config.json"))
+            metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in members else {}
+            weights = archive.read("model.weights.h5") if "model.weights.h5" in members else None
+    except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+        raise BadInput(f"{path}: unreadable .keras zip ({_first_line(error)})") from None
+    if weights is None:
+        raise BadInput(f"{path}: .keras zip without model.weights.h5")
+    try:
+        with h5py.File(io.BytesIO(weights), "r") as f:
+            groups = _keras3_groups(f)
+    except (OSError, KeyError, ValueError) as error:
+        raise BadInput(f"{path}: unreadable model.weights.h5 ({_first_line(error)})") from None
+    return KerasFile(config, metadata.get("keras_version", "3"), WeightSource(groups))
+
+
+def _keras3_groups(f) -> dict:
+    """Keras 3 keys weight groups by class-derived paths (layers/dense_1/vars/0).
+
+    The layer name is in the ``vars`` group's ``name`` attribute (Keras >= 3.?);
+    files without it are matched by position later (see ``config.py``).
+    """
+    groups = {}
+    layers = f.get("layers", {})
+    for key in layers:
+        vars_group = layers[key].get("vars")
+        if vars_group is None:
+            continue
+        name = _text(vars_group.attrs.get("name", f"@path:{key}"))
+        ordered = sorted(vars_group, key=int)
+        groups[name] = [(None, np.asarray(vars_group[index])) for index in ordered]
+    return groups
+
+
+def _text(value) -> str:
+    return value.decode("utf-8") if isinstance(value, bytes) else str(value)
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -1,0 +1,78 @@
+"""Keras file -> IR, through the op table. Never imports TensorFlow or Keras."""
+
+from __future__ import annotations
+
+from ...errors import Unsupported, WconvError, WeightMismatch
+from ...ir import Graph
+from ...ops import KERAS_CLASSES, KerasLayer
+from ...shapes import finish
+from .config import parse_model, snake_case
+from .files import open_keras
+
+CODE_LAYERS = {"Lambda": "holds Python code, which wconv never runs from a file",
+               "TFOpLambda": "holds a TensorFlow op call, which wconv never runs from a file"}
+
+
+def read(path) -> Graph:
+    """Read a Keras ``.h5`` (Keras 2 or 3) or ``.keras`` file into the canonical IR."""
+    try:
+        return _read(path)
+    except WconvError as error:
+        raise type(error)(f"{path}: {error}") from None
+
+
+def _read(path) -> Graph:
+    keras_file = open_keras(path)
+    layout = parse_model(keras_file.config)
+    refuse_unsupported(layout.layers)
+    nodes, used = [], set()
+    path_keys = _keras3_path_keys(keras_file.config, layout)
+    for index, entry in enumerate(layout.layers):
+        reader = KERAS_CLASSES[entry.class_name]
+        group = entry.name if entry.name in keras_file.weights.groups else path_keys.get(entry.name)
+        used.add(group)
+        stored = keras_file.weights.layer(group)
+        weights = _name_weights(index, entry, stored, reader.keras_weight_names(entry.config))
+        layer = KerasLayer(entry.class_name, entry.name, entry.config, weights, entry.inputs, entry.outputs)
+        nodes.extend(reader.from_keras(layer))
+    unused = sorted(keras_file.weights.layers_with_weights() - used)
+    if unused:
+        raise WeightMismatch(f"weights stored for layers the model does not use: {unused}")
+    graph = Graph(layout.name, layout.inputs, layout.outputs, nodes,
+                  source={"format": "keras", "keras_version": keras_file.keras_version, "layout": "channels_last", "path": str(path)})
+    return finish(graph)
+
+
+def refuse_unsupported(entries) -> None:
+    """One error listing every layer wconv cannot convert, by name and class."""
+    problems = []
+    for entry in entries:
+        if entry.class_name in CODE_LAYERS:
+            problems.append(f"'{entry.name}' ({entry.class_name}: {CODE_LAYERS[entry.class_name]})")
+        elif entry.class_name not in KERAS_CLASSES:
+            problems.append(f"'{entry.name}' ({entry.class_name})")
+    if problems:
+        raise Unsupported(f"{len(problems)} unsupported layer(s): {', '.join(problems)}")
+
+
+def _name_weights(index: int, entry, stored: list, expected: list[str]) -> dict:
+    if len(stored) != len(expected):
+        raise WeightMismatch(
+            f"weight count mismatch for layer #{index} (named {entry.name}): expected {len(expected)} "
+            f"({', '.join(expected) or 'none'}), found {len(stored)}"
+        )
+    names = [name if name is not None else wanted for (name, _), wanted in zip(stored, expected)]
+    return {name: array for name, (_, array) in zip(names, stored)}
+
+
+def _keras3_path_keys(model: dict, layout) -> dict:
+    """Layer name -> '@path:<key>' for .keras files whose weight groups lack a name attribute."""
+    counts, keys = {}, {}
+    classes = [layer["class_name"] for layer in model.get("config", {}).get("layers", [])]
+    names = [layer.get("name") or layer["config"]["name"] for layer in model.get("config", {}).get("layers", [])]
+    for class_name, name in zip(classes, names):
+        base = snake_case(class_name)
+        seen = counts.get(base, 0)
+        counts[base] = seen + 1
+        keys[name] = f"@path:{base}" + (f"_{seen}" if seen else "")
+    return keys

@@ -1,0 +1,74 @@
+"""IR -> a Keras 3 model saved as ``.keras`` (or legacy ``.h5``), built with the Keras API."""
+
+from __future__ import annotations
+
+import inspect
+import re
+
+from ...errors import Unsupported
+from ...frameworks import require
+from ...ir import Graph
+from ...ops import OPS
+from ...outputs import atomic_path
+from ..fusion import fused_pairs
+
+
+def build(graph: Graph):
+    """The IR as an in-memory ``keras.Model`` with the converted weights set."""
+    keras = require("keras")
+    tensors = {v.name: keras.Input(shape=tuple(v.shape[1:]), name=keras_name(v.name)) for v in graph.inputs}
+    for name, spec, inputs, outputs in keras_layers(graph, keras):
+        layer = getattr(keras.layers, spec.class_name)(name=keras_name(name), **spec.config)
+        args = [tensors[value] for value in inputs]
+        tensors[outputs[0]] = layer(args[0] if len(args) == 1 else args)
+        if spec.weights:
+            layer.set_weights(spec.weights)
+    model_outputs = [tensors[name] for name in graph.outputs]
+    return keras.Model([tensors[v.name] for v in graph.inputs],
+                       model_outputs if len(model_outputs) > 1 else model_outputs[0], name=keras_name(graph.name))
+
+
+def keras_layers(graph: Graph, keras):
+    """(name, KerasSpec, inputs, outputs) per Keras layer; fused activations folded back where Keras can."""
+    specs = _specs(graph)
+    fused, folded = fused_pairs(graph), set()
+    for node in graph.nodes:
+        if node.name in folded:
+            continue
+        spec, outputs = specs[node.name], node.outputs
+        activation = fused.get(node.name)
+        if activation is not None and _can_fold(keras, spec, specs[activation.name]):
+            spec.config["activation"] = specs[activation.name].config["activation"]
+            outputs = activation.outputs
+            folded.add(activation.name)
+        yield node.name, spec, node.inputs, outputs
+
+
+def _specs(graph: Graph) -> dict:
+    """Every node's KerasSpec, or one error listing every node Keras cannot express."""
+    specs, problems = {}, []
+    for node in graph.nodes:
+        try:
+            specs[node.name] = OPS[node.op].to_keras(node)
+        except Unsupported as error:
+            problems.append(str(error))
+    if problems:
+        raise Unsupported(f"{len(problems)} layer(s) cannot be written to Keras: {'; '.join(problems)}")
+    return specs
+
+
+def _can_fold(keras, spec, activation_spec) -> bool:
+    takes_activation = "activation" in inspect.signature(getattr(keras.layers, spec.class_name).__init__).parameters
+    return takes_activation and activation_spec.class_name == "Activation"
+
+
+def write(graph: Graph, path) -> None:
+    """Save the IR as a Keras file that ``keras.saving.load_model`` opens with no custom objects."""
+    model = build(graph)
+    with atomic_path(path) as temp:
+        model.save(temp)
+
+
+def keras_name(name: str) -> str:
+    """Keras 3 refuses '/' in names; torch paths use '.'."""
+    return re.sub(r"[^0-9A-Za-z_-]", "_", name)

@@ -1,0 +1,65 @@
+"""What an ONNX op reader may ask about the graph around a node."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ...errors import BadInput, WeightMismatch
+
+
+class OnnxContext:
+    def __init__(self, graph, initializers: dict[str, np.ndarray]):
+        self.graph = graph
+        self.initializers = initializers
+        self.used: set[str] = set()
+        self.absorbed: set[int] = set()  # ids of nodes folded into an earlier one
+        self.consumers: dict[str, list] = {}
+        for node in graph.node:
+            for name in node.input:
+                self.consumers.setdefault(name, []).append(node)
+
+    @staticmethod
+    def name(node) -> str:
+        return node.name or node.output[0]
+
+    @staticmethod
+    def attrs(node) -> dict:
+        from onnx import helper
+
+        return {a.name: _plain(helper.get_attribute_value(a)) for a in node.attribute}
+
+    def weight(self, node, index: int) -> np.ndarray:
+        """The initializer feeding input ``index``; a computed tensor there is an error."""
+        name = node.input[index]
+        if name not in self.initializers:
+            raise BadInput(f"{node.op_type} '{self.name(node)}': input {index} ('{name}') must be a constant weight")
+        self.used.add(name)
+        return self.initializers[name]
+
+    def bias(self, node, index: int) -> np.ndarray:
+        bias = self.weight(node, index)
+        # Gemm broadcasts C; (1, o) is the one other spelling exporters use for a per-output bias.
+        if bias.ndim == 2 and bias.shape[0] == 1:
+            return bias[0]
+        if bias.ndim != 1:
+            raise WeightMismatch(f"{node.op_type} '{self.name(node)}': bias of shape {bias.shape} is not per-output")
+        return bias
+
+    def bias_add_after(self, node):
+        """``(bias, outputs)`` when the node's only consumer is ``Add(node, constant)``, else ``(None, None)``."""
+        users = self.consumers.get(node.output[0], [])
+        if len(users) != 1 or users[0].op_type != "Add":
+            return None, None
+        add = users[0]
+        other = [name for name in add.input if name != node.output[0]]
+        if len(other) != 1 or other[0] not in self.initializers or self.initializers[other[0]].ndim != 1:
+            return None, None
+        self.absorbed.add(id(add))
+        return self.weight(add, list(add.input).index(other[0])), list(add.output)
+
+    def unused_initializers(self) -> list[str]:
+        return sorted(set(self.initializers) - self.used)
+
+
+def _plain(value):
+    return value.decode() if isinstance(value, bytes) else value

@@ -1,0 +1,69 @@
+"""``.onnx`` -> IR. External data is never loaded automatically."""
+
+from __future__ import annotations
+
+from ...errors import BadInput, Unsupported, WconvError, WeightMismatch
+from ...frameworks import require
+from ...ir import Graph, Value
+from ...ops import ONNX_TYPES
+from ...shapes import finish
+from .context import OnnxContext
+
+
+def read(path) -> Graph:
+    try:
+        return _read(path)
+    except WconvError as error:
+        raise type(error)(f"{path}: {error}") from None
+
+
+def load_model(path):
+    """The ModelProto, refusing files that are not ONNX or that point at external data."""
+    onnx = require("onnx")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as error:  # protobuf raises DecodeError and friends
+        raise BadInput(f"not a readable ONNX model ({type(error).__name__}: {str(error)[:120]})") from None
+    if not model.graph.node and not model.graph.initializer:
+        raise BadInput("not an ONNX model (no graph)")
+    external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    if external:
+        raise Unsupported(f"initializers {external[:5]} are stored as external data, which wconv does not load")
+    return model
+
+
+def _read(path) -> Graph:
+    from onnx import numpy_helper
+
+    model = load_model(path)
+    initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
+    refuse_unsupported(model.graph)
+    context = OnnxContext(model.graph, initializers)
+    nodes = []
+    for onnx_node in model.graph.node:
+        if id(onnx_node) not in context.absorbed:
+            nodes.extend(ONNX_TYPES[onnx_node.op_type](onnx_node, context))
+    unused = context.unused_initializers()
+    if unused:
+        raise WeightMismatch(f"initializers the graph does not use as weights: {unused}")
+    inputs = [Value(i.name, _shape(i)) for i in model.graph.input if i.name not in initializers]
+    outputs = [o.name for o in model.graph.output]
+    graph = Graph(model.graph.name or "model", inputs, outputs, nodes,
+                  source={"format": "onnx", "path": str(path), "opset": _opset(model)})
+    return finish(graph)
+
+
+def refuse_unsupported(graph) -> None:
+    problems = [f"'{n.name or n.output[0]}' ({n.op_type})" for n in graph.node if n.op_type not in ONNX_TYPES]
+    if problems:
+        raise Unsupported(f"{len(problems)} unsupported node(s): {', '.join(problems)}")
+
+
+def _shape(value_info) -> tuple:
+    dims = value_info.type.tensor_type.shape.dim
+    shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
+    return (None,) + shape[1:] if shape else shape
+
+
+def _opset(model) -> int:
+    return next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), 0)

@@ -1,0 +1,47 @@
+"""Build the user's ``nn.Module`` from ``pkg.mod:Class`` or ``path/file.py:Class`` plus JSON arguments.
+
+This runs the user's own code, which they named explicitly; model files are never code.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+from ...errors import BadInput
+
+
+def load_module(spec: str, arguments: str | dict | None = None):
+    """Instantiate the module class named by ``spec`` with keyword ``arguments``."""
+    location, _, class_name = spec.rpartition(":")
+    if not location or not class_name:
+        raise BadInput(f"--module '{spec}': expected 'package.module:Class' or 'path/file.py:Class'")
+    namespace = _import(location, spec)
+    cls = getattr(namespace, class_name, None)
+    if cls is None:
+        raise BadInput(f"--module '{spec}': {location} defines no '{class_name}'")
+    kwargs = json.loads(arguments) if isinstance(arguments, str) else dict(arguments or {})
+    try:
+        return cls(**kwargs)
+    except TypeError as error:
+        raise BadInput(f"--module '{spec}': cannot construct with {kwargs}: {error}") from None
+
+
+def _import(location: str, spec: str):
+    if location.endswith(".py"):
+        path = Path(location)
+        if not path.is_file():
+            raise BadInput(f"--module '{spec}': {path} does not exist")
+        module_name = f"wconv_user_{abs(hash(path.resolve()))}"
+        loader = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(loader)
+        sys.modules[module_name] = module
+        loader.loader.exec_module(module)
+        return module
+    try:
+        return importlib.import_module(location)
+    except ImportError as error:
+        raise BadInput(f"--module '{spec}': cannot import {location} ({error})") from None

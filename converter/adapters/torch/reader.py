@@ -1,0 +1,162 @@
+"""state_dict + nn.Module -> IR: the module is traced with torch.fx, the weights come from the file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...errors import BadInput, Unsupported, WconvError, WeightMismatch
+from ...frameworks import require
+from ...ir import Graph, Value
+from ...ops import TORCH_FUNCTIONS, TORCH_MODULES
+from ...shapes import finish
+from .module import load_module
+from .state_dict import load_state_dict
+
+
+@dataclass
+class TorchLayer:
+    """One ``nn`` module call: the module (for attrs) and its weights from the state_dict."""
+
+    class_name: str
+    name: str
+    module: object
+    weights: dict
+    inputs: list[str]
+    outputs: list[str]
+
+
+@dataclass
+class TorchCall:
+    """One traced function call such as ``F.relu(x)`` or ``x.softmax(dim=-1)``."""
+
+    name: str
+    args: tuple
+    kwargs: dict
+    inputs: list[str]
+    outputs: list[str]
+
+    def argument(self, keyword: str, position: int, default):
+        if keyword in self.kwargs:
+            return self.kwargs[keyword]
+        return self.args[position] if len(self.args) > position else default
+
+
+def read(path, module: str, module_args=None, input_shape=None) -> Graph:
+    """Read ``path`` (a state_dict) with the architecture of ``module`` (``pkg.mod:Class``)."""
+    try:
+        state = load_state_dict(path)
+        model = load_module(module, module_args)
+        return from_module(model, state, input_shape, source=str(path))
+    except WconvError as error:
+        raise type(error)(f"{path}: {error}") from None
+
+
+def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph:
+    """Trace ``model`` and take its weights from ``state`` (name -> numpy array)."""
+    torch = require("torch")
+    model.eval()
+    try:
+        traced = torch.fx.symbolic_trace(model)
+    except Exception as error:  # fx raises many types for untraceable control flow
+        raise Unsupported(f"{type(model).__name__} cannot be traced by torch.fx: {error}") from None
+    refuse_unsupported(traced)
+    inputs, outputs, nodes, used = [], [], [], set()
+    for fx_node in traced.graph.nodes:
+        if fx_node.op == "placeholder":
+            inputs.append(Value(fx_node.name, tuple(input_shape) if input_shape else None))
+        elif fx_node.op == "output":
+            outputs = [n.name for n in _flat(fx_node.args[0])]
+        elif fx_node.op == "call_module":
+            layer = _layer(traced, fx_node, state, used)
+            nodes.extend(TORCH_MODULES[layer.class_name](layer))
+        else:
+            call = TorchCall(_function_name(fx_node), _plain(fx_node.args), _plain(fx_node.kwargs),
+                             [n.name for n in fx_node.all_input_nodes], [fx_node.name])
+            created = TORCH_FUNCTIONS[call.name](call)
+            created[0].fused = _follows_sole_module(fx_node)
+            nodes.extend(created)
+    unused = sorted(set(state) - used)
+    if unused:
+        raise WeightMismatch(f"state_dict entries the module does not use: {unused}")
+    graph = Graph(type(model).__name__, inputs, outputs, nodes, source={"format": "torch", "path": source})
+    _infer_input_shapes(graph)
+    return finish(graph)
+
+
+def refuse_unsupported(traced) -> None:
+    """One error listing every module and call wconv cannot convert."""
+    problems = []
+    for fx_node in traced.graph.nodes:
+        if fx_node.op == "call_module":
+            class_name = type(traced.get_submodule(fx_node.target)).__name__
+            if class_name not in TORCH_MODULES:
+                problems.append(f"'{fx_node.target}' ({class_name})")
+        elif fx_node.op in ("call_function", "call_method") and _function_name(fx_node) not in TORCH_FUNCTIONS:
+            problems.append(f"'{fx_node.name}' ({_function_name(fx_node)})")
+        elif fx_node.op == "get_attr":
+            problems.append(f"'{fx_node.name}' (direct use of the tensor '{fx_node.target}')")
+    if problems:
+        raise Unsupported(f"{len(problems)} unsupported layer(s): {', '.join(problems)}")
+
+
+def _layer(traced, fx_node, state, used) -> TorchLayer:
+    module = traced.get_submodule(fx_node.target)
+    prefix = f"{fx_node.target}."
+    expected = {f"{prefix}{name}" for name, _ in module.named_parameters()}
+    expected |= {f"{prefix}{name}" for name, _ in module.named_buffers()}
+    missing = sorted(expected - set(state))
+    if missing:
+        raise WeightMismatch(f"module '{fx_node.target}' ({type(module).__name__}) needs {missing}, "
+                             "which the state_dict lacks")
+    weights = {key[len(prefix):]: value for key, value in state.items() if key in expected}
+    used.update(expected)
+    inputs = [n.name for n in fx_node.all_input_nodes]
+    return TorchLayer(type(module).__name__, fx_node.target, module, weights, inputs, [fx_node.name])
+
+
+def _function_name(fx_node) -> str:
+    if fx_node.op == "call_method":
+        return fx_node.target
+    target = fx_node.target
+    module = getattr(target, "__module__", None) or ""
+    name = getattr(target, "__name__", str(target))
+    if module.startswith("torch.nn.functional"):
+        return f"torch.nn.functional.{name}"
+    if module.startswith("torch") or module == "" or module is None:
+        return f"torch.{name}"
+    return f"{module}.{name}"
+
+
+def _follows_sole_module(fx_node) -> bool:
+    """True for ``F.relu(self.linear(x))`` where the module's output is used only here."""
+    sources = fx_node.all_input_nodes
+    return len(sources) == 1 and sources[0].op == "call_module" and len(sources[0].users) == 1
+
+
+def _plain(value):
+    """fx arguments with graph nodes replaced by their names."""
+    if hasattr(value, "op") and hasattr(value, "name"):
+        return value.name
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    return value
+
+
+def _flat(value) -> list:
+    if isinstance(value, (list, tuple)):
+        return [item for v in value for item in _flat(v)]
+    return [value]
+
+
+def _infer_input_shapes(graph: Graph) -> None:
+    """A dense-only net reveals its input width in the first Linear; anything else needs --input-shape."""
+    for value in graph.inputs:
+        if value.shape is not None:
+            continue
+        consumer = next(iter(graph.consumers(value.name)), None)
+        if consumer is not None and consumer.op == "dense":
+            value.shape = (None, int(consumer.params["kernel"].shape[1]))
+        else:
+            raise BadInput(f"cannot infer the shape of input '{value.name}'; pass --input-shape")

@@ -1,0 +1,60 @@
+"""Load a state_dict as data: ``torch.load(weights_only=True)`` or safetensors, never pickle code."""
+
+from __future__ import annotations
+
+import pickle
+from collections.abc import Mapping
+
+import numpy as np
+
+from ...errors import BadInput
+from ...frameworks import require
+
+SAFETENSORS_SUFFIXES = (".safetensors",)
+
+
+def load_state_dict(path) -> dict[str, np.ndarray]:
+    """Parameter name -> numpy array. Refuses anything that is not a flat mapping of tensors."""
+    if str(path).endswith(SAFETENSORS_SUFFIXES):
+        return _load_safetensors(path)
+    torch = require("torch")
+    try:
+        loaded = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        raise BadInput(f"{path}: not a plain state_dict; torch.load(weights_only=True) refused it "
+                       f"({_first_line(error)}). wconv never falls back to unsafe loading") from None
+    except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as error:
+        raise BadInput(f"{path}: not a readable torch file ({_first_line(error)})") from None
+    return _tensors_only(path, loaded, torch)
+
+
+def _tensors_only(path, loaded, torch) -> dict[str, np.ndarray]:
+    if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
+        loaded = loaded["state_dict"]  # a training checkpoint that wraps its state_dict
+    if not isinstance(loaded, Mapping):
+        raise BadInput(f"{path}: holds a {type(loaded).__name__}, not a state_dict of tensors")
+    others = [key for key, value in loaded.items() if not isinstance(value, torch.Tensor)]
+    if others:
+        raise BadInput(f"{path}: entries {others[:5]} are not tensors; expected a state_dict")
+    return {key: _to_numpy(path, key, value) for key, value in loaded.items()}
+
+
+def _to_numpy(path, key, tensor) -> np.ndarray:
+    try:
+        return tensor.detach().cpu().numpy()
+    except TypeError as error:  # bfloat16 and friends have no numpy dtype
+        raise BadInput(f"{path}: tensor '{key}' has dtype {tensor.dtype}, which numpy cannot hold ({error})") from None
+
+
+def _load_safetensors(path) -> dict[str, np.ndarray]:
+    from safetensors import SafetensorError
+    from safetensors.numpy import load_file
+
+    try:
+        return load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as error:
+        raise BadInput(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
+
+
+def _first_line(error: Exception) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]

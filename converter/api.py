@@ -1,0 +1,86 @@
+"""The library face of wconv: read any format into the IR, write the IR to any format, convert."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from . import formats, ir_file
+from .errors import BadInput
+from .ir import Graph
+from .outputs import check_outputs
+
+
+@dataclass
+class Conversion:
+    graph: Graph
+    outputs: list[Path] = field(default_factory=list)
+
+
+def read(path, format: str | None = None, *, module=None, module_args=None, input_shape=None) -> Graph:
+    """Read a model file into the canonical IR.
+
+    ``format``: keras, torch, onnx or ir (detected from the content when omitted).
+    A torch state_dict holds no architecture: give ``module`` as ``pkg.mod:Class`` or ``file.py:Class``.
+    """
+    kind = format or formats.detect(path)
+    if kind == "keras":
+        from .adapters import keras
+
+        return keras.read(path)
+    if kind == "torch":
+        if not module:
+            raise BadInput(f"{path}: a state_dict holds no architecture; pass --module pkg.mod:Class "
+                           "(or file.py:Class) naming its nn.Module")
+        from .adapters import torch
+
+        return torch.read(path, module, module_args, input_shape)
+    if kind == "onnx":
+        from .adapters import onnx
+
+        return onnx.read(path)
+    if kind == "ir":
+        return ir_file.load(path)
+    raise BadInput(f"{path}: unknown format '{kind}' (use one of {', '.join(formats.FORMATS)})")
+
+
+def output_paths(path, format: str | None = None) -> list[Path]:
+    """Every file a write to ``path`` creates (torch adds the generated module source)."""
+    kind = format or formats.for_output(path)
+    if kind == "torch":
+        from .adapters.torch.writer import generated_source_path
+
+        return [Path(path), generated_source_path(path)]
+    return [Path(path)]
+
+
+def write(graph: Graph, path, format: str | None = None, *, force: bool = False, sources=()) -> list[Path]:
+    """Write the IR; refuses to overwrite without ``force`` and never leaves a partial file."""
+    kind = format or formats.for_output(path)
+    outputs = output_paths(path, kind)
+    check_outputs(sources, outputs, force)
+    if kind == "keras":
+        from .adapters import keras
+
+        keras.write(graph, path)
+    elif kind == "torch":
+        from .adapters import torch
+
+        torch.write(graph, path)
+    elif kind == "onnx":
+        from .adapters import onnx
+
+        onnx.write(graph, path)
+    elif kind == "ir":
+        ir_file.save(graph, path)
+    else:
+        raise BadInput(f"{path}: unknown format '{kind}'")
+    return outputs
+
+
+def convert(source, target, *, source_format=None, target_format=None, module=None, module_args=None,
+            input_shape=None, force: bool = False) -> Conversion:
+    """Read ``source``, write ``target``. Output problems are found before any reading."""
+    check_outputs([source], output_paths(target, target_format), force)
+    graph = read(source, source_format, module=module, module_args=module_args, input_shape=input_shape)
+    return Conversion(graph, write(graph, target, target_format, force=force, sources=[source]))

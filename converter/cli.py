@@ -1,0 +1,209 @@
+"""The ``wconv`` command: parses arguments, calls the library, maps errors to exit codes."""
+
+from __future__ import annotations
+
+import sys
+import traceback
+from contextlib import contextmanager
+from typing import Optional
+
+import typer
+
+from . import __version__
+from .errors import EXIT_CODES, INTERNAL_ERROR, WconvError
+
+app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+                  help="Convert neural-network weights between Keras, PyTorch and ONNX, and prove the port.")
+STATE = {"debug": False}
+DIRECTIONS = [("keras", "torch"), ("torch", "keras"), ("keras", "onnx"),
+              ("torch", "onnx"), ("onnx", "torch"), ("onnx", "keras")]
+
+ModuleOption = typer.Option(None, "--module", help="The nn.Module of a torch state_dict: pkg.mod:Class or file.py:Class.")
+ModuleArgsOption = typer.Option(None, "--module-args", help="JSON keyword arguments for the module's constructor.")
+InputShapeOption = typer.Option(None, "--input-shape", help="Input shape without the batch axis, e.g. 3,224,224.")
+ForceOption = typer.Option(False, "--force", help="Overwrite existing outputs.")
+JsonOption = typer.Option(False, "--json", help="Print a machine-readable report on stdout.")
+
+
+def fail(message: str, code: int) -> None:
+    typer.echo(f"wconv: error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def errors_to_exit_codes():
+    """One line on stderr and a documented exit code; a traceback only with --debug."""
+    try:
+        yield
+    except WconvError as error:
+        if STATE["debug"]:
+            traceback.print_exc()
+        fail(str(error).replace("\n", " "), error.exit_code)
+    except KeyboardInterrupt:
+        fail("interrupted", 130)
+    except typer.Exit:
+        raise
+    except Exception as error:  # a bug in wconv, not in the input
+        if STATE["debug"]:
+            traceback.print_exc()
+        fail(f"internal error ({type(error).__name__}: {error}); rerun with --debug and report it", INTERNAL_ERROR)
+
+
+@contextmanager
+def progress(description: str):
+    """A spinner on an interactive stderr; silent in CI logs and pipes."""
+    if not sys.stderr.isatty():
+        yield
+        return
+    from rich.console import Console
+
+    with Console(stderr=True).status(description):
+        yield
+
+
+def parse_shape(text: Optional[str]):
+    if not text:
+        return None
+    try:
+        return tuple(int(part) for part in text.replace("x", ",").split(",") if part.strip())
+    except ValueError:
+        fail(f"--input-shape '{text}': expected integers such as 3,224,224", 2)
+
+
+@app.callback()
+def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+         version: bool = typer.Option(False, "--version", help="Print the version and exit.")):
+    STATE["debug"] = debug
+    if version:
+        typer.echo(f"wconv {__version__}")
+        raise typer.Exit(0)
+
+
+def run_conversion(source, target, source_format, target_format, module, module_args, input_shape, force,
+                   check, as_json):
+    from . import api
+
+    with errors_to_exit_codes():
+        with progress(f"converting {source} -> {target}"):
+            result = api.convert(source, target, source_format=source_format, target_format=target_format,
+                                 module=module, module_args=module_args, input_shape=parse_shape(input_shape),
+                                 force=force)
+        summary = {"source": str(source), "outputs": [str(p) for p in result.outputs],
+                   "layers": len(result.graph.nodes), "parameters": result.graph.parameter_count()}
+        report = None
+        if check:
+            from .validate import validate
+
+            with progress("running both models on the same inputs"):
+                report = validate(source, target, source_module=module, source_module_args=module_args,
+                                  input_shape=parse_shape(input_shape))
+            summary["check"] = report.to_dict()
+        from .report import print_conversion
+
+        print_conversion(summary, report, as_json)
+        if report is not None and not report.ok:
+            raise typer.Exit(1)
+
+
+def direction_command(source_format: str, target_format: str):
+    def command(
+        source: str = typer.Argument(..., help=f"The {source_format} model to read."),
+        target: str = typer.Argument(..., help=f"Where to write the {target_format} model."),
+        module: Optional[str] = ModuleOption,
+        module_args: Optional[str] = ModuleArgsOption,
+        input_shape: Optional[str] = InputShapeOption,
+        force: bool = ForceOption,
+        check: bool = typer.Option(False, "--check", help="Run both models on seeded random inputs and compare."),
+        as_json: bool = JsonOption,
+    ):
+        run_conversion(source, target, source_format, target_format, module, module_args, input_shape, force,
+                       check, as_json)
+
+    command.__doc__ = f"Convert a {source_format} model to {target_format}."
+    return command
+
+
+for _source, _target in DIRECTIONS:
+    app.command(f"{_source}-to-{_target}")(direction_command(_source, _target))
+
+
+@app.command()
+def convert(
+    source: str = typer.Argument(..., help="The model to read (format detected from its content)."),
+    target: str = typer.Argument(..., help="Where to write (format from the extension: .pt .keras .h5 .onnx .wconv)."),
+    module: Optional[str] = ModuleOption,
+    module_args: Optional[str] = ModuleArgsOption,
+    input_shape: Optional[str] = InputShapeOption,
+    force: bool = ForceOption,
+    check: bool = typer.Option(False, "--check", help="Run both models on seeded random inputs and compare."),
+    as_json: bool = JsonOption,
+):
+    """Convert between any two formats, inferred from content and extension."""
+    run_conversion(source, target, None, None, module, module_args, input_shape, force, check, as_json)
+
+
+@app.command()
+def inspect(
+    file: str = typer.Argument(..., help="A Keras, torch, ONNX or .wconv file."),
+    module: Optional[str] = ModuleOption,
+    module_args: Optional[str] = ModuleArgsOption,
+    input_shape: Optional[str] = InputShapeOption,
+    as_json: bool = JsonOption,
+):
+    """List layers, parameter names and shapes, in the file's convention and canonically."""
+    from .inspect import inspect_file
+    from .report import print_inspection
+
+    with errors_to_exit_codes():
+        description = inspect_file(file, module=module, module_args=module_args, input_shape=parse_shape(input_shape))
+        print_inspection(description, as_json)
+
+
+@app.command()
+def explain(op: Optional[str] = typer.Argument(None, help="An op such as dense; omit to list them.")):
+    """One op's conventions across Keras, PyTorch and ONNX, from wconv's op table."""
+    from .explain import explain as explain_op
+    from .ops import OPS
+
+    with errors_to_exit_codes():
+        typer.echo(explain_op(op) if op else "ops: " + ", ".join(OPS))
+
+
+@app.command()
+def validate(
+    source: str = typer.Argument(..., help="The original model."),
+    target: str = typer.Argument(..., help="The ported model."),
+    source_module: Optional[str] = typer.Option(None, "--source-module", help="nn.Module for a torch SOURCE."),
+    target_module: Optional[str] = typer.Option(None, "--target-module",
+                                                help="nn.Module for a torch TARGET (default: wconv's generated .py)."),
+    module_args: Optional[str] = ModuleArgsOption,
+    input_shape: Optional[str] = InputShapeOption,
+    inputs: Optional[str] = typer.Option(None, "--inputs", help="Inputs as .npy or .npz instead of random ones."),
+    batch: int = typer.Option(4, "--batch", help="Batch size of the random inputs."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
+    atol: float = typer.Option(1e-5, "--atol"),
+    rtol: float = typer.Option(1e-4, "--rtol"),
+    as_json: bool = JsonOption,
+):
+    """Run both models on the same inputs; exit 0 if they match, 1 if not."""
+    from .report import print_validation
+    from .validate import load_inputs, validate as run
+
+    with errors_to_exit_codes():
+        report = run(source, target, source_module=source_module, target_module=target_module,
+                     source_module_args=module_args, input_shape=parse_shape(input_shape),
+                     inputs=load_inputs(inputs) if inputs else None, batch=batch, seed=seed, atol=atol, rtol=rtol)
+        print_validation(report, as_json)
+        if not report.ok:
+            raise typer.Exit(1)
+
+
+@app.command("exit-codes")
+def exit_codes():
+    """The exit codes wconv uses."""
+    for code, meaning in EXIT_CODES.items():
+        typer.echo(f"{code:>3}  {meaning}")
+
+
+def run():
+    app()

@@ -1,0 +1,54 @@
+"""Errors wconv raises, each with the CLI exit code it maps to.
+
+The table is documented in the README (a test keeps the two in step).
+"""
+
+EXIT_CODES = {
+    0: "success: converted, or the two models match",
+    1: "validation mismatch: the models disagree beyond tolerance",
+    2: "bad input: missing, unreadable, corrupt or wrong-format file; shapes or weights that do not fit",
+    3: "unsupported: a layer, op or attribute wconv cannot convert faithfully",
+    4: "output refused: exists (use --force), or is the input file itself",
+    5: "missing framework: install the named pip extra",
+    70: "internal error: a bug in wconv (rerun with --debug and report it)",
+}
+INTERNAL_ERROR = 70
+
+
+class WconvError(Exception):
+    """Base class: a one-line message for people, an exit code for the CLI."""
+
+    exit_code = 2
+
+
+class BadInput(WconvError):
+    exit_code = 2
+
+
+class ShapeMismatch(BadInput):
+    """A tensor whose shape does not fit where it must go: never reshaped silently."""
+
+
+class WeightMismatch(BadInput):
+    """Weights missing from the file, or present but unused by the architecture."""
+
+
+class Unsupported(WconvError):
+    exit_code = 3
+
+
+class OutputRefused(WconvError):
+    exit_code = 4
+
+
+class MissingFramework(WconvError):
+    exit_code = 5
+
+
+class ValidationMismatch(WconvError):
+    exit_code = 1
+
+
+def in_file(path, message: str) -> str:
+    """Prefix a message with the file it is about."""
+    return f"{path}: {message}"

@@ -1,0 +1,64 @@
+"""``wconv inspect``: layers, parameter names and shapes, in the file's convention and canonically."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import api, formats
+from .ops import OPS
+
+FILE_CONVENTION = {"keras": "keras", "torch": "torch", "onnx": "onnx", "ir": None}
+
+
+def inspect_file(path, *, module=None, module_args=None, input_shape=None) -> dict:
+    """A description of the model as plain data (what ``--json`` prints)."""
+    kind = formats.detect(path)
+    if kind == "torch" and not module:
+        return _state_dict_only(path)
+    graph = api.read(path, kind, module=module, module_args=module_args, input_shape=input_shape)
+    framework = FILE_CONVENTION[kind]
+    layers = []
+    for node in graph.nodes:
+        file_params = OPS[node.op].params_to(framework, node) if framework and node.params else {}
+        names = {canonical: OPS[node.op].conventions[framework].params[canonical][0]
+                 for canonical in node.params} if framework else {}
+        layers.append({
+            "name": node.name,
+            "op": node.op,
+            "inputs": node.inputs,
+            "output_shape": _shape(graph.shape(node.outputs[0])),
+            "attrs": node.attrs,
+            "fused": node.fused,
+            "params": [
+                {"canonical": p, "canonical_shape": list(a.shape), "canonical_axes": OPS[node.op].params[p],
+                 "file_name": names.get(p, p), "file_shape": list(file_params.get(names.get(p), a).shape)}
+                for p, a in node.params.items()
+            ],
+        })
+    return {
+        "file": str(path),
+        "format": kind,
+        "source": graph.source,
+        "inputs": [{"name": v.name, "shape": _shape(v.shape)} for v in graph.inputs],
+        "outputs": [{"name": n, "shape": _shape(graph.shape(n))} for n in graph.outputs],
+        "parameters": graph.parameter_count(),
+        "interface_layout": "as the source (dense networks have no spatial layout)",
+        "layers": layers,
+    }
+
+
+def _state_dict_only(path) -> dict:
+    from .adapters.torch.state_dict import load_state_dict
+
+    tensors = load_state_dict(path)
+    return {
+        "file": str(Path(path)),
+        "format": "torch",
+        "note": "a state_dict holds no architecture; pass --module to see layers",
+        "parameters": int(sum(a.size for a in tensors.values())),
+        "tensors": [{"name": k, "shape": list(a.shape), "dtype": str(a.dtype)} for k, a in tensors.items()],
+    }
+
+
+def _shape(shape):
+    return None if shape is None else [None if d is None else int(d) for d in shape]

@@ -1,0 +1,87 @@
+"""The canonical intermediate representation: a graph of ops with canonical layouts.
+
+Canonical layouts are the torch/ONNX ones (out x in, OIHW, channels-first
+activations). Shapes keep ``None`` for the batch axis.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import BadInput
+
+Shape = tuple  # of int | None; axis 0 is the batch
+
+
+@dataclass
+class Value:
+    """A tensor flowing between nodes (an activation, not a weight)."""
+
+    name: str
+    shape: Shape | None = None
+    dtype: str = "float32"
+
+
+@dataclass
+class Node:
+    """One op applied once. ``name`` traces back to the source layer."""
+
+    op: str
+    name: str
+    inputs: list[str]
+    outputs: list[str]
+    params: dict[str, np.ndarray] = field(default_factory=dict)
+    attrs: dict = field(default_factory=dict)
+    # True when the source kept this node inside the layer before it (Keras Dense's
+    # activation=); writers fuse it back where the target allows.
+    fused: bool = False
+
+
+@dataclass
+class Graph:
+    name: str
+    inputs: list[Value]
+    outputs: list[str]
+    nodes: list[Node] = field(default_factory=list)
+    values: dict[str, Value] = field(default_factory=dict)
+    source: dict = field(default_factory=dict)
+
+    def node(self, name: str) -> Node:
+        for node in self.nodes:
+            if node.name == name:
+                return node
+        raise KeyError(name)
+
+    def producer(self, value: str) -> Node | None:
+        for node in self.nodes:
+            if value in node.outputs:
+                return node
+        return None
+
+    def consumers(self, value: str) -> list[Node]:
+        return [node for node in self.nodes if value in node.inputs]
+
+    def shape(self, value: str) -> Shape | None:
+        known = self.values.get(value)
+        return known.shape if known else None
+
+    def parameter_count(self) -> int:
+        return sum(int(np.size(p)) for node in self.nodes for p in node.params.values())
+
+    def check(self) -> None:
+        """Every input of every node is produced before it is used; names are unique."""
+        available = {value.name for value in self.inputs}
+        seen = set()
+        for node in self.nodes:
+            if node.name in seen:
+                raise BadInput(f"two layers are named '{node.name}'")
+            seen.add(node.name)
+            missing = [name for name in node.inputs if name not in available]
+            if missing:
+                raise BadInput(f"layer '{node.name}' uses {missing}, which no earlier layer produces")
+            available.update(node.outputs)
+        lost = [name for name in self.outputs if name not in available]
+        if lost:
+            raise BadInput(f"model outputs {lost} are produced by no layer")

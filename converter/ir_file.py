@@ -1,0 +1,80 @@
+"""The IR on disk: one safetensors file, tensors as ``<node>.<param>``, the graph as JSON metadata."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+from .errors import BadInput
+from .ir import Graph, Node, Value
+from .outputs import atomic_path
+from .shapes import finish
+
+METADATA_KEY = "wconv_graph"
+SCHEMA = 1
+
+
+def to_dict(graph: Graph) -> dict:
+    """The graph without its tensors: params are listed by name, shape and dtype."""
+    return {
+        "schema": SCHEMA,
+        "name": graph.name,
+        "inputs": [{"name": v.name, "shape": list(v.shape) if v.shape else None, "dtype": v.dtype}
+                   for v in graph.inputs],
+        "outputs": list(graph.outputs),
+        "source": graph.source,
+        "nodes": [
+            {"op": n.op, "name": n.name, "inputs": n.inputs, "outputs": n.outputs, "attrs": n.attrs,
+             "fused": n.fused,
+             "params": {k: {"shape": list(v.shape), "dtype": str(v.dtype)} for k, v in n.params.items()}}
+            for n in graph.nodes
+        ],
+    }
+
+
+def save(graph: Graph, path) -> None:
+    from safetensors.numpy import save_file
+
+    tensors = {f"{n.name}.{k}": np.ascontiguousarray(v) for n in graph.nodes for k, v in n.params.items()}
+    with atomic_path(path) as temp:
+        save_file(tensors, temp, metadata={METADATA_KEY: json.dumps(to_dict(graph))})
+
+
+def is_ir_file(path) -> bool:
+    try:
+        return METADATA_KEY in (_metadata(path) or {})
+    except (OSError, ValueError):
+        return False
+
+
+def load(path) -> Graph:
+    from safetensors.numpy import load_file
+
+    metadata = _metadata(path)
+    if not metadata or METADATA_KEY not in metadata:
+        raise BadInput(f"{path}: a safetensors file without a wconv graph")
+    spec = json.loads(metadata[METADATA_KEY])
+    tensors = load_file(str(path))
+    nodes = [
+        Node(n["op"], n["name"], n["inputs"], n["outputs"], {k: tensors.pop(f"{n['name']}.{k}") for k in n["params"]},
+             n["attrs"], n.get("fused", False))
+        for n in spec["nodes"]
+    ]
+    if tensors:
+        raise BadInput(f"{path}: tensors {sorted(tensors)[:5]} belong to no node")
+    inputs = [Value(v["name"], tuple(v["shape"]) if v["shape"] else None, v["dtype"]) for v in spec["inputs"]]
+    return finish(Graph(spec["name"], inputs, spec["outputs"], nodes, source=spec.get("source", {})))
+
+
+def _metadata(path) -> dict | None:
+    """Read the safetensors JSON header without loading tensors."""
+    with open(path, "rb") as handle:
+        size_bytes = handle.read(8)
+        if len(size_bytes) != 8:
+            raise ValueError("too short")
+        size = int.from_bytes(size_bytes, "little")
+        if size > 100_000_000:
+            raise ValueError("header too large")
+        header = json.loads(handle.read(size))
+    return header.get("__metadata__")

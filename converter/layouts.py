@@ -1,0 +1,54 @@
+"""Axis-label layouts: every permutation is derived from two labelled patterns.
+
+A layout is an einops pattern such as ``"o i"`` or ``"h w i o"``; merged axes
+such as ``"(i m) 1 h w"`` are allowed. Nothing here knows about frameworks:
+the op table says which pattern each framework uses.
+"""
+
+import einops
+import numpy as np
+
+from .errors import ShapeMismatch
+
+
+def rank(pattern: str) -> int:
+    """Number of array axes a pattern describes (a merged group counts once)."""
+    depth, count = 0, 0
+    for token in pattern.replace("(", " ( ").replace(")", " ) ").split():
+        if token == "(":
+            depth += 1
+            count += depth == 1
+        elif token == ")":
+            depth -= 1
+        elif depth == 0:
+            count += 1
+    return count
+
+
+def permute(array: np.ndarray, source: str, target: str, what: str = "tensor", **sizes) -> np.ndarray:
+    """Rearrange ``array`` from layout ``source`` to ``target``.
+
+    A rank that does not fit the pattern is an error naming both, never a reshape.
+    """
+    array = np.asarray(array)
+    if array.ndim != rank(source):
+        raise ShapeMismatch(
+            f"{what}: layout '{source}' needs {rank(source)} axes, found shape {tuple(array.shape)}"
+        )
+    if source == target:
+        return array
+    try:
+        return np.ascontiguousarray(einops.rearrange(array, f"{source} -> {target}", **sizes))
+    except einops.EinopsError as error:
+        first_line = str(error).strip().splitlines()[0]
+        raise ShapeMismatch(
+            f"{what}: cannot map shape {tuple(array.shape)} from '{source}' to '{target}': {first_line}"
+        ) from None
+
+
+def axis_sizes(array: np.ndarray, pattern: str) -> dict:
+    """Name -> size for the plain (unmerged) axes of a pattern."""
+    names = pattern.split()
+    if "(" in pattern or len(names) != np.ndim(array):
+        return {}
+    return {name: size for name, size in zip(names, np.shape(array)) if not name.isdigit()}

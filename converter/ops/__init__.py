@@ -1,0 +1,10 @@
+"""The op table: importing this package registers every op family."""
+
+from . import activations, dense, dropout  # noqa: F401  (registration side effects)
+from .base import FRAMEWORKS, Convention, KerasLayer, KerasSpec, OpDef
+from .registry import KERAS_CLASSES, ONNX_TYPES, OPS, TORCH_FUNCTIONS, TORCH_MODULES
+
+__all__ = [
+    "FRAMEWORKS", "Convention", "KerasLayer", "KerasSpec", "OpDef",
+    "KERAS_CLASSES", "ONNX_TYPES", "OPS", "TORCH_FUNCTIONS", "TORCH_MODULES",
+]

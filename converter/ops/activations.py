@@ -1,0 +1,261 @@
+"""Element-wise activations, as layers and as Dense's fused ``activation``.
+
+One row per activation: the names each framework uses and the attributes whose
+names or defaults differ (LeakyReLU's slope is 0.3 as a Keras layer, 0.2 as a
+Keras function and 0.01 in torch and ONNX).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..errors import Unsupported
+from ..ir import Node
+from .base import Convention, KerasSpec, OpDef
+from .registry import (
+    register_keras,
+    register_onnx,
+    register_op,
+    register_torch_function,
+    register_torch_module,
+)
+
+
+@dataclass(frozen=True)
+class Attr:
+    """One attribute: its name and default in each framework (None: not expressible there)."""
+
+    default: object
+    keras_layer: tuple | None = None  # (config key, default) on the dedicated Keras layer
+    keras_function: object = None  # value Keras' activation *function* uses (Dense(activation=...))
+    torch: tuple | None = None  # (module/function argument, default)
+    onnx: tuple | None = None  # (attribute, default)
+
+
+@dataclass(frozen=True)
+class Row:
+    op: str
+    summary: str
+    keras: str | None  # name in Activation('...') and Dense(activation='...')
+    torch: str  # nn module class
+    onnx: str  # op type
+    keras_layer: str | None = None  # a dedicated Keras layer class, if any
+    torch_functions: tuple = ()
+    attrs: dict = field(default_factory=dict)
+
+
+ROWS = (
+    Row("relu", "max(x, 0)", "relu", "ReLU", "Relu", "ReLU", ("relu", "torch.relu", "torch.nn.functional.relu")),
+    Row("sigmoid", "1 / (1 + exp(-x))", "sigmoid", "Sigmoid", "Sigmoid", None,
+        ("sigmoid", "torch.sigmoid", "torch.nn.functional.sigmoid")),
+    Row("tanh", "tanh(x)", "tanh", "Tanh", "Tanh", None, ("tanh", "torch.tanh", "torch.nn.functional.tanh")),
+    Row("softmax", "exp(x) / sum(exp(x)) over one axis", "softmax", "Softmax", "Softmax", "Softmax",
+        ("softmax", "torch.softmax", "torch.nn.functional.softmax"),
+        {"axis": Attr(-1, ("axis", -1), -1, ("dim", None), ("axis", -1))}),
+    Row("gelu", "x * Phi(x); approximate='tanh' uses the tanh formula", "gelu", "GELU", "Gelu", None,
+        ("gelu", "torch.nn.functional.gelu"),
+        {"approximate": Attr("none", None, "none", ("approximate", "none"), ("approximate", "none"))}),
+    Row("elu", "x if x > 0 else alpha * (exp(x) - 1)", "elu", "ELU", "Elu", "ELU",
+        ("elu", "torch.nn.functional.elu"),
+        {"alpha": Attr(1.0, ("alpha", 1.0), 1.0, ("alpha", 1.0), ("alpha", 1.0))}),
+    Row("selu", "scale * elu(x, alpha) with the self-normalizing constants", "selu", "SELU", "Selu", None,
+        ("selu", "torch.selu", "torch.nn.functional.selu")),
+    Row("softplus", "log(1 + exp(x))", "softplus", "Softplus", "Softplus", None,
+        ("softplus", "torch.nn.functional.softplus")),
+    Row("leaky_relu", "x if x > 0 else negative_slope * x", "leaky_relu", "LeakyReLU", "LeakyRelu", "LeakyReLU",
+        ("leaky_relu", "torch.nn.functional.leaky_relu"),
+        {"negative_slope": Attr(0.01, ("negative_slope", 0.3), 0.2, ("negative_slope", 0.01), ("alpha", 0.01))}),
+    Row("identity", "x (Keras 'linear')", "linear", "Identity", "Identity", None),
+)
+
+# Keras 2 spelled LeakyReLU's slope 'alpha'; Keras 3 reads either.
+KERAS_LEGACY_KEYS = {"alpha": "negative_slope"}
+
+
+class Activation(OpDef):
+    def __init__(self, row: Row):
+        self.row = row
+        self.name = row.op
+        self.summary = row.summary
+        self.params = {}
+        keras_names = tuple(n for n in (row.keras and f"Activation('{row.keras}')", row.keras_layer) if n)
+        self.conventions = {
+            "keras": Convention(keras_names, {}, _attr_docs(row, "keras_layer")),
+            "torch": Convention((row.torch,), {}, _attr_docs(row, "torch")),
+            "onnx": Convention((row.onnx,), {}, _attr_docs(row, "onnx")),
+        }
+        self.notes = ("Keras' activation function and layer differ: " + _keras_function_note(row),) if any(
+            a.keras_function != (a.keras_layer or (None, a.keras_function))[1] for a in row.attrs.values()
+        ) else ()
+
+    def node(self, name, inputs, outputs, **attrs) -> Node:
+        values = {key: attrs.get(key, attr.default) for key, attr in self.row.attrs.items()}
+        return Node(self.name, name, inputs, outputs, {}, values)
+
+    # -- Keras ------------------------------------------------------------------
+    def from_keras_layer(self, layer):
+        config = {KERAS_LEGACY_KEYS.get(k, k): v for k, v in layer.config.items()}
+        attrs = {key: config.get(a.keras_layer[0], a.keras_layer[1]) for key, a in self.row.attrs.items()}
+        return self.node(layer.name, layer.inputs, layer.outputs, **attrs)
+
+    def keras_function_fits(self, node) -> bool:
+        """Whether Keras' activation function computes exactly this node."""
+        return self.row.keras is not None and all(
+            node.attrs[key] == attr.keras_function for key, attr in self.row.attrs.items()
+        )
+
+    def to_keras(self, node):
+        if self.row.keras_layer and not self.keras_function_fits(node):
+            config = {a.keras_layer[0]: node.attrs[key] for key, a in self.row.attrs.items()}
+            return KerasSpec(self.row.keras_layer, config)
+        if self.keras_function_fits(node):
+            return KerasSpec("Activation", {"activation": self.row.keras})
+        raise Unsupported(f"layer '{node.name}': Keras has no {self.name} with {node.attrs}")
+
+    # -- torch ------------------------------------------------------------------
+    def torch_arguments(self, node) -> str:
+        pairs = [
+            f"{a.torch[0]}={node.attrs[key]!r}"
+            for key, a in self.row.attrs.items()
+            if node.attrs[key] != a.torch[1] or a.torch[1] is None
+        ]
+        return ", ".join(pairs)
+
+    def torch_module(self, node):
+        return f"nn.{self.row.torch}({self.torch_arguments(node)})"
+
+    def torch_call(self, node, argument: str) -> str:
+        """Functional form, used for activations fused into the layer before them."""
+        if self.name == "identity":
+            return argument
+        extra = self.torch_arguments(node)
+        function = next(f for f in self.row.torch_functions if f.startswith("torch."))
+        function = function.replace("torch.nn.functional.", "F.")
+        return f"{function}({argument}{', ' + extra if extra else ''})"
+
+    def from_torch(self, layer):
+        attrs = {key: getattr(layer.module, a.torch[0]) for key, a in self.row.attrs.items()}
+        _refuse_unmatched_torch_options(layer)
+        return [self.node(layer.name, layer.inputs, layer.outputs, **attrs)]
+
+    def from_torch_function(self, call):
+        attrs = {key: call.argument(a.torch[0], 1, a.torch[1]) for key, a in self.row.attrs.items()}
+        return [self.node(call.name, call.inputs, call.outputs, **attrs)]
+
+    # -- ONNX -------------------------------------------------------------------
+    def to_onnx(self, node, builder):
+        attrs = {a.onnx[0]: node.attrs[key] for key, a in self.row.attrs.items() if node.attrs[key] != a.onnx[1]}
+        builder.node(self.row.onnx, node.inputs[:1], node.outputs, node.name, **attrs)
+
+    def from_onnx(self, onnx_node, context):
+        found = context.attrs(onnx_node)
+        attrs = {key: found.get(a.onnx[0], a.onnx[1]) for key, a in self.row.attrs.items()}
+        _refuse_unknown_onnx_attrs(onnx_node, found, {a.onnx[0] for a in self.row.attrs.values()}, context)
+        return [self.node(context.name(onnx_node), list(onnx_node.input[:1]), list(onnx_node.output), **attrs)]
+
+    def output_shapes(self, node, input_shapes):
+        return [input_shapes[0]]
+
+
+def _attr_docs(row: Row, framework: str) -> dict:
+    docs = {}
+    for key, attr in row.attrs.items():
+        spelled = getattr(attr, framework)
+        docs[key] = f"{spelled[0]}={spelled[1]!r}" if spelled else "not expressible"
+    return docs
+
+
+def _keras_function_note(row: Row) -> str:
+    return ", ".join(
+        f"{key}={a.keras_function!r} as activation='{row.keras}', {a.keras_layer[1]!r} as {row.keras_layer}"
+        for key, a in row.attrs.items()
+        if a.keras_layer
+    )
+
+
+# Options that change the result and that no other framework expresses.
+TORCH_FIXED = {"Softplus": {"beta": 1.0, "threshold": 20.0}}
+ONNX_SELU_DEFAULTS = {"alpha": 1.67326319217681884765625, "gamma": 1.05070102214813232421875}
+
+
+def _refuse_unmatched_torch_options(layer) -> None:
+    for option, expected in TORCH_FIXED.get(layer.class_name, {}).items():
+        found = getattr(layer.module, option)
+        if found != expected:
+            raise Unsupported(f"layer '{layer.name}' ({layer.class_name}): {option}={found} has no equivalent; "
+                              f"only {option}={expected} converts")
+
+
+def _refuse_unknown_onnx_attrs(onnx_node, found, known, context) -> None:
+    for key, value in found.items():
+        fits = ONNX_SELU_DEFAULTS.get(key) is not None and abs(value - ONNX_SELU_DEFAULTS[key]) < 1e-6
+        if key not in known and not fits:
+            raise Unsupported(f"{onnx_node.op_type} '{context.name(onnx_node)}': attribute {key}={value} "
+                              "has no equivalent")
+
+
+ACTIVATIONS = {row.op: register_op(Activation(row)) for row in ROWS}
+BY_KERAS_NAME = {row.keras: ACTIVATIONS[row.op] for row in ROWS if row.keras}
+
+
+def from_keras_activation(keras_name, name: str, inputs, outputs, fused: bool = False) -> Node:
+    """The node for ``Activation(keras_name)`` or a layer's fused ``activation=keras_name``."""
+    if isinstance(keras_name, dict):  # Keras 3 may serialize a function as a config dict
+        keras_name = keras_name.get("config", keras_name.get("class_name"))
+    op = BY_KERAS_NAME.get(keras_name)
+    if op is None:
+        raise Unsupported(f"layer '{name}': activation '{keras_name}' is not supported "
+                          f"(supported: {', '.join(sorted(BY_KERAS_NAME))})")
+    attrs = {key: attr.keras_function for key, attr in op.row.attrs.items()}
+    node = op.node(name, inputs, outputs, **attrs)
+    node.fused = fused
+    return node
+
+
+class KerasActivationLayer:
+    """``keras.layers.Activation``: which op depends on its config."""
+
+    @staticmethod
+    def keras_weight_names(config):
+        return []
+
+    @staticmethod
+    def from_keras(layer):
+        return [from_keras_activation(layer.config.get("activation"), layer.name, layer.inputs, layer.outputs)]
+
+
+class KerasReLULayer:
+    """``keras.layers.ReLU``: only its defaults are plain relu (ReLU6 and friends come later)."""
+
+    @staticmethod
+    def keras_weight_names(config):
+        return []
+
+    @staticmethod
+    def from_keras(layer):
+        options = {k: layer.config.get(k) for k in ("max_value", "negative_slope", "threshold")}
+        if options["max_value"] is not None or options["negative_slope"] or options["threshold"]:
+            raise Unsupported(f"layer '{layer.name}' (ReLU): {options} is not supported yet; only plain relu")
+        return [ACTIVATIONS["relu"].node(layer.name, layer.inputs, layer.outputs)]
+
+
+class KerasDedicatedLayer:
+    def __init__(self, op: Activation):
+        self.op = op
+
+    def keras_weight_names(self, config):
+        return []
+
+    def from_keras(self, layer):
+        return [self.op.from_keras_layer(layer)]
+
+
+register_keras("Activation", KerasActivationLayer)
+register_keras("ReLU", KerasReLULayer)
+for _op in ACTIVATIONS.values():
+    if _op.row.keras_layer and _op.row.keras_layer != "ReLU":
+        register_keras(_op.row.keras_layer, KerasDedicatedLayer(_op))
+    register_torch_module(_op.row.torch, _op.from_torch)
+    register_onnx(_op.row.onnx, _op.from_onnx)
+    for _function in _op.row.torch_functions:
+        register_torch_function(_function, _op.from_torch_function)

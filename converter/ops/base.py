@@ -1,0 +1,124 @@
+"""What an op declares: its canonical params and, per framework, names and layouts.
+
+The data (``params``, ``conventions``) is what docs, ``wconv explain`` and the
+layout conversions are derived from. The few methods an op overrides translate
+attributes, which differ too much between frameworks to be pure data.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..errors import ShapeMismatch, Unsupported, WeightMismatch
+from ..layouts import permute
+
+FRAMEWORKS = ("keras", "torch", "onnx")
+
+
+@dataclass(frozen=True)
+class Convention:
+    """How one framework spells an op.
+
+    ``names``: layer classes (Keras), module classes (torch) or op types (ONNX).
+    ``params``: canonical param -> (the framework's name for it, its axis layout).
+    ``attrs``: canonical attr -> the framework's spelling, with its default, for docs.
+    """
+
+    names: tuple[str, ...]
+    params: dict[str, tuple[str, str]] = field(default_factory=dict)
+    attrs: dict[str, str] = field(default_factory=dict)
+    note: str = ""
+
+
+@dataclass
+class KerasLayer:
+    """A layer as written in a Keras file: class, config and named weights."""
+
+    class_name: str
+    name: str
+    config: dict
+    weights: dict[str, np.ndarray]
+    inputs: list[str]
+    outputs: list[str]
+
+
+@dataclass
+class KerasSpec:
+    """What the Keras writer builds for a node: ``keras.layers.<class_name>(**config)``."""
+
+    class_name: str
+    config: dict
+    weights: list[np.ndarray] = field(default_factory=list)
+
+
+class OpDef:
+    """An op family member. Subclasses set the data and override the translations."""
+
+    name: str = ""
+    summary: str = ""
+    params: dict[str, str] = {}  # canonical param -> canonical axes
+    optional: frozenset = frozenset()  # params that may be absent (bias)
+    conventions: dict[str, Convention] = {}
+    notes: tuple[str, ...] = ()
+
+    # -- params through layouts -------------------------------------------------
+    def params_from(self, framework: str, named: dict, layer: str) -> dict[str, np.ndarray]:
+        """Framework-named weights -> canonical params. Missing or unused names are errors."""
+        convention = self.conventions[framework]
+        wanted = {name: canonical for canonical, (name, _) in convention.params.items()}
+        unused = sorted(set(named) - set(wanted))
+        if unused:
+            raise WeightMismatch(f"layer '{layer}' ({self.name}): unexpected weights {unused}")
+        params = {}
+        for canonical, (name, axes) in convention.params.items():
+            if name not in named:
+                if canonical in self.optional:
+                    continue
+                raise WeightMismatch(f"layer '{layer}' ({self.name}): weight '{name}' is missing")
+            params[canonical] = permute(
+                named[name], axes, self.params[canonical], what=f"layer '{layer}' {name}"
+            )
+        return params
+
+    def params_to(self, framework: str, node) -> dict[str, np.ndarray]:
+        """Canonical params -> the framework's names and layouts."""
+        convention = self.conventions[framework]
+        named = {}
+        for canonical, array in node.params.items():
+            name, axes = convention.params[canonical]
+            named[name] = permute(array, self.params[canonical], axes, what=f"layer '{node.name}' {canonical}")
+        return named
+
+    # -- shapes ------------------------------------------------------------------
+    def output_shapes(self, node, input_shapes: list) -> list:
+        """Shapes of the outputs; raise ShapeMismatch when params do not fit the inputs."""
+        return [input_shapes[0]]
+
+    # -- translations (override) -------------------------------------------------
+    def from_keras(self, layer: KerasLayer):
+        raise Unsupported(f"layer '{layer.name}' ({layer.class_name}) cannot be read from Keras")
+
+    def to_keras(self, node) -> KerasSpec:
+        raise Unsupported(f"layer '{node.name}' ({node.op}) has no Keras equivalent")
+
+    def keras_weight_names(self, config: dict) -> list[str]:
+        """Keras' own order of the layer's weights (what ``get_weights`` returns)."""
+        return []
+
+    def torch_attrs(self, module) -> dict:
+        return {}
+
+    def torch_module(self, node) -> str:
+        """Source of the ``nn`` constructor call, e.g. ``nn.Linear(2000, 32)``."""
+        raise Unsupported(f"layer '{node.name}' ({node.op}) has no torch module")
+
+    def to_onnx(self, node, builder) -> None:
+        raise Unsupported(f"layer '{node.name}' ({node.op}) has no ONNX equivalent")
+
+
+def expect_dim(layer: str, what: str, expected, found) -> None:
+    """Raise a ShapeMismatch naming the layer, what was expected and what was found."""
+    if expected is not None and found is not None and expected != found:
+        raise ShapeMismatch(f"layer '{layer}': {what} expects {expected}, found {found}")

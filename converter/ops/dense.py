@@ -1,0 +1,115 @@
+"""Dense / Linear / Gemm: the classic (in, out) versus (out, in) question."""
+
+from __future__ import annotations
+
+from ..errors import Unsupported
+from ..ir import Node
+from ..layouts import permute
+from . import activations
+from .base import Convention, KerasSpec, OpDef, expect_dim
+from .registry import register_keras, register_onnx, register_op, register_torch_module
+
+
+class Dense(OpDef):
+    name = "dense"
+    summary = "Fully connected layer: y = x @ kernel.T + bias, over the last axis."
+    params = {"kernel": "o i", "bias": "o"}
+    optional = frozenset({"bias"})
+    conventions = {
+        "keras": Convention(
+            ("Dense",),
+            {"kernel": ("kernel", "i o"), "bias": ("bias", "o")},
+            {"units": "units (= o)", "bias": "use_bias=True", "activation": "activation='linear' (fused)"},
+        ),
+        "torch": Convention(
+            ("Linear",),
+            {"kernel": ("weight", "o i"), "bias": ("bias", "o")},
+            {"units": "out_features (= o), in_features (= i)", "bias": "bias=True"},
+        ),
+        "onnx": Convention(
+            ("Gemm", "MatMul+Add"),
+            {"kernel": ("B", "o i"), "bias": ("C", "o")},
+            {"layout": "Gemm transB=1 takes B as 'o i'; transB=0 and MatMul take 'i o'"},
+        ),
+    }
+    notes = (
+        "Keras applies a fused activation after the kernel; wconv reads it as a separate node "
+        "and writes it back fused where the target allows.",
+    )
+
+    def output_shapes(self, node, input_shapes):
+        shape = input_shapes[0]
+        out_features, in_features = node.params["kernel"].shape
+        expect_dim(node.name, "input features (kernel axis i)", in_features, shape[-1] if shape else None)
+        return [tuple(shape[:-1]) + (out_features,) if shape else None]
+
+    # -- Keras ------------------------------------------------------------------
+    def keras_weight_names(self, config):
+        return ["kernel", "bias"] if config.get("use_bias", True) else ["kernel"]
+
+    def from_keras(self, layer):
+        params = self.params_from("keras", layer.weights, layer.name)
+        expect_dim(layer.name, "units", layer.config.get("units"), params["kernel"].shape[0])
+        activation = layer.config.get("activation", "linear")
+        if activation in (None, "linear"):
+            return [Node(self.name, layer.name, layer.inputs, layer.outputs, params)]
+        hidden = f"{layer.name}/linear"
+        return [
+            Node(self.name, layer.name, layer.inputs, [hidden], params),
+            activations.from_keras_activation(activation, f"{layer.name}.activation", [hidden], layer.outputs, fused=True),
+        ]
+
+    def to_keras(self, node):
+        named = self.params_to("keras", node)
+        config = {"units": int(node.params["kernel"].shape[0]), "use_bias": "bias" in node.params}
+        return KerasSpec("Dense", config, [named[n] for n in self.keras_weight_names(config)])
+
+    # -- torch ------------------------------------------------------------------
+    def torch_module(self, node):
+        out_features, in_features = node.params["kernel"].shape
+        bias = "" if "bias" in node.params else ", bias=False"
+        return f"nn.Linear({in_features}, {out_features}{bias})"
+
+    def from_torch(self, layer):
+        params = self.params_from("torch", layer.weights, layer.name)
+        expect_dim(layer.name, "out_features", layer.module.out_features, params["kernel"].shape[0])
+        expect_dim(layer.name, "in_features", layer.module.in_features, params["kernel"].shape[1])
+        return [Node(self.name, layer.name, layer.inputs, layer.outputs, params)]
+
+    # -- ONNX -------------------------------------------------------------------
+    def to_onnx(self, node, builder):
+        inputs = [node.inputs[0], builder.initializer(f"{node.name}.weight", node.params["kernel"])]
+        if "bias" in node.params:
+            inputs.append(builder.initializer(f"{node.name}.bias", node.params["bias"]))
+        builder.node("Gemm", inputs, node.outputs, node.name, transB=1)
+
+    def from_gemm(self, onnx_node, context):
+        attrs = context.attrs(onnx_node)
+        if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or attrs.get("transA", 0):
+            raise Unsupported(
+                f"Gemm '{context.name(onnx_node)}': only alpha=1, beta=1, transA=0 are supported, found {attrs}"
+            )
+        has_bias = len(onnx_node.input) > 2 and onnx_node.input[2]
+        bias = context.bias(onnx_node, 2) if has_bias else None
+        kernel_axes = "o i" if attrs.get("transB", 0) else "i o"
+        return [self._from_onnx(context, onnx_node, kernel_axes, bias, list(onnx_node.output))]
+
+    def from_matmul(self, onnx_node, context):
+        bias, outputs = context.bias_add_after(onnx_node)
+        return [self._from_onnx(context, onnx_node, "i o", bias, outputs or list(onnx_node.output))]
+
+    def _from_onnx(self, context, onnx_node, kernel_axes, bias, outputs):
+        name = context.name(onnx_node)
+        kernel = context.weight(onnx_node, 1)
+        params = {"kernel": permute(kernel, kernel_axes, self.params["kernel"], what=f"layer '{name}' B")}
+        if bias is not None:
+            params["bias"] = permute(bias, "o", self.params["bias"], what=f"layer '{name}' bias")
+            expect_dim(name, "bias length", params["kernel"].shape[0], params["bias"].shape[0])
+        return Node(self.name, name, [onnx_node.input[0]], outputs, params)
+
+
+DENSE = register_op(Dense())
+register_keras("Dense", DENSE)
+register_torch_module("Linear", DENSE.from_torch)
+register_onnx("Gemm", DENSE.from_gemm)
+register_onnx("MatMul", DENSE.from_matmul)

@@ -1,0 +1,46 @@
+"""Dropout: the identity at inference; kept as a node so layer names survive a round trip."""
+
+from __future__ import annotations
+
+from ..ir import Node
+from .base import Convention, KerasSpec, OpDef
+from .registry import register_keras, register_onnx, register_op, register_torch_module
+
+
+class Dropout(OpDef):
+    name = "dropout"
+    summary = "Identity at inference (the rate only matters in training)."
+    conventions = {
+        "keras": Convention(("Dropout",), {}, {"rate": "rate"}),
+        "torch": Convention(("Dropout",), {}, {"rate": "p=0.5"}),
+        "onnx": Convention(("Dropout", "Identity"), {}, {"rate": "ratio input (written as Identity)"}),
+    }
+
+    def keras_weight_names(self, config):
+        return []
+
+    def from_keras(self, layer):
+        return [Node(self.name, layer.name, layer.inputs, layer.outputs, attrs={"rate": layer.config.get("rate", 0.5)})]
+
+    def to_keras(self, node):
+        return KerasSpec("Dropout", {"rate": node.attrs.get("rate", 0.5)})
+
+    def from_torch(self, layer):
+        return [Node(self.name, layer.name, layer.inputs, layer.outputs, attrs={"rate": layer.module.p})]
+
+    def torch_module(self, node):
+        return f"nn.Dropout(p={node.attrs.get('rate', 0.5)!r})"
+
+    def to_onnx(self, node, builder):
+        builder.node("Identity", node.inputs[:1], node.outputs, node.name)
+
+    def from_onnx(self, onnx_node, context):
+        # Dropout's optional mask output must be unused: at inference it would be all ones.
+        outputs = [name for name in onnx_node.output[:1]]
+        return [Node(self.name, context.name(onnx_node), list(onnx_node.input[:1]), outputs, attrs={"rate": 0.0})]
+
+
+DROPOUT = register_op(Dropout())
+register_keras("Dropout", DROPOUT)
+register_torch_module("Dropout", DROPOUT.from_torch)
+register_onnx("Dropout", DROPOUT.from_onnx)

@@ -1,0 +1,88 @@
+"""What the CLI prints: tables for people (rich), JSON for machines."""
+
+from __future__ import annotations
+
+import json
+
+import typer
+
+
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _json(data) -> None:
+    typer.echo(json.dumps(data, indent=2, default=str))
+
+
+def print_conversion(summary: dict, report, as_json: bool) -> None:
+    if as_json:
+        _json(summary)
+        return
+    typer.echo(f"read {summary['source']}: {summary['layers']} layers, {summary['parameters']:,} parameters")
+    for output in summary["outputs"]:
+        typer.echo(f"wrote {output}")
+    if report is not None:
+        print_validation(report, False)
+
+
+def print_validation(report, as_json: bool) -> None:
+    if as_json:
+        _json(report.to_dict())
+        return
+    from rich.table import Table
+
+    table = Table(title=f"{report.source} vs {report.target}  (inputs {report.input_shapes}, seed {report.seed})")
+    for column in ("output", "shape", "max abs diff", "max rel diff", "cosine", "result"):
+        table.add_column(column)
+    for diff in report.outputs:
+        table.add_row(str(diff.index), str(diff.shape), f"{diff.max_abs:.3g}", f"{diff.max_rel:.3g}",
+                      f"{diff.cosine:.8f}", "match" if diff.ok else "[bold red]MISMATCH[/]")
+    console = _console()
+    console.print(table)
+    for side, how in report.loading.items():
+        console.print(f"{side} loaded with {how}")
+    verdict = "predictions match" if report.ok else "predictions DIFFER"
+    console.print(f"{verdict} (atol {report.atol:g}, rtol {report.rtol:g})")
+
+
+def print_inspection(description: dict, as_json: bool) -> None:
+    if as_json:
+        _json(description)
+        return
+    from rich.table import Table
+
+    console = _console()
+    console.print(f"{description['file']} ({description['format']}), {description['parameters']:,} parameters")
+    if "tensors" in description:
+        table = Table()
+        for column in ("tensor", "shape", "dtype"):
+            table.add_column(column)
+        for tensor in description["tensors"]:
+            table.add_row(tensor["name"], str(tuple(tensor["shape"])), tensor["dtype"])
+        console.print(table)
+        console.print(description["note"])
+        return
+    console.print("inputs: " + ", ".join(f"{i['name']} {_shape(i['shape'])}" for i in description["inputs"]))
+    table = Table()
+    for column in ("layer", "op", "output", "param", "in file", "canonical"):
+        table.add_column(column)
+    for layer in description["layers"]:
+        params = layer["params"] or [None]
+        for index, param in enumerate(params):
+            head = [layer["name"], layer["op"] + (" (fused)" if layer["fused"] else ""),
+                    _shape(layer["output_shape"])] if index == 0 else ["", "", ""]
+            cells = ["", "", ""] if param is None else [
+                param["canonical"], f"{param['file_name']} {_shape(param['file_shape'])}",
+                f"{_shape(param['canonical_shape'])} '{param['canonical_axes']}'"]
+            table.add_row(*head, *cells)
+    console.print(table)
+    console.print("outputs: " + ", ".join(f"{o['name']} {_shape(o['shape'])}" for o in description["outputs"]))
+
+
+def _shape(shape) -> str:
+    if shape is None:
+        return "?"
+    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
