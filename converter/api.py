@@ -23,7 +23,9 @@ def read(path, format: str | None = None, *, module=None, module_args=None, inpu
     ``format``: keras, torch, onnx or ir (detected from the content when omitted).
     A torch state_dict holds no architecture: give ``module`` as ``pkg.mod:Class`` or ``file.py:Class``.
     """
-    kind = format or formats.detect(path)
+    kind = formats.detect(path)
+    if format and format != kind:
+        raise BadInput(f"{path}: is a {kind} file, not {format}")
     if kind == "keras":
         from .adapters import keras
 

@@ -30,6 +30,7 @@ class Attr:
     keras_function: object = None  # value Keras' activation *function* uses (Dense(activation=...))
     torch: tuple | None = None  # (module/function argument, default)
     onnx: tuple | None = None  # (attribute, default)
+    keras_legacy: str | None = None  # the Keras 2 spelling of the layer's config key
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,10 @@ ROWS = (
         ("softplus", "torch.nn.functional.softplus")),
     Row("leaky_relu", "x if x > 0 else negative_slope * x", "leaky_relu", "LeakyReLU", "LeakyRelu", "LeakyReLU",
         ("leaky_relu", "torch.nn.functional.leaky_relu"),
-        {"negative_slope": Attr(0.01, ("negative_slope", 0.3), 0.2, ("negative_slope", 0.01), ("alpha", 0.01))}),
+        {"negative_slope": Attr(0.01, ("negative_slope", 0.3), 0.2, ("negative_slope", 0.01), ("alpha", 0.01),
+                                keras_legacy="alpha")}),
     Row("identity", "x (Keras 'linear')", "linear", "Identity", "Identity", None),
 )
-
-# Keras 2 spelled LeakyReLU's slope 'alpha'; Keras 3 reads either.
-KERAS_LEGACY_KEYS = {"alpha": "negative_slope"}
 
 
 class Activation(OpDef):
@@ -94,8 +93,7 @@ class Activation(OpDef):
 
     # -- Keras ------------------------------------------------------------------
     def from_keras_layer(self, layer):
-        config = {KERAS_LEGACY_KEYS.get(k, k): v for k, v in layer.config.items()}
-        attrs = {key: config.get(a.keras_layer[0], a.keras_layer[1]) for key, a in self.row.attrs.items()}
+        attrs = {key: _keras_layer_value(layer.config, a) for key, a in self.row.attrs.items()}
         return self.node(layer.name, layer.inputs, layer.outputs, **attrs)
 
     def keras_function_fits(self, node) -> bool:
@@ -155,6 +153,13 @@ class Activation(OpDef):
 
     def output_shapes(self, node, input_shapes):
         return [input_shapes[0]]
+
+
+def _keras_layer_value(config: dict, attr: Attr):
+    key, default = attr.keras_layer
+    if key in config:
+        return config[key]
+    return config.get(attr.keras_legacy, default) if attr.keras_legacy else default
 
 
 def _attr_docs(row: Row, framework: str) -> dict:

@@ -62,4 +62,8 @@ class OnnxContext:
 
 
 def _plain(value):
-    return value.decode() if isinstance(value, bytes) else value
+    if isinstance(value, bytes):
+        return value.decode()
+    if isinstance(value, float):
+        return float(f"{value:.7g}")  # float32 attribute: 0.1 rather than 0.10000000149011612
+    return value

@@ -41,6 +41,8 @@ def _import(location: str, spec: str):
         sys.modules[module_name] = module
         loader.loader.exec_module(module)
         return module
+    if "" not in sys.path and "." not in sys.path:
+        sys.path.insert(0, "")  # as `python -m` does: modules in the working folder are importable
     try:
         return importlib.import_module(location)
     except ImportError as error:

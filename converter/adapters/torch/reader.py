@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
 from ...errors import BadInput, Unsupported, WconvError, WeightMismatch
 from ...frameworks import require
@@ -29,6 +30,7 @@ class TorchLayer:
 class TorchCall:
     """One traced function call such as ``F.relu(x)`` or ``x.softmax(dim=-1)``."""
 
+    function: str
     name: str
     args: tuple
     kwargs: dict
@@ -70,9 +72,9 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
             layer = _layer(traced, fx_node, state, used)
             nodes.extend(TORCH_MODULES[layer.class_name](layer))
         else:
-            call = TorchCall(_function_name(fx_node), _plain(fx_node.args), _plain(fx_node.kwargs),
+            call = TorchCall(_function_name(fx_node), fx_node.name, _plain(fx_node.args), _plain(fx_node.kwargs),
                              [n.name for n in fx_node.all_input_nodes], [fx_node.name])
-            created = TORCH_FUNCTIONS[call.name](call)
+            created = TORCH_FUNCTIONS[call.function](call)
             created[0].fused = _follows_sole_module(fx_node)
             nodes.extend(created)
     unused = sorted(set(state) - used)
@@ -115,16 +117,29 @@ def _layer(traced, fx_node, state, used) -> TorchLayer:
 
 
 def _function_name(fx_node) -> str:
+    """The registered name of a traced call: ``x.relu()`` -> 'relu', ``F.gelu`` -> 'torch.nn.functional.gelu'."""
     if fx_node.op == "call_method":
         return fx_node.target
     target = fx_node.target
-    module = getattr(target, "__module__", None) or ""
-    name = getattr(target, "__name__", str(target))
-    if module.startswith("torch.nn.functional"):
-        return f"torch.nn.functional.{name}"
-    if module.startswith("torch") or module == "" or module is None:
-        return f"torch.{name}"
-    return f"{module}.{name}"
+    known = _registered_functions().get(id(target))
+    if known:
+        return known
+    return f"{getattr(target, '__module__', None) or '?'}.{getattr(target, '__name__', target)}"
+
+
+@lru_cache(maxsize=1)
+def _registered_functions() -> dict:
+    """id(function object) -> registered name; builtins do not know their own module path."""
+    import importlib
+
+    found = {}
+    for name in TORCH_FUNCTIONS:
+        module, _, attribute = name.rpartition(".")
+        if module:
+            function = getattr(importlib.import_module(module), attribute, None)
+            if function is not None:
+                found.setdefault(id(function), name)
+    return found
 
 
 def _follows_sole_module(fx_node) -> bool:

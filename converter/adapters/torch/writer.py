@@ -29,7 +29,7 @@ def write(graph: Graph, path) -> list[Path]:
             save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, temp)
         else:
             torch = require("torch")
-            torch.save({k: torch.from_numpy(np.ascontiguousarray(v)) for k, v in arrays.items()}, temp)
+            torch.save({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}, temp)  # copies: onnx arrays are read-only
     module_path = generated_source_path(path)
     with atomic_path(module_path) as temp:
         Path(temp).write_text(code)

@@ -1,0 +1,84 @@
+"""Shared helpers: save source models, run converted models with their real frameworks."""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+TESTS = Path(__file__).parent
+ROOT = TESTS.parent
+TORCH_MODELS = TESTS / "torch_models.py"
+
+
+@pytest.fixture(scope="session")
+def keras():
+    import keras
+
+    return keras
+
+
+@pytest.fixture(scope="session")
+def torch():
+    import torch
+
+    return torch
+
+
+def run_keras(path, x):
+    import keras
+
+    model = keras.saving.load_model(path, compile=False)
+    return np.asarray(model(x, training=False))
+
+
+def run_onnx(path, x):
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {session.get_inputs()[0].name: x})[0]
+
+
+def import_file(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def torch_generated(pt_path):
+    """wconv's generated Model with its state_dict loaded strictly, as a user would."""
+    import torch
+
+    module = import_file(Path(pt_path).with_suffix(".py"), f"generated_{abs(hash(str(pt_path)))}")
+    model = module.Model()
+    model.load_state_dict(torch.load(pt_path, weights_only=True), strict=True)
+    return model.eval()
+
+
+def run_torch_model(model, x):
+    import torch
+
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy()
+
+
+def run_torch(pt_path, x):
+    return run_torch_model(torch_generated(pt_path), x)
+
+
+RUNNERS = {"keras": run_keras, "torch": run_torch, "onnx": run_onnx}
+TARGET_SUFFIX = {"keras": ".keras", "torch": ".pt", "onnx": ".onnx"}
+
+
+def assert_predictions_match(expected, found, atol=1e-5):
+    assert expected.shape == found.shape, (expected.shape, found.shape)
+    difference = float(np.abs(expected.astype(np.float64) - found).max())
+    assert difference <= atol, f"max abs diff {difference:.3g} > {atol}"
+    assert np.abs(expected).max() > 0, "the model's outputs are all zero: the test would prove nothing"
