@@ -32,6 +32,9 @@ def read(path, format: str | None = None, *, module=None, module_args=None, inpu
         return keras.read(path)
     if kind == "torch":
         if not module:
+            from .adapters.torch.state_dict import load_state_dict
+
+            load_state_dict(path)  # a file that is not a state_dict is the first thing to report
             raise BadInput(f"{path}: a state_dict holds no architecture; pass --module pkg.mod:Class "
                            "(or file.py:Class) naming its nn.Module")
         from .adapters import torch

@@ -160,13 +160,18 @@ def inspect(
 
 
 @app.command()
-def explain(op: Optional[str] = typer.Argument(None, help="An op such as dense; omit to list them.")):
+def explain(op: Optional[str] = typer.Argument(None, help="An op such as dense; omit to list them."),
+            markdown: bool = typer.Option(False, "--markdown", help="Print every op as the README's table.")):
     """One op's conventions across Keras, PyTorch and ONNX, from wconv's op table."""
     from .explain import explain as explain_op
+    from .explain import markdown_table
     from .ops import OPS
 
     with errors_to_exit_codes():
-        typer.echo(explain_op(op) if op else "ops: " + ", ".join(OPS))
+        if markdown:
+            typer.echo(markdown_table(), nl=False)
+        else:
+            typer.echo(explain_op(op) if op else "ops: " + ", ".join(OPS))
 
 
 @app.command()

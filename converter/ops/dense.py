@@ -29,12 +29,13 @@ class Dense(OpDef):
         "onnx": Convention(
             ("Gemm", "MatMul+Add"),
             {"kernel": ("B", "o i"), "bias": ("C", "o")},
-            {"layout": "Gemm transB=1 takes B as 'o i'; transB=0 and MatMul take 'i o'"},
+            {"bias": "C input (optional)"},
         ),
     }
     notes = (
         "Keras applies a fused activation after the kernel; wconv reads it as a separate node "
         "and writes it back fused where the target allows.",
+        "ONNX: Gemm transB=1 takes B as 'o i' (what wconv writes); Gemm transB=0 and MatMul(+Add) take 'i o'.",
     )
 
     def output_shapes(self, node, input_shapes):

@@ -1,0 +1,24 @@
+# Set-up is part of every target: a fresh machine needs only python3 (3.10+) and make.
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test docs
+
+$(STAMP): pyproject.toml constraints.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
+	# Keras 2 (tf_keras), for the Keras-2-era tests; --no-deps keeps tensorflow-cpu in place.
+	$(PY) -m pip install -q --no-deps -c constraints.txt tf-keras
+	touch $(STAMP)
+
+demo: $(STAMP)
+	mkdir -p build/demo
+	$(VENV)/bin/wconv keras-to-torch fixtures/seed_mlp.h5 build/demo/seed_mlp.pt --force --check
+
+test: $(STAMP)
+	$(PY) -m pytest -n 2 -q
+
+docs: $(STAMP)
+	$(VENV)/bin/wconv explain --markdown

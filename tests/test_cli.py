@@ -1,0 +1,55 @@
+"""The CLI as people and CI use it: exact command forms, inspect, explain, validate's exit codes."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import ROOT
+from test_bad_input import wconv
+
+SEED_MLP = ROOT / "fixtures" / "seed_mlp.h5"
+
+
+def test_keras_to_torch_exact_form_then_validate(tmp_path, torch):
+    out = tmp_path / "out.pt"
+    result = wconv("keras-to-torch", SEED_MLP, out)
+    assert result.returncode == 0, result.stderr
+    assert out.exists() and out.with_suffix(".py").exists()
+    check = wconv("validate", SEED_MLP, out, "--json")
+    assert check.returncode == 0, check.stderr
+    report = json.loads(check.stdout)
+    assert report["ok"] and report["outputs"][0]["max_abs"] <= 1e-5
+    assert "safe_mode=True" in report["loading"]["source"]
+    assert "weights_only=True" in report["loading"]["target"]
+
+    state = torch.load(out, weights_only=True)
+    state["dense_1.bias"] = state["dense_1.bias"] + 0.5  # a wrong bias must be caught
+    torch.save(state, out)
+    broken = wconv("validate", SEED_MLP, out, "--json")
+    assert broken.returncode == 1
+    assert json.loads(broken.stdout)["ok"] is False
+
+
+def test_check_flag_reports_the_comparison(tmp_path):
+    result = wconv("keras-to-onnx", SEED_MLP, tmp_path / "out.onnx", "--check", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["check"]["ok"] is True
+
+
+def test_inspect_json_shows_both_conventions():
+    result = wconv("inspect", SEED_MLP, "--json")
+    assert result.returncode == 0, result.stderr
+    first = json.loads(result.stdout)["layers"][0]["params"][0]
+    assert (first["file_name"], first["file_shape"]) == ("kernel", [2000, 32])
+    assert (first["canonical_shape"], first["canonical_axes"]) == ([32, 2000], "o i")
+
+
+def test_explain_dense_answers_the_classic_question():
+    result = wconv("explain", "dense")
+    assert result.returncode == 0
+    assert "kernel (2000, 32)  'i o'" in result.stdout and "weight (32, 2000)  'o i'" in result.stdout
+
+
+def test_unknown_op_is_bad_input():
+    result = wconv("explain", "transmogrify")
+    assert result.returncode == 2 and "unknown op" in result.stderr
