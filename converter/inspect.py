@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from . import api, formats
 from .ops import OPS
 
@@ -48,16 +50,26 @@ def inspect_file(path, *, module=None, module_args=None, input_shape=None) -> di
 
 
 def _state_dict_only(path) -> dict:
-    from .adapters.torch.state_dict import load_state_dict
-
-    tensors = load_state_dict(path)
+    """Tensor names and shapes; neither torch nor the tensors' values are needed."""
+    tensors = _describe_tensors(path)
     return {
         "file": str(Path(path)),
         "format": "torch",
         "note": "a state_dict holds no architecture; pass --module to see layers",
-        "parameters": int(sum(a.size for a in tensors.values())),
-        "tensors": [{"name": k, "shape": list(a.shape), "dtype": str(a.dtype)} for k, a in tensors.items()],
+        "parameters": int(sum(int(np.prod(shape)) for shape, _ in tensors.values())),
+        "tensors": [{"name": k, "shape": list(shape), "dtype": dtype} for k, (shape, dtype) in tensors.items()],
     }
+
+
+def _describe_tensors(path) -> dict:
+    if str(path).endswith(".safetensors"):
+        from safetensors import safe_open
+
+        with safe_open(str(path), "np") as handle:
+            return {k: (tuple(handle.get_slice(k).get_shape()), handle.get_slice(k).get_dtype()) for k in handle.keys()}
+    from .adapters.torch.peek import peek_state_dict
+
+    return {k: (info.shape, info.dtype) for k, info in peek_state_dict(path).items()}
 
 
 def _shape(shape):

@@ -53,3 +53,32 @@ def test_explain_dense_answers_the_classic_question():
 def test_unknown_op_is_bad_input():
     result = wconv("explain", "transmogrify")
     assert result.returncode == 2 and "unknown op" in result.stderr
+
+
+NO_TORCH_INSPECT = """
+import sys
+from converter.inspect import inspect_file
+description = inspect_file(sys.argv[1])
+assert "torch" not in sys.modules, "inspect imported torch"
+print(description["parameters"], description["tensors"][0]["shape"])
+"""
+
+
+def test_inspect_state_dict_imports_no_torch(tmp_path, torch):
+    import subprocess
+    import sys
+
+    from torch_models import MLP, seeded_state
+
+    torch.save(seeded_state(MLP((7, 5, 3))), tmp_path / "s.pt")
+    result = subprocess.run([sys.executable, "-c", NO_TORCH_INSPECT, str(tmp_path / "s.pt")], capture_output=True,
+                            text=True, cwd=ROOT)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split(maxsplit=1) == [str(7 * 5 + 5 + 5 * 3 + 3), "[5, 7]\n"]
+
+
+def test_inspect_refuses_a_pickled_object(tmp_path, torch):
+    from test_bad_input import Pickled, assert_clean_failure
+
+    torch.save({"model": Pickled()}, tmp_path / "evil.pt")
+    assert_clean_failure(wconv("inspect", tmp_path / "evil.pt"), 2, tmp_path / "evil.pt", "refused global")
