@@ -83,9 +83,8 @@ class Activation(OpDef):
             "torch": Convention((row.torch,), {}, _attr_docs(row, "torch")),
             "onnx": Convention((row.onnx,), {}, _attr_docs(row, "onnx")),
         }
-        self.notes = ("Keras' activation function and layer differ: " + _keras_function_note(row),) if any(
-            a.keras_function != (a.keras_layer or (None, a.keras_function))[1] for a in row.attrs.values()
-        ) else ()
+        differences = _keras_function_note(row)
+        self.notes = (f"Keras' activation function and layer differ: {differences}",) if differences else ()
 
     def node(self, name, inputs, outputs, **attrs) -> Node:
         values = {key: attrs.get(key, attr.default) for key, attr in self.row.attrs.items()}
@@ -166,7 +165,12 @@ def _attr_docs(row: Row, framework: str) -> dict:
     docs = {}
     for key, attr in row.attrs.items():
         spelled = getattr(attr, framework)
-        docs[key] = f"{spelled[0]}={spelled[1]!r}" if spelled else "not expressible"
+        if spelled:
+            docs[key] = f"{spelled[0]}={spelled[1]!r}"
+        elif framework == "keras_layer" and attr.keras_function is not None:
+            docs[key] = f"{attr.keras_function!r} only (no option)"
+        else:
+            docs[key] = "not expressible"
     return docs
 
 
@@ -174,7 +178,7 @@ def _keras_function_note(row: Row) -> str:
     return ", ".join(
         f"{key}={a.keras_function!r} as activation='{row.keras}', {a.keras_layer[1]!r} as {row.keras_layer}"
         for key, a in row.attrs.items()
-        if a.keras_layer
+        if a.keras_layer and a.keras_layer[1] != a.keras_function
     )
 
 

@@ -7,6 +7,7 @@ code from the file runs. Conversion still reads values through ``torch.load(weig
 
 from __future__ import annotations
 
+import io
 import pickle
 import zipfile
 from collections import OrderedDict
@@ -62,15 +63,9 @@ def peek_state_dict(path) -> dict[str, TensorInfo]:
     except (zipfile.BadZipFile, StopIteration, OSError) as error:
         raise BadInput(f"{path}: not a torch zip file ({error or 'no data.pkl'})") from None
     try:
-        loaded = _DescribingUnpickler(_Bytes(data)).load()
+        loaded = _DescribingUnpickler(io.BytesIO(data)).load()
     except (pickle.UnpicklingError, EOFError, TypeError, ValueError, IndexError) as error:
         raise BadInput(f"{path}: not a plain state_dict ({error}); wconv never runs code from a file") from None
     if not isinstance(loaded, dict) or not all(isinstance(v, TensorInfo) for v in loaded.values()):
         raise BadInput(f"{path}: holds a {type(loaded).__name__} that is not a state_dict of tensors")
     return dict(loaded)
-
-
-def _Bytes(data: bytes):
-    import io
-
-    return io.BytesIO(data)
