@@ -3,6 +3,8 @@
 The table is documented in the README (a test keeps the two in step).
 """
 
+from contextlib import contextmanager
+
 EXIT_CODES = {
     0: "success: converted, or the two models match",
     1: "validation mismatch: the models disagree beyond tolerance",
@@ -49,6 +51,17 @@ class ValidationMismatch(WconvError):
     exit_code = 1
 
 
-def in_file(path, message: str) -> str:
-    """Prefix a message with the file it is about."""
-    return f"{path}: {message}"
+def first_line(error: Exception) -> str:
+    """The first line of a framework's error message, for one-line reports."""
+    return (str(error).strip().splitlines() or [type(error).__name__])[0][:200]
+
+
+@contextmanager
+def about(path):
+    """Name ``path`` once at the front of any WconvError raised inside."""
+    try:
+        yield
+    except WconvError as error:
+        if str(error).startswith(f"{path}:"):
+            raise
+        raise type(error)(f"{path}: {error}") from None

@@ -66,7 +66,8 @@ def _describe_tensors(path) -> dict:
         from safetensors import safe_open
 
         with safe_open(str(path), "np") as handle:
-            return {k: (tuple(handle.get_slice(k).get_shape()), handle.get_slice(k).get_dtype()) for k in handle.keys()}
+            slices = {k: handle.get_slice(k) for k in handle.keys()}
+            return {k: (tuple(s.get_shape()), s.get_dtype()) for k, s in slices.items()}
     from .adapters.torch.peek import peek_state_dict
 
     return {k: (info.shape, info.dtype) for k, info in peek_state_dict(path).items()}

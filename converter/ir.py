@@ -48,12 +48,6 @@ class Graph:
     values: dict[str, Value] = field(default_factory=dict)
     source: dict = field(default_factory=dict)
 
-    def node(self, name: str) -> Node:
-        for node in self.nodes:
-            if node.name == name:
-                return node
-        raise KeyError(name)
-
     def producer(self, value: str) -> Node | None:
         for node in self.nodes:
             if value in node.outputs:

@@ -8,7 +8,7 @@ the op table says which pattern each framework uses.
 import einops
 import numpy as np
 
-from .errors import ShapeMismatch
+from .errors import ShapeMismatch, first_line
 
 
 def rank(pattern: str) -> int:
@@ -40,15 +40,7 @@ def permute(array: np.ndarray, source: str, target: str, what: str = "tensor", *
     try:
         return np.ascontiguousarray(einops.rearrange(array, f"{source} -> {target}", **sizes))
     except einops.EinopsError as error:
-        first_line = str(error).strip().splitlines()[0]
         raise ShapeMismatch(
-            f"{what}: cannot map shape {tuple(array.shape)} from '{source}' to '{target}': {first_line}"
+            f"{what}: cannot map shape {tuple(array.shape)} from '{source}' to '{target}': {first_line(error)}"
         ) from None
 
-
-def axis_sizes(array: np.ndarray, pattern: str) -> dict:
-    """Name -> size for the plain (unmerged) axes of a pattern."""
-    names = pattern.split()
-    if "(" in pattern or len(names) != np.ndim(array):
-        return {}
-    return {name: size for name, size in zip(names, np.shape(array)) if not name.isdigit()}

@@ -27,7 +27,7 @@ def assert_clean_failure(result, code, source, *words):
     assert result.returncode == code, result.stderr
     assert len(lines) == 1 and lines[0].startswith("wconv: error: "), result.stderr
     assert "Traceback" not in result.stderr + result.stdout
-    assert str(source) in lines[0]
+    assert lines[0].count(str(source)) == 1, "the file is named exactly once"
     for word in words:
         assert word in lines[0], lines[0]
 

@@ -107,9 +107,6 @@ class OpDef:
         """Keras' own order of the layer's weights (what ``get_weights`` returns)."""
         return []
 
-    def torch_attrs(self, module) -> dict:
-        return {}
-
     def torch_module(self, node) -> str:
         """Source of the ``nn`` constructor call, e.g. ``nn.Linear(2000, 32)``."""
         raise Unsupported(f"layer '{node.name}' ({node.op}) has no torch module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import BadInput
+from ..errors import BadInput, first_line
 from ..frameworks import require
 
 SAFETY = "Keras load_model(safe_mode=True, compile=False)"
@@ -15,8 +15,7 @@ def load(path):
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # Keras raises ValueError, TypeError, OSError... for bad files
-        raise BadInput(f"{path}: Keras could not load it safely ({type(error).__name__}: "
-                       f"{str(error).strip().splitlines()[0][:200]})") from None
+        raise BadInput(f"{path}: Keras could not load it safely ({type(error).__name__}: {first_line(error)})") from None
 
     def predict(inputs):
         outputs = model(inputs if len(inputs) > 1 else inputs[0], training=False)

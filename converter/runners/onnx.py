@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ..errors import BadInput
+from ..errors import BadInput, about, first_line
 from ..frameworks import require
 
 SAFETY = "onnxruntime InferenceSession (CPU)"
@@ -12,13 +12,12 @@ def load(path):
     ort = require("onnxruntime")
     from ..adapters.onnx.reader import load_model
 
-    try:
+    with about(path):
         load_model(path)  # refuses external data before onnxruntime would follow it
+    try:
         session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-    except Exception as error:
-        if hasattr(error, "exit_code"):
-            raise type(error)(f"{path}: {error}") from None
-        raise BadInput(f"{path}: onnxruntime could not load it ({str(error).splitlines()[0][:200]})") from None
+    except Exception as error:  # onnxruntime raises its own exception types
+        raise BadInput(f"{path}: onnxruntime could not load it ({first_line(error)})") from None
     names = [i.name for i in session.get_inputs()]
 
     def predict(inputs):

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from ...errors import BadInput
+from ...errors import BadInput, first_line
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -59,7 +59,7 @@ def _open_h5(path) -> KerasFile:
             root = f["model_weights"] if "model_weights" in f else f
             groups = {name: _h5_layer_weights(root[name]) for name in root if isinstance(root[name], h5py.Group)}
     except (OSError, KeyError, ValueError) as error:
-        raise BadInput(f"{path}: unreadable HDF5 ({_first_line(error)})") from None
+        raise BadInput(f"{path}: unreadable HDF5 ({first_line(error)})") from None
     return KerasFile(config, version, WeightSource(groups))
 
 
@@ -79,14 +79,14 @@ def _open_zip(path) -> KerasFile:
             metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in members else {}
             weights = archive.read("model.weights.h5") if "model.weights.h5" in members else None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
-        raise BadInput(f"{path}: unreadable .keras zip ({_first_line(error)})") from None
+        raise BadInput(f"{path}: unreadable .keras zip ({first_line(error)})") from None
     if weights is None:
         raise BadInput(f"{path}: .keras zip without model.weights.h5")
     try:
         with h5py.File(io.BytesIO(weights), "r") as f:
             groups = _keras3_groups(f)
     except (OSError, KeyError, ValueError) as error:
-        raise BadInput(f"{path}: unreadable model.weights.h5 ({_first_line(error)})") from None
+        raise BadInput(f"{path}: unreadable model.weights.h5 ({first_line(error)})") from None
     return KerasFile(config, metadata.get("keras_version", "3"), WeightSource(groups))
 
 
@@ -110,7 +110,3 @@ def _keras3_groups(f) -> dict:
 
 def _text(value) -> str:
     return value.decode("utf-8") if isinstance(value, bytes) else str(value)
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...errors import Unsupported, WconvError, WeightMismatch
+from ...errors import Unsupported, WeightMismatch, about
 from ...ir import Graph
 from ...ops import KERAS_CLASSES, KerasLayer
 from ...shapes import finish
@@ -15,10 +15,8 @@ CODE_LAYERS = {"Lambda": "holds Python code, which wconv never runs from a file"
 
 def read(path) -> Graph:
     """Read a Keras ``.h5`` (Keras 2 or 3) or ``.keras`` file into the canonical IR."""
-    try:
+    with about(path):
         return _read(path)
-    except WconvError as error:
-        raise type(error)(f"{path}: {error}") from None
 
 
 def _read(path) -> Graph:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...errors import BadInput, Unsupported, WconvError, WeightMismatch
+from ...errors import BadInput, Unsupported, WeightMismatch, about, first_line
 from ...frameworks import require
 from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
@@ -11,10 +11,8 @@ from .context import OnnxContext
 
 
 def read(path) -> Graph:
-    try:
+    with about(path):
         return _read(path)
-    except WconvError as error:
-        raise type(error)(f"{path}: {error}") from None
 
 
 def load_model(path):
@@ -23,7 +21,7 @@ def load_model(path):
     try:
         model = onnx.load(str(path), load_external_data=False)
     except Exception as error:  # protobuf raises DecodeError and friends
-        raise BadInput(f"not a readable ONNX model ({type(error).__name__}: {str(error)[:120]})") from None
+        raise BadInput(f"not a readable ONNX model ({type(error).__name__}: {first_line(error)})") from None
     if not model.graph.node and not model.graph.initializer:
         raise BadInput("not an ONNX model (no graph)")
     external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]

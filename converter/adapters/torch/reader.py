@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
-from ...errors import BadInput, Unsupported, WconvError, WeightMismatch
+from ...errors import BadInput, Unsupported, WeightMismatch, about
 from ...frameworks import require
 from ...ir import Graph, Value
 from ...ops import TORCH_FUNCTIONS, TORCH_MODULES
@@ -45,12 +45,10 @@ class TorchCall:
 
 def read(path, module: str, module_args=None, input_shape=None) -> Graph:
     """Read ``path`` (a state_dict) with the architecture of ``module`` (``pkg.mod:Class``)."""
-    try:
+    with about(path):
         state = load_state_dict(path)
         model = load_module(module, module_args)
         return from_module(model, state, input_shape, source=str(path))
-    except WconvError as error:
-        raise type(error)(f"{path}: {error}") from None
 
 
 def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph:

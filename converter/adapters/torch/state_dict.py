@@ -7,7 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ...errors import BadInput
+from ...errors import BadInput, first_line
 from ...frameworks import require
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
@@ -22,10 +22,16 @@ def load_state_dict(path) -> dict[str, np.ndarray]:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise BadInput(f"{path}: not a plain state_dict; torch.load(weights_only=True) refused it "
-                       f"({_first_line(error)}). wconv never falls back to unsafe loading") from None
+                       f"({_refusal(error)}). wconv never falls back to unsafe loading") from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as error:
-        raise BadInput(f"{path}: not a readable torch file ({_first_line(error)})") from None
+        raise BadInput(f"{path}: not a readable torch file ({first_line(error)})") from None
     return _tensors_only(path, loaded, torch)
+
+
+def _refusal(error: Exception) -> str:
+    """torch's reason (e.g. 'Unsupported global: GLOBAL __main__.Net'), not its advice to load unsafely."""
+    reasons = [line.strip() for line in str(error).splitlines() if "global" in line.lower()]
+    return reasons[0].split(". Please")[0][:200] if reasons else first_line(error)
 
 
 def _tensors_only(path, loaded, torch) -> dict[str, np.ndarray]:
@@ -53,8 +59,4 @@ def _load_safetensors(path) -> dict[str, np.ndarray]:
     try:
         return load_file(str(path))
     except (SafetensorError, OSError, ValueError) as error:
-        raise BadInput(f"{path}: not a readable safetensors file ({_first_line(error)})") from None
-
-
-def _first_line(error: Exception) -> str:
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise BadInput(f"{path}: not a readable safetensors file ({first_line(error)})") from None
