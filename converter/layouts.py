@@ -44,3 +44,37 @@ def permute(array: np.ndarray, source: str, target: str, what: str = "tensor", *
             f"{what}: cannot map shape {tuple(array.shape)} from '{source}' to '{target}': {first_line(error)}"
         ) from None
 
+
+
+# -- activations: Keras is channels-last, the canonical IR channels-first -------------
+# Tensors of rank >= 3 are feature maps (N, spatial..., C) in Keras and (N, C, spatial...)
+# canonically; rank 2 (N, features) is the same in both.
+
+
+def channels_first_order(rank: int) -> list[int]:
+    """Axis ``i`` of the canonical tensor is axis ``order[i]`` of the channels-last one."""
+    return [0, rank - 1, *range(1, rank - 1)] if rank >= 3 else list(range(rank))
+
+
+def channels_last_order(rank: int) -> list[int]:
+    """Axis ``i`` of the channels-last tensor is axis ``order[i]`` of the canonical one."""
+    return [0, *range(2, rank), 1] if rank >= 3 else list(range(rank))
+
+
+def shape_to_channels_first(shape):
+    return None if shape is None else tuple(shape[i] for i in channels_first_order(len(shape)))
+
+
+def shape_to_channels_last(shape):
+    return None if shape is None else tuple(shape[i] for i in channels_last_order(len(shape)))
+
+
+def axis_to_channels_first(axis: int, rank: int) -> int:
+    """A Keras (channels-last) axis, possibly negative, as a canonical axis (non-negative)."""
+    return channels_first_order(rank).index(axis % rank)
+
+
+def axis_to_channels_last(axis: int, rank: int) -> int:
+    """A canonical axis as a Keras (channels-last) axis, negative for the channel axis as Keras writes it."""
+    keras_axis = channels_first_order(rank)[axis % rank]
+    return -1 if keras_axis == rank - 1 else keras_axis

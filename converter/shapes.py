@@ -7,15 +7,30 @@ from .ir import Graph, Value
 from .ops import OPS
 
 
+class Shapes:
+    """Canonical shapes of the values seen so far, for readers that need them while reading."""
+
+    def __init__(self, inputs):
+        self.known = {value.name: value.shape for value in inputs}
+
+    def of(self, names) -> list:
+        return [self.known.get(name) for name in names]
+
+    def add(self, nodes) -> None:
+        for node in nodes:
+            if node.op not in OPS:
+                raise Unsupported(f"unknown op '{node.op}'")
+            shapes = OPS[node.op].output_shapes(node, self.of(node.inputs))
+            for name, shape in zip(node.outputs, shapes):
+                self.known[name] = None if shape is None else tuple(shape)
+
+
 def finish(graph: Graph) -> Graph:
     """Check the wiring, then infer every value's shape (raising on params that do not fit)."""
     graph.check()
-    unknown = sorted({node.op for node in graph.nodes if node.op not in OPS})
-    if unknown:
-        raise Unsupported(f"unknown ops {unknown}")
-    graph.values = {value.name: value for value in graph.inputs}
-    for node in graph.nodes:
-        shapes = OPS[node.op].output_shapes(node, [graph.shape(name) for name in node.inputs])
-        for name, shape in zip(node.outputs, shapes):
-            graph.values[name] = Value(name, None if shape is None else tuple(shape))
+    shapes = Shapes(graph.inputs)
+    shapes.add(graph.nodes)
+    graph.values = {name: Value(name, shape) for name, shape in shapes.known.items()}
+    for value in graph.inputs:
+        graph.values[value.name] = value
     return graph

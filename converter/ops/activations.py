@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from ..errors import Unsupported
 from ..ir import Node
+from ..layouts import axis_to_channels_first, axis_to_channels_last
 from .base import Convention, KerasSpec, OpDef
 from .registry import (
     register_keras,
@@ -31,6 +32,7 @@ class Attr:
     torch: tuple | None = None  # (module/function argument, default)
     onnx: tuple | None = None  # (attribute, default)
     keras_legacy: str | None = None  # the Keras 2 spelling of the layer's config key
+    axis: bool = False  # an axis: channels-last in Keras, channels-first in the IR, torch and ONNX
 
 
 @dataclass(frozen=True)
@@ -52,7 +54,7 @@ ROWS = (
     Row("tanh", "tanh(x)", "tanh", "Tanh", "Tanh", None, ("tanh", "torch.tanh", "torch.nn.functional.tanh")),
     Row("softmax", "exp(x) / sum(exp(x)) over one axis", "softmax", "Softmax", "Softmax", "Softmax",
         ("softmax", "torch.softmax", "torch.nn.functional.softmax"),
-        {"axis": Attr(-1, ("axis", -1), -1, ("dim", None), ("axis", -1))}),
+        {"axis": Attr(-1, ("axis", -1), -1, ("dim", None), ("axis", -1), axis=True)}),
     Row("gelu", "x * Phi(x); approximate='tanh' uses the tanh formula", "gelu", "GELU", "Gelu", None,
         ("gelu", "torch.nn.functional.gelu"),
         {"approximate": Attr("none", None, "none", ("approximate", "none"), ("approximate", "none"))}),
@@ -72,6 +74,8 @@ ROWS = (
 
 
 class Activation(OpDef):
+    elementwise = True  # (softmax excepted) order-preserving: Flatten -> Dense row permutation passes through
+
     def __init__(self, row: Row):
         self.row = row
         self.name = row.op
@@ -83,6 +87,7 @@ class Activation(OpDef):
             "torch": Convention((row.torch,), {}, _attr_docs(row, "torch")),
             "onnx": Convention((row.onnx,), {}, _attr_docs(row, "onnx")),
         }
+        self.elementwise = not any(a.axis for a in row.attrs.values())
         differences = _keras_function_note(row)
         self.notes = (f"Keras' activation function and layer differ: {differences}",) if differences else ()
 
@@ -92,20 +97,29 @@ class Activation(OpDef):
 
     # -- Keras ------------------------------------------------------------------
     def from_keras_layer(self, layer):
-        attrs = {key: _keras_layer_value(layer.config, a) for key, a in self.row.attrs.items()}
+        rank = _rank(layer.input_shapes[0] if layer.input_shapes else None)
+        attrs = {key: _from_keras(a, _keras_layer_value(layer.config, a), rank) for key, a in self.row.attrs.items()}
         return self.node(layer.name, layer.inputs, layer.outputs, **attrs)
 
-    def keras_function_fits(self, node) -> bool:
+    def keras_values(self, node, graph) -> dict:
+        """The node's attrs as Keras spells them (axes channels-last)."""
+        rank = _rank(graph.shape(node.inputs[0]))
+        return {key: axis_to_channels_last(node.attrs[key], rank) if a.axis and rank else node.attrs[key]
+                for key, a in self.row.attrs.items()}
+
+    def keras_function_fits(self, node, graph) -> bool:
         """Whether Keras' activation function computes exactly this node."""
+        values = self.keras_values(node, graph)
         return self.row.keras is not None and all(
-            node.attrs[key] == attr.keras_function for key, attr in self.row.attrs.items()
+            values[key] == attr.keras_function for key, attr in self.row.attrs.items()
         )
 
-    def to_keras(self, node):
-        if self.row.keras_layer and not self.keras_function_fits(node):
-            config = {a.keras_layer[0]: node.attrs[key] for key, a in self.row.attrs.items()}
+    def to_keras(self, node, graph):
+        if self.row.keras_layer and not self.keras_function_fits(node, graph):
+            values = self.keras_values(node, graph)
+            config = {a.keras_layer[0]: values[key] for key, a in self.row.attrs.items()}
             return KerasSpec(self.row.keras_layer, config)
-        if self.keras_function_fits(node):
+        if self.keras_function_fits(node, graph):
             return KerasSpec("Activation", {"activation": self.row.keras})
         raise Unsupported(f"layer '{node.name}': Keras has no {self.name} with {node.attrs}")
 
@@ -118,7 +132,7 @@ class Activation(OpDef):
         ]
         return ", ".join(pairs)
 
-    def torch_module(self, node):
+    def torch_module(self, node, graph):
         return f"nn.{self.row.torch}({self.torch_arguments(node)})"
 
     def torch_call(self, node, argument: str) -> str:
@@ -133,6 +147,9 @@ class Activation(OpDef):
     def from_torch(self, layer):
         attrs = {key: getattr(layer.module, a.torch[0]) for key, a in self.row.attrs.items()}
         _refuse_unmatched_torch_options(layer)
+        if any(a.axis and attrs[key] is None for key, a in self.row.attrs.items()):
+            raise Unsupported(f"layer '{layer.name}' ({layer.class_name}): dim=None picks an axis implicitly; "
+                              "give dim explicitly")
         return [self.node(layer.name, layer.inputs, layer.outputs, **attrs)]
 
     def from_torch_function(self, call):
@@ -152,6 +169,14 @@ class Activation(OpDef):
 
     def output_shapes(self, node, input_shapes):
         return [input_shapes[0]]
+
+
+def _rank(shape):
+    return len(shape) if shape is not None else None
+
+
+def _from_keras(attr: Attr, value, rank):
+    return axis_to_channels_first(value, rank) if attr.axis and rank else value
 
 
 def _keras_layer_value(config: dict, attr: Attr):
@@ -207,7 +232,7 @@ ACTIVATIONS = {row.op: register_op(Activation(row)) for row in ROWS}
 BY_KERAS_NAME = {row.keras: ACTIVATIONS[row.op] for row in ROWS if row.keras}
 
 
-def from_keras_activation(keras_name, name: str, inputs, outputs, fused: bool = False) -> Node:
+def from_keras_activation(keras_name, name: str, inputs, outputs, fused: bool = False, rank=None) -> Node:
     """The node for ``Activation(keras_name)`` or a layer's fused ``activation=keras_name``."""
     if isinstance(keras_name, dict):  # Keras 3 may serialize a function as a config dict
         keras_name = keras_name.get("config", keras_name.get("class_name"))
@@ -215,7 +240,7 @@ def from_keras_activation(keras_name, name: str, inputs, outputs, fused: bool = 
     if op is None:
         raise Unsupported(f"layer '{name}': activation '{keras_name}' is not supported "
                           f"(supported: {', '.join(sorted(BY_KERAS_NAME))})")
-    attrs = {key: attr.keras_function for key, attr in op.row.attrs.items()}
+    attrs = {key: _from_keras(attr, attr.keras_function, rank) for key, attr in op.row.attrs.items()}
     node = op.node(name, inputs, outputs, **attrs)
     node.fused = fused
     return node
@@ -230,7 +255,9 @@ class KerasActivationLayer:
 
     @staticmethod
     def from_keras(layer):
-        return [from_keras_activation(layer.config.get("activation"), layer.name, layer.inputs, layer.outputs)]
+        rank = _rank(layer.input_shapes[0] if layer.input_shapes else None)
+        return [from_keras_activation(layer.config.get("activation"), layer.name, layer.inputs, layer.outputs,
+                                      rank=rank)]
 
 
 class KerasReLULayer:

@@ -42,6 +42,7 @@ class KerasLayer:
     weights: dict[str, np.ndarray]
     inputs: list[str]
     outputs: list[str]
+    input_shapes: list = field(default_factory=list)  # canonical (channels-first), batch axis None
 
 
 @dataclass
@@ -62,6 +63,7 @@ class OpDef:
     optional: frozenset = frozenset()  # params that may be absent (bias)
     conventions: dict[str, Convention] = {}
     notes: tuple[str, ...] = ()
+    elementwise = False  # True: output element i depends on input element i only (keeps any layout)
 
     # -- params through layouts -------------------------------------------------
     def params_from(self, framework: str, named: dict, layer: str) -> dict[str, np.ndarray]:
@@ -100,16 +102,24 @@ class OpDef:
     def from_keras(self, layer: KerasLayer):
         raise Unsupported(f"layer '{layer.name}' ({layer.class_name}) cannot be read from Keras")
 
-    def to_keras(self, node) -> KerasSpec:
+    def to_keras(self, node, graph) -> KerasSpec:
         raise Unsupported(f"layer '{node.name}' ({node.op}) has no Keras equivalent")
 
     def keras_weight_names(self, config: dict) -> list[str]:
         """Keras' own order of the layer's weights (what ``get_weights`` returns)."""
         return []
 
-    def torch_module(self, node) -> str:
-        """Source of the ``nn`` constructor call, e.g. ``nn.Linear(2000, 32)``."""
+    def torch_module(self, node, graph) -> str | None:
+        """Source of the ``nn`` constructor call, e.g. ``nn.Linear(2000, 32)``; None for a plain function."""
         raise Unsupported(f"layer '{node.name}' ({node.op}) has no torch module")
+
+    def torch_forward(self, node, graph, module: str | None, args: list[str]) -> str:
+        """The forward() expression; ``module`` is ``self.<attribute>`` when torch_module gave one."""
+        return f"{module}({', '.join(args)})"
+
+    def torch_buffers(self, node) -> dict[str, np.ndarray]:
+        """state_dict entries torch keeps beside the params (BatchNorm's num_batches_tracked)."""
+        return {}
 
     def to_onnx(self, node, builder) -> None:
         raise Unsupported(f"layer '{node.name}' ({node.op}) has no ONNX equivalent")

@@ -40,6 +40,9 @@ class Dense(OpDef):
 
     def output_shapes(self, node, input_shapes):
         shape = input_shapes[0]
+        if shape is not None and len(shape) != 2:
+            raise Unsupported(f"layer '{node.name}': Dense on a rank-{len(shape)} input {tuple(shape)} is not "
+                              "supported yet (only (batch, features))")
         out_features, in_features = node.params["kernel"].shape
         expect_dim(node.name, "input features (kernel axis i)", in_features, shape[-1] if shape else None)
         return [tuple(shape[:-1]) + (out_features,) if shape else None]
@@ -60,13 +63,13 @@ class Dense(OpDef):
             activations.from_keras_activation(activation, f"{layer.name}.activation", [hidden], layer.outputs, fused=True),
         ]
 
-    def to_keras(self, node):
+    def to_keras(self, node, graph):
         named = self.params_to("keras", node)
         config = {"units": int(node.params["kernel"].shape[0]), "use_bias": "bias" in node.params}
         return KerasSpec("Dense", config, [named[n] for n in self.keras_weight_names(config)])
 
     # -- torch ------------------------------------------------------------------
-    def torch_module(self, node):
+    def torch_module(self, node, graph):
         out_features, in_features = node.params["kernel"].shape
         bias = "" if "bias" in node.params else ", bias=False"
         return f"nn.Linear({in_features}, {out_features}{bias})"

@@ -10,6 +10,7 @@ from .registry import register_keras, register_onnx, register_op, register_torch
 class Dropout(OpDef):
     name = "dropout"
     summary = "Identity at inference (the rate only matters in training)."
+    elementwise = True
     conventions = {
         "keras": Convention(("Dropout",), {}, {"rate": "rate"}),
         "torch": Convention(("Dropout",), {}, {"rate": "p=0.5"}),
@@ -22,13 +23,13 @@ class Dropout(OpDef):
     def from_keras(self, layer):
         return [Node(self.name, layer.name, layer.inputs, layer.outputs, attrs={"rate": layer.config.get("rate", 0.5)})]
 
-    def to_keras(self, node):
+    def to_keras(self, node, graph):
         return KerasSpec("Dropout", {"rate": node.attrs.get("rate", 0.5)})
 
     def from_torch(self, layer):
         return [Node(self.name, layer.name, layer.inputs, layer.outputs, attrs={"rate": layer.module.p})]
 
-    def torch_module(self, node):
+    def torch_module(self, node, graph):
         return f"nn.Dropout(p={node.attrs.get('rate', 0.5)!r})"
 
     def to_onnx(self, node, builder):

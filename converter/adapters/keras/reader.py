@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from ...errors import Unsupported, WeightMismatch, about
-from ...ir import Graph
+from ...ir import Graph, Value
+from ...layouts import shape_to_channels_first
 from ...ops import KERAS_CLASSES, KerasLayer
-from ...shapes import finish
+from ...shapes import Shapes, finish
+from . import flatten_order
 from .config import parse_model, snake_case
 from .files import open_keras
 
@@ -23,6 +25,8 @@ def _read(path) -> Graph:
     keras_file = open_keras(path)
     layout = parse_model(keras_file.config)
     refuse_unsupported(layout.layers)
+    inputs = [Value(v.name, shape_to_channels_first(v.shape)) for v in layout.inputs]
+    shapes = Shapes(inputs)
     nodes, used = [], set()
     path_keys = _keras3_path_keys(keras_file.config, layout)
     for index, entry in enumerate(layout.layers):
@@ -31,14 +35,19 @@ def _read(path) -> Graph:
         used.add(group)
         stored = keras_file.weights.layer(group)
         weights = _name_weights(index, entry, stored, reader.keras_weight_names(entry.config))
-        layer = KerasLayer(entry.class_name, entry.name, entry.config, weights, entry.inputs, entry.outputs)
-        nodes.extend(reader.from_keras(layer))
+        refuse_channels_first(entry)
+        layer = KerasLayer(entry.class_name, entry.name, entry.config, weights, entry.inputs, entry.outputs,
+                           shapes.of(entry.inputs))
+        created = reader.from_keras(layer)
+        shapes.add(created)
+        nodes.extend(created)
     unused = sorted(keras_file.weights.layers_with_weights() - used)
     if unused:
         raise WeightMismatch(f"weights stored for layers the model does not use: {unused}")
-    graph = Graph(layout.name, layout.inputs, layout.outputs, nodes,
-                  source={"format": "keras", "keras_version": keras_file.keras_version, "layout": "channels_last", "path": str(path)})
-    return finish(graph)
+    graph = Graph(layout.name, inputs, layout.outputs, nodes,
+                  source={"format": "keras", "keras_version": keras_file.keras_version, "layout": "channels_last",
+                          "path": str(path)})
+    return flatten_order.to_canonical(finish(graph))
 
 
 def refuse_unsupported(entries) -> None:
@@ -51,6 +60,12 @@ def refuse_unsupported(entries) -> None:
             problems.append(f"'{entry.name}' ({entry.class_name})")
     if problems:
         raise Unsupported(f"{len(problems)} unsupported layer(s): {', '.join(problems)}")
+
+
+def refuse_channels_first(entry) -> None:
+    if entry.config.get("data_format") == "channels_first":
+        raise Unsupported(f"layer '{entry.name}' ({entry.class_name}): data_format='channels_first' is not "
+                          "supported yet; wconv reads channels-last Keras models")
 
 
 def _name_weights(index: int, entry, stored: list, expected: list[str]) -> dict:

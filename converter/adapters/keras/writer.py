@@ -8,15 +8,19 @@ import re
 from ...errors import Unsupported
 from ...frameworks import require
 from ...ir import Graph
+from ...layouts import shape_to_channels_last
 from ...ops import OPS
 from ...outputs import atomic_path
 from ..fusion import fused_pairs
+from . import flatten_order
 
 
 def build(graph: Graph):
     """The IR as an in-memory ``keras.Model`` with the converted weights set."""
     keras = require("keras")
-    tensors = {v.name: keras.Input(shape=tuple(v.shape[1:]), name=keras_name(v.name)) for v in graph.inputs}
+    graph = flatten_order.to_keras(graph)
+    tensors = {v.name: keras.Input(shape=shape_to_channels_last(v.shape)[1:], name=keras_name(v.name))
+               for v in graph.inputs}
     for name, spec, inputs, outputs in keras_layers(graph, keras):
         layer = getattr(keras.layers, spec.class_name)(name=keras_name(name), **spec.config)
         args = [tensors[value] for value in inputs]
@@ -49,7 +53,7 @@ def _specs(graph: Graph) -> dict:
     specs, problems = {}, []
     for node in graph.nodes:
         try:
-            specs[node.name] = OPS[node.op].to_keras(node)
+            specs[node.name] = OPS[node.op].to_keras(node, graph)
         except Unsupported as error:
             problems.append(str(error))
     if problems:

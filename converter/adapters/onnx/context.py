@@ -8,8 +8,9 @@ from ...errors import BadInput, WeightMismatch
 
 
 class OnnxContext:
-    def __init__(self, graph, initializers: dict[str, np.ndarray]):
+    def __init__(self, graph, initializers: dict[str, np.ndarray], shapes):
         self.graph = graph
+        self.shapes = shapes  # canonical shapes of the values read so far
         self.initializers = initializers
         self.used: set[str] = set()
         self.absorbed: set[int] = set()  # ids of nodes folded into an earlier one
@@ -17,6 +18,9 @@ class OnnxContext:
         for node in graph.node:
             for name in node.input:
                 self.consumers.setdefault(name, []).append(node)
+
+    def shape(self, value: str):
+        return self.shapes.known.get(value)
 
     @staticmethod
     def name(node) -> str:

@@ -6,7 +6,7 @@ from ...errors import BadInput, Unsupported, WeightMismatch, about, first_line
 from ...frameworks import require
 from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
-from ...shapes import finish
+from ...shapes import Shapes, finish
 from .context import OnnxContext
 
 
@@ -36,15 +36,17 @@ def _read(path) -> Graph:
     model = load_model(path)
     initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     refuse_unsupported(model.graph)
-    context = OnnxContext(model.graph, initializers)
+    inputs = [Value(i.name, _shape(i)) for i in model.graph.input if i.name not in initializers]
+    context = OnnxContext(model.graph, initializers, Shapes(inputs))
     nodes = []
     for onnx_node in model.graph.node:
         if id(onnx_node) not in context.absorbed:
-            nodes.extend(ONNX_TYPES[onnx_node.op_type](onnx_node, context))
+            created = ONNX_TYPES[onnx_node.op_type](onnx_node, context)
+            context.shapes.add(created)
+            nodes.extend(created)
     unused = context.unused_initializers()
     if unused:
         raise WeightMismatch(f"initializers the graph does not use as weights: {unused}")
-    inputs = [Value(i.name, _shape(i)) for i in model.graph.input if i.name not in initializers]
     outputs = [o.name for o in model.graph.output]
     graph = Graph(model.graph.name or "model", inputs, outputs, nodes,
                   source={"format": "onnx", "path": str(path), "opset": _opset(model)})

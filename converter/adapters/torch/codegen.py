@@ -74,9 +74,13 @@ def source(graph: Graph, weights_file: str = "model.pt") -> str:
     names = Names(graph)
     init, forward = [], []
     for node, activation in module_plan(graph):
-        attribute = names.attribute[node.name]
-        init.append(f"        self.{attribute} = {OPS[node.op].torch_module(node)}")
-        call = f"self.{attribute}({', '.join(names.variable[v] for v in node.inputs)})"
+        op = OPS[node.op]
+        constructor = op.torch_module(node, graph)
+        module = None
+        if constructor is not None:
+            module = f"self.{names.attribute[node.name]}"
+            init.append(f"        {module} = {constructor}")
+        call = op.torch_forward(node, graph, module, [names.variable[v] for v in node.inputs])
         outputs = node.outputs
         if activation is not None:
             call, outputs = OPS[activation.op].torch_call(activation, call), activation.outputs
@@ -99,7 +103,8 @@ def state_dict_arrays(graph: Graph) -> dict:
     names = Names(graph)
     arrays = {}
     for node, _ in module_plan(graph):
-        for param, array in OPS[node.op].params_to("torch", node).items():
+        op = OPS[node.op]
+        for param, array in {**op.params_to("torch", node), **op.torch_buffers(node)}.items():
             arrays[f"{names.attribute[node.name]}.{param}"] = array
     return arrays
 

@@ -9,7 +9,7 @@ from ...errors import BadInput, Unsupported, WeightMismatch, about
 from ...frameworks import require
 from ...ir import Graph, Value
 from ...ops import TORCH_FUNCTIONS, TORCH_MODULES
-from ...shapes import finish
+from ...shapes import Shapes, finish
 from .module import load_module
 from .state_dict import load_state_dict
 
@@ -24,6 +24,7 @@ class TorchLayer:
     weights: dict
     inputs: list[str]
     outputs: list[str]
+    input_shapes: list
 
 
 @dataclass
@@ -36,6 +37,7 @@ class TorchCall:
     kwargs: dict
     inputs: list[str]
     outputs: list[str]
+    input_shapes: list
 
     def argument(self, keyword: str, position: int, default):
         if keyword in self.kwargs:
@@ -60,26 +62,28 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
     except Exception as error:  # fx raises many types for untraceable control flow
         raise Unsupported(f"{type(model).__name__} cannot be traced by torch.fx: {error}") from None
     refuse_unsupported(traced)
-    inputs, outputs, nodes, used = [], [], [], set()
+    inputs = [Value(n.name, _input_shape(traced, n, input_shape)) for n in traced.graph.nodes if n.op == "placeholder"]
+    shapes = Shapes(inputs)
+    outputs, nodes, used = [], [], set()
     for fx_node in traced.graph.nodes:
-        if fx_node.op == "placeholder":
-            inputs.append(Value(fx_node.name, tuple(input_shape) if input_shape else None))
-        elif fx_node.op == "output":
+        if fx_node.op == "output":
             outputs = [n.name for n in _flat(fx_node.args[0])]
         elif fx_node.op == "call_module":
-            layer = _layer(traced, fx_node, state, used)
-            nodes.extend(TORCH_MODULES[layer.class_name](layer))
-        else:
+            layer = _layer(traced, fx_node, state, used, shapes)
+            created = TORCH_MODULES[layer.class_name](layer)
+        elif fx_node.op != "placeholder":
+            sources = [n.name for n in fx_node.all_input_nodes]
             call = TorchCall(_function_name(fx_node), fx_node.name, _plain(fx_node.args), _plain(fx_node.kwargs),
-                             [n.name for n in fx_node.all_input_nodes], [fx_node.name])
+                             sources, [fx_node.name], shapes.of(sources))
             created = TORCH_FUNCTIONS[call.function](call)
             created[0].fused = _follows_sole_module(fx_node)
+        if fx_node.op in ("call_module", "call_function", "call_method"):
+            shapes.add(created)
             nodes.extend(created)
     unused = sorted(set(state) - used)
     if unused:
         raise WeightMismatch(f"state_dict entries the module does not use: {unused}")
     graph = Graph(type(model).__name__, inputs, outputs, nodes, source={"format": "torch", "path": source})
-    _infer_input_shapes(graph)
     return finish(graph)
 
 
@@ -99,7 +103,7 @@ def refuse_unsupported(traced) -> None:
         raise Unsupported(f"{len(problems)} unsupported layer(s): {', '.join(problems)}")
 
 
-def _layer(traced, fx_node, state, used) -> TorchLayer:
+def _layer(traced, fx_node, state, used, shapes) -> TorchLayer:
     module = traced.get_submodule(fx_node.target)
     prefix = f"{fx_node.target}."
     expected = {f"{prefix}{name}" for name, _ in module.named_parameters()}
@@ -111,7 +115,8 @@ def _layer(traced, fx_node, state, used) -> TorchLayer:
     weights = {key[len(prefix):]: value for key, value in state.items() if key in expected}
     used.update(expected)
     inputs = [n.name for n in fx_node.all_input_nodes]
-    return TorchLayer(type(module).__name__, fx_node.target, module, weights, inputs, [fx_node.name])
+    return TorchLayer(type(module).__name__, fx_node.target, module, weights, inputs, [fx_node.name],
+                      shapes.of(inputs))
 
 
 def _function_name(fx_node) -> str:
@@ -163,13 +168,14 @@ def _flat(value) -> list:
     return [value]
 
 
-def _infer_input_shapes(graph: Graph) -> None:
-    """A dense-only net reveals its input width in the first Linear; anything else needs --input-shape."""
-    for value in graph.inputs:
-        if value.shape is not None:
-            continue
-        consumer = next(iter(graph.consumers(value.name)), None)
-        if consumer is not None and consumer.op == "dense":
-            value.shape = (None, int(consumer.params["kernel"].shape[1]))
-        else:
-            raise BadInput(f"cannot infer the shape of input '{value.name}'; pass --input-shape")
+def _input_shape(traced, placeholder, given):
+    """``(None, *given)``; without it, a net that starts with a Linear reveals its input width."""
+    if given:
+        return (None, *given)
+    first = next((user for user in placeholder.users if user.op == "call_module"), None)
+    module = traced.get_submodule(first.target) if first is not None else None
+    if type(module).__name__ == "Linear":
+        return (None, int(module.in_features))
+    raise BadInput(f"cannot infer the shape of input '{placeholder.name}' (its first layer is "
+                   f"{type(module).__name__ if module is not None else 'not a module'}); pass --input-shape, "
+                   "e.g. 3,224,224 (channels first, no batch axis)")
