@@ -5,6 +5,7 @@ from __future__ import annotations
 from .errors import Unsupported
 from .ir import Graph, Value
 from .ops import OPS
+from .passes import fold_pads
 
 
 class Shapes:
@@ -26,8 +27,9 @@ class Shapes:
 
 
 def finish(graph: Graph) -> Graph:
-    """Check the wiring, then infer every value's shape (raising on params that do not fit)."""
+    """Check the wiring, fold paddings into the layers they feed, infer and check every shape."""
     graph.check()
+    fold_pads(graph)
     shapes = Shapes(graph.inputs)
     shapes.add(graph.nodes)
     graph.values = {name: Value(name, shape) for name, shape in shapes.known.items()}

@@ -31,10 +31,16 @@ def torch():
 
 
 def run_keras(path, x):
+    """Canonical (channels-first) input and output; Keras sees channels-last."""
     import keras
 
-    model = keras.saving.load_model(path, compile=False)
-    return np.asarray(model(x, training=False))
+    return run_keras_model(keras.saving.load_model(path, compile=False), x)
+
+
+def run_keras_model(model, x):
+    from converter.runners.keras import to_channels_first, to_channels_last
+
+    return to_channels_first(np.asarray(model(to_channels_last(x), training=False)))
 
 
 def run_onnx(path, x):

@@ -52,6 +52,7 @@ class KerasSpec:
     class_name: str
     config: dict
     weights: list[np.ndarray] = field(default_factory=list)
+    pre: KerasSpec | None = None  # a layer to apply first (ZeroPadding before an asymmetric conv)
 
 
 class OpDef:
@@ -66,8 +67,9 @@ class OpDef:
     elementwise = False  # True: output element i depends on input element i only (keeps any layout)
 
     # -- params through layouts -------------------------------------------------
-    def params_from(self, framework: str, named: dict, layer: str) -> dict[str, np.ndarray]:
-        """Framework-named weights -> canonical params. Missing or unused names are errors."""
+    def params_from(self, framework: str, named: dict, layer: str, optional=None) -> dict[str, np.ndarray]:
+        """Framework-named weights -> canonical params. Missing (unless optional) or unused names are errors."""
+        optional = self.optional if optional is None else optional
         convention = self.conventions[framework]
         wanted = {name: canonical for canonical, (name, _) in convention.params.items()}
         unused = sorted(set(named) - set(wanted))
@@ -76,7 +78,7 @@ class OpDef:
         params = {}
         for canonical, (name, axes) in convention.params.items():
             if name not in named:
-                if canonical in self.optional:
+                if canonical in optional:
                     continue
                 raise WeightMismatch(f"layer '{layer}' ({self.name}): weight '{name}' is missing")
             params[canonical] = permute(

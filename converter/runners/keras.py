@@ -6,6 +6,15 @@ import numpy as np
 
 from ..errors import BadInput, first_line
 from ..frameworks import require
+from ..layouts import channels_first_order, channels_last_order
+
+
+def to_channels_last(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(array, channels_last_order(array.ndim)))
+
+
+def to_channels_first(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(array, channels_first_order(array.ndim)))
 
 SAFETY = "Keras load_model(safe_mode=True, compile=False)"
 
@@ -18,8 +27,10 @@ def load(path):
         raise BadInput(f"{path}: Keras could not load it safely ({type(error).__name__}: {first_line(error)})") from None
 
     def predict(inputs):
+        """Canonical (channels-first) in and out; Keras itself sees channels-last."""
+        inputs = [to_channels_last(x) for x in inputs]
         outputs = model(inputs if len(inputs) > 1 else inputs[0], training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        return [np.asarray(o) for o in outputs]
+        return [to_channels_first(np.asarray(o)) for o in outputs]
 
     return predict, SAFETY

@@ -22,8 +22,10 @@ def build(graph: Graph):
     tensors = {v.name: keras.Input(shape=shape_to_channels_last(v.shape)[1:], name=keras_name(v.name))
                for v in graph.inputs}
     for name, spec, inputs, outputs in keras_layers(graph, keras):
-        layer = getattr(keras.layers, spec.class_name)(name=keras_name(name), **spec.config)
         args = [tensors[value] for value in inputs]
+        if spec.pre is not None:
+            args = [getattr(keras.layers, spec.pre.class_name)(name=keras_name(f"{name}_pad"), **spec.pre.config)(args[0])]
+        layer = getattr(keras.layers, spec.class_name)(name=keras_name(name), **spec.config)
         tensors[outputs[0]] = layer(args[0] if len(args) == 1 else args)
         if spec.weights:
             layer.set_weights(spec.weights)

@@ -8,14 +8,13 @@ from ...errors import BadInput, WeightMismatch
 
 
 class OnnxContext:
-    def __init__(self, graph, initializers: dict[str, np.ndarray], shapes):
-        self.graph = graph
+    def __init__(self, nodes, initializers: dict[str, np.ndarray], shapes):
         self.shapes = shapes  # canonical shapes of the values read so far
         self.initializers = initializers
         self.used: set[str] = set()
         self.absorbed: set[int] = set()  # ids of nodes folded into an earlier one
         self.consumers: dict[str, list] = {}
-        for node in graph.node:
+        for node in nodes:
             for name in node.input:
                 self.consumers.setdefault(name, []).append(node)
 

@@ -7,6 +7,7 @@ from ...frameworks import require
 from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
+from . import constants as constants_pass
 from .context import OnnxContext
 
 
@@ -35,11 +36,13 @@ def _read(path) -> Graph:
 
     model = load_model(path)
     initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-    refuse_unsupported(model.graph)
     inputs = [Value(i.name, _shape(i)) for i in model.graph.input if i.name not in initializers]
-    context = OnnxContext(model.graph, initializers, Shapes(inputs))
+    onnx_nodes, constants, consumed = constants_pass.fold(list(model.graph.node), initializers)
+    refuse_unsupported(onnx_nodes)
+    context = OnnxContext(onnx_nodes, constants, Shapes(inputs))
+    context.used |= consumed | (set(constants) - set(initializers))  # folded values are not weights
     nodes = []
-    for onnx_node in model.graph.node:
+    for onnx_node in onnx_nodes:
         if id(onnx_node) not in context.absorbed:
             created = ONNX_TYPES[onnx_node.op_type](onnx_node, context)
             context.shapes.add(created)
@@ -53,8 +56,8 @@ def _read(path) -> Graph:
     return finish(graph)
 
 
-def refuse_unsupported(graph) -> None:
-    problems = [f"'{n.name or n.output[0]}' ({n.op_type})" for n in graph.node if n.op_type not in ONNX_TYPES]
+def refuse_unsupported(onnx_nodes) -> None:
+    problems = [f"'{n.name or n.output[0]}' ({n.op_type})" for n in onnx_nodes if n.op_type not in ONNX_TYPES]
     if problems:
         raise Unsupported(f"{len(problems)} unsupported node(s): {', '.join(problems)}")
 

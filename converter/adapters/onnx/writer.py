@@ -15,8 +15,9 @@ OPSET = 20
 class Builder:
     """Collects ONNX nodes and initializers as op writers emit them."""
 
-    def __init__(self, onnx):
+    def __init__(self, onnx, graph: Graph):
         self.onnx = onnx
+        self.graph = graph  # for shapes: op writers may need their input's rank
         self.nodes, self.initializers = [], []
 
     def initializer(self, name: str, array) -> str:
@@ -32,7 +33,7 @@ class Builder:
 def build(graph: Graph):
     """The IR as a checked ModelProto."""
     onnx = require("onnx")
-    builder = Builder(onnx)
+    builder = Builder(onnx, graph)
     for node in graph.nodes:
         OPS[node.op].to_onnx(node, builder)
     model = onnx.helper.make_model(

@@ -1,0 +1,120 @@
+"""Zero padding of the spatial axes: ZeroPadding (Keras), ZeroPad / F.pad (torch), Pad (ONNX)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import Unsupported
+from ..ir import Node
+from . import padding
+from .base import Convention, KerasSpec, OpDef
+from .registry import register_keras, register_onnx, register_op, register_torch_function, register_torch_module
+
+
+class Pad(OpDef):
+    name = "pad"
+    summary = "Constant padding (0, or -inf before max pooling) of the spatial axes; pads are (begins..., ends...)."
+    elementwise = False
+    conventions = {
+        "keras": Convention(("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"), {},
+                            {"pads": "padding=((top, bottom), (left, right))"}),
+        "torch": Convention(("ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "F.pad"), {},
+                            {"pads": "(left, right, top, bottom): last axis first"}),
+        "onnx": Convention(("Pad",), {}, {"pads": "pads input over all axes, mode='constant'"}),
+    }
+
+    def output_shapes(self, node, input_shapes):
+        shape = input_shapes[0]
+        if shape is None:
+            return [None]
+        pads = node.attrs["pads"]
+        n = len(pads) // 2
+        if len(shape) != n + 2:
+            raise Unsupported(f"layer '{node.name}': pads {pads} do not fit an input of shape {shape}")
+        sizes = [None if s is None else s + pads[i] + pads[n + i] for i, s in enumerate(shape[2:])]
+        return [(shape[0], shape[1], *sizes)]
+
+    def node(self, name, inputs, outputs, pads, value=0.0) -> Node:
+        value = float(value or 0.0)
+        if value not in (0.0, float("-inf")):
+            raise Unsupported(f"layer '{name}': padding with {value} is not supported; only 0 (or -inf before "
+                              "max pooling)")
+        return Node(self.name, name, inputs, outputs, attrs={"pads": [int(p) for p in pads], "value": value})
+
+    # -- Keras ------------------------------------------------------------------------
+    def keras_weight_names(self, config):
+        return []
+
+    def from_keras(self, layer):
+        rank = int(layer.class_name[-2])
+        value = layer.config["padding"]
+        pairs = _keras_pairs(value, rank)
+        return [self.node(layer.name, layer.inputs, layer.outputs, [b for b, _ in pairs] + [e for _, e in pairs])]
+
+    def to_keras(self, node, graph):
+        if node.attrs["value"] != 0.0:
+            raise Unsupported(f"layer '{node.name}': Keras pads with zeros only, found value {node.attrs['value']}")
+        pads = node.attrs["pads"]
+        n = len(pads) // 2
+        pairs = [[pads[i], pads[n + i]] for i in range(n)]
+        return KerasSpec(f"ZeroPadding{n}D", {"padding": pairs[0] if n == 1 else pairs})
+
+    # -- torch ------------------------------------------------------------------------
+    def torch_module(self, node, graph):
+        return None
+
+    def torch_forward(self, node, graph, module, args):
+        value = ", value=float('-inf')" if node.attrs["value"] else ""
+        return f"F.pad({args[0]}, {padding.torch_pad_order(node.attrs['pads'])}{value})"
+
+    def from_torch(self, layer):
+        return [self.node(layer.name, layer.inputs, layer.outputs,
+                          padding.from_torch_pad_order(list(layer.module.padding)))]
+
+    def from_torch_function(self, call):
+        mode, value = call.argument("mode", 2, "constant"), call.argument("value", 3, None)
+        if mode != "constant":
+            raise Unsupported(f"'{call.name}': F.pad(mode={mode!r}) is not supported; only constant padding")
+        pad = list(call.argument("pad", 1, None))
+        rank = len(call.input_shapes[0]) if call.input_shapes and call.input_shapes[0] else None
+        if rank is not None and len(pad) != 2 * (rank - 2):
+            raise Unsupported(f"'{call.name}': F.pad over {len(pad) // 2} axes; only the spatial axes convert")
+        return [self.node(call.name, call.inputs[:1], call.outputs, padding.from_torch_pad_order(pad), value)]
+
+    # -- ONNX -------------------------------------------------------------------------
+    def to_onnx(self, node, builder):
+        pads = node.attrs["pads"]
+        n = len(pads) // 2
+        full = [0, 0, *pads[:n], 0, 0, *pads[n:]]
+        name = builder.initializer(f"{node.name}.pads", np.array(full, dtype=np.int64))
+        value = builder.initializer(f"{node.name}.value", np.array(node.attrs["value"], dtype=np.float32))
+        builder.node("Pad", [node.inputs[0], name, value], node.outputs, node.name, mode="constant")
+
+    def from_onnx(self, onnx_node, context):
+        attrs = context.attrs(onnx_node)
+        name = context.name(onnx_node)
+        if attrs.get("mode", "constant") != "constant":
+            raise Unsupported(f"Pad '{name}': mode={attrs['mode']} is not supported; only zero padding")
+        full = [int(p) for p in context.weight(onnx_node, 1)]
+        value = float(context.weight(onnx_node, 2)) if len(onnx_node.input) > 2 and onnx_node.input[2] else 0.0
+        n = len(full) // 2
+        if full[:2] != [0, 0] or full[n:n + 2] != [0, 0]:
+            raise Unsupported(f"Pad '{name}': only padding of the spatial axes converts, found pads {full}")
+        return [self.node(name, [onnx_node.input[0]], list(onnx_node.output), full[2:n] + full[n + 2:], value)]
+
+
+def _keras_pairs(value, rank: int) -> list:
+    """Keras accepts an int, one pair, or a pair per axis."""
+    if isinstance(value, int):
+        return [(value, value)] * rank
+    if rank == 1 and len(value) == 2 and all(isinstance(v, int) for v in value):
+        return [tuple(value)]
+    return [(v, v) if isinstance(v, int) else tuple(v) for v in value]
+
+
+PAD = register_op(Pad())
+for _rank in (1, 2, 3):
+    register_keras(f"ZeroPadding{_rank}D", PAD)
+    register_torch_module(f"ZeroPad{_rank}d", PAD.from_torch)
+register_torch_function("torch.nn.functional.pad", PAD.from_torch_function)
+register_onnx("Pad", PAD.from_onnx)

@@ -1,0 +1,249 @@
+"""Max and average pooling 1D/2D/3D, and global pooling.
+
+Keras' 'same' average pooling does not count the padding (torch count_include_pad=False,
+ONNX count_include_pad=0); max pooling pads with -inf everywhere.
+"""
+
+from __future__ import annotations
+
+from ..errors import Unsupported
+from ..ir import Node
+from . import padding
+from .base import Convention, KerasSpec, OpDef
+from .registry import register_keras, register_onnx, register_op, register_torch_function, register_torch_module
+
+KINDS = {"max": ("MaxPooling", "MaxPool", "MaxPool"), "avg": ("AveragePooling", "AvgPool", "AveragePool")}
+
+
+class Pool(OpDef):
+    def __init__(self, kind: str, rank: int):
+        self.kind, self.rank = kind, rank
+        keras, torch, onnx = KINDS[kind]
+        self.keras_class, self.torch_class, self.onnx_type = f"{keras}{rank}D", f"{torch}{rank}d", onnx
+        self.name = f"{kind}_pool{rank}d"
+        self.summary = f"{'Maximum' if kind == 'max' else 'Average'} over {rank}-D windows of each channel."
+        count = {"count_include_pad": "'same' excludes the padding"} if kind == "avg" else {}
+        self.conventions = {
+            "keras": Convention((self.keras_class,), {}, {"padding": "'valid' or 'same' (TF)", **count}),
+            "torch": Convention((self.torch_class,), {}, {"padding": "symmetric; asymmetric via F.pad",
+                                                           **({"count_include_pad": "count_include_pad=True"}
+                                                              if count else {})}),
+            "onnx": Convention((onnx,), {}, {"padding": "pads", **({"count_include_pad": "count_include_pad=0"}
+                                                                    if count else {})}),
+        }
+
+    def output_shapes(self, node, input_shapes):
+        shape = input_shapes[0]
+        if shape is None:
+            return [None]
+        if len(shape) != self.rank + 2:
+            raise Unsupported(f"layer '{node.name}': {self.name} needs a rank-{self.rank + 2} input, found {shape}")
+        a = node.attrs
+        sizes = padding.output_sizes(padding.spatial(shape), a["kernel"], a["strides"], [1] * self.rank, a["pads"])
+        return [(shape[0], shape[1], *sizes)]
+
+    def node(self, name, inputs, outputs, input_shape, kernel, strides, pad_spec, count_include_pad) -> Node:
+        kernel = padding.as_list(kernel, self.rank)
+        strides = padding.as_list(strides if strides is not None else kernel, self.rank)
+        sizes = padding.spatial(input_shape) if input_shape else [None] * self.rank
+        pads = padding.resolve(name, pad_spec, sizes, kernel, strides, [1] * self.rank)
+        attrs = {"kernel": kernel, "strides": strides, "pads": pads}
+        if self.kind == "avg":
+            attrs["count_include_pad"] = bool(count_include_pad) if any(pads) else False
+        return Node(self.name, name, inputs, outputs, attrs=attrs)
+
+    # -- Keras ------------------------------------------------------------------------
+    def keras_weight_names(self, config):
+        return []
+
+    def from_keras(self, layer):
+        config = layer.config
+        shape = layer.input_shapes[0] if layer.input_shapes else None
+        return [self.node(layer.name, layer.inputs, layer.outputs, shape, config.get("pool_size", 2),
+                          config.get("strides"), config.get("padding", "valid"), False)]
+
+    def to_keras(self, node, graph):
+        a = node.attrs
+        shape = graph.shape(node.inputs[0])
+        name = padding.keras_name(a["pads"], padding.spatial(shape), a["kernel"], a["strides"], [1] * self.rank)
+        if name is None or (name == "same" and a.get("count_include_pad")):
+            raise Unsupported(f"layer '{node.name}': Keras pooling pads only as TF 'same'"
+                              f"{' without counting the padding' if self.kind == 'avg' else ''}; found pads {a['pads']}")
+        return KerasSpec(self.keras_class, {"pool_size": a["kernel"], "strides": a["strides"], "padding": name})
+
+    # -- torch ------------------------------------------------------------------------
+    def torch_module(self, node, graph):
+        a = node.attrs
+        pads = a["pads"][: self.rank] if padding.symmetric(a["pads"]) else [0] * self.rank
+        options = [f"kernel_size={_text(a['kernel'])}", f"stride={_text(a['strides'])}"]
+        if any(pads):
+            options.append(f"padding={_text(pads)}")
+        if self.kind == "avg" and not a["count_include_pad"]:
+            options.append("count_include_pad=False")
+        return f"nn.{self.torch_class}({', '.join(options)})"
+
+    def torch_forward(self, node, graph, module, args):
+        pads = node.attrs["pads"]
+        if padding.symmetric(pads):
+            return f"{module}({args[0]})"
+        if self.kind == "avg":
+            raise Unsupported(f"layer '{node.name}': torch average pooling has no asymmetric padding that "
+                              f"excludes the padded values (pads {pads})")
+        return f"{module}(F.pad({args[0]}, {padding.torch_pad_order(pads)}, value=float('-inf')))"
+
+    def from_torch(self, layer):
+        module = layer.module
+        if getattr(module, "ceil_mode", False):
+            raise Unsupported(f"layer '{layer.name}' ({layer.class_name}): ceil_mode=True is not supported")
+        if self.kind == "max" and (padding.as_list(module.dilation, self.rank) != [1] * self.rank
+                                   or module.return_indices):
+            raise Unsupported(f"layer '{layer.name}' ({layer.class_name}): dilation or return_indices")
+        if self.kind == "avg" and getattr(module, "divisor_override", None) is not None:
+            raise Unsupported(f"layer '{layer.name}' ({layer.class_name}): divisor_override is not supported")
+        shape = layer.input_shapes[0] if layer.input_shapes else None
+        pads = padding.as_list(module.padding, self.rank) * 2
+        return [self.node(layer.name, layer.inputs, layer.outputs, shape, module.kernel_size, module.stride, pads,
+                          getattr(module, "count_include_pad", False))]
+
+    # -- ONNX -------------------------------------------------------------------------
+    def to_onnx(self, node, builder):
+        a = node.attrs
+        extra = {"count_include_pad": int(a["count_include_pad"])} if self.kind == "avg" else {}
+        builder.node(self.onnx_type, node.inputs[:1], node.outputs, node.name, kernel_shape=a["kernel"],
+                     strides=a["strides"], pads=a["pads"], **extra)
+
+    def from_onnx(self, onnx_node, context):
+        attrs = context.attrs(onnx_node)
+        name = context.name(onnx_node)
+        if attrs.get("ceil_mode", 0) or any(d != 1 for d in attrs.get("dilations", [1])):
+            raise Unsupported(f"{onnx_node.op_type} '{name}': ceil_mode or dilations are not supported")
+        if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID", "SAME_UPPER"):
+            raise Unsupported(f"{onnx_node.op_type} '{name}': auto_pad={attrs['auto_pad']} is not supported")
+        pad_spec = {"VALID": "valid", "SAME_UPPER": "same"}.get(attrs.get("auto_pad"),
+                                                                attrs.get("pads", [0] * 2 * self.rank))
+        return [self.node(name, [onnx_node.input[0]], list(onnx_node.output)[:1],
+                          context.shape(onnx_node.input[0]), attrs["kernel_shape"], attrs.get("strides", 1),
+                          pad_spec, attrs.get("count_include_pad", 0))]
+
+
+class GlobalPool(OpDef):
+    def __init__(self, kind: str):
+        self.kind = kind
+        self.name = f"global_{kind}_pool"
+        self.summary = f"{'Maximum' if kind == 'max' else 'Mean'} over every spatial axis; keepdims keeps them as 1."
+        keras = "GlobalMaxPooling" if kind == "max" else "GlobalAveragePooling"
+        self.keras_classes = [f"{keras}{rank}D" for rank in (1, 2, 3)]
+        self.torch_classes = [f"Adaptive{'Max' if kind == 'max' else 'Avg'}Pool{rank}d" for rank in (1, 2, 3)]
+        self.onnx_type = "GlobalMaxPool" if kind == "max" else "GlobalAveragePool"
+        self.conventions = {
+            "keras": Convention(tuple(self.keras_classes), {}, {"keepdims": "keepdims=False"}),
+            "torch": Convention((*self.torch_classes[1:2], "torch.amax" if kind == "max" else "torch.mean"), {},
+                                {"keepdims": "AdaptiveXPool(1) keeps them; torch.mean(x, dim=(2, 3)) drops them"}),
+            "onnx": Convention((self.onnx_type,), {}, {"keepdims": "always kept (Flatten after, to drop)"}),
+        }
+
+    def output_shapes(self, node, input_shapes):
+        shape = input_shapes[0]
+        if shape is None:
+            return [None]
+        return [(shape[0], shape[1], *([1] * (len(shape) - 2)))] if node.attrs["keepdims"] else [shape[:2]]
+
+    def node(self, name, inputs, outputs, keepdims) -> Node:
+        return Node(self.name, name, inputs, outputs, attrs={"keepdims": bool(keepdims)})
+
+    def keras_weight_names(self, config):
+        return []
+
+    def from_keras(self, layer):
+        return [self.node(layer.name, layer.inputs, layer.outputs, layer.config.get("keepdims", False))]
+
+    def to_keras(self, node, graph):
+        rank = len(graph.shape(node.inputs[0])) - 2
+        return KerasSpec(self.keras_classes[rank - 1], {"keepdims": node.attrs["keepdims"]})
+
+    def torch_module(self, node, graph):
+        if node.attrs["keepdims"]:
+            rank = len(graph.shape(node.inputs[0])) - 2
+            return f"nn.{self.torch_classes[rank - 1]}(1)"
+        return None
+
+    def torch_forward(self, node, graph, module, args):
+        if module is not None:
+            return f"{module}({args[0]})"
+        axes = tuple(range(2, len(graph.shape(node.inputs[0]))))
+        return f"torch.{'amax' if self.kind == 'max' else 'mean'}({args[0]}, dim={axes})"
+
+    def from_torch(self, layer):
+        size = layer.module.output_size
+        if any(s != 1 for s in padding.as_list(size, 1 if isinstance(size, int) else len(size))):
+            raise Unsupported(f"layer '{layer.name}' ({layer.class_name}): only output_size=1 converts")
+        return [self.node(layer.name, layer.inputs, layer.outputs, True)]
+
+    def from_torch_function(self, call):
+        shape = call.input_shapes[0]
+        dims = call.argument("dim", 1, None)
+        dims = [dims] if isinstance(dims, int) else list(dims or [])
+        rank = len(shape) if shape else 0
+        if rank < 3 or sorted(d % rank for d in dims) != list(range(2, rank)):
+            raise Unsupported(f"'{call.name}': {call.function} over {dims} of a rank-{rank} tensor; only the "
+                              "mean/max over every spatial axis converts")
+        return [self.node(call.name, call.inputs[:1], call.outputs, call.argument("keepdim", 2, False))]
+
+    def to_onnx(self, node, builder):
+        if node.attrs["keepdims"]:
+            builder.node(self.onnx_type, node.inputs[:1], node.outputs, node.name)
+            return
+        kept = f"{node.name}/keepdims"
+        builder.node(self.onnx_type, node.inputs[:1], [kept], node.name)
+        builder.node("Flatten", [kept], node.outputs, f"{node.name}/flatten", axis=1)
+
+    def from_onnx(self, onnx_node, context):
+        return [self.node(context.name(onnx_node), [onnx_node.input[0]], list(onnx_node.output), True)]
+
+    def from_onnx_reduce(self, onnx_node, context):
+        """ReduceMean/ReduceMax over every spatial axis (axes as attribute before opset 18, input after)."""
+        attrs = context.attrs(onnx_node)
+        name = context.name(onnx_node)
+        axes = attrs.get("axes")
+        if axes is None and len(onnx_node.input) > 1 and onnx_node.input[1]:
+            axes = [int(a) for a in context.weight(onnx_node, 1)]
+        shape = context.shape(onnx_node.input[0])
+        rank = len(shape) if shape else 0
+        if rank < 3 or axes is None or sorted(a % rank for a in axes) != list(range(2, rank)):
+            raise Unsupported(f"{onnx_node.op_type} '{name}' over axes {axes} of a rank-{rank} tensor; only the "
+                              "reduction over every spatial axis converts")
+        return [self.node(name, [onnx_node.input[0]], list(onnx_node.output), attrs.get("keepdims", 1))]
+
+
+def _text(values) -> str:
+    return str(values[0]) if len(set(values)) == 1 else str(tuple(values))
+
+
+POOLS = {(kind, rank): register_op(Pool(kind, rank)) for kind in KINDS for rank in (1, 2, 3)}
+for _pool in POOLS.values():
+    register_keras(_pool.keras_class, _pool)
+    register_torch_module(_pool.torch_class, _pool.from_torch)
+
+
+def from_onnx_pool(onnx_node, context):
+    """MaxPool/AveragePool: the rank comes from kernel_shape."""
+    kind = "max" if onnx_node.op_type == "MaxPool" else "avg"
+    rank = len(context.attrs(onnx_node)["kernel_shape"])
+    return POOLS[(kind, rank)].from_onnx(onnx_node, context)
+
+
+register_onnx("MaxPool", from_onnx_pool)
+register_onnx("AveragePool", from_onnx_pool)
+GLOBAL_POOLS = {kind: register_op(GlobalPool(kind)) for kind in KINDS}
+for _global in GLOBAL_POOLS.values():
+    for _class in _global.keras_classes:
+        register_keras(_class, _global)
+    for _class in _global.torch_classes:
+        register_torch_module(_class, _global.from_torch)
+    register_onnx(_global.onnx_type, _global.from_onnx)
+register_onnx("ReduceMean", GLOBAL_POOLS["avg"].from_onnx_reduce)
+register_onnx("ReduceMax", GLOBAL_POOLS["max"].from_onnx_reduce)
+register_torch_function("torch.mean", GLOBAL_POOLS["avg"].from_torch_function)
+register_torch_function("mean", GLOBAL_POOLS["avg"].from_torch_function)
+register_torch_function("torch.amax", GLOBAL_POOLS["max"].from_torch_function)
+register_torch_function("amax", GLOBAL_POOLS["max"].from_torch_function)

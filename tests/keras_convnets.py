@@ -1,0 +1,97 @@
+"""Keras conv nets for the tests (channels-last, as Keras users write them), non-square on purpose."""
+
+import numpy as np
+
+
+def conv_same_stride(keras):
+    """TF 'same' with stride 2 on odd and even sizes (asymmetric padding), fused relu, Flatten -> Dense."""
+    inputs = keras.Input((9, 12, 3))
+    x = keras.layers.Conv2D(5, (3, 2), strides=2, padding="same", activation="relu", name="conv_a")(inputs)
+    x = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="conv_b")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, keras.layers.Dense(6, name="dense")(x))
+
+
+def grouped_dilated(keras):
+    inputs = keras.Input((11, 8, 4))
+    x = keras.layers.Conv2D(6, 3, dilation_rate=(2, 1), groups=2, use_bias=False, name="grouped")(inputs)
+    x = keras.layers.Conv2D(5, (1, 3), padding="same", activation="tanh", name="wide")(x)
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling2D(name="gap")(x))
+
+
+def depthwise(keras):
+    inputs = keras.Input((10, 7, 3))
+    x = keras.layers.DepthwiseConv2D(3, depth_multiplier=2, strides=2, padding="same", name="dw")(inputs)
+    x = keras.layers.DepthwiseConv2D((2, 3), use_bias=False, name="dw_nobias")(x)
+    x = keras.layers.Conv2D(4, 1, name="pointwise")(x)
+    return keras.Model(inputs, keras.layers.GlobalMaxPooling2D(name="gmp")(x))
+
+
+def batchnorm_pooling(keras):
+    inputs = keras.Input((13, 10, 3))
+    x = keras.layers.Conv2D(6, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.BatchNormalization(epsilon=1e-3, name="bn")(x)
+    x = keras.layers.ReLU(name="relu")(x)
+    x = keras.layers.MaxPooling2D(2, padding="same", name="maxpool")(x)
+    x = keras.layers.AveragePooling2D(3, strides=2, padding="same", name="avgpool")(x)
+    x = keras.layers.BatchNormalization(center=False, name="bn_noshift")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, keras.layers.Dense(4, activation="softmax", name="dense")(x))
+
+
+def branches(keras):
+    inputs = keras.Input((8, 11, 3))
+    stem = keras.layers.Conv2D(4, 3, padding="same", activation="relu", name="stem")(inputs)
+    a = keras.layers.Conv2D(4, 3, padding="same", name="branch_a")(stem)
+    b = keras.layers.Conv2D(3, 1, name="branch_b")(stem)
+    added = keras.layers.Add(name="add")([stem, a])
+    multiplied = keras.layers.Multiply(name="multiply")([added, a])
+    joined = keras.layers.Concatenate(name="concat")([multiplied, b, stem])
+    padded = keras.layers.ZeroPadding2D(((1, 0), (2, 1)), name="pad")(joined)
+    x = keras.layers.Conv2D(5, 3, strides=2, name="conv")(padded)
+    x = keras.layers.Subtract(name="subtract")([x, keras.layers.Conv2D(5, 3, strides=2, name="conv2")(padded)])
+    x = keras.layers.Maximum(name="maximum")([x, keras.layers.Conv2D(5, 3, strides=2, name="conv3")(padded)])
+    x = keras.layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="dense")(x))
+
+
+def conv1d(keras):
+    inputs = keras.Input((15, 4))
+    x = keras.layers.Conv1D(6, 3, strides=2, padding="same", name="conv")(inputs)
+    x = keras.layers.Conv1D(5, 2, dilation_rate=2, padding="causal", activation="elu", name="causal")(x)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.MaxPooling1D(2, name="pool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="dense")(x))
+
+
+def conv3d(keras):
+    inputs = keras.Input((4, 6, 5, 2))
+    x = keras.layers.Conv3D(3, (2, 3, 2), padding="same", strides=(1, 2, 1), name="conv")(inputs)
+    x = keras.layers.AveragePooling3D(2, name="pool")(x)
+    return keras.Model(inputs, keras.layers.GlobalAveragePooling3D(name="gap")(x))
+
+
+def feature_map_output(keras):
+    """A conv output (rank 4) as the model output, and a Flatten whose values are the output too."""
+    inputs = keras.Input((6, 5, 3))
+    x = keras.layers.Conv2D(4, 2, name="conv")(inputs)
+    flat = keras.layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, [x, flat])
+
+
+MODELS = {f.__name__: f for f in (conv_same_stride, grouped_dilated, depthwise, batchnorm_pooling, branches, conv1d,
+                                  conv3d, feature_map_output)}
+
+
+def seeded(model, seed=0):
+    """Random weights; BatchNorm variances positive and away from zero."""
+    rng = np.random.default_rng(seed)
+    weights = []
+    for variable in model.weights:
+        values = rng.standard_normal(variable.shape).astype("float32") * 0.5
+        if "variance" in variable.path:
+            values = np.abs(values) + 0.5
+        weights.append(values)
+    model.set_weights(weights)
+    return model

@@ -1,0 +1,108 @@
+"""Convolutional networks in every direction, checked against the frameworks themselves.
+
+Keras models are the sources for Keras->torch and Keras->ONNX; hand-written torch modules for
+torch->Keras and torch->ONNX; those torch modules exported by torch.onnx are the sources for
+ONNX->torch and ONNX->Keras. Inputs are canonical (channels-first) seeded normals; Keras is fed
+and read channels-last.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import converter
+import keras_convnets
+import torch_convnets
+from conftest import TESTS, TARGET_SUFFIX, import_file
+
+TORCH_FILE = TESTS / "torch_convnets.py"
+
+
+def canonical_input(shape, seed=5, batch=3):
+    return np.random.default_rng(seed).standard_normal((batch, *shape)).astype(np.float32)
+
+
+def keras_outputs(model, x):
+    from converter.runners.keras import to_channels_first, to_channels_last
+
+    outputs = model(to_channels_last(x), training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return [to_channels_first(np.asarray(o)) for o in outputs]
+
+
+def torch_outputs(model, x):
+    import torch
+
+    with torch.no_grad():
+        outputs = model(torch.from_numpy(x))
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    return [o.numpy() for o in outputs]
+
+
+def run_target(kind, path, x):
+    if kind == "keras":
+        import keras
+
+        return keras_outputs(keras.saving.load_model(path, compile=False), x)
+    if kind == "onnx":
+        import onnxruntime
+
+        session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+        return session.run(None, {session.get_inputs()[0].name: x})
+    import torch
+
+    module = import_file(path.with_suffix(".py"), f"generated_{path.parent.name}_{path.stem}")
+    model = module.Model()
+    model.load_state_dict(torch.load(path, weights_only=True), strict=True)
+    return torch_outputs(model.eval(), x)
+
+
+def assert_outputs_match(expected, found):
+    assert len(expected) == len(found)
+    for want, got in zip(expected, found):
+        assert want.shape == got.shape, (want.shape, got.shape)
+        scale = float(np.abs(want).max())
+        assert scale > 0
+        difference = float(np.abs(want.astype(np.float64) - got).max())
+        assert difference <= 1e-5 * max(scale, 1.0), f"max abs diff {difference:.3g} (largest output {scale:.3g})"
+
+
+@pytest.mark.parametrize("target", ["torch", "onnx"])
+@pytest.mark.parametrize("case", keras_convnets.MODELS)
+def test_keras_convnet(case, target, tmp_path, keras):
+    model = keras_convnets.seeded(keras_convnets.MODELS[case](keras))
+    model.save(tmp_path / "source.keras")
+    x = canonical_input(converter.read(tmp_path / "source.keras").inputs[0].shape[1:])
+    out = tmp_path / f"out{TARGET_SUFFIX[target]}"
+    converter.convert(tmp_path / "source.keras", out)
+    assert_outputs_match(keras_outputs(model, x), run_target(target, out, x))
+
+
+def torch_source(case, tmp_path, torch):
+    model = torch_convnets.seeded(torch_convnets.MODELS[case]())
+    torch.save(model.state_dict(), tmp_path / "source.pt")
+    return model, canonical_input(model.input_shape)
+
+
+@pytest.mark.parametrize("target", ["keras", "onnx"])
+@pytest.mark.parametrize("case", torch_convnets.MODELS)
+def test_torch_convnet(case, target, tmp_path, torch):
+    model, x = torch_source(case, tmp_path, torch)
+    out = tmp_path / f"out{TARGET_SUFFIX[target]}"
+    converter.convert(tmp_path / "source.pt", out, module=f"{TORCH_FILE}:{case}", input_shape=model.input_shape)
+    assert_outputs_match(torch_outputs(model, x), run_target(target, out, x))
+
+
+@pytest.mark.parametrize("target", ["torch", "keras"])
+@pytest.mark.parametrize("case", torch_convnets.MODELS)
+def test_onnx_convnet(case, target, tmp_path, torch):
+    """The ONNX source is what torch.onnx (TorchScript exporter, opset 17) makes of the torch module."""
+    model, x = torch_source(case, tmp_path, torch)
+    source = tmp_path / "source.onnx"
+    # A fixed batch lets the exporter fold F.pad's size arithmetic into constants.
+    torch.onnx.export(model, torch.from_numpy(x), source, dynamo=False, opset_version=17, input_names=["x"])
+    expected = run_target("onnx", source, x)
+    out = tmp_path / f"out{TARGET_SUFFIX[target]}"
+    converter.convert(source, out)
+    assert_outputs_match(expected, run_target(target, out, x))

@@ -1,0 +1,109 @@
+"""torch conv nets for the tests (wconv reads them by file path), non-square on purpose."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class ConvBnPool(nn.Module):
+    """Conv (stride 2, asymmetric kernel) -> BatchNorm -> ReLU -> MaxPool -> grouped conv -> Flatten -> Linear."""
+
+    input_shape = (3, 13, 10)
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 6, kernel_size=(3, 2), stride=2, padding=(1, 0))
+        self.bn1 = nn.BatchNorm2d(6, eps=1e-3)
+        self.pool = nn.MaxPool2d(2)
+        self.conv2 = nn.Conv2d(6, 4, kernel_size=3, padding=1, groups=2, bias=False)
+        self.fc = nn.Linear(4 * 3 * 2, 5)
+
+    def forward(self, x):
+        x = self.pool(torch.relu(self.bn1(self.conv1(x))))
+        return self.fc(torch.flatten(self.conv2(x), 1))
+
+
+class DepthwiseGlobal(nn.Module):
+    """Depthwise conv with multiplier 2 (no bias), 1x1 conv, global average pool kept as (N, C, 1, 1), Linear."""
+
+    input_shape = (4, 9, 12)
+
+    def __init__(self):
+        super().__init__()
+        self.depthwise = nn.Conv2d(4, 8, kernel_size=3, padding=1, groups=4, bias=False)
+        self.pointwise = nn.Conv2d(8, 5, kernel_size=1)
+        self.gap = nn.AdaptiveAvgPool2d(1)
+        self.head = nn.Linear(5, 3)
+
+    def forward(self, x):
+        x = torch.relu(self.pointwise(self.depthwise(x)))
+        return self.head(torch.flatten(self.gap(x), 1))
+
+
+class TfSamePadding(nn.Module):
+    """TF's asymmetric 'same' written the torch way: F.pad then a valid conv; padded max pool; avg pool."""
+
+    input_shape = (2, 10, 11)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(2, 5, kernel_size=3, stride=2)
+        self.maxpool = nn.MaxPool2d(3, stride=1, padding=1)
+        self.avgpool = nn.AvgPool2d(3, stride=2, padding=1, count_include_pad=False)
+
+    def forward(self, x):
+        x = self.conv(F.pad(x, (0, 1, 0, 1)))
+        return torch.mean(self.avgpool(self.maxpool(x)), dim=(2, 3))
+
+
+class Residual(nn.Module):
+    """Skip connection (add), concatenation on channels, BatchNorm, global max."""
+
+    input_shape = (3, 10, 7)
+
+    def __init__(self):
+        super().__init__()
+        self.stem = nn.Conv2d(3, 4, kernel_size=3, padding=1)
+        self.branch_a = nn.Conv2d(4, 4, kernel_size=3, padding=1)
+        self.branch_b = nn.Conv2d(4, 2, kernel_size=1)
+        self.bn = nn.BatchNorm2d(6)
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        stem = torch.relu(self.stem(x))
+        added = stem + self.branch_a(stem)
+        joined = torch.cat([added, self.branch_b(stem)], dim=1)
+        return self.fc(torch.amax(self.bn(joined), dim=(2, 3)))
+
+
+class Conv1dNet(nn.Module):
+    """Conv1d stride 2, BatchNorm1d, AvgPool1d, Flatten, Linear."""
+
+    input_shape = (4, 15)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv1d(4, 6, kernel_size=3, stride=2, padding=1, dilation=1)
+        self.bn = nn.BatchNorm1d(6)
+        self.pool = nn.AvgPool1d(2)
+        self.fc = nn.Linear(6 * 4, 3)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(self.pool(torch.tanh(self.bn(self.conv(x)))), 1))
+
+
+MODELS = {cls.__name__: cls for cls in (ConvBnPool, DepthwiseGlobal, TfSamePadding, Residual, Conv1dNet)}
+
+
+def seeded(model, seed=0):
+    """Random weights and non-trivial BatchNorm statistics, so that every parameter shows in the output."""
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, tensor in model.state_dict().items():
+            if name.endswith("num_batches_tracked"):
+                continue
+            values = torch.randn(tensor.shape, generator=generator) * 0.5
+            if name.endswith("running_var"):
+                values = values.abs() + 0.5
+            tensor.copy_(values)
+    return model.eval()
