@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-ACTIVATIONS = ["relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "selu", "softplus", "leaky_relu", "linear"]
+ACTIVATIONS = ["relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "selu", "softplus", "leaky_relu", "linear",
+               "relu6", "silu", "hard_silu", "mish"]
 
 
 def seeded(shape, seed: int, scale: float = 0.5) -> np.ndarray:
@@ -24,6 +25,7 @@ def keras_activation_layer(keras, name: str, layer_name: str):
         "elu": lambda: keras.layers.ELU(alpha=0.7, name=layer_name),
         "softmax": lambda: keras.layers.Softmax(axis=-1, name=layer_name),
         "relu": lambda: keras.layers.ReLU(name=layer_name),
+        "relu6": lambda: keras.layers.ReLU(max_value=6.0, name=layer_name),
     }
     return special.get(name, lambda: keras.layers.Activation(name, name=layer_name))()
 
@@ -48,7 +50,20 @@ def keras_mlp(keras, sizes=(7, 5, 3), activation="relu", fused=True, use_bias=Tr
 ONNX_ACTIVATIONS = {"relu": ("Relu", {}), "sigmoid": ("Sigmoid", {}), "tanh": ("Tanh", {}),
                     "softmax": ("Softmax", {"axis": -1}), "gelu": ("Gelu", {}), "elu": ("Elu", {"alpha": 0.7}),
                     "selu": ("Selu", {}), "softplus": ("Softplus", {}), "leaky_relu": ("LeakyRelu", {"alpha": 0.15}),
-                    "linear": ("Identity", {})}
+                    "linear": ("Identity", {}), "hard_silu": ("HardSwish", {}), "mish": ("Mish", {})}
+
+
+def onnx_activation(helper, numpy_helper, activation, source, out, index):
+    """(nodes, initializers) computing ``activation``; relu6 and silu take more than one node."""
+    if activation == "relu6":
+        bounds = [numpy_helper.from_array(np.array(v, np.float32), f"clip{index}_{v}") for v in (0, 6)]
+        return [helper.make_node("Clip", [source, bounds[0].name, bounds[1].name], [out], name=f"act{index}")], bounds
+    if activation == "silu":
+        gate = f"gate{index}"
+        return [helper.make_node("Sigmoid", [source], [gate], name=f"sigmoid{index}"),
+                helper.make_node("Mul", [source, gate], [out], name=f"act{index}")], []
+    op_type, attrs = ONNX_ACTIVATIONS[activation]
+    return [helper.make_node(op_type, [source], [out], name=f"act{index}", **attrs)], []
 
 
 def onnx_mlp(sizes=(7, 5, 3), activation="relu", seed=0):
@@ -72,8 +87,9 @@ def onnx_mlp(sizes=(7, 5, 3), activation="relu", seed=0):
                              numpy_helper.from_array(bias, f"b{index}")]
             nodes.append(helper.make_node("MatMul", [current, f"w{index}"], [f"mm{index}"], name=f"matmul{index}"))
             nodes.append(helper.make_node("Add", [f"mm{index}", f"b{index}"], [out], name=f"add{index}"))
-        op_type, attrs = ONNX_ACTIVATIONS[activation]
-        nodes.append(helper.make_node(op_type, [out], [f"a{index}"], name=f"act{index}", **attrs))
+        created, constants = onnx_activation(helper, numpy_helper, activation, out, f"a{index}", index)
+        nodes += created
+        initializers += constants
         current = f"a{index}"
     graph = helper.make_graph(nodes, "mlp", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", sizes[0]])],
                               [helper.make_tensor_value_info(current, TensorProto.FLOAT, ["N", sizes[-1]])],

@@ -8,11 +8,13 @@ MODULES = {
     "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "softmax": lambda: nn.Softmax(dim=-1),
     "gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "elu": lambda: nn.ELU(alpha=0.7),
     "selu": nn.SELU, "softplus": nn.Softplus, "leaky_relu": lambda: nn.LeakyReLU(0.15), "linear": nn.Identity,
+    "relu6": nn.ReLU6, "silu": nn.SiLU, "hard_silu": nn.Hardswish, "mish": nn.Mish,
 }
 FUNCTIONS = {
     "relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "softmax": lambda x: F.softmax(x, dim=-1),
     "gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"), "elu": lambda x: F.elu(x, alpha=0.7),
     "selu": F.selu, "softplus": F.softplus, "leaky_relu": lambda x: F.leaky_relu(x, 0.15), "linear": lambda x: x,
+    "relu6": F.relu6, "silu": F.silu, "hard_silu": F.hardswish, "mish": F.mish,
 }
 
 
@@ -45,26 +47,7 @@ class FunctionalMLP(nn.Module):
         return self._act(self.fc_out(x))
 
     def _act(self, x):
-        name = self.activation
-        if name == "relu":
-            return torch.relu(x)
-        if name == "sigmoid":
-            return torch.sigmoid(x)
-        if name == "tanh":
-            return torch.tanh(x)
-        if name == "softmax":
-            return F.softmax(x, dim=-1)
-        if name == "gelu":
-            return F.gelu(x)
-        if name == "elu":
-            return F.elu(x, alpha=0.7)
-        if name == "selu":
-            return F.selu(x)
-        if name == "softplus":
-            return F.softplus(x)
-        if name == "leaky_relu":
-            return F.leaky_relu(x, 0.15)
-        return x
+        return FUNCTIONS[self.activation](x)
 
 
 def seeded_state(module, seed=0):

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from ..errors import Unsupported
 from ..ir import Node
 from ..layouts import axis_to_channels_first, axis_to_channels_last
@@ -45,6 +47,7 @@ class Row:
     keras_layer: str | None = None  # a dedicated Keras layer class, if any
     torch_functions: tuple = ()
     attrs: dict = field(default_factory=dict)
+    keras_aliases: tuple = ()  # other names Keras files use for it (Keras 2's 'swish')
 
 
 ROWS = (
@@ -70,6 +73,12 @@ ROWS = (
         {"negative_slope": Attr(0.01, ("negative_slope", 0.3), 0.2, ("negative_slope", 0.01), ("alpha", 0.01),
                                 keras_legacy="alpha")}),
     Row("identity", "x (Keras 'linear')", "linear", "Identity", "Identity", None),
+    Row("relu6", "min(max(x, 0), 6)", "relu6", "ReLU6", "Clip", None, ("torch.nn.functional.relu6",)),
+    Row("silu", "x * sigmoid(x) (swish)", "silu", "SiLU", "Sigmoid+Mul", None, ("torch.nn.functional.silu",),
+        keras_aliases=("swish",)),
+    Row("hard_silu", "x * relu6(x + 3) / 6 (hard swish)", "hard_silu", "Hardswish", "HardSwish", None,
+        ("torch.nn.functional.hardswish",), keras_aliases=("hard_swish",)),
+    Row("mish", "x * tanh(softplus(x))", "mish", "Mish", "Mish", None, ("torch.nn.functional.mish",)),
 )
 
 
@@ -228,8 +237,48 @@ def _refuse_unknown_onnx_attrs(onnx_node, found, known, context) -> None:
                               "has no equivalent")
 
 
-ACTIVATIONS = {row.op: register_op(Activation(row)) for row in ROWS}
-BY_KERAS_NAME = {row.keras: ACTIVATIONS[row.op] for row in ROWS if row.keras}
+class Relu6(Activation):
+    """ONNX has no Relu6: it is Clip(x, 0, 6), bounds as inputs (attributes before opset 11)."""
+
+    def to_onnx(self, node, builder):
+        low = builder.initializer(f"{node.name}.min", np.array(0.0, dtype=np.float32))
+        high = builder.initializer(f"{node.name}.max", np.array(6.0, dtype=np.float32))
+        builder.node("Clip", [node.inputs[0], low, high], node.outputs, node.name)
+
+    def from_onnx(self, onnx_node, context):
+        attrs = context.attrs(onnx_node)
+        bounds = [attrs.get("min"), attrs.get("max")]
+        for index in (1, 2):
+            if len(onnx_node.input) > index and onnx_node.input[index]:
+                bounds[index - 1] = float(context.weight(onnx_node, index))
+        if bounds != [0.0, 6.0]:
+            raise Unsupported(f"Clip '{context.name(onnx_node)}' with bounds {bounds}: only Clip(0, 6) (relu6) "
+                              "converts")
+        return [self.node(context.name(onnx_node), [onnx_node.input[0]], list(onnx_node.output))]
+
+
+class Silu(Activation):
+    """ONNX (opset 20) has no SiLU: it is written, and recognized, as Mul(x, Sigmoid(x))."""
+
+    def to_onnx(self, node, builder):
+        gate = f"{node.name}/sigmoid"
+        builder.node("Sigmoid", node.inputs[:1], [gate], gate)
+        builder.node("Mul", [node.inputs[0], gate], node.outputs, node.name)
+
+
+SPECIAL = {"relu6": Relu6, "silu": Silu}
+ACTIVATIONS = {row.op: register_op(SPECIAL.get(row.op, Activation)(row)) for row in ROWS}
+BY_KERAS_NAME = {name: ACTIVATIONS[row.op] for row in ROWS for name in (row.keras, *row.keras_aliases) if name}
+
+
+def from_onnx_sigmoid(onnx_node, context):
+    """Sigmoid, or the first half of SiLU when its only consumer is Mul(x, Sigmoid(x))."""
+    users = context.consumers.get(onnx_node.output[0], [])
+    source = onnx_node.input[0]
+    if len(users) == 1 and users[0].op_type == "Mul" and sorted(users[0].input) == sorted([source, onnx_node.output[0]]):
+        context.absorbed.add(id(users[0]))
+        return [ACTIVATIONS["silu"].node(context.name(users[0]), [source], list(users[0].output))]
+    return ACTIVATIONS["sigmoid"].from_onnx(onnx_node, context)
 
 
 def from_keras_activation(keras_name, name: str, inputs, outputs, fused: bool = False, rank=None) -> Node:
@@ -261,7 +310,7 @@ class KerasActivationLayer:
 
 
 class KerasReLULayer:
-    """``keras.layers.ReLU``: only its defaults are plain relu (ReLU6 and friends come later)."""
+    """``keras.layers.ReLU``: plain relu, or relu6 with max_value=6."""
 
     @staticmethod
     def keras_weight_names(config):
@@ -270,9 +319,11 @@ class KerasReLULayer:
     @staticmethod
     def from_keras(layer):
         options = {k: layer.config.get(k) for k in ("max_value", "negative_slope", "threshold")}
-        if options["max_value"] is not None or options["negative_slope"] or options["threshold"]:
-            raise Unsupported(f"layer '{layer.name}' (ReLU): {options} is not supported yet; only plain relu")
-        return [ACTIVATIONS["relu"].node(layer.name, layer.inputs, layer.outputs)]
+        if options["negative_slope"] or options["threshold"] or options["max_value"] not in (None, 6, 6.0):
+            raise Unsupported(f"layer '{layer.name}' (ReLU): {options} is not supported; only plain relu and "
+                              "max_value=6 (relu6)")
+        op = ACTIVATIONS["relu" if options["max_value"] is None else "relu6"]
+        return [op.node(layer.name, layer.inputs, layer.outputs)]
 
 
 class KerasDedicatedLayer:
@@ -286,12 +337,14 @@ class KerasDedicatedLayer:
         return [self.op.from_keras_layer(layer)]
 
 
+register_onnx("Sigmoid", from_onnx_sigmoid)
 register_keras("Activation", KerasActivationLayer)
 register_keras("ReLU", KerasReLULayer)
 for _op in ACTIVATIONS.values():
     if _op.row.keras_layer and _op.row.keras_layer != "ReLU":
         register_keras(_op.row.keras_layer, KerasDedicatedLayer(_op))
     register_torch_module(_op.row.torch, _op.from_torch)
-    register_onnx(_op.row.onnx, _op.from_onnx)
+    if _op.row.onnx not in ("Sigmoid", "Sigmoid+Mul"):
+        register_onnx(_op.row.onnx, _op.from_onnx)
     for _function in _op.row.torch_functions:
         register_torch_function(_function, _op.from_torch_function)
