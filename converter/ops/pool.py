@@ -66,10 +66,17 @@ class Pool(OpDef):
         a = node.attrs
         shape = graph.shape(node.inputs[0])
         name = padding.keras_name(a["pads"], padding.spatial(shape), a["kernel"], a["strides"], [1] * self.rank)
+        config = {"pool_size": a["kernel"], "strides": a["strides"]}
+        if name is None and self.kind == "max" and _non_negative(graph, node.inputs[0]):
+            # Zeros pad like -inf when every value is >= 0 (torch ResNet's MaxPool2d(3, 2, padding=1) after ReLU).
+            n = self.rank
+            pairs = [[a["pads"][i], a["pads"][n + i]] for i in range(n)]
+            pre = KerasSpec(f"ZeroPadding{n}D", {"padding": pairs[0] if n == 1 else pairs})
+            return KerasSpec(self.keras_class, {**config, "padding": "valid"}, pre=pre)
         if name is None or (name == "same" and a.get("count_include_pad")):
             raise Unsupported(f"layer '{node.name}': Keras pooling pads only as TF 'same'"
                               f"{' without counting the padding' if self.kind == 'avg' else ''}; found pads {a['pads']}")
-        return KerasSpec(self.keras_class, {"pool_size": a["kernel"], "strides": a["strides"], "padding": name})
+        return KerasSpec(self.keras_class, {**config, "padding": name})
 
     # -- torch ------------------------------------------------------------------------
     def torch_module(self, node, graph):
@@ -213,6 +220,14 @@ class GlobalPool(OpDef):
             raise Unsupported(f"{onnx_node.op_type} '{name}' over axes {axes} of a rank-{rank} tensor; only the "
                               "reduction over every spatial axis converts")
         return [self.node(name, [onnx_node.input[0]], list(onnx_node.output), attrs.get("keepdims", 1))]
+
+
+NON_NEGATIVE = {"relu", "relu6", "sigmoid", "softmax"}
+
+
+def _non_negative(graph, value: str) -> bool:
+    producer = graph.producer(value)
+    return producer is not None and producer.op in NON_NEGATIVE
 
 
 def _text(values) -> str:
