@@ -36,7 +36,7 @@ def to_dict(graph: Graph) -> dict:
 def save(graph: Graph, path) -> None:
     from safetensors.numpy import save_file
 
-    tensors = {f"{n.name}.{k}": np.ascontiguousarray(v) for n in graph.nodes for k, v in n.params.items()}
+    tensors = {f"{n.name}.{k}": np.require(v, requirements="C") for n in graph.nodes for k, v in n.params.items()}
     with atomic_path(path) as temp:
         save_file(tensors, temp, metadata={METADATA_KEY: json.dumps(to_dict(graph))})
 

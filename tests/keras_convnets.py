@@ -80,8 +80,23 @@ def feature_map_output(keras):
     return keras.Model(inputs, [x, flat])
 
 
+def separable_squeeze_excite(keras):
+    """Input rescaling and normalization, SeparableConv, squeeze-and-excitation (Reshape + broadcast Multiply)."""
+    inputs = keras.Input((12, 9, 3))
+    x = keras.layers.Rescaling([0.5, 0.25, 2.0], offset=0.1, name="rescale")(inputs)
+    x = keras.layers.Normalization(axis=-1, mean=[0.1, -0.2, 0.3], variance=[1.5, 0.5, 2.0], name="norm")(x)
+    x = keras.layers.SeparableConv2D(6, 3, strides=2, padding="same", depth_multiplier=2, activation="silu",
+                                     name="sep")(x)
+    squeeze = keras.layers.GlobalAveragePooling2D(name="squeeze")(x)
+    squeeze = keras.layers.Reshape((1, 1, 6), name="se_reshape")(squeeze)
+    excite = keras.layers.Conv2D(6, 1, activation="sigmoid", name="excite")(squeeze)
+    x = keras.layers.Multiply(name="scale")([x, excite])
+    x = keras.layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, keras.layers.Dense(4, name="dense")(x))
+
+
 MODELS = {f.__name__: f for f in (conv_same_stride, grouped_dilated, depthwise, batchnorm_pooling, branches, conv1d,
-                                  conv3d, feature_map_output)}
+                                  conv3d, feature_map_output, separable_squeeze_excite)}
 
 
 def seeded(model, seed=0):

@@ -16,8 +16,8 @@ from conftest import TESTS, TARGET_SUFFIX
 from test_convnets import canonical_input, keras_outputs, run_target, torch_outputs
 
 INPUT = (96, 128, 3)  # channels-last, h != w
-FAST = ["MobileNetV2", "ResNet50"]
-SLOW = ["DenseNet121", "InceptionV3", "VGG16"]
+FAST = ["MobileNetV2", "ResNet50", "EfficientNetB0"]
+SLOW = ["DenseNet121", "InceptionV3", "VGG16", "Xception"]
 
 
 def seeded_keras(model, seed=0):
@@ -65,6 +65,19 @@ def test_keras_application(name, target, tmp_path, keras):
 @pytest.mark.parametrize("name", SLOW)
 def test_keras_application_slow(name, target, tmp_path, keras):
     keras_application(name, target, tmp_path, keras)
+
+
+@pytest.mark.parametrize("via", ["torch", "onnx"])
+def test_keras_application_back_to_keras(via, tmp_path, keras):
+    """EfficientNetB0 (rescaling, normalization, SE blocks, swish) to torch or ONNX and back to Keras."""
+    model = getattr(keras.applications, "EfficientNetB0")(weights=None, input_shape=INPUT, classifier_activation=None)
+    seeded_keras(model).save(tmp_path / "source.keras")
+    middle = tmp_path / f"middle{TARGET_SUFFIX[via]}"
+    converter.convert(tmp_path / "source.keras", middle)
+    module = f"{middle.with_suffix('.py')}:Model" if via == "torch" else None
+    converter.convert(middle, tmp_path / "back.keras", module=module)
+    x = canonical_input((INPUT[2], *INPUT[:2]), batch=2)
+    assert_logits_match(keras_outputs(model, x)[0], run_target("keras", tmp_path / "back.keras", x)[0])
 
 
 @pytest.mark.parametrize("target", ["keras", "onnx"])

@@ -92,7 +92,30 @@ class Conv1dNet(nn.Module):
         return self.fc(torch.flatten(self.pool(torch.tanh(self.bn(self.conv(x)))), 1))
 
 
-MODELS = {cls.__name__: cls for cls in (ConvBnPool, DepthwiseGlobal, TfSamePadding, Residual, Conv1dNet)}
+class SqueezeExcite(nn.Module):
+    """Squeeze-and-excitation with nn.Unflatten and x.reshape, SiLU and hardswish, a broadcast multiply."""
+
+    input_shape = (4, 7, 9)
+    onnx_export = False  # torch.onnx writes Unflatten as Shape/Slice arithmetic on the batch size
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 6, kernel_size=3, padding=1)
+        self.reduce = nn.Linear(6, 3)
+        self.expand = nn.Linear(3, 6)
+        self.unflatten = nn.Unflatten(1, (6, 1, 1))
+        self.head = nn.Linear(6 * 7 * 9, 2)
+
+    def forward(self, x):
+        x = F.silu(self.conv(x))
+        squeezed = torch.mean(x, dim=(2, 3))
+        gate = torch.sigmoid(self.expand(F.hardswish(self.reduce(squeezed))))
+        x = x * self.unflatten(gate) + x * gate.view(-1, 6, 1, 1)
+        return self.head(x.reshape(-1, 6 * 7 * 9))
+
+
+MODELS = {cls.__name__: cls for cls in (ConvBnPool, DepthwiseGlobal, TfSamePadding, Residual, Conv1dNet,
+                                         SqueezeExcite)}
 
 
 def seeded(model, seed=0):

@@ -250,7 +250,8 @@ class Relu6(Activation):
         bounds = [attrs.get("min"), attrs.get("max")]
         for index in (1, 2):
             if len(onnx_node.input) > index and onnx_node.input[index]:
-                bounds[index - 1] = float(context.weight(onnx_node, index))
+                bound = context.weight(onnx_node, index)
+                bounds[index - 1] = float(bound.reshape(())) if bound.size == 1 else None
         if bounds != [0.0, 6.0]:
             raise Unsupported(f"Clip '{context.name(onnx_node)}' with bounds {bounds}: only Clip(0, 6) (relu6) "
                               "converts")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..errors import Unsupported
+from ..errors import ShapeMismatch, Unsupported
 from ..ir import Node
 from ..layouts import axis_to_channels_first
 from .base import Convention, KerasSpec, OpDef, expect_dim
@@ -113,7 +113,71 @@ class BatchNorm(OpDef):
                           attrs.get("epsilon", 1e-5), 1.0 - attrs.get("momentum", 0.9))]
 
 
+class KerasNormalization:
+    """Keras ``Normalization``: (x - mean) / max(sqrt(var), 1e-7), read as a BatchNorm with epsilon 0.
+
+    Clamping the variance at 1e-14 reproduces Keras' max(sqrt(var), 1e-7) exactly.
+    """
+
+    @staticmethod
+    def keras_weight_names(config):
+        return [] if config.get("mean") is not None else ["mean", "variance", "count"]
+
+    @staticmethod
+    def from_keras(layer):
+        config = layer.config
+        if config.get("invert"):
+            raise Unsupported(f"layer '{layer.name}' (Normalization): invert=True is not supported")
+        channels = _channels(layer)
+        mean = config["mean"] if config.get("mean") is not None else layer.weights["mean"]
+        variance = config["variance"] if config.get("variance") is not None else layer.weights["variance"]
+        mean, variance = _per_channel(layer, "mean", mean, channels), _per_channel(layer, "variance", variance, channels)
+        params = {"mean": mean, "var": np.maximum(variance, np.float32(1e-14))}
+        return [BATCHNORM.node(layer.name, layer.inputs, layer.outputs, params, 0.0, 0.1)]
+
+
+class KerasRescaling:
+    """Keras ``Rescaling``: x * scale + offset, read as a BatchNorm with mean 0, variance 1, epsilon 0."""
+
+    @staticmethod
+    def keras_weight_names(config):
+        return []
+
+    @staticmethod
+    def from_keras(layer):
+        channels = _channels(layer)
+        scale = _per_channel(layer, "scale", layer.config.get("scale", 1.0), channels)
+        offset = _per_channel(layer, "offset", layer.config.get("offset", 0.0), channels)
+        params = {"scale": scale, "bias": offset, "mean": np.zeros(channels, np.float32),
+                  "var": np.ones(channels, np.float32)}
+        return [BATCHNORM.node(layer.name, layer.inputs, layer.outputs, params, 0.0, 0.1)]
+
+
+def _channels(layer) -> int:
+    shape = layer.input_shapes[0] if layer.input_shapes else None
+    if shape is None or shape[1] is None:
+        raise Unsupported(f"layer '{layer.name}' ({layer.class_name}): needs a known channel count")
+    axis = layer.config.get("axis", -1)
+    axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
+    if axis not in (-1, len(shape) - 1):
+        raise Unsupported(f"layer '{layer.name}' ({layer.class_name}): axis={axis}; only the channel axis converts")
+    return int(shape[1])
+
+
+def _per_channel(layer, what: str, value, channels: int) -> np.ndarray:
+    """A scalar, or one value per channel (leading axes of size 1 allowed, as Keras broadcasts them)."""
+    array = np.asarray(value, dtype=np.float32)
+    if array.size == 1:
+        return np.full(channels, float(array.reshape(())), np.float32)
+    if array.size != channels or any(d != 1 for d in array.shape[:-1]):
+        raise ShapeMismatch(f"layer '{layer.name}' ({layer.class_name}): {what} of shape {array.shape} is not one "
+                            f"value per channel ({channels})")
+    return array.reshape(channels)
+
+
 BATCHNORM = register_op(BatchNorm())
+register_keras("Normalization", KerasNormalization)
+register_keras("Rescaling", KerasRescaling)
 register_keras("BatchNormalization", BATCHNORM)
 for _dims in (1, 2, 3):
     register_torch_module(f"BatchNorm{_dims}d", BATCHNORM.from_torch)

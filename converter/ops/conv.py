@@ -210,7 +210,32 @@ def from_onnx_conv(onnx_node, context):
                     attrs.get("group", 1), pad_spec)]
 
 
+class KerasSeparable:
+    """Keras SeparableConv1D/2D: a depthwise conv then a 1x1 conv, read as those two IR nodes."""
+
+    def __init__(self, rank: int):
+        self.rank = rank
+
+    def keras_weight_names(self, config):
+        return ["depthwise_kernel", "pointwise_kernel"] + (["bias"] if config.get("use_bias", True) else [])
+
+    def from_keras(self, layer):
+        config, weights, op = layer.config, layer.weights, CONVS[self.rank]
+        depthwise = weights["depthwise_kernel"]
+        hidden = f"{layer.name}/depthwise"
+        first = op.node(hidden, layer.inputs, [hidden],
+                        op.params_from("keras", {"kernel": _depthwise_to_hwio(depthwise, self.rank)}, hidden),
+                        layer.input_shapes[0], config.get("strides", 1), config.get("dilation_rate", 1),
+                        depthwise.shape[-2], config.get("padding", "valid"))
+        pointwise = {"kernel": weights["pointwise_kernel"], **({"bias": weights["bias"]} if "bias" in weights else {})}
+        second = op.node(layer.name, [hidden], layer.outputs, op.params_from("keras", pointwise, layer.name),
+                         None, 1, 1, 1, "valid")
+        return [first, *_with_activation(second, config, layer, self.rank)]
+
+
 CONVS = {rank: register_op(Conv(rank)) for rank in (1, 2, 3)}
+for _rank in (1, 2):
+    register_keras(f"SeparableConv{_rank}D", KerasSeparable(_rank))
 for _rank, _op in CONVS.items():
     register_keras(f"Conv{_rank}D", _op)
     register_torch_module(f"Conv{_rank}d", _op.from_torch)

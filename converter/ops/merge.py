@@ -35,7 +35,7 @@ class Merge(OpDef):
     def __init__(self, row: Row):
         self.row = row
         self.name = row.op
-        self.summary = f"Element-wise {row.op} of inputs of one shape."
+        self.summary = f"Element-wise {row.op}; inputs of one rank, axes of size 1 broadcast."
         self.conventions = {
             "keras": Convention((row.keras,), {}),
             "torch": Convention((row.torch_template.strip() if row.torch_functions else
@@ -44,10 +44,18 @@ class Merge(OpDef):
         }
 
     def output_shapes(self, node, input_shapes):
-        known = [s for s in input_shapes if s is not None]
-        if any(s != known[0] for s in known):
-            raise ShapeMismatch(f"layer '{node.name}' ({self.name}): inputs differ in shape: {input_shapes}")
-        return [known[0] if known else None]
+        """Broadcast as every framework does once the ranks agree (squeeze-and-excitation's (N, C, 1, 1))."""
+        if any(s is None for s in input_shapes):
+            return [None]
+        if len({len(s) for s in input_shapes}) != 1:
+            raise ShapeMismatch(f"layer '{node.name}' ({self.name}): inputs differ in rank: {input_shapes}")
+        result = []
+        for sizes in zip(*input_shapes):
+            real = {d for d in sizes if d != 1}
+            if len(real - {None}) > 1:
+                raise ShapeMismatch(f"layer '{node.name}' ({self.name}): shapes {input_shapes} do not broadcast")
+            result.append(next(iter(real)) if len(real) == 1 else (None if None in sizes else 1))
+        return [tuple(result)]
 
     def node(self, name, inputs, outputs) -> Node:
         if len(inputs) < 2 or (self.row.binary and len(inputs) != 2):

@@ -23,7 +23,8 @@ class Builder:
     def initializer(self, name: str, array) -> str:
         from onnx import numpy_helper
 
-        self.initializers.append(numpy_helper.from_array(np.ascontiguousarray(array), name))
+        # np.require keeps 0-d arrays 0-d (Clip's bounds must be scalars); ascontiguousarray would not.
+        self.initializers.append(numpy_helper.from_array(np.require(array, requirements="C"), name))
         return name
 
     def node(self, op_type: str, inputs, outputs, name: str, **attrs) -> None:

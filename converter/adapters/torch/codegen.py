@@ -26,6 +26,9 @@ from torch import nn
 
 
 class Model(nn.Module):
+    # Input shapes without the batch axis; wconv reads them back when converting this module.
+    wconv_input_shapes = {input_shapes}
+
     def __init__(self):
         super().__init__()
 {init}
@@ -90,6 +93,7 @@ def source(graph: Graph, weights_file: str = "model.pt") -> str:
         version=__version__,
         source=graph.source.get("path") or graph.source.get("format", "an IR graph"),
         inputs=inputs,
+        input_shapes=[tuple(v.shape[1:]) for v in graph.inputs],
         weights=weights_file,
         init="\n".join(init) or "        pass",
         arguments=", ".join(names.variable[v.name] for v in graph.inputs),

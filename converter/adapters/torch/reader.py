@@ -62,7 +62,10 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
     except Exception as error:  # fx raises many types for untraceable control flow
         raise Unsupported(f"{type(model).__name__} cannot be traced by torch.fx: {error}") from None
     refuse_unsupported(traced)
-    inputs = [Value(n.name, _input_shape(traced, n, input_shape)) for n in traced.graph.nodes if n.op == "placeholder"]
+    placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
+    recorded = getattr(model, "wconv_input_shapes", None) or [None] * len(placeholders)
+    given = [input_shape] if input_shape else recorded
+    inputs = [Value(n.name, _input_shape(traced, n, shape)) for n, shape in zip(placeholders, given)]
     shapes = Shapes(inputs)
     outputs, nodes, used = [], [], set()
     for fx_node in traced.graph.nodes:
@@ -169,7 +172,8 @@ def _flat(value) -> list:
 
 
 def _input_shape(traced, placeholder, given):
-    """``(None, *given)``; without it, a net that starts with a Linear reveals its input width."""
+    """``(None, *given)`` (from --input-shape or a wconv-generated module's ``wconv_input_shapes``);
+    without it, a net that starts with a Linear reveals its input width."""
     if given:
         return (None, *given)
     first = next((user for user in placeholder.users if user.op == "call_module"), None)

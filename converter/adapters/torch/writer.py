@@ -26,7 +26,7 @@ def write(graph: Graph, path) -> list[Path]:
         if str(path).endswith(".safetensors"):
             from safetensors.numpy import save_file
 
-            save_file({k: np.ascontiguousarray(v) for k, v in arrays.items()}, temp)
+            save_file({k: np.require(v, requirements="C") for k, v in arrays.items()}, temp)  # keeps 0-d 0-d
         else:
             torch = require("torch")
             torch.save({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}, temp)  # copies: onnx arrays are read-only

@@ -1,0 +1,125 @@
+"""Reshape: canonical semantics are torch's reshape of the channels-first tensor.
+
+A reshape to (batch, features) is read as a Flatten, whose feature order the IR tracks.
+
+A Keras Reshape works on the channels-last tensor. The two agree exactly when the axes of size
+other than 1 come in the same order in both layouts, as in squeeze-and-excitation's
+(N, C) -> (N, 1, 1, C). Any other Keras Reshape would need transposes and is refused.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from ..errors import ShapeMismatch, Unsupported
+from ..ir import Node
+from ..layouts import channels_last_order, shape_to_channels_first, shape_to_channels_last
+from .base import Convention, KerasSpec, OpDef
+from .flatten import FLATTEN
+from .registry import register_keras, register_onnx, register_op, register_torch_function, register_torch_module
+
+
+def layout_free(shape) -> bool:
+    """True when the channels-last and channels-first element orders of ``shape`` coincide."""
+    real = [axis for axis in range(1, len(shape)) if shape[axis] != 1]
+    return [axis for axis in channels_last_order(len(shape)) if axis in real] == real
+
+
+class Reshape(OpDef):
+    name = "reshape"
+    summary = "Reshape every axis after the batch (canonical: torch's reshape of the channels-first tensor)."
+    conventions = {
+        "keras": Convention(("Reshape",), {}, {"shape": "target_shape, channels-last; layout-free cases only"}),
+        "torch": Convention(("reshape", "view", "Unflatten"), {}, {"shape": "(-1, *shape)"}),
+        "onnx": Convention(("Reshape",), {}, {"shape": "shape input [0, *shape]"}),
+    }
+
+    def output_shapes(self, node, input_shapes):
+        shape = input_shapes[0]
+        target = tuple(node.attrs["shape"])
+        if shape is not None and None not in shape[1:] and math.prod(shape[1:]) != math.prod(target):
+            raise ShapeMismatch(f"layer '{node.name}': cannot reshape {tuple(shape[1:])} to {target}")
+        return [(shape[0] if shape else None, *target)]
+
+    def node(self, name, inputs, outputs, input_shape, target, order="channels_first") -> Node:
+        """A reshape node; a reshape to (batch, features) is a Flatten, which knows about feature order."""
+        target = [int(d) for d in target]
+        if len(target) == 1 and input_shape is not None and len(input_shape) >= 3:
+            return FLATTEN.node(name, inputs, outputs, order)
+        if -1 in target:
+            if input_shape is None or None in input_shape[1:]:
+                raise Unsupported(f"layer '{name}': reshape with -1 needs the input shape")
+            known = math.prod(d for d in target if d != -1)
+            target[target.index(-1)] = math.prod(input_shape[1:]) // known
+        return Node(self.name, name, inputs, outputs, attrs={"shape": target})
+
+    def keras_weight_names(self, config):
+        return []
+
+    def from_keras(self, layer):
+        shape = layer.input_shapes[0]
+        if shape is None or None in shape[1:]:
+            raise Unsupported(f"layer '{layer.name}' (Reshape): needs a fully known input shape")
+        target = list(layer.config["target_shape"])
+        if len(target) == 1:
+            return [self.node(layer.name, layer.inputs, layer.outputs, shape, target, order="channels_last")]
+        if -1 in target:
+            known = math.prod(d for d in target if d != -1)
+            target[target.index(-1)] = math.prod(shape[1:]) // known
+        canonical = shape_to_channels_first((None, *target))[1:]
+        if not layout_free(shape) or not layout_free((None, *canonical)):
+            raise Unsupported(f"layer '{layer.name}' (Reshape): {tuple(target)} from a channels-last "
+                              f"{shape_to_channels_last(shape)} needs transposes; not supported yet")
+        return [self.node(layer.name, layer.inputs, layer.outputs, shape, canonical)]
+
+    def to_keras(self, node, graph):
+        shape = graph.shape(node.inputs[0])
+        out = (None, *node.attrs["shape"])
+        if not layout_free(shape) or not layout_free(out):
+            raise Unsupported(f"layer '{node.name}': reshape {shape} -> {out} mixes channels-last axes in Keras")
+        return KerasSpec("Reshape", {"target_shape": list(shape_to_channels_last(out)[1:])})
+
+    def torch_module(self, node, graph):
+        return None
+
+    def torch_forward(self, node, graph, module, args):
+        return f"{args[0]}.reshape(-1, {', '.join(str(d) for d in node.attrs['shape'])})"
+
+    def from_torch_function(self, call):
+        sizes = call.args[1:] if call.function in ("reshape", "view") else call.args[1:2]
+        sizes = list(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (list, tuple)) else list(sizes)
+        if not sizes or not all(isinstance(d, int) for d in sizes) or sizes[0] != -1 or -1 in sizes[1:]:
+            raise Unsupported(f"'{call.name}': {call.function}{tuple(sizes)}; only (-1, *fixed sizes) converts")
+        return [self.node(call.name, call.inputs[:1], call.outputs, call.input_shapes[0], sizes[1:])]
+
+    def from_torch(self, layer):
+        module = layer.module
+        shape = layer.input_shapes[0]
+        if module.dim != 1 or shape is None or len(shape) != 2:
+            raise Unsupported(f"layer '{layer.name}' (Unflatten): only dim=1 of a (batch, features) input converts")
+        return [self.node(layer.name, layer.inputs, layer.outputs, shape, list(module.unflattened_size))]
+
+    def to_onnx(self, node, builder):
+        target = builder.initializer(f"{node.name}.shape", np.array([0, *node.attrs["shape"]], dtype=np.int64))
+        builder.node("Reshape", [node.inputs[0], target], node.outputs, node.name)
+
+    def from_onnx(self, onnx_node, context):
+        target = [int(d) for d in context.weight(onnx_node, 1)]
+        shape = context.shape(onnx_node.input[0])
+        name = context.name(onnx_node)
+        if context.attrs(onnx_node).get("allowzero", 0) or target[0] not in (0, -1) + ((shape[0],) if shape else ()):
+            raise Unsupported(f"Reshape '{name}' to {target}: the batch axis must stay first")
+        rest = [shape[i + 1] if d == 0 and shape else d for i, d in enumerate(target[1:])]
+        if target[0] == -1 and -1 in rest:
+            raise Unsupported(f"Reshape '{name}' to {target}: two axes of unknown size")
+        return [self.node(name, [onnx_node.input[0]], list(onnx_node.output), shape, rest)]
+
+
+RESHAPE = register_op(Reshape())
+register_keras("Reshape", RESHAPE)
+for _function in ("reshape", "view", "torch.reshape"):
+    register_torch_function(_function, RESHAPE.from_torch_function)
+register_torch_module("Unflatten", RESHAPE.from_torch)
+register_onnx("Reshape", RESHAPE.from_onnx)
