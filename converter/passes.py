@@ -27,3 +27,16 @@ def fold_pads(graph: Graph) -> Graph:
         target.inputs = [pad.inputs[0] if name == pad.outputs[0] else name for name in target.inputs]
         graph.nodes.remove(pad)
     return graph
+
+
+def fold_crops(graph: Graph) -> Graph:
+    """A crop right after a transposed convolution becomes part of that convolution's crop."""
+    for crop in [node for node in graph.nodes if node.op == "crop"]:
+        source = graph.producer(crop.inputs[0])
+        if (source is None or not source.op.startswith("conv_transpose") or crop.inputs[0] in graph.outputs
+                or len(graph.consumers(crop.inputs[0])) != 1):
+            continue
+        source.attrs["crop"] = [a + b for a, b in zip(source.attrs["crop"], crop.attrs["crop"])]
+        source.outputs = list(crop.outputs)
+        graph.nodes.remove(crop)
+    return graph

@@ -5,7 +5,7 @@ from __future__ import annotations
 from .errors import Unsupported
 from .ir import Graph, Value
 from .ops import OPS
-from .passes import fold_pads
+from .passes import fold_crops, fold_pads
 
 
 class Shapes:
@@ -30,6 +30,7 @@ def finish(graph: Graph) -> Graph:
     """Check the wiring, fold paddings into the layers they feed, infer and check every shape."""
     graph.check()
     fold_pads(graph)
+    fold_crops(graph)
     shapes = Shapes(graph.inputs)
     shapes.add(graph.nodes)
     graph.values = {name: Value(name, shape) for name, shape in shapes.known.items()}

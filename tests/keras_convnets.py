@@ -95,8 +95,27 @@ def separable_squeeze_excite(keras):
     return keras.Model(inputs, keras.layers.Dense(4, name="dense")(x))
 
 
+def transposed(keras):
+    """Decoder-style upsampling: transposed convs with 'same'/'valid', stride 2, output_padding, dilation."""
+    inputs = keras.Input((5, 7, 4))
+    x = keras.layers.Conv2DTranspose(6, 3, strides=2, padding="same", activation="relu", name="up_same")(inputs)
+    x = keras.layers.Conv2DTranspose(5, (2, 3), strides=(2, 1), padding="valid", name="up_valid")(x)
+    x = keras.layers.Conv2DTranspose(3, 3, strides=2, padding="same", output_padding=0, use_bias=False,
+                                     name="up_padded")(x)
+    # (TensorFlow's CPU kernels have no dilated transposed convolution, so none here.)
+    x = keras.layers.Cropping2D(((1, 0), (0, 2)), name="crop")(x)
+    return keras.Model(inputs, x)
+
+
+def transposed_1d(keras):
+    inputs = keras.Input((9, 3))
+    x = keras.layers.Conv1DTranspose(4, 4, strides=3, padding="same", name="up")(inputs)
+    x = keras.layers.Conv1DTranspose(2, 3, strides=2, padding="valid", output_padding=1, name="up_extra")(x)
+    return keras.Model(inputs, keras.layers.Flatten(name="flatten")(x))
+
+
 MODELS = {f.__name__: f for f in (conv_same_stride, grouped_dilated, depthwise, batchnorm_pooling, branches, conv1d,
-                                  conv3d, feature_map_output, separable_squeeze_excite)}
+                                  conv3d, feature_map_output, separable_squeeze_excite, transposed, transposed_1d)}
 
 
 def seeded(model, seed=0):

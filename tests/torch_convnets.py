@@ -114,7 +114,22 @@ class SqueezeExcite(nn.Module):
         return self.head(x.reshape(-1, 6 * 7 * 9))
 
 
-MODELS = {cls.__name__: cls for cls in (ConvBnPool, DepthwiseGlobal, TfSamePadding, Residual, Conv1dNet,
+class Decoder(nn.Module):
+    """Transposed convs: padding with output_padding, groups, no bias, 1-D."""
+
+    input_shape = (4, 5, 6)
+
+    def __init__(self):
+        super().__init__()
+        self.up1 = nn.ConvTranspose2d(4, 6, kernel_size=3, stride=2, padding=1, output_padding=1)
+        self.up2 = nn.ConvTranspose2d(6, 4, kernel_size=(2, 4), stride=(2, 1), bias=False)
+        self.up3 = nn.ConvTranspose2d(4, 3, kernel_size=3, padding=1)
+
+    def forward(self, x):
+        return self.up3(torch.relu(self.up2(torch.relu(self.up1(x)))))
+
+
+MODELS = {cls.__name__: cls for cls in (Decoder, ConvBnPool, DepthwiseGlobal, TfSamePadding, Residual, Conv1dNet,
                                          SqueezeExcite)}
 
 

@@ -1,6 +1,6 @@
 """The op table: importing this package registers every op family."""
 
-from . import activations, batchnorm, conv, dense, dropout, flatten, merge, pad, pool, reshape  # noqa: F401  (registration side effects)
+from . import activations, batchnorm, conv, conv_transpose, crop, dense, dropout, flatten, merge, pad, pool, reshape  # noqa: F401  (registration side effects)
 from .base import FRAMEWORKS, Convention, KerasLayer, KerasSpec, OpDef
 from .registry import KERAS_CLASSES, ONNX_TYPES, OPS, TORCH_FUNCTIONS, TORCH_MODULES
 

@@ -53,6 +53,7 @@ class KerasSpec:
     config: dict
     weights: list[np.ndarray] = field(default_factory=list)
     pre: KerasSpec | None = None  # a layer to apply first (ZeroPadding before an asymmetric conv)
+    post: KerasSpec | None = None  # a layer to apply after (Cropping after a transposed conv)
 
 
 class OpDef:

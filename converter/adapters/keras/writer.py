@@ -26,7 +26,10 @@ def build(graph: Graph):
         if spec.pre is not None:
             args = [getattr(keras.layers, spec.pre.class_name)(name=keras_name(f"{name}_pad"), **spec.pre.config)(args[0])]
         layer = getattr(keras.layers, spec.class_name)(name=keras_name(name), **spec.config)
-        tensors[outputs[0]] = layer(args[0] if len(args) == 1 else args)
+        result = layer(args[0] if len(args) == 1 else args)
+        if spec.post is not None:
+            result = getattr(keras.layers, spec.post.class_name)(name=keras_name(f"{name}_crop"), **spec.post.config)(result)
+        tensors[outputs[0]] = result
         if spec.weights:
             layer.set_weights(spec.weights)
     model_outputs = [tensors[name] for name in graph.outputs]

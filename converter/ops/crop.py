@@ -1,0 +1,100 @@
+"""Cropping of the spatial axes: Cropping1D/2D/3D (Keras), slicing (torch), Slice (ONNX).
+
+A crop right after a transposed convolution is folded into that convolution's own crop
+(``passes.py``), which is how torch's padding/output_padding reaches Keras and back.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..errors import Unsupported
+from ..ir import Node
+from .base import Convention, KerasSpec, OpDef
+from .registry import register_keras, register_onnx, register_op
+
+
+class Crop(OpDef):
+    name = "crop"
+    summary = "Remove rows at the beginning and end of each spatial axis; crop is (begins..., ends...)."
+    conventions = {
+        "keras": Convention(("Cropping1D", "Cropping2D", "Cropping3D"), {},
+                            {"crop": "cropping=((top, bottom), (left, right))"}),
+        "torch": Convention(("x[:, :, b:-e]",), {}, {"crop": "slicing (written only)"}),
+        "onnx": Convention(("Slice",), {}, {"crop": "starts/ends on the spatial axes, steps 1"}),
+    }
+
+    def output_shapes(self, node, input_shapes):
+        shape = input_shapes[0]
+        if shape is None:
+            return [None]
+        crop = node.attrs["crop"]
+        n = len(crop) // 2
+        if len(shape) != n + 2:
+            raise Unsupported(f"layer '{node.name}': crop {crop} does not fit an input of shape {shape}")
+        return [(*shape[:2], *[None if s is None else s - crop[i] - crop[n + i] for i, s in enumerate(shape[2:])])]
+
+    def node(self, name, inputs, outputs, crop) -> Node:
+        return Node(self.name, name, inputs, outputs, attrs={"crop": [int(c) for c in crop]})
+
+    def keras_weight_names(self, config):
+        return []
+
+    def from_keras(self, layer):
+        rank = int(layer.class_name[-2])
+        value = layer.config["cropping"]
+        if isinstance(value, int):
+            pairs = [(value, value)] * rank
+        elif rank == 1:
+            pairs = [tuple(value)]
+        else:
+            pairs = [(v, v) if isinstance(v, int) else tuple(v) for v in value]
+        return [self.node(layer.name, layer.inputs, layer.outputs, [b for b, _ in pairs] + [e for _, e in pairs])]
+
+    def to_keras(self, node, graph):
+        crop = node.attrs["crop"]
+        n = len(crop) // 2
+        pairs = [[crop[i], crop[n + i]] for i in range(n)]
+        return KerasSpec(f"Cropping{n}D", {"cropping": pairs[0] if n == 1 else pairs})
+
+    def torch_module(self, node, graph):
+        return None
+
+    def torch_forward(self, node, graph, module, args):
+        crop = node.attrs["crop"]
+        n = len(crop) // 2
+        slices = [f"{crop[i] or ''}:{-crop[n + i] if crop[n + i] else ''}" for i in range(n)]
+        return f"{args[0]}[:, :, {', '.join(slices)}]"
+
+    def to_onnx(self, node, builder):
+        crop = node.attrs["crop"]
+        n = len(crop) // 2
+        shape = builder.graph.shape(node.inputs[0])
+        ends = [size - crop[n + i] for i, size in enumerate(shape[2:])]
+        constants = [builder.initializer(f"{node.name}.{key}", np.array(values, dtype=np.int64))
+                     for key, values in (("starts", crop[:n]), ("ends", ends), ("axes", list(range(2, n + 2))))]
+        builder.node("Slice", [node.inputs[0], *constants], node.outputs, node.name)
+
+    def from_onnx(self, onnx_node, context):
+        name = context.name(onnx_node)
+        shape = context.shape(onnx_node.input[0])
+        values = [[int(v) for v in context.weight(onnx_node, i)] if len(onnx_node.input) > i and onnx_node.input[i]
+                  else None for i in range(1, 5)]
+        starts, ends, axes, steps = values
+        rank = len(shape) if shape else 0
+        axes = [a % rank for a in (axes or range(len(starts)))] if rank else []
+        if not axes or sorted(axes) != list(range(2, rank)) or (steps and any(s != 1 for s in steps)):
+            raise Unsupported(f"Slice '{name}': only slicing every spatial axis with step 1 converts")
+        by_axis = {a: (b, e) for a, b, e in zip(axes, starts, ends)}
+        sizes = shape[2:]
+        begins = [max(by_axis[a][0], 0) for a in range(2, rank)]
+        stops = [min(by_axis[a][1] if by_axis[a][1] >= 0 else size + by_axis[a][1], size)
+                 for a, size in zip(range(2, rank), sizes)]
+        crop = begins + [size - stop for size, stop in zip(sizes, stops)]
+        return [self.node(name, [onnx_node.input[0]], list(onnx_node.output), crop)]
+
+
+CROP = register_op(Crop())
+for _rank in (1, 2, 3):
+    register_keras(f"Cropping{_rank}D", CROP)
+register_onnx("Slice", CROP.from_onnx)
