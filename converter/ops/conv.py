@@ -175,8 +175,7 @@ def _with_activation(node, config, layer, rank):
 
 
 def _keras_zero_padding(rank: int, pads) -> KerasSpec:
-    pairs = [[pads[i], pads[rank + i]] for i in range(rank)]
-    return KerasSpec(f"ZeroPadding{rank}D", {"padding": pairs[0] if rank == 1 else pairs})
+    return KerasSpec(f"ZeroPadding{rank}D", {"padding": padding.to_keras_pairs(pads)})
 
 
 def _tuple(values) -> str:

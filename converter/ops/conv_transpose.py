@@ -109,8 +109,8 @@ class ConvTranspose(OpDef):
         extras = [max(0, -end) for _, end in wanted]
         if any(begin < 0 for begin, _ in wanted) or any(e >= s for e, s in zip(extras, a["strides"])):
             raise Unsupported(f"layer '{node.name}': crop {a['crop']} has no Keras equivalent")
-        pairs = [[begin, end + e] for (begin, end), e in zip(wanted, extras)]
-        crop = KerasSpec(f"Cropping{n}D", {"cropping": pairs[0] if n == 1 else pairs})
+        crop = [begin for begin, _ in wanted] + [end + e for (_, end), e in zip(wanted, extras)]
+        crop = KerasSpec(f"Cropping{n}D", {"cropping": padding.to_keras_pairs(crop)})
         return "valid", extras, crop  # explicit output_padding: Keras' default may extend when stride > kernel
 
     # -- torch ------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import numpy as np
 
 from ..errors import Unsupported
 from ..ir import Node
+from . import padding
 from .base import Convention, KerasSpec, OpDef
 from .registry import register_keras, register_onnx, register_op
 
@@ -25,14 +26,7 @@ class Crop(OpDef):
     }
 
     def output_shapes(self, node, input_shapes):
-        shape = input_shapes[0]
-        if shape is None:
-            return [None]
-        crop = node.attrs["crop"]
-        n = len(crop) // 2
-        if len(shape) != n + 2:
-            raise Unsupported(f"layer '{node.name}': crop {crop} does not fit an input of shape {shape}")
-        return [(*shape[:2], *[None if s is None else s - crop[i] - crop[n + i] for i, s in enumerate(shape[2:])])]
+        return [padding.grow(node.name, input_shapes[0], [-c for c in node.attrs["crop"]])]
 
     def node(self, name, inputs, outputs, crop) -> Node:
         return Node(self.name, name, inputs, outputs, attrs={"crop": [int(c) for c in crop]})
@@ -41,21 +35,12 @@ class Crop(OpDef):
         return []
 
     def from_keras(self, layer):
-        rank = int(layer.class_name[-2])
-        value = layer.config["cropping"]
-        if isinstance(value, int):
-            pairs = [(value, value)] * rank
-        elif rank == 1:
-            pairs = [tuple(value)]
-        else:
-            pairs = [(v, v) if isinstance(v, int) else tuple(v) for v in value]
-        return [self.node(layer.name, layer.inputs, layer.outputs, [b for b, _ in pairs] + [e for _, e in pairs])]
+        crop = padding.from_keras_pairs(layer.config["cropping"], int(layer.class_name[-2]))
+        return [self.node(layer.name, layer.inputs, layer.outputs, crop)]
 
     def to_keras(self, node, graph):
         crop = node.attrs["crop"]
-        n = len(crop) // 2
-        pairs = [[crop[i], crop[n + i]] for i in range(n)]
-        return KerasSpec(f"Cropping{n}D", {"cropping": pairs[0] if n == 1 else pairs})
+        return KerasSpec(f"Cropping{len(crop) // 2}D", {"cropping": padding.to_keras_pairs(crop)})
 
     def torch_module(self, node, graph):
         return None

@@ -24,15 +24,7 @@ class Pad(OpDef):
     }
 
     def output_shapes(self, node, input_shapes):
-        shape = input_shapes[0]
-        if shape is None:
-            return [None]
-        pads = node.attrs["pads"]
-        n = len(pads) // 2
-        if len(shape) != n + 2:
-            raise Unsupported(f"layer '{node.name}': pads {pads} do not fit an input of shape {shape}")
-        sizes = [None if s is None else s + pads[i] + pads[n + i] for i, s in enumerate(shape[2:])]
-        return [(shape[0], shape[1], *sizes)]
+        return [padding.grow(node.name, input_shapes[0], node.attrs["pads"])]
 
     def node(self, name, inputs, outputs, pads, value=0.0) -> Node:
         value = float(value or 0.0)
@@ -46,18 +38,14 @@ class Pad(OpDef):
         return []
 
     def from_keras(self, layer):
-        rank = int(layer.class_name[-2])
-        value = layer.config["padding"]
-        pairs = _keras_pairs(value, rank)
-        return [self.node(layer.name, layer.inputs, layer.outputs, [b for b, _ in pairs] + [e for _, e in pairs])]
+        pads = padding.from_keras_pairs(layer.config["padding"], int(layer.class_name[-2]))
+        return [self.node(layer.name, layer.inputs, layer.outputs, pads)]
 
     def to_keras(self, node, graph):
         if node.attrs["value"] != 0.0:
             raise Unsupported(f"layer '{node.name}': Keras pads with zeros only, found value {node.attrs['value']}")
         pads = node.attrs["pads"]
-        n = len(pads) // 2
-        pairs = [[pads[i], pads[n + i]] for i in range(n)]
-        return KerasSpec(f"ZeroPadding{n}D", {"padding": pairs[0] if n == 1 else pairs})
+        return KerasSpec(f"ZeroPadding{len(pads) // 2}D", {"padding": padding.to_keras_pairs(pads)})
 
     # -- torch ------------------------------------------------------------------------
     def torch_module(self, node, graph):
@@ -101,15 +89,6 @@ class Pad(OpDef):
         if full[:2] != [0, 0] or full[n:n + 2] != [0, 0]:
             raise Unsupported(f"Pad '{name}': only padding of the spatial axes converts, found pads {full}")
         return [self.node(name, [onnx_node.input[0]], list(onnx_node.output), full[2:n] + full[n + 2:], value)]
-
-
-def _keras_pairs(value, rank: int) -> list:
-    """Keras accepts an int, one pair, or a pair per axis."""
-    if isinstance(value, int):
-        return [(value, value)] * rank
-    if rank == 1 and len(value) == 2 and all(isinstance(v, int) for v in value):
-        return [tuple(value)]
-    return [(v, v) if isinstance(v, int) else tuple(v) for v in value]
 
 
 PAD = register_op(Pad())

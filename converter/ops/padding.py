@@ -86,3 +86,30 @@ def spatial(shape) -> list:
 def as_list(value, n: int) -> list[int]:
     """Keras and torch accept an int for every axis; the IR keeps one value per axis."""
     return [int(value)] * n if isinstance(value, int) else [int(v) for v in value]
+
+
+def grow(layer: str, shape, begins_ends) -> tuple | None:
+    """``shape`` with each spatial axis grown by its begin + end (negative values shrink it)."""
+    if shape is None:
+        return None
+    n = len(begins_ends) // 2
+    if len(shape) != n + 2:
+        raise Unsupported(f"layer '{layer}': {list(begins_ends)} does not fit an input of shape {shape}")
+    return (*shape[:2], *[None if s is None else s + begins_ends[i] + begins_ends[n + i] for i, s in enumerate(shape[2:])])
+
+
+def from_keras_pairs(value, rank: int) -> list[int]:
+    """Keras' ZeroPadding/Cropping argument (an int, one pair, or a pair per axis) -> begins + ends."""
+    if isinstance(value, int):
+        pairs = [(value, value)] * rank
+    elif rank == 1 and len(value) == 2 and all(isinstance(v, int) for v in value):
+        pairs = [tuple(value)]
+    else:
+        pairs = [(v, v) if isinstance(v, int) else tuple(v) for v in value]
+    return [b for b, _ in pairs] + [e for _, e in pairs]
+
+
+def to_keras_pairs(begins_ends):
+    n = len(begins_ends) // 2
+    pairs = [[begins_ends[i], begins_ends[n + i]] for i in range(n)]
+    return pairs[0] if n == 1 else pairs

@@ -69,9 +69,7 @@ class Pool(OpDef):
         config = {"pool_size": a["kernel"], "strides": a["strides"]}
         if name is None and self.kind == "max" and _non_negative(graph, node.inputs[0]):
             # Zeros pad like -inf when every value is >= 0 (torch ResNet's MaxPool2d(3, 2, padding=1) after ReLU).
-            n = self.rank
-            pairs = [[a["pads"][i], a["pads"][n + i]] for i in range(n)]
-            pre = KerasSpec(f"ZeroPadding{n}D", {"padding": pairs[0] if n == 1 else pairs})
+            pre = KerasSpec(f"ZeroPadding{self.rank}D", {"padding": padding.to_keras_pairs(a["pads"])})
             return KerasSpec(self.keras_class, {**config, "padding": "valid"}, pre=pre)
         if name is None or (name == "same" and a.get("count_include_pad")):
             raise Unsupported(f"layer '{node.name}': Keras pooling pads only as TF 'same'"
