@@ -114,8 +114,26 @@ def transposed_1d(keras):
     return keras.Model(inputs, keras.layers.Flatten(name="flatten")(x))
 
 
+def upsampling(keras):
+    """U-Net-style decoder: nearest (non-square factors) and bilinear upsampling, a skip concatenation."""
+    inputs = keras.Input((6, 5, 3))
+    down = keras.layers.Conv2D(4, 3, strides=2, padding="same", name="down")(inputs)
+    up = keras.layers.UpSampling2D((2, 3), name="up_nearest")(down)
+    up = keras.layers.Cropping2D(((0, 0), (3, 1)), name="crop")(up)
+    joined = keras.layers.Concatenate(name="skip")([up, inputs])
+    x = keras.layers.UpSampling2D(2, interpolation="bilinear", name="up_bilinear")(joined)
+    return keras.Model(inputs, keras.layers.Conv2D(2, 3, padding="same", name="head")(x))
+
+
+def upsampling_1d(keras):
+    inputs = keras.Input((7, 3))
+    x = keras.layers.UpSampling1D(3, name="up")(inputs)
+    return keras.Model(inputs, keras.layers.Conv1D(2, 3, name="conv")(x))
+
+
 MODELS = {f.__name__: f for f in (conv_same_stride, grouped_dilated, depthwise, batchnorm_pooling, branches, conv1d,
-                                  conv3d, feature_map_output, separable_squeeze_excite, transposed, transposed_1d)}
+                                  conv3d, feature_map_output, separable_squeeze_excite, transposed, transposed_1d,
+                                  upsampling, upsampling_1d)}
 
 
 def seeded(model, seed=0):

@@ -129,7 +129,23 @@ class Decoder(nn.Module):
         return self.up3(torch.relu(self.up2(torch.relu(self.up1(x)))))
 
 
-MODELS = {cls.__name__: cls for cls in (Decoder, ConvBnPool, DepthwiseGlobal, TfSamePadding, Residual, Conv1dNet,
+class Upsampling(nn.Module):
+    """nn.Upsample (nearest, factors 2 and 3) and F.interpolate (bilinear, align_corners=False)."""
+
+    input_shape = (3, 5, 4)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, kernel_size=3, padding=1)
+        self.up = nn.Upsample(scale_factor=(2, 3), mode="nearest")
+        self.head = nn.Conv2d(4, 2, kernel_size=1)
+
+    def forward(self, x):
+        x = self.up(self.conv(x))
+        return self.head(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
+
+
+MODELS = {cls.__name__: cls for cls in (Upsampling, Decoder, ConvBnPool, DepthwiseGlobal, TfSamePadding, Residual, Conv1dNet,
                                          SqueezeExcite)}
 
 
