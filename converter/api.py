@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import formats, ir_file
-from .errors import BadInput
+from .errors import BadInput, about
 from .ir import Graph
 from .outputs import check_outputs
 
@@ -64,23 +64,27 @@ def write(graph: Graph, path, format: str | None = None, *, force: bool = False,
     kind = format or formats.for_output(path)
     outputs = output_paths(path, kind)
     check_outputs(sources, outputs, force)
+    with about(path):
+        _writer(kind, path)(graph, path)
+    return outputs
+
+
+def _writer(kind: str, path):
     if kind == "keras":
         from .adapters import keras
 
-        keras.write(graph, path)
-    elif kind == "torch":
+        return keras.write
+    if kind == "torch":
         from .adapters import torch
 
-        torch.write(graph, path)
-    elif kind == "onnx":
+        return torch.write
+    if kind == "onnx":
         from .adapters import onnx
 
-        onnx.write(graph, path)
-    elif kind == "ir":
-        ir_file.save(graph, path)
-    else:
-        raise BadInput(f"{path}: unknown format '{kind}'")
-    return outputs
+        return onnx.write
+    if kind == "ir":
+        return ir_file.save
+    raise BadInput(f"{path}: unknown format '{kind}'")
 
 
 def convert(source, target, *, source_format=None, target_format=None, module=None, module_args=None,
@@ -88,4 +92,5 @@ def convert(source, target, *, source_format=None, target_format=None, module=No
     """Read ``source``, write ``target``. Output problems are found before any reading."""
     check_outputs([source], output_paths(target, target_format), force)
     graph = read(source, source_format, module=module, module_args=module_args, input_shape=input_shape)
-    return Conversion(graph, write(graph, target, target_format, force=force, sources=[source]))
+    with about(source):  # a layer that cannot be written is the source's layer
+        return Conversion(graph, write(graph, target, target_format, force=force, sources=[source]))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import BadInput
+from .errors import BadInput, ShapeMismatch
 from .layouts import permute
 from .ops import FRAMEWORKS, OPS
 
@@ -67,8 +67,11 @@ def _example(op) -> list[str]:
     lines = ["", "example:"]
     for framework in FRAMEWORKS:
         name, framework_axes = op.conventions[framework].params[param]
-        shape = permute(canonical, axes, framework_axes).shape
-        lines.append(f"  {framework:6} {name} {tuple(shape)}  '{framework_axes}'")
+        try:
+            shape = tuple(permute(canonical, axes, framework_axes).shape)
+        except ShapeMismatch:  # a layout that is not a permutation (PReLU's torch weight keeps channels only)
+            shape = "(see notes)"
+        lines.append(f"  {framework:6} {name} {shape}  '{framework_axes}'")
     return lines
 
 

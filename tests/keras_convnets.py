@@ -131,9 +131,20 @@ def upsampling_1d(keras):
     return keras.Model(inputs, keras.layers.Conv1D(2, 3, name="conv")(x))
 
 
+def prelu_softmax(keras):
+    """PReLU per channel (shared spatial axes) and on features, Softmax over the channel axis of a feature map."""
+    inputs = keras.Input((7, 6, 3))
+    x = keras.layers.Conv2D(5, 3, name="conv")(inputs)
+    x = keras.layers.PReLU(shared_axes=[1, 2], name="prelu_channels")(x)
+    x = keras.layers.Softmax(axis=-1, name="softmax_channels")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(4, name="dense")(x)
+    return keras.Model(inputs, keras.layers.PReLU(name="prelu_features")(x))
+
+
 MODELS = {f.__name__: f for f in (conv_same_stride, grouped_dilated, depthwise, batchnorm_pooling, branches, conv1d,
                                   conv3d, feature_map_output, separable_squeeze_excite, transposed, transposed_1d,
-                                  upsampling, upsampling_1d)}
+                                  upsampling, upsampling_1d, prelu_softmax)}
 
 
 def seeded(model, seed=0):

@@ -145,7 +145,25 @@ class Upsampling(nn.Module):
         return self.head(F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False))
 
 
-MODELS = {cls.__name__: cls for cls in (Upsampling, Decoder, ConvBnPool, DepthwiseGlobal, TfSamePadding, Residual, Conv1dNet,
+class PreluSoftmax(nn.Module):
+    """nn.PReLU per channel and shared, softmax over channels (dim=1) of a feature map."""
+
+    input_shape = (3, 6, 5)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, kernel_size=3)
+        self.prelu = nn.PReLU(4)
+        self.softmax = nn.Softmax(dim=1)
+        self.fc = nn.Linear(4 * 4 * 3, 3)
+        self.prelu_shared = nn.PReLU()
+
+    def forward(self, x):
+        x = self.softmax(self.prelu(self.conv(x)))
+        return self.prelu_shared(self.fc(torch.flatten(x, 1)))
+
+
+MODELS = {cls.__name__: cls for cls in (PreluSoftmax, Upsampling, Decoder, ConvBnPool, DepthwiseGlobal, TfSamePadding, Residual, Conv1dNet,
                                          SqueezeExcite)}
 
 
