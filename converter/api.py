@@ -69,6 +69,14 @@ def write(graph: Graph, path, format: str | None = None, *, force: bool = False,
     return outputs
 
 
+def _kept_interface(graph: Graph, target_kind: str, source) -> str | None:
+    source_layout = graph.source.get("layout", "channels_first")
+    if target_kind not in ("torch", "onnx"):
+        raise BadInput(f"{source}: --keep-input-layout applies to torch and ONNX outputs (Keras models are "
+                       "channels-last already)")
+    return "channels_last" if source_layout == "channels_last" else None
+
+
 def _writer(kind: str, path):
     if kind == "keras":
         from .adapters import keras
@@ -88,9 +96,15 @@ def _writer(kind: str, path):
 
 
 def convert(source, target, *, source_format=None, target_format=None, module=None, module_args=None,
-            input_shape=None, force: bool = False) -> Conversion:
-    """Read ``source``, write ``target``. Output problems are found before any reading."""
+            input_shape=None, force: bool = False, keep_input_layout: bool = False) -> Conversion:
+    """Read ``source``, write ``target``. Output problems are found before any reading.
+
+    ``keep_input_layout``: a Keras source's torch or ONNX port takes and gives channels-last
+    feature maps (one permute at entry and exit) instead of the target's channels-first.
+    """
     check_outputs([source], output_paths(target, target_format), force)
     graph = read(source, source_format, module=module, module_args=module_args, input_shape=input_shape)
+    if keep_input_layout:
+        graph.interface = _kept_interface(graph, target_format or formats.for_output(target), source)
     with about(source):  # a layer that cannot be written is the source's layer
         return Conversion(graph, write(graph, target, target_format, force=force, sources=[source]))

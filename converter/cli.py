@@ -23,6 +23,9 @@ ModuleArgsOption = typer.Option(None, "--module-args", help="JSON keyword argume
 InputShapeOption = typer.Option(None, "--input-shape", help="Input shape without the batch axis, e.g. 3,224,224.")
 ForceOption = typer.Option(False, "--force", help="Overwrite existing outputs.")
 JsonOption = typer.Option(False, "--json", help="Print a machine-readable report on stdout.")
+KeepLayoutOption = typer.Option(False, "--keep-input-layout",
+                                help="Keep a Keras source's channels-last interface in the torch/ONNX port.")
+CheckOption = typer.Option(False, "--check", help="Run both models on seeded random inputs and compare.")
 
 
 def fail(message: str, code: int) -> None:
@@ -80,14 +83,14 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 
 
 def run_conversion(source, target, source_format, target_format, module, module_args, input_shape, force,
-                   check, as_json):
+                   check, as_json, keep_input_layout=False):
     from . import api
 
     with errors_to_exit_codes():
         with progress(f"converting {source} -> {target}"):
             result = api.convert(source, target, source_format=source_format, target_format=target_format,
                                  module=module, module_args=module_args, input_shape=parse_shape(input_shape),
-                                 force=force)
+                                 force=force, keep_input_layout=keep_input_layout)
         summary = {"source": str(source), "outputs": [str(p) for p in result.outputs],
                    "layers": len(result.graph.nodes), "parameters": result.graph.parameter_count()}
         report = None
@@ -113,11 +116,12 @@ def direction_command(source_format: str, target_format: str):
         module_args: Optional[str] = ModuleArgsOption,
         input_shape: Optional[str] = InputShapeOption,
         force: bool = ForceOption,
-        check: bool = typer.Option(False, "--check", help="Run both models on seeded random inputs and compare."),
+        check: bool = CheckOption,
         as_json: bool = JsonOption,
+        keep_input_layout: bool = KeepLayoutOption,
     ):
         run_conversion(source, target, source_format, target_format, module, module_args, input_shape, force,
-                       check, as_json)
+                       check, as_json, keep_input_layout)
 
     command.__doc__ = f"Convert a {source_format} model to {target_format}."
     return command
@@ -135,11 +139,13 @@ def convert(
     module_args: Optional[str] = ModuleArgsOption,
     input_shape: Optional[str] = InputShapeOption,
     force: bool = ForceOption,
-    check: bool = typer.Option(False, "--check", help="Run both models on seeded random inputs and compare."),
+    check: bool = CheckOption,
     as_json: bool = JsonOption,
+    keep_input_layout: bool = KeepLayoutOption,
 ):
     """Convert between any two formats, inferred from content and extension."""
-    run_conversion(source, target, None, None, module, module_args, input_shape, force, check, as_json)
+    run_conversion(source, target, None, None, module, module_args, input_shape, force, check, as_json,
+                   keep_input_layout)
 
 
 @app.command()

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import api, formats
+from .layouts import shape_to_channels_last
 from .ops import OPS
 
 FILE_CONVENTION = {"keras": "keras", "torch": "torch", "onnx": "onnx", "ir": None}
@@ -19,6 +20,7 @@ def inspect_file(path, *, module=None, module_args=None, input_shape=None) -> di
         return _state_dict_only(path)
     graph = api.read(path, kind, module=module, module_args=module_args, input_shape=input_shape)
     framework = FILE_CONVENTION[kind]
+    layout = graph.source.get("layout", "channels_first")
     layers = []
     for node in graph.nodes:
         file_params = OPS[node.op].params_to(framework, node) if framework and node.params else {}
@@ -41,10 +43,10 @@ def inspect_file(path, *, module=None, module_args=None, input_shape=None) -> di
         "file": str(path),
         "format": kind,
         "source": graph.source,
-        "inputs": [{"name": v.name, "shape": _shape(v.shape)} for v in graph.inputs],
-        "outputs": [{"name": n, "shape": _shape(graph.shape(n))} for n in graph.outputs],
+        "inputs": [_value(v.name, v.shape, layout) for v in graph.inputs],
+        "outputs": [_value(n, graph.shape(n), layout) for n in graph.outputs],
         "parameters": graph.parameter_count(),
-        "interface_layout": "as the source (dense networks have no spatial layout)",
+        "interface_layout": layout,
         "layers": layers,
     }
 
@@ -71,6 +73,12 @@ def _describe_tensors(path) -> dict:
     from .adapters.torch.peek import peek_state_dict
 
     return {k: (info.shape, info.dtype) for k, info in peek_state_dict(path).items()}
+
+
+def _value(name: str, shape, layout: str) -> dict:
+    """A model input or output: its shape as the file takes it, and canonically (channels first)."""
+    in_file = shape_to_channels_last(shape) if layout == "channels_last" else shape
+    return {"name": name, "shape": _shape(in_file), "canonical_shape": _shape(shape)}
 
 
 def _shape(shape):

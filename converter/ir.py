@@ -47,6 +47,13 @@ class Graph:
     nodes: list[Node] = field(default_factory=list)
     values: dict[str, Value] = field(default_factory=dict)
     source: dict = field(default_factory=dict)
+    # Layout of the written model's feature-map inputs and outputs: None for the target's own
+    # (channels-last in Keras, channels-first in torch and ONNX), or "channels_last" to keep a
+    # Keras source's interface in torch or ONNX (--keep-input-layout).
+    interface: str | None = None
+
+    def channels_last_interface(self) -> bool:
+        return self.interface == "channels_last"
 
     def producer(self, value: str) -> Node | None:
         for node in self.nodes:

@@ -78,3 +78,12 @@ def axis_to_channels_last(axis: int, rank: int) -> int:
     """A canonical axis as a Keras (channels-last) axis, negative for the channel axis as Keras writes it."""
     keras_axis = channels_first_order(rank)[axis % rank]
     return -1 if keras_axis == rank - 1 else keras_axis
+
+
+def to_channels_last(array: np.ndarray) -> np.ndarray:
+    """A canonical (channels-first) array as Keras holds it."""
+    return np.ascontiguousarray(np.transpose(array, channels_last_order(array.ndim)))
+
+
+def to_channels_first(array: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(np.transpose(array, channels_first_order(array.ndim)))

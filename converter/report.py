@@ -65,9 +65,10 @@ def print_inspection(description: dict, as_json: bool) -> None:
         console.print(table)
         console.print(description["note"])
         return
-    console.print("inputs: " + ", ".join(f"{i['name']} {_shape(i['shape'])}" for i in description["inputs"]))
+    console.print(f"interface: {description['interface_layout'].replace('_', '-')}")
+    console.print("inputs: " + ", ".join(_value(i) for i in description["inputs"]))
     table = Table()
-    for column in ("layer", "op", "output", "param", "in file", "canonical"):
+    for column in ("layer", "op", "output (canonical)", "param", "in file", "canonical"):
         table.add_column(column)
     for layer in description["layers"]:
         params = layer["params"] or [None]
@@ -79,7 +80,14 @@ def print_inspection(description: dict, as_json: bool) -> None:
                 f"{_shape(param['canonical_shape'])} '{param['canonical_axes']}'"]
             table.add_row(*head, *cells)
     console.print(table)
-    console.print("outputs: " + ", ".join(f"{o['name']} {_shape(o['shape'])}" for o in description["outputs"]))
+    console.print("outputs: " + ", ".join(_value(o) for o in description["outputs"]))
+
+
+def _value(value: dict) -> str:
+    text = f"{value['name']} {_shape(value['shape'])}"
+    if value["canonical_shape"] != value["shape"]:
+        text += f" (canonical {_shape(value['canonical_shape'])})"
+    return text
 
 
 def _shape(shape) -> str:

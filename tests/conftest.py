@@ -38,7 +38,7 @@ def run_keras(path, x):
 
 
 def run_keras_model(model, x):
-    from converter.runners.keras import to_channels_first, to_channels_last
+    from converter.layouts import to_channels_first, to_channels_last
 
     return to_channels_first(np.asarray(model(to_channels_last(x), training=False)))
 

@@ -24,7 +24,7 @@ def canonical_input(shape, seed=5, batch=3):
 
 
 def keras_outputs(model, x):
-    from converter.runners.keras import to_channels_first, to_channels_last
+    from converter.layouts import to_channels_first, to_channels_last
 
     outputs = model(to_channels_last(x), training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]

@@ -6,15 +6,7 @@ import numpy as np
 
 from ..errors import BadInput, first_line
 from ..frameworks import require
-from ..layouts import channels_first_order, channels_last_order
-
-
-def to_channels_last(array: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.transpose(array, channels_last_order(array.ndim)))
-
-
-def to_channels_first(array: np.ndarray) -> np.ndarray:
-    return np.ascontiguousarray(np.transpose(array, channels_first_order(array.ndim)))
+from ..layouts import to_channels_first, to_channels_last
 
 SAFETY = "Keras load_model(safe_mode=True, compile=False)"
 

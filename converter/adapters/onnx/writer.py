@@ -6,6 +6,7 @@ import numpy as np
 
 from ...frameworks import require
 from ...ir import Graph
+from ...layouts import channels_first_order, channels_last_order, shape_to_channels_last
 from ...ops import OPS
 from ...outputs import atomic_path
 
@@ -37,14 +38,47 @@ def build(graph: Graph):
     builder = Builder(onnx, graph)
     for node in graph.nodes:
         OPS[node.op].to_onnx(node, builder)
+    if graph.channels_last_interface():
+        _transpose_interface(builder, graph)
     model = onnx.helper.make_model(
         onnx.helper.make_graph(builder.nodes, _name(graph), [_info(onnx, graph, v.name) for v in graph.inputs],
                                [_info(onnx, graph, name) for name in graph.outputs], builder.initializers),
         opset_imports=[onnx.helper.make_opsetid("", OPSET)],
         producer_name="wconv",
     )
+    onnx.helper.set_model_props(model, {"wconv_interface": graph.interface or "channels_first"})
     onnx.checker.check_model(model, full_check=True)
     return model
+
+
+def _transpose_interface(builder: Builder, graph: Graph) -> None:
+    """One Transpose at each feature-map input and output, so the model takes and gives channels-last."""
+    for value in graph.inputs:
+        rank = len(value.shape)
+        if rank >= 3:
+            inner = f"{value.name}/channels_first"
+            _rename(builder.nodes, value.name, inner, outputs=False)
+            builder.nodes.insert(0, builder.onnx.helper.make_node(
+                "Transpose", [value.name], [inner], name=f"{value.name}/to_channels_first",
+                perm=channels_first_order(rank)))
+    for name in graph.outputs:
+        rank = len(graph.shape(name))
+        if rank >= 3:
+            inner = f"{name}/channels_first"
+            _rename(builder.nodes, name, inner, outputs=True)
+            builder.node("Transpose", [inner], [name], f"{name}/to_channels_last", perm=channels_last_order(rank))
+
+
+def _rename(nodes, old: str, new: str, outputs: bool) -> None:
+    for node in nodes:
+        names = node.output if outputs else node.input
+        for index, name in enumerate(names):
+            if name == old:
+                names[index] = new
+        if outputs:
+            for index, name in enumerate(node.input):
+                if name == old:
+                    node.input[index] = new
 
 
 def write(graph: Graph, path) -> None:
@@ -56,6 +90,8 @@ def write(graph: Graph, path) -> None:
 
 def _info(onnx, graph: Graph, name: str):
     shape = graph.shape(name)
+    if graph.channels_last_interface():
+        shape = shape_to_channels_last(shape)
     dims = None if shape is None else ["N" if d is None else int(d) for d in shape]
     return onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, dims)
 
