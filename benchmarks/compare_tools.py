@@ -78,7 +78,7 @@ def torch_source(folder: Path) -> tuple[Path, str]:
     return folder / "resnet18.pt", f"{ROOT / 'tests' / 'torch_resnet.py'}:ResNet18"
 
 
-def max_diff(source: Path, target: Path, module: str | None, shape, tool: str) -> float:
+def max_diff(source: Path, target: Path, module: str | None, shape, tool: str) -> tuple[float, float]:
     """Source and target on one seeded batch; tf2onnx keeps Keras' channels-last input."""
     import onnxruntime
 
@@ -92,7 +92,7 @@ def max_diff(source: Path, target: Path, module: str | None, shape, tool: str) -
         found = session.run(None, {session.get_inputs()[0].name: to_channels_last(x)})[0]
     else:
         found = load(target)[0]([x])[0]
-    return float(np.abs(expected - found).max())
+    return float(np.abs(expected - found).max()), float(np.abs(expected).max())
 
 
 def rows(folder: Path, tf2onnx_python: str | None):
@@ -129,15 +129,15 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--tf2onnx", help="python of an environment with tensorflow and tf2onnx")
     options = parser.parse_args()
-    print("| model | tool | wall time (s) | peak RSS (MiB) | max abs diff |")
+    print("| model | tool | wall time (s) | peak RSS (MiB) | max abs diff (relative to the largest output) |")
     print("|---|---|---|---|---|")
     with tempfile.TemporaryDirectory() as folder:
         for model, tool, result, out, source, module, shape in rows(Path(folder), options.tf2onnx):
             if isinstance(result, str):
                 print(f"| {model} | {tool} | {result} | | |")
                 continue
-            diff = max_diff(source, out, module, shape, tool)
-            print(f"| {model} | {tool} | {result[0]:.1f} | {result[1]} | {diff:.2e} |", flush=True)
+            diff, scale = max_diff(source, out, module, shape, tool)
+            print(f"| {model} | {tool} | {result[0]:.1f} | {result[1]} | {diff:.2e} ({diff / scale:.1e}) |", flush=True)
 
 
 if __name__ == "__main__":

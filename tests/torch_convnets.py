@@ -175,6 +175,8 @@ def seeded(model, seed=0):
             if name.endswith("num_batches_tracked"):
                 continue
             values = torch.randn(tensor.shape, generator=generator) * 0.5
+            if tensor.ndim > 1:  # keep activations O(1) through deep nets: scale kernels by fan-in
+                values = values * 2 / tensor[0].numel() ** 0.5
             if name.endswith("running_var"):
                 values = values.abs() + 0.5
             tensor.copy_(values)
