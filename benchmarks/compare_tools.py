@@ -121,6 +121,10 @@ def rows(folder: Path, tf2onnx_python: str | None):
               "dynamic_axes={'input': {0: 'batch'}}, input_names=['input'])")
     yield "ResNet18 (torch)", "torch.onnx.export (TorchScript)", measure(
         [sys.executable, "-c", script, str(ROOT / "tests"), str(source), str(out)]), out, source, module, (3, 64, 80)
+    out = folder / "resnet18-wconv.keras"
+    yield "ResNet18 (torch)", "wconv torch-to-keras", measure(
+        [*wconv, "convert", str(source), str(out), "--module", module, "--input-shape", "3,64,80"]), out, source, \
+        module, (3, 64, 80)
     yield "ResNet18 (torch)", "nobuco (torch -> Keras)", "not run: nobuco needs TensorFlow 2.15 / Keras 2 in an " \
         "environment of its own", None, source, module, (3, 64, 80)
 

@@ -142,9 +142,40 @@ def prelu_softmax(keras):
     return keras.Model(inputs, keras.layers.PReLU(name="prelu_features")(x))
 
 
+def one_d_layers(keras):
+    """DepthwiseConv1D, SeparableConv1D, Average and Minimum merges, Flatten -> Dense on a sequence."""
+    inputs = keras.Input((13, 4))
+    a = keras.layers.DepthwiseConv1D(3, depth_multiplier=2, padding="same", name="dw")(inputs)
+    b = keras.layers.SeparableConv1D(8, 3, padding="same", activation="relu", name="sep")(inputs)
+    x = keras.layers.Average(name="average")([a, b])
+    x = keras.layers.Minimum(name="minimum")([x, keras.layers.Conv1D(8, 1, name="pointwise")(inputs)])
+    x = keras.layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="dense")(x))
+
+
+def three_d_layers(keras):
+    """Conv3DTranspose, BatchNorm and MaxPooling3D on volumes, Flatten -> Dense from a 3-D feature map."""
+    inputs = keras.Input((3, 5, 4, 2))
+    x = keras.layers.Conv3DTranspose(3, (2, 3, 2), strides=(2, 1, 2), padding="same", name="up")(inputs)
+    x = keras.layers.BatchNormalization(name="bn")(x)
+    x = keras.layers.MaxPooling3D((2, 2, 2), name="pool")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, keras.layers.Dense(4, name="dense")(x))
+
+
+def two_inputs(keras):
+    """Two image inputs of different sizes, joined after pooling."""
+    big = keras.Input((12, 10, 3), name="big")
+    small = keras.Input((6, 5, 2), name="small")
+    a = keras.layers.MaxPooling2D(2, name="pool")(keras.layers.Conv2D(4, 3, padding="same", name="conv_big")(big))
+    b = keras.layers.Conv2D(4, 1, name="conv_small")(small)
+    x = keras.layers.Concatenate(name="join")([a, b])
+    return keras.Model([big, small], keras.layers.GlobalAveragePooling2D(name="gap")(x))
+
+
 MODELS = {f.__name__: f for f in (conv_same_stride, grouped_dilated, depthwise, batchnorm_pooling, branches, conv1d,
                                   conv3d, feature_map_output, separable_squeeze_excite, transposed, transposed_1d,
-                                  upsampling, upsampling_1d, prelu_softmax)}
+                                  upsampling, upsampling_1d, prelu_softmax, one_d_layers, three_d_layers, two_inputs)}
 
 
 def seeded(model, seed=0):

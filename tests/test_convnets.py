@@ -24,9 +24,11 @@ def canonical_input(shape, seed=5, batch=3):
 
 
 def keras_outputs(model, x):
+    """``x``: one canonical array, or a list of them for several inputs."""
     from converter.layouts import to_channels_first, to_channels_last
 
-    outputs = model(to_channels_last(x), training=False)
+    x = [to_channels_last(a) for a in x] if isinstance(x, list) else to_channels_last(x)
+    outputs = model(x, training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     return [to_channels_first(np.asarray(o)) for o in outputs]
 
@@ -35,7 +37,7 @@ def torch_outputs(model, x):
     import torch
 
     with torch.no_grad():
-        outputs = model(torch.from_numpy(x))
+        outputs = model(*[torch.from_numpy(a) for a in (x if isinstance(x, list) else [x])])
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     return [o.numpy() for o in outputs]
 
@@ -49,7 +51,8 @@ def run_target(kind, path, x):
         import onnxruntime
 
         session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
-        return session.run(None, {session.get_inputs()[0].name: x})
+        arrays = x if isinstance(x, list) else [x]
+        return session.run(None, {i.name: a for i, a in zip(session.get_inputs(), arrays)})
     import torch
 
     module = import_file(path.with_suffix(".py"), f"generated_{path.parent.name}_{path.stem}")
@@ -73,7 +76,9 @@ def assert_outputs_match(expected, found):
 def test_keras_convnet(case, target, tmp_path, keras):
     model = keras_convnets.seeded(keras_convnets.MODELS[case](keras))
     model.save(tmp_path / "source.keras")
-    x = canonical_input(converter.read(tmp_path / "source.keras").inputs[0].shape[1:])
+    inputs = converter.read(tmp_path / "source.keras").inputs
+    x = [canonical_input(v.shape[1:], seed=5 + i) for i, v in enumerate(inputs)]
+    x = x[0] if len(x) == 1 else x
     out = tmp_path / f"out{TARGET_SUFFIX[target]}"
     converter.convert(tmp_path / "source.keras", out)
     assert_outputs_match(keras_outputs(model, x), run_target(target, out, x))

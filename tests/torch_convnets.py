@@ -163,7 +163,25 @@ class PreluSoftmax(nn.Module):
         return self.prelu_shared(self.fc(torch.flatten(x, 1)))
 
 
-MODELS = {cls.__name__: cls for cls in (PreluSoftmax, Upsampling, Decoder, ConvBnPool, DepthwiseGlobal, TfSamePadding, Residual, Conv1dNet,
+class Volumes(nn.Module):
+    """Conv3d, BatchNorm3d, MaxPool3d, ConvTranspose3d, Flatten -> Linear from a 3-D feature map."""
+
+    input_shape = (2, 4, 6, 5)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv3d(2, 3, kernel_size=(2, 3, 2), padding=(1, 1, 0))
+        self.bn = nn.BatchNorm3d(3)
+        self.pool = nn.MaxPool3d(2)
+        self.up = nn.ConvTranspose3d(3, 2, kernel_size=2, stride=2)
+        self.fc = nn.Linear(2 * 4 * 6 * 4, 3)
+
+    def forward(self, x):
+        x = self.up(self.pool(torch.relu(self.bn(self.conv(x)))))
+        return self.fc(torch.flatten(x, 1))
+
+
+MODELS = {cls.__name__: cls for cls in (Volumes, PreluSoftmax, Upsampling, Decoder, ConvBnPool, DepthwiseGlobal, TfSamePadding, Residual, Conv1dNet,
                                          SqueezeExcite)}
 
 
