@@ -163,6 +163,16 @@ def three_d_layers(keras):
     return keras.Model(inputs, keras.layers.Dense(4, name="dense")(x))
 
 
+def permuted(keras):
+    """Permute of a feature map (height and width swapped), then conv and Flatten -> Dense."""
+    inputs = keras.Input((7, 5, 3))
+    x = keras.layers.Permute((2, 1, 3), name="swap_hw")(inputs)
+    x = keras.layers.Conv2D(4, (3, 2), name="conv")(x)
+    x = keras.layers.Permute((3, 1, 2), name="channels_to_height")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    return keras.Model(inputs, keras.layers.Dense(3, name="dense")(x))
+
+
 def two_inputs(keras):
     """Two image inputs of different sizes, joined after pooling."""
     big = keras.Input((12, 10, 3), name="big")
@@ -175,7 +185,8 @@ def two_inputs(keras):
 
 MODELS = {f.__name__: f for f in (conv_same_stride, grouped_dilated, depthwise, batchnorm_pooling, branches, conv1d,
                                   conv3d, feature_map_output, separable_squeeze_excite, transposed, transposed_1d,
-                                  upsampling, upsampling_1d, prelu_softmax, one_d_layers, three_d_layers, two_inputs)}
+                                  upsampling, upsampling_1d, prelu_softmax, one_d_layers, three_d_layers, two_inputs,
+                                  permuted)}
 
 
 def seeded(model, seed=0):

@@ -53,6 +53,18 @@ def test_keep_input_layout_is_a_drop_in_replacement(target, tmp_path, keras, tor
     assert check.returncode == 0 and json.loads(check.stdout)["ok"], check.stderr + check.stdout
 
 
+def test_channels_last_port_reads_back(tmp_path, keras, torch):
+    """The generated channels-last module is a torch source like any other (its permutes are read as such)."""
+    model = keras_source(keras, tmp_path)
+    converter.convert(tmp_path / "source.keras", tmp_path / "kept.pt", keep_input_layout=True)
+    converter.convert(tmp_path / "kept.pt", tmp_path / "again.onnx", module=f"{tmp_path / 'kept.py'}:Model")
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(tmp_path / "again.onnx"), providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(4).standard_normal((3, 7, 9, 3)).astype(np.float32)
+    assert_outputs_match(channels_last_outputs(model, x), session.run(None, {session.get_inputs()[0].name: x}))
+
+
 def test_default_port_is_channels_first(tmp_path, keras):
     model = keras_source(keras, tmp_path)
     converter.convert(tmp_path / "source.keras", tmp_path / "out.onnx")

@@ -36,7 +36,7 @@ class DepthwiseGlobal(nn.Module):
         self.head = nn.Linear(5, 3)
 
     def forward(self, x):
-        x = torch.relu(self.pointwise(self.depthwise(x)))
+        x = torch.relu(self.pointwise(self.depthwise(x.permute(0, 1, 3, 2))))  # width and height swapped
         return self.head(torch.flatten(self.gap(x), 1))
 
 

@@ -27,7 +27,7 @@ from torch import nn
 
 
 class Model(nn.Module):
-    # Input shapes without the batch axis (channels first); wconv reads them back when converting this module.
+    # Input shapes without the batch axis, as forward() takes them; wconv reads them back when converting this.
     wconv_input_shapes = {input_shapes}
     wconv_interface = {interface!r}
 
@@ -84,7 +84,7 @@ def source(graph: Graph, weights_file: str = "model.pt") -> str:
         source=graph.source.get("path") or graph.source.get("format", "an IR graph"),
         inputs=inputs,
         layout=LAYOUT_TEXT[graph.interface or "channels_first"],
-        input_shapes=[tuple(v.shape[1:]) for v in graph.inputs],
+        input_shapes=[tuple(_interface_shape(graph, v.shape)[1:]) for v in graph.inputs],
         interface=graph.interface or "channels_first",
         weights=weights_file,
         init="\n".join(init) or "        pass",
