@@ -19,8 +19,10 @@ FIXTURE = ROOT / "fixtures" / "seed_mlp.h5"
 
 def commands(folder: Path) -> dict[str, list[str]]:
     return {
-        "wconv keras-to-torch seed_mlp.h5 out.pt": ["keras-to-torch", str(FIXTURE), str(folder / "out.pt"), "--force"],
-        "wconv keras-to-onnx seed_mlp.h5 out.onnx": ["keras-to-onnx", str(FIXTURE), str(folder / "out.onnx"), "--force"],
+        "wconv keras-to-torch seed_mlp.h5 out.pt": ["keras-to-torch", str(FIXTURE), str(folder / "out.pt"),
+                                                    "--force"],
+        "wconv keras-to-onnx seed_mlp.h5 out.onnx": ["keras-to-onnx", str(FIXTURE), str(folder / "out.onnx"),
+                                                     "--force"],
         "wconv inspect seed_mlp.h5": ["inspect", str(FIXTURE)],
         "wconv explain dense": ["explain", "dense"],
     }

@@ -1,6 +1,7 @@
 """A hand-written ResNet-18-style network (no torchvision), for torch -> Keras / ONNX tests."""
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -17,10 +18,10 @@ class BasicBlock(nn.Module):
                                             nn.BatchNorm2d(out_channels))
 
     def forward(self, x):
-        out = torch.relu(self.bn1(self.conv1(x)))
+        out = F.relu(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
         identity = x if self.downsample is None else self.downsample(x)
-        return torch.relu(out + identity)
+        return F.relu(out + identity)
 
 
 class ResNet18(nn.Module):
