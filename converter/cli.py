@@ -108,10 +108,16 @@ def run_conversion(source, target, source_format, target_format, module, module_
             raise typer.Exit(1)
 
 
-def direction_command(source_format: str, target_format: str):
+def conversion_command(source_format: str | None, target_format: str | None):
+    """A conversion command; formats None are inferred (content for the source, extension for the target)."""
+    source_help = f"The {source_format} model to read." if source_format else \
+        "The model to read (format detected from its content)."
+    target_help = f"Where to write the {target_format} model." if target_format else \
+        "Where to write (format from the extension: .pt .keras .h5 .onnx .wconv)."
+
     def command(
-        source: str = typer.Argument(..., help=f"The {source_format} model to read."),
-        target: str = typer.Argument(..., help=f"Where to write the {target_format} model."),
+        source: str = typer.Argument(..., help=source_help),
+        target: str = typer.Argument(..., help=target_help),
         module: Optional[str] = ModuleOption,
         module_args: Optional[str] = ModuleArgsOption,
         input_shape: Optional[str] = InputShapeOption,
@@ -123,29 +129,14 @@ def direction_command(source_format: str, target_format: str):
         run_conversion(source, target, source_format, target_format, module, module_args, input_shape, force,
                        check, as_json, keep_input_layout)
 
-    command.__doc__ = f"Convert a {source_format} model to {target_format}."
+    command.__doc__ = (f"Convert a {source_format} model to {target_format}." if source_format
+                       else "Convert between any two formats, inferred from content and extension.")
     return command
 
 
 for _source, _target in DIRECTIONS:
-    app.command(f"{_source}-to-{_target}")(direction_command(_source, _target))
-
-
-@app.command()
-def convert(
-    source: str = typer.Argument(..., help="The model to read (format detected from its content)."),
-    target: str = typer.Argument(..., help="Where to write (format from the extension: .pt .keras .h5 .onnx .wconv)."),
-    module: Optional[str] = ModuleOption,
-    module_args: Optional[str] = ModuleArgsOption,
-    input_shape: Optional[str] = InputShapeOption,
-    force: bool = ForceOption,
-    check: bool = CheckOption,
-    as_json: bool = JsonOption,
-    keep_input_layout: bool = KeepLayoutOption,
-):
-    """Convert between any two formats, inferred from content and extension."""
-    run_conversion(source, target, None, None, module, module_args, input_shape, force, check, as_json,
-                   keep_input_layout)
+    app.command(f"{_source}-to-{_target}")(conversion_command(_source, _target))
+app.command("convert")(conversion_command(None, None))
 
 
 @app.command()
