@@ -129,12 +129,12 @@ def max_diff(source: Path, target: Path, module: str | None, shape, tool: str) -
     from converter.runners import load
 
     x = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
-    expected = load(source, module=module)[0]([x])[0]
+    expected = load(source, module=module).predict([x])[0]
     if tool.startswith("tf2onnx"):
         session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
         found = session.run(None, {session.get_inputs()[0].name: to_channels_last(x)})[0]
     else:
-        found = load(target)[0]([x])[0]
+        found = load(target).predict([x])[0]
     return float(np.abs(expected - found).max()), float(np.abs(expected).max())
 
 
@@ -154,7 +154,7 @@ def onnx2torch_row(name, folder: Path, tf2onnx_out: Path, source: Path, python: 
     np.save(folder / "x.npy", to_channels_last(x))
     subprocess.run([python, "-c", ONNX2TORCH_DRIVER, str(tf2onnx_out), str(folder / "tmp.pt"),
                     str(folder / "x.npy"), str(folder / "y.npy")], check=True, capture_output=True)
-    expected = load(source)[0]([x])[0]
+    expected = load(source).predict([x])[0]
     difference = np.abs(expected - np.load(folder / "y.npy"))
     return result, (float(difference.max()), float(np.abs(expected).max()))
 
@@ -172,7 +172,7 @@ def nobuco_row(folder: Path, source: Path, module: str, python: str | None):
     np.save(folder / "x18.npy", x)
     subprocess.run([python, "-c", NOBUCO_DRIVER, tests, str(source), str(folder / "tmp.h5"), str(folder / "x18.npy"),
                     str(folder / "y18.npy")], check=True, capture_output=True)
-    expected = load(source, module=module)[0]([x])[0]
+    expected = load(source, module=module).predict([x])[0]
     difference = np.abs(expected - np.load(folder / "y18.npy"))
     return result, (float(difference.max()), float(np.abs(expected).max()))
 

@@ -186,8 +186,9 @@ def validate(
     atol: float = typer.Option(1e-5, "--atol"),
     rtol: float = typer.Option(1e-4, "--rtol"),
     as_json: bool = JsonOption,
+    junit: Optional[str] = typer.Option(None, "--junit", help="Also write a JUnit XML report (one case per layer)."),
 ):
-    """Run both models on the same inputs; exit 0 if they match, 1 if not."""
+    """Run both models on the same inputs, layer by layer; exit 0 if they match, 1 if not."""
     from .report import print_validation
     from .validate import load_inputs, validate as run
 
@@ -196,6 +197,10 @@ def validate(
                      source_module_args=module_args, input_shape=parse_shape(input_shape),
                      inputs=load_inputs(inputs) if inputs else None, batch=batch, seed=seed, atol=atol, rtol=rtol)
         print_validation(report, as_json)
+        if junit:
+            from .junit import write_junit
+
+            write_junit(report, junit)
         if not report.ok:
             raise typer.Exit(1)
 

@@ -32,20 +32,31 @@ def print_validation(report, as_json: bool) -> None:
     if as_json:
         _json(report.to_dict())
         return
-    from rich.table import Table
 
-    table = Table(title=f"{report.source} vs {report.target}  (inputs {report.input_shapes}, seed {report.seed})")
-    for column in ("output", "shape", "max abs diff", "max rel diff", "cosine", "result"):
-        table.add_column(column)
-    for diff in report.outputs:
-        table.add_row(str(diff.index), str(diff.shape), f"{diff.max_abs:.3g}", f"{diff.max_rel:.3g}",
-                      f"{diff.cosine:.8f}", "match" if diff.ok else "[bold red]MISMATCH[/]")
     console = _console()
-    console.print(table)
+    title = f"{report.source} vs {report.target}  (inputs {report.input_shapes}, seed {report.seed})"
+    if report.layers:
+        console.print(_diff_table("layer", report.layers, report.first_mismatch, title=f"layer by layer: {title}"))
+    console.print(_diff_table("output", report.outputs, None, title=title))
     for side, how in report.loading.items():
         console.print(f"{side} loaded with {how}")
     verdict = "predictions match" if report.ok else "predictions DIFFER"
-    console.print(f"{verdict} (atol {report.atol:g}, rtol {report.rtol:g})")
+    where = f"; first layer beyond tolerance: {report.first_mismatch}" if report.first_mismatch else ""
+    console.print(f"{verdict} (max abs diff <= {report.atol:g} + {report.rtol:g} x largest value){where}")
+
+
+def _diff_table(kind: str, diffs, first_mismatch, title: str):
+    from rich.table import Table
+
+    table = Table(title=title)
+    for column in (kind, "shape", "max abs diff", "relative", "cosine", "result"):
+        table.add_column(column)
+    for diff in diffs:
+        style = "bold red" if diff.name == first_mismatch else None
+        result = "match" if diff.ok else ("FIRST MISMATCH" if diff.name == first_mismatch else "mismatch")
+        table.add_row(diff.name, str(diff.shape), f"{diff.max_abs:.3g}", f"{diff.max_rel:.3g}", f"{diff.cosine:.8f}",
+                      result, style=style)
+    return table
 
 
 def print_inspection(description: dict, as_json: bool) -> None:

@@ -1,24 +1,33 @@
-"""Run source and target on the same inputs and compare their outputs."""
+"""Run source and target on the same inputs; compare their outputs and, layer by layer, where they differ.
+
+A tensor matches when ``max |source - target| <= atol + rtol * max |source|``: relative to the
+tensor's own scale, since float32 noise grows with depth and activation size (TensorFlow alone
+differs by ~3e-5 of the largest logit between eager and graph execution of a ResNet50), while a
+layout mistake shows as percents.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from . import api, runners
-from .errors import BadInput
+from .errors import BadInput, WconvError, first_line
 
-DEFAULT_ATOL = 1e-5
-DEFAULT_RTOL = 1e-4
+DEFAULT_ATOL = 1e-5  # float32
+DEFAULT_RTOL = 1e-4  # float32; float16 models want about 1e-2
 
 
 @dataclass
-class OutputDiff:
-    index: int
+class Diff:
+    """One tensor of the source compared with its counterpart in the target."""
+
+    name: str
     shape: tuple
     max_abs: float
-    max_rel: float
+    max_rel: float  # max_abs relative to the source tensor's largest magnitude
     cosine: float
     ok: bool
 
@@ -31,15 +40,21 @@ class Report:
     seed: int
     atol: float
     rtol: float
-    outputs: list[OutputDiff] = field(default_factory=list)
+    outputs: list[Diff] = field(default_factory=list)
+    layers: list[Diff] = field(default_factory=list)  # matched layers, in the source's execution order
     loading: dict = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
         return all(o.ok for o in self.outputs)
 
+    @property
+    def first_mismatch(self) -> str | None:
+        """The first layer (source order) beyond tolerance: where the port goes wrong."""
+        return next((layer.name for layer in self.layers if not layer.ok), None)
+
     def to_dict(self) -> dict:
-        return {**asdict(self), "ok": self.ok}
+        return {**asdict(self), "ok": self.ok, "first_mismatch": self.first_mismatch}
 
 
 def random_inputs(shapes, batch: int, seed: int) -> list[np.ndarray]:
@@ -68,35 +83,66 @@ def input_shapes_of(path, module=None, module_args=None, input_shape=None) -> li
     return [v.shape for v in graph.inputs]
 
 
-def compare(index: int, expected: np.ndarray, found: np.ndarray, atol: float, rtol: float) -> OutputDiff:
+def compare(name: str, expected: np.ndarray, found: np.ndarray, atol: float, rtol: float) -> Diff:
     if expected.shape != found.shape:
-        raise BadInput(f"output {index}: shapes differ, source {expected.shape} vs target {found.shape}")
+        raise BadInput(f"{name}: shapes differ, source {expected.shape} vs target {found.shape}")
     expected, found = expected.astype(np.float64), found.astype(np.float64)
-    difference = np.abs(expected - found)
-    scale = np.abs(expected)
+    difference = float(np.abs(expected - found).max(initial=0.0))
+    scale = float(np.abs(expected).max(initial=0.0))
     norms = np.linalg.norm(expected) * np.linalg.norm(found)
     cosine = float(np.sum(expected * found) / norms) if norms else float(np.array_equal(expected, found))
-    return OutputDiff(
-        index, tuple(expected.shape), float(difference.max(initial=0.0)),
-        float((difference / np.maximum(scale, 1e-12)).max(initial=0.0)), cosine,
-        bool(np.all(difference <= atol + rtol * scale)),
-    )
+    return Diff(name, tuple(expected.shape), difference, difference / scale if scale else difference, cosine,
+                difference <= atol + rtol * scale)
+
+
+def match_layers(source: dict, target: dict) -> list[tuple[str, str]]:
+    """(source name, target name) for layers of the same name and shape, in the source's order.
+
+    Names are compared as identifiers, since wconv keeps layer names across frameworks but each
+    spells them its own way ('layer1.0.conv' in torch, 'layer1_0_conv' in Keras).
+    """
+    by_key = {_key(name): name for name in target}
+    pairs = []
+    for name, array in source.items():
+        other = by_key.get(_key(name))
+        if other is not None and target[other].shape == array.shape:
+            pairs.append((name, other))
+    return pairs
+
+
+def _key(name: str) -> str:
+    return re.sub(r"\W", "_", name).strip("_")
+
+
+def _run(path, function, inputs):
+    """A framework that rejects the inputs (wrong shape, wrong count) is bad input, not a wconv bug."""
+    try:
+        return function(inputs)
+    except WconvError:
+        raise
+    except Exception as error:  # each framework raises its own types
+        shapes = [tuple(x.shape) for x in inputs]
+        raise BadInput(f"{path}: running it on inputs of shape {shapes} failed ({first_line(error)})") from None
 
 
 def validate(source, target, *, source_module=None, target_module=None, source_module_args=None,
-             target_module_args=None, input_shape=None,
-             inputs: list[np.ndarray] | None = None, batch: int = 4, seed: int = 0,
-             atol: float = DEFAULT_ATOL, rtol: float = DEFAULT_RTOL) -> Report:
-    """Compare ``source`` and ``target`` on seeded random inputs (or ``inputs``)."""
+             target_module_args=None, input_shape=None, inputs: list[np.ndarray] | None = None, batch: int = 4,
+             seed: int = 0, atol: float = DEFAULT_ATOL, rtol: float = DEFAULT_RTOL, layers: bool = True) -> Report:
+    """Compare ``source`` and ``target`` on seeded random inputs (or ``inputs``), layer by layer too."""
     if inputs is None:
         shapes = input_shapes_of(source, source_module, source_module_args, input_shape)
         inputs = random_inputs(shapes, batch, seed)
-    run_source, source_loading = runners.load(source, module=source_module, module_args=source_module_args)
-    run_target, target_loading = runners.load(target, module=target_module, module_args=target_module_args)
-    expected, found = run_source(inputs), run_target(inputs)
+    source_runner = runners.load(source, module=source_module, module_args=source_module_args)
+    target_runner = runners.load(target, module=target_module, module_args=target_module_args)
+    expected, found = _run(source, source_runner.predict, inputs), _run(target, target_runner.predict, inputs)
     if len(expected) != len(found):
         raise BadInput(f"{source} has {len(expected)} outputs but {target} has {len(found)}")
     report = Report(str(source), str(target), [list(x.shape) for x in inputs], seed, atol, rtol,
-                    loading={"source": source_loading, "target": target_loading})
-    report.outputs = [compare(i, e, f, atol, rtol) for i, (e, f) in enumerate(zip(expected, found))]
+                    loading={"source": source_runner.safety, "target": target_runner.safety})
+    report.outputs = [compare(f"output {i}", e, f, atol, rtol) for i, (e, f) in enumerate(zip(expected, found))]
+    if layers:
+        captured_source = _run(source, source_runner.capture, inputs)
+        captured_target = _run(target, target_runner.capture, inputs)
+        report.layers = [compare(name, captured_source[name], captured_target[other], atol, rtol)
+                         for name, other in match_layers(captured_source, captured_target)]
     return report

@@ -1,15 +1,26 @@
 """Run a model with its own framework, using that framework's safe loading options.
 
-Each runner returns ``(predict, safety)``: a function from a list of numpy inputs to a
-list of numpy outputs, and a sentence saying how the file was opened.
+``load`` returns a Runner: ``predict(inputs)`` maps a list of canonical (channels-first) numpy
+inputs to the model's outputs, ``capture(inputs)`` to every layer's output by layer name in
+execution order, and ``safety`` says how the file was opened.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 from .. import formats
 
 
-def load(path, format: str | None = None, *, module=None, module_args=None):
+@dataclass
+class Runner:
+    predict: Callable
+    capture: Callable
+    safety: str
+
+
+def load(path, format: str | None = None, *, module=None, module_args=None) -> Runner:
     kind = format or formats.detect(path)
     if kind == "keras":
         from .keras import load as load_keras

@@ -7,22 +7,43 @@ import numpy as np
 from ..errors import BadInput, first_line
 from ..frameworks import require
 from ..layouts import to_channels_first, to_channels_last
+from . import Runner
 
 SAFETY = "Keras load_model(safe_mode=True, compile=False)"
 
 
-def load(path):
+def load(path) -> Runner:
     keras = require("keras")
     try:
         model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # Keras raises ValueError, TypeError, OSError... for bad files
         raise BadInput(f"{path}: Keras could not load it safely ({type(error).__name__}: {first_line(error)})") from None
 
-    def predict(inputs):
+    def run(network, inputs):
         """Canonical (channels-first) in and out; Keras itself sees channels-last."""
         inputs = [to_channels_last(x) for x in inputs]
-        outputs = model(inputs if len(inputs) > 1 else inputs[0], training=False)
+        outputs = network(inputs if len(inputs) > 1 else inputs[0], training=False)
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         return [to_channels_first(np.asarray(o)) for o in outputs]
 
-    return predict, SAFETY
+    def capture(inputs):
+        """Each layer's output, canonical. A Flatten of a feature map is recorded in the canonical (c, h, w)
+        order, which is what its counterpart in a channels-first port computes; Keras' own is (h, w, c)."""
+        layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer" and _single_output(layer)]
+        tensors = [layer.input if _flattens_feature_map(layer) else layer.output for layer in layers]
+        values = run(keras.Model(model.inputs, tensors), inputs)
+        return {layer.name: value.reshape(len(value), -1) if _flattens_feature_map(layer) else value
+                for layer, value in zip(layers, values)}
+
+    return Runner(lambda inputs: run(model, inputs), capture, SAFETY)
+
+
+def _flattens_feature_map(layer) -> bool:
+    return type(layer).__name__ == "Flatten" and len(layer.input.shape) >= 3
+
+
+def _single_output(layer) -> bool:
+    try:
+        return not isinstance(layer.output, (list, tuple))
+    except (AttributeError, ValueError):  # shared layers and nested models have no single output
+        return False

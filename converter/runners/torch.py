@@ -6,6 +6,7 @@ from pathlib import Path
 
 from ..errors import BadInput, WeightMismatch
 from ..frameworks import require
+from . import Runner
 from ..layouts import to_channels_first, to_channels_last
 
 SAFETY = "torch.load(weights_only=True), missing or unexpected keys refused"
@@ -36,14 +37,43 @@ def load(path, module=None, module_args=None):
 
     channels_last = getattr(model, "wconv_interface", None) == "channels_last"
 
+    def feeds(inputs):
+        return [torch.from_numpy(to_channels_last(x) if channels_last else x) for x in inputs]
+
     def predict(inputs):
         """Canonical (channels-first) in and out, whatever interface the module has."""
-        if channels_last:
-            inputs = [to_channels_last(x) for x in inputs]
         with torch.no_grad():
-            outputs = model(*[torch.from_numpy(x) for x in inputs])
+            outputs = model(*feeds(inputs))
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         outputs = [o.detach().numpy() for o in outputs]
         return [to_channels_first(o) for o in outputs] if channels_last else outputs
 
-    return predict, SAFETY + note + ("; channels-last interface" if channels_last else "")
+    def capture(inputs):
+        with torch.no_grad():
+            return record_layers(torch, model, feeds(inputs))
+
+    return Runner(predict, capture, SAFETY + note + ("; channels-last interface" if channels_last else ""))
+
+
+def record_layers(torch, model, inputs) -> dict:
+    """Every traced node's output, by module path (or function node name), in execution order.
+
+    A module followed by its fused activation (``F.relu(self.conv(x))``) is recorded after the
+    activation, as Keras records a layer with ``activation=``.
+    """
+    from ..adapters.torch.reader import fused_activation
+
+    traced = torch.fx.symbolic_trace(model)
+    recorded = {}
+
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, node):
+            result = super().run_node(node)
+            if node.op in ("call_module", "call_function", "call_method") and isinstance(result, torch.Tensor):
+                recorded[node.name if node.op != "call_module" else node.target] = result.numpy()
+                if fused_activation(node):
+                    recorded[node.all_input_nodes[0].target] = result.numpy()
+            return result
+
+    Recorder(traced).run(*inputs)
+    return recorded

@@ -9,6 +9,7 @@ from ...errors import BadInput, Unsupported, WeightMismatch, about
 from ...frameworks import require
 from ...ir import Graph, Value
 from ...ops import TORCH_FUNCTIONS, TORCH_MODULES
+from ...ops.activations import Activation
 from ...shapes import Shapes, finish
 from .module import load_module
 from .state_dict import load_state_dict
@@ -76,10 +77,10 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
             created = TORCH_MODULES[layer.class_name](layer)
         elif fx_node.op != "placeholder":
             sources = [n.name for n in fx_node.all_input_nodes]
-            call = TorchCall(_function_name(fx_node), fx_node.name, _plain(fx_node.args), _plain(fx_node.kwargs),
+            call = TorchCall(function_name(fx_node), fx_node.name, _plain(fx_node.args), _plain(fx_node.kwargs),
                              sources, [fx_node.name], shapes.of(sources))
             created = TORCH_FUNCTIONS[call.function](call)
-            created[0].fused = _follows_sole_module(fx_node)
+            created[0].fused = fused_activation(fx_node)
         if fx_node.op in ("call_module", "call_function", "call_method"):
             shapes.add(created)
             nodes.extend(created)
@@ -98,8 +99,8 @@ def refuse_unsupported(traced) -> None:
             class_name = type(traced.get_submodule(fx_node.target)).__name__
             if class_name not in TORCH_MODULES:
                 problems.append(f"'{fx_node.target}' ({class_name})")
-        elif fx_node.op in ("call_function", "call_method") and _function_name(fx_node) not in TORCH_FUNCTIONS:
-            problems.append(f"'{fx_node.name}' ({_function_name(fx_node)})")
+        elif fx_node.op in ("call_function", "call_method") and function_name(fx_node) not in TORCH_FUNCTIONS:
+            problems.append(f"'{fx_node.name}' ({function_name(fx_node)})")
         elif fx_node.op == "get_attr":
             problems.append(f"'{fx_node.name}' (direct use of the tensor '{fx_node.target}')")
     if problems:
@@ -122,7 +123,7 @@ def _layer(traced, fx_node, state, used, shapes) -> TorchLayer:
                       shapes.of(inputs))
 
 
-def _function_name(fx_node) -> str:
+def function_name(fx_node) -> str:
     """The registered name of a traced call: ``x.relu()`` -> 'relu', ``F.gelu`` -> 'torch.nn.functional.gelu'."""
     if fx_node.op == "call_method":
         return fx_node.target
@@ -148,10 +149,14 @@ def _registered_functions() -> dict:
     return found
 
 
-def _follows_sole_module(fx_node) -> bool:
-    """True for ``F.relu(self.linear(x))`` where the module's output is used only here."""
+def fused_activation(fx_node) -> bool:
+    """True for ``F.relu(self.linear(x))``: an activation call on a module output used only there."""
     sources = fx_node.all_input_nodes
-    return len(sources) == 1 and sources[0].op == "call_module" and len(sources[0].users) == 1
+    if fx_node.op not in ("call_function", "call_method") or len(sources) != 1:
+        return False
+    reader = TORCH_FUNCTIONS.get(function_name(fx_node))
+    is_activation = isinstance(getattr(reader, "__self__", None), Activation)
+    return is_activation and sources[0].op == "call_module" and len(sources[0].users) == 1
 
 
 def _plain(value):

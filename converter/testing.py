@@ -1,0 +1,35 @@
+"""For test suites: ``assert_equivalent(source, target)`` fails with the per-layer table.
+
+    from converter.testing import assert_equivalent
+
+    def test_port():
+        assert_equivalent("model.h5", "model.pt")
+"""
+
+from __future__ import annotations
+
+from .validate import Report, validate
+
+
+def assert_equivalent(source, target, **options) -> Report:
+    """Run both models on the same seeded inputs; raise AssertionError naming the first layer that differs."""
+    report = validate(source, target, **options)
+    if not report.ok:
+        raise AssertionError(text_report(report))
+    return report
+
+
+def text_report(report: Report) -> str:
+    """The per-layer and per-output comparison as plain text, first mismatch marked."""
+    lines = [f"{report.source} and {report.target} differ "
+             f"(max abs diff <= {report.atol:g} + {report.rtol:g} x largest value)"]
+    if report.first_mismatch:
+        lines.append(f"first layer beyond tolerance: {report.first_mismatch}")
+    rows = [("", "tensor", "shape", "max abs diff", "relative", "cosine")]
+    for diff in [*report.layers, *report.outputs]:
+        mark = ">>" if diff.name == report.first_mismatch else ("!" if not diff.ok else "")
+        rows.append((mark, diff.name, str(diff.shape), f"{diff.max_abs:.3g}", f"{diff.max_rel:.3g}",
+                     f"{diff.cosine:.6f}"))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines += ["  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in rows]
+    return "\n".join(lines)

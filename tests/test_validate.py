@@ -1,0 +1,126 @@
+"""validate catches the classic porting mistakes and names the culprit layer first.
+
+Each test starts from a correct wconv port (Keras -> torch) and injects one mistake into the
+torch side, the way people get it wrong by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import pytest
+
+import converter
+from test_bad_input import assert_clean_failure, wconv
+
+
+def keras_model(keras):
+    """Conv (bias) -> BatchNorm (small variances, epsilon 1e-3) -> ReLU -> Flatten -> Dense(8) -> Dense(8, square)."""
+    inputs = keras.Input((7, 6, 3))
+    x = keras.layers.Conv2D(5, (3, 2), name="conv")(inputs)
+    x = keras.layers.BatchNormalization(epsilon=1e-3, name="bn")(x)
+    x = keras.layers.ReLU(name="relu")(x)
+    x = keras.layers.Flatten(name="flatten")(x)
+    x = keras.layers.Dense(8, activation="tanh", name="hidden")(x)
+    model = keras.Model(inputs, keras.layers.Dense(8, name="square")(x))
+    rng = np.random.default_rng(11)
+    weights = []
+    for variable in model.weights:
+        values = rng.standard_normal(variable.shape).astype(np.float32) * 0.5
+        if "variance" in variable.path:
+            values = np.abs(values) * 0.02 + 0.01  # small: dropping epsilon 1e-3 must show
+        weights.append(values)
+    model.set_weights(weights)
+    return model
+
+
+@pytest.fixture
+def port(tmp_path, keras):
+    keras_model(keras).save(tmp_path / "source.keras")
+    converter.convert(tmp_path / "source.keras", tmp_path / "port.pt")
+    return tmp_path / "source.keras", tmp_path / "port.pt"
+
+
+def inject(port_path, torch, mistake: str):
+    state = torch.load(port_path, weights_only=True)
+    if mistake == "dense_untransposed":  # a square kernel: the shapes cannot reveal it
+        state["square.weight"] = state["square.weight"].T.contiguous()
+    elif mistake == "conv_left_hwio":  # Keras' (h, w, i, o) bytes poured into torch's (o, i, h, w)
+        weight = state["conv.weight"]
+        state["conv.weight"] = weight.permute(2, 3, 1, 0).contiguous().reshape(weight.shape)
+    elif mistake == "flatten_rows_not_permuted":  # rows left in Keras' (h, w, c) order
+        weight = state["hidden.weight"]
+        state["hidden.weight"] = weight.reshape(8, 5, 5, 5).permute(0, 2, 3, 1).reshape(8, -1).contiguous()
+    elif mistake == "bias_lost":
+        state["conv.bias"] = torch.zeros_like(state["conv.bias"])
+    elif mistake == "batchnorm_epsilon_dropped":  # torch's default 1e-5 instead of Keras' 1e-3
+        source = port_path.with_suffix(".py")
+        text = source.read_text()
+        source.write_text(re.sub(r"eps=0\.001", "eps=1e-05", text))
+        assert source.read_text() != text
+        return
+    torch.save(state, port_path)
+
+
+def test_a_correct_port_passes_layer_by_layer(port):
+    report = converter.validate(*port)
+    assert report.ok and report.first_mismatch is None
+    assert [layer.name for layer in report.layers] == ["conv", "bn", "relu", "flatten", "hidden", "square"]
+
+
+CULPRITS = {
+    "dense_untransposed": "square",
+    "conv_left_hwio": "conv",
+    "flatten_rows_not_permuted": "hidden",
+    "bias_lost": "conv",
+    "batchnorm_epsilon_dropped": "bn",
+}
+
+
+@pytest.mark.parametrize("mistake", CULPRITS)
+def test_mistake_is_caught_at_its_layer(mistake, port, torch):
+    source, target = port
+    inject(target, torch, mistake)
+    result = wconv("validate", source, target, "--json")
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is False
+    assert report["first_mismatch"] == CULPRITS[mistake]
+
+
+def test_mismatched_input_shape_is_bad_input(port):
+    source, target = port
+    result = wconv("validate", source, target, "--input-shape", "3,5,5")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_unreadable_target_is_bad_input(port, tmp_path):
+    source, _ = port
+    broken = tmp_path / "broken.onnx"
+    broken.write_bytes(b"\x08\x07garbage")
+    assert_clean_failure(wconv("validate", source, broken), 2, broken, "ONNX")
+
+
+def test_assert_equivalent_names_the_culprit(port, torch):
+    from converter.testing import assert_equivalent
+
+    source, target = port
+    assert_equivalent(source, target).ok
+    inject(target, torch, "bias_lost")
+    with pytest.raises(AssertionError, match="first layer beyond tolerance: conv"):
+        assert_equivalent(source, target)
+
+
+def test_junit_report(port, torch, tmp_path):
+    from xml.etree import ElementTree
+
+    source, target = port
+    inject(target, torch, "dense_untransposed")
+    result = wconv("validate", source, target, "--junit", tmp_path / "report.xml")
+    assert result.returncode == 1
+    suite = ElementTree.parse(tmp_path / "report.xml").getroot()
+    failed = [case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None]
+    assert failed[0] == "square" and int(suite.get("tests")) == 7
