@@ -187,6 +187,7 @@ def validate(
     rtol: float = typer.Option(1e-4, "--rtol"),
     as_json: bool = JsonOption,
     junit: Optional[str] = typer.Option(None, "--junit", help="Also write a JUnit XML report (one case per layer)."),
+    html: Optional[str] = typer.Option(None, "--html", help="Also write a self-contained HTML report with a plot."),
 ):
     """Run both models on the same inputs, layer by layer; exit 0 if they match, 1 if not."""
     from .report import print_validation
@@ -201,6 +202,10 @@ def validate(
             from .junit import write_junit
 
             write_junit(report, junit)
+        if html:
+            from .html_report import write_html
+
+            write_html(report, html)
         if not report.ok:
             raise typer.Exit(1)
 

@@ -23,6 +23,12 @@ def check_outputs(sources, outputs, force: bool) -> None:
             raise OutputRefused(f"{output}: folder {target.parent} does not exist")
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_path(output):
     """Yield a temp path beside ``output`` (same suffix); move it into place only on success."""
@@ -31,6 +37,7 @@ def atomic_path(output):
     os.close(handle)
     try:
         yield temp
+        os.chmod(temp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs get the usual permissions
         os.replace(temp, target)
     finally:
         if os.path.exists(temp):

@@ -131,6 +131,16 @@ def test_torch_output_checks_the_generated_source_too(tmp_path):
     assert not (tmp_path / "out.pt").exists()
 
 
+def test_outputs_get_the_usual_permissions(tmp_path):
+    import os
+    import stat
+
+    assert wconv("keras-to-onnx", SEED_MLP, tmp_path / "out.onnx").returncode == 0
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE((tmp_path / "out.onnx").stat().st_mode) == 0o666 & ~mask
+
+
 def test_output_equal_to_input_is_refused(tmp_path):
     source = tmp_path / "model.h5"
     source.write_bytes(SEED_MLP.read_bytes())
