@@ -15,8 +15,8 @@ from .ir import Graph, Node, Value  # noqa: E402
 
 
 def validate(source, target, **options):
-    """Run both models on the same inputs; see ``converter.validate.validate``."""
-    from .validate import validate as run
+    """Run both models on the same inputs; see ``converter.validation.validate``."""
+    from .validation import validate as run
 
     return run(source, target, **options)
 

@@ -95,7 +95,7 @@ def run_conversion(source, target, source_format, target_format, module, module_
                    "layers": len(result.graph.nodes), "parameters": result.graph.parameter_count()}
         report = None
         if check:
-            from .validate import validate
+            from .validation import validate
 
             with progress("running both models on the same inputs"):
                 report = validate(source, target, source_module=module, source_module_args=module_args,
@@ -191,7 +191,7 @@ def validate(
 ):
     """Run both models on the same inputs, layer by layer; exit 0 if they match, 1 if not."""
     from .report import print_validation
-    from .validate import load_inputs, validate as run
+    from .validation import load_inputs, validate as run
 
     with errors_to_exit_codes():
         report = run(source, target, source_module=source_module, target_module=target_module,

@@ -6,7 +6,7 @@ import html
 import math
 
 from .outputs import atomic_path
-from .validate import Report
+from .validation import Report
 
 WIDTH, HEIGHT, MARGIN = 900, 260, 50
 

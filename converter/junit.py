@@ -5,7 +5,7 @@ from __future__ import annotations
 from xml.etree import ElementTree
 
 from .outputs import atomic_path
-from .validate import Report
+from .validation import Report
 
 
 def write_junit(report: Report, path) -> None:

@@ -36,7 +36,8 @@ def print_validation(report, as_json: bool) -> None:
     console = _console()
     title = f"{report.source} vs {report.target}  (inputs {report.input_shapes}, seed {report.seed})"
     if report.layers:
-        console.print(_diff_table("layer", report.layers, report.first_mismatch, title=f"layer by layer: {title}"))
+        console.print(_diff_table("layer", report.layers, report.first_mismatch,
+                                  title=f"layer by layer (matched {report.matching}): {title}"))
     console.print(_diff_table("output", report.outputs, None, title=title))
     for side, how in report.loading.items():
         console.print(f"{side} loaded with {how}")

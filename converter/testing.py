@@ -8,7 +8,7 @@
 
 from __future__ import annotations
 
-from .validate import Report, validate
+from .validation import Report, validate
 
 
 def assert_equivalent(source, target, **options) -> Report:

@@ -126,3 +126,19 @@ def test_junit_report(port, torch, tmp_path):
     suite = ElementTree.parse(tmp_path / "report.xml").getroot()
     failed = [case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None]
     assert failed[0] == "square" and int(suite.get("tests")) == 7
+
+
+@pytest.mark.parametrize("correct", [True, False], ids=["correct", "flatten_rows_not_permuted"])
+def test_hand_written_port_is_matched_by_order(correct, tmp_path, keras, torch):
+    from conftest import TESTS
+    from hand_port import port_weights
+
+    model = keras_model(keras)
+    model.save(tmp_path / "source.keras")
+    torch.save(port_weights(model, permute_flatten_rows=correct), tmp_path / "hand.pt")
+    report = converter.validate(tmp_path / "source.keras", tmp_path / "hand.pt",
+                                target_module=f"{TESTS / 'hand_port.py'}:HandPort")
+    assert report.matching == "by execution order and shape"
+    assert [layer.name for layer in report.layers][:2] == ["conv ~ features", "bn ~ norm"]
+    assert report.ok is correct
+    assert report.first_mismatch == (None if correct else "hidden ~ fc1")

@@ -28,14 +28,24 @@ def load(path) -> Runner:
 
     def capture(inputs):
         """Each layer's output, canonical. A Flatten of a feature map is recorded in the canonical (c, h, w)
-        order, which is what its counterpart in a channels-first port computes; Keras' own is (h, w, c)."""
+        order, which is what its counterpart in a channels-first port computes; Keras' own is (h, w, c).
+        A layer with ``activation=`` is recorded as ``<name>+activation``, as torch records its fused calls."""
         layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer" and _single_output(layer)]
         tensors = [layer.input if _flattens_feature_map(layer) else layer.output for layer in layers]
         values = run(keras.Model(model.inputs, tensors), inputs)
-        return {layer.name: value.reshape(len(value), -1) if _flattens_feature_map(layer) else value
+        return {layer.name + (ACTIVATED if _fused_activation(layer) else ""):
+                value.reshape(len(value), -1) if _flattens_feature_map(layer) else value
                 for layer, value in zip(layers, values)}
 
     return Runner(lambda inputs: run(model, inputs), capture, SAFETY)
+
+
+ACTIVATED = "+activation"  # the name suffix of a layer's output after its fused activation
+
+
+def _fused_activation(layer) -> bool:
+    return getattr(layer, "activation", None) is not None and \
+        getattr(layer.activation, "__name__", "linear") != "linear" and type(layer).__name__ != "Activation"
 
 
 def _flattens_feature_map(layer) -> bool:

@@ -7,6 +7,7 @@ from pathlib import Path
 from ..errors import BadInput, WeightMismatch
 from ..frameworks import require
 from . import Runner
+from .keras import ACTIVATED
 from ..layouts import to_channels_first, to_channels_last
 
 SAFETY = "torch.load(weights_only=True), missing or unexpected keys refused"
@@ -58,8 +59,8 @@ def load(path, module=None, module_args=None):
 def record_layers(torch, model, inputs) -> dict:
     """Every traced node's output, by module path (or function node name), in execution order.
 
-    A module followed by its fused activation (``F.relu(self.conv(x))``) is recorded after the
-    activation, as Keras records a layer with ``activation=``.
+    A module followed by its fused activation (``F.relu(self.conv(x))``) is also recorded after the
+    activation, as ``<module>+activation``: what Keras records for a layer with ``activation=``.
     """
     from ..adapters.torch.reader import fused_activation
 
@@ -72,7 +73,7 @@ def record_layers(torch, model, inputs) -> dict:
             if node.op in ("call_module", "call_function", "call_method") and isinstance(result, torch.Tensor):
                 recorded[node.name if node.op != "call_module" else node.target] = result.numpy()
                 if fused_activation(node):
-                    recorded[node.all_input_nodes[0].target] = result.numpy()
+                    recorded[node.all_input_nodes[0].target + ACTIVATED] = result.numpy()
             return result
 
     Recorder(traced).run(*inputs)

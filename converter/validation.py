@@ -15,6 +15,7 @@ import numpy as np
 
 from . import api, runners
 from .errors import BadInput, WconvError, first_line
+from .runners.keras import ACTIVATED
 
 DEFAULT_ATOL = 1e-5  # float32
 DEFAULT_RTOL = 1e-4  # float32; float16 models want about 1e-2
@@ -42,6 +43,7 @@ class Report:
     rtol: float
     outputs: list[Diff] = field(default_factory=list)
     layers: list[Diff] = field(default_factory=list)  # matched layers, in the source's execution order
+    matching: str = ""  # how layers were paired: by name, or by execution order and shape
     loading: dict = field(default_factory=dict)
 
     @property
@@ -95,23 +97,50 @@ def compare(name: str, expected: np.ndarray, found: np.ndarray, atol: float, rto
                 difference <= atol + rtol * scale)
 
 
-def match_layers(source: dict, target: dict) -> list[tuple[str, str]]:
-    """(source name, target name) for layers of the same name and shape, in the source's order.
+def match_layers(source: dict, target: dict) -> tuple[list[tuple[str, str]], str]:
+    """((source name, target name) pairs in the source's order, how they were matched).
 
-    Names are compared as identifiers, since wconv keeps layer names across frameworks but each
-    spells them its own way ('layer1.0.conv' in torch, 'layer1_0_conv' in Keras).
+    By name first: wconv keeps layer names across frameworks, each spelling them its own way
+    ('layer1.0.conv' in torch, 'layer1_0_conv' in Keras). A port made by hand names its layers
+    otherwise; then layers are paired in execution order by shape.
     """
-    by_key = {_key(name): name for name in target}
-    pairs = []
+    pairs = [pair for pair in _by_name(source, target) if source[pair[0]].shape == target[pair[1]].shape]
+    if len(pairs) * 2 >= len(source):
+        return pairs, "by name"
+    return _by_order_and_shape(source, target), "by execution order and shape"
+
+
+def _by_name(source: dict, target: dict) -> list[tuple[str, str]]:
+    """Same-named layers, outputs of the same kind: a layer's own output, or its output after a fused
+    activation (``<name>+activation``, recorded by Keras for ``activation=`` and by torch for
+    ``F.relu(self.conv(x))``)."""
+    target_names = {(_key(name), name.endswith(ACTIVATED)): name for name in target}
+    return [(name, target_names[(_key(name), name.endswith(ACTIVATED))]) for name in source
+            if (_key(name), name.endswith(ACTIVATED)) in target_names]
+
+
+def _by_order_and_shape(source: dict, target: dict) -> list[tuple[str, str]]:
+    """Each source layer with the next target layer of its shape and kind (own or activated output)."""
+    names = list(target)
+    position, pairs = 0, []
     for name, array in source.items():
-        other = by_key.get(_key(name))
-        if other is not None and target[other].shape == array.shape:
-            pairs.append((name, other))
+        for index in range(position, len(names)):
+            other = names[index]
+            if target[other].shape == array.shape and other.endswith(ACTIVATED) == name.endswith(ACTIVATED):
+                pairs.append((name, other))
+                position = index + 1
+                break
     return pairs
 
 
+def _label(name: str, other: str) -> str:
+    """How a matched pair shows in reports: the source layer, and the target's if it is named otherwise."""
+    shown, other = name.removesuffix(ACTIVATED), other.removesuffix(ACTIVATED)
+    return shown if _key(shown) == _key(other) else f"{shown} ~ {other}"
+
+
 def _key(name: str) -> str:
-    return re.sub(r"\W", "_", name).strip("_")
+    return re.sub(r"\W", "_", name.removesuffix(ACTIVATED)).strip("_")
 
 
 def _run(path, function, inputs):
@@ -143,6 +172,7 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
     if layers:
         captured_source = _run(source, source_runner.capture, inputs)
         captured_target = _run(target, target_runner.capture, inputs)
-        report.layers = [compare(name, captured_source[name], captured_target[other], atol, rtol)
-                         for name, other in match_layers(captured_source, captured_target)]
+        pairs, report.matching = match_layers(captured_source, captured_target)
+        report.layers = [compare(_label(name, other), captured_source[name], captured_target[other], atol, rtol)
+                         for name, other in pairs]
     return report
