@@ -188,6 +188,10 @@ def validate(
     as_json: bool = JsonOption,
     junit: Optional[str] = typer.Option(None, "--junit", help="Also write a JUnit XML report (one case per layer)."),
     html: Optional[str] = typer.Option(None, "--html", help="Also write a self-contained HTML report with a plot."),
+    target_layout: Optional[str] = typer.Option(None, "--target-layout",
+                                                help="channels_last or channels_first: the layout a torch or ONNX "
+                                                     "TARGET takes, when not recorded by wconv."),
+    source_layout: Optional[str] = typer.Option(None, "--source-layout", help="The same for the SOURCE."),
 ):
     """Run both models on the same inputs, layer by layer; exit 0 if they match, 1 if not."""
     from .report import print_validation
@@ -196,7 +200,8 @@ def validate(
     with errors_to_exit_codes():
         report = run(source, target, source_module=source_module, target_module=target_module,
                      source_module_args=module_args, input_shape=parse_shape(input_shape),
-                     inputs=load_inputs(inputs) if inputs else None, batch=batch, seed=seed, atol=atol, rtol=rtol)
+                     inputs=load_inputs(inputs) if inputs else None, batch=batch, seed=seed, atol=atol, rtol=rtol,
+                     source_layout=_layout(source_layout), target_layout=_layout(target_layout))
         print_validation(report, as_json)
         if junit:
             from .junit import write_junit
@@ -215,6 +220,12 @@ def exit_codes():
     """The exit codes wconv uses."""
     for code, meaning in EXIT_CODES.items():
         typer.echo(f"{code:>3}  {meaning}")
+
+
+def _layout(value: Optional[str]) -> Optional[str]:
+    if value not in (None, "channels_last", "channels_first"):
+        fail(f"layout '{value}': use channels_last or channels_first", 2)
+    return value
 
 
 def run():

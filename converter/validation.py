@@ -156,13 +156,14 @@ def _run(path, function, inputs):
 
 def validate(source, target, *, source_module=None, target_module=None, source_module_args=None,
              target_module_args=None, input_shape=None, inputs: list[np.ndarray] | None = None, batch: int = 4,
-             seed: int = 0, atol: float = DEFAULT_ATOL, rtol: float = DEFAULT_RTOL, layers: bool = True) -> Report:
+             seed: int = 0, atol: float = DEFAULT_ATOL, rtol: float = DEFAULT_RTOL, layers: bool = True,
+             source_layout: str | None = None, target_layout: str | None = None) -> Report:
     """Compare ``source`` and ``target`` on seeded random inputs (or ``inputs``), layer by layer too."""
     if inputs is None:
         shapes = input_shapes_of(source, source_module, source_module_args, input_shape)
         inputs = random_inputs(shapes, batch, seed)
-    source_runner = runners.load(source, module=source_module, module_args=source_module_args)
-    target_runner = runners.load(target, module=target_module, module_args=target_module_args)
+    source_runner = runners.load(source, module=source_module, module_args=source_module_args, layout=source_layout)
+    target_runner = runners.load(target, module=target_module, module_args=target_module_args, layout=target_layout)
     expected, found = _run(source, source_runner.predict, inputs), _run(target, target_runner.predict, inputs)
     if len(expected) != len(found):
         raise BadInput(f"{source} has {len(expected)} outputs but {target} has {len(found)}")

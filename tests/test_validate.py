@@ -142,3 +142,28 @@ def test_hand_written_port_is_matched_by_order(correct, tmp_path, keras, torch):
     assert [layer.name for layer in report.layers][:2] == ["conv ~ features", "bn ~ norm"]
     assert report.ok is correct
     assert report.first_mismatch == (None if correct else "hidden ~ fc1")
+
+
+def test_layout_stated_by_the_user(tmp_path, keras, torch):
+    """A channels-last ONNX file wconv did not record (metadata stripped) validates once the user says so."""
+    import onnx
+
+    keras_model(keras).save(tmp_path / "source.keras")
+    converter.convert(tmp_path / "source.keras", tmp_path / "kept.onnx", keep_input_layout=True)
+    model = onnx.load(tmp_path / "kept.onnx")
+    del model.metadata_props[:]
+    onnx.save(model, tmp_path / "unrecorded.onnx")
+    assert wconv("validate", tmp_path / "source.keras", tmp_path / "unrecorded.onnx").returncode == 2  # shapes
+    result = wconv("validate", tmp_path / "source.keras", tmp_path / "unrecorded.onnx", "--target-layout",
+                   "channels_last", "--json")
+    assert result.returncode == 0, result.stderr
+
+
+def test_different_output_counts_are_bad_input(tmp_path, keras):
+    keras_model(keras).save(tmp_path / "one.keras")
+    inputs = keras.Input((7, 6, 3))
+    conv = keras.layers.Conv2D(2, 3)(inputs)
+    keras.Model(inputs, [conv, keras.layers.Flatten()(conv)]).save(tmp_path / "two.keras")
+    converter.convert(tmp_path / "two.keras", tmp_path / "two.onnx")
+    assert_clean_failure(wconv("validate", tmp_path / "one.keras", tmp_path / "two.onnx"), 2, tmp_path / "one.keras",
+                         "1 outputs", "has 2")

@@ -20,7 +20,9 @@ class Runner:
     safety: str
 
 
-def load(path, format: str | None = None, *, module=None, module_args=None) -> Runner:
+def load(path, format: str | None = None, *, module=None, module_args=None, layout: str | None = None) -> Runner:
+    """``layout``: the feature-map layout a torch or ONNX model takes, when it is not the recorded one
+    (a hand port, or tf2onnx's channels-last output); Keras models are channels-last."""
     kind = format or formats.detect(path)
     if kind == "keras":
         from .keras import load as load_keras
@@ -29,11 +31,11 @@ def load(path, format: str | None = None, *, module=None, module_args=None) -> R
     if kind == "torch":
         from .torch import load as load_torch
 
-        return load_torch(path, module, module_args)
+        return load_torch(path, module, module_args, layout)
     if kind == "onnx":
         from .onnx import load as load_onnx
 
-        return load_onnx(path)
+        return load_onnx(path, layout)
     from ..errors import BadInput
 
     raise BadInput(f"{path}: cannot run a '{kind}' file; validate Keras, torch or ONNX models")

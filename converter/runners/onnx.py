@@ -10,14 +10,15 @@ from . import Runner
 SAFETY = "onnxruntime InferenceSession (CPU)"
 
 
-def load(path) -> Runner:
+def load(path, layout=None) -> Runner:
     ort = require("onnxruntime")
     from ..adapters.onnx.reader import load_model
 
     with about(path):
         model = load_model(path)  # refuses external data before onnxruntime would follow it
     session = _session(ort, path, model.SerializeToString())
-    channels_last = session.get_modelmeta().custom_metadata_map.get("wconv_interface") == "channels_last"
+    recorded = session.get_modelmeta().custom_metadata_map.get("wconv_interface")
+    channels_last = (layout or recorded) == "channels_last"
 
     def run(runtime, inputs, names=None):
         """Canonical (channels-first) in and out, whatever interface the model has."""

@@ -24,7 +24,7 @@ def module_for(path, module):
     raise BadInput(f"{path}: a state_dict holds no architecture; pass --module pkg.mod:Class or file.py:Class")
 
 
-def load(path, module=None, module_args=None):
+def load(path, module=None, module_args=None, layout=None):
     torch = require("torch")
     from ..adapters.torch import load_module, load_state_dict
 
@@ -36,7 +36,7 @@ def load(path, module=None, module_args=None):
         raise WeightMismatch(f"{path}: missing {result.missing_keys}, unexpected {result.unexpected_keys}")
     model.eval()
 
-    channels_last = getattr(model, "wconv_interface", None) == "channels_last"
+    channels_last = (layout or getattr(model, "wconv_interface", None)) == "channels_last"
 
     def feeds(inputs):
         return [torch.from_numpy(to_channels_last(x) if channels_last else x) for x in inputs]
