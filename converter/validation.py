@@ -18,7 +18,15 @@ from .errors import BadInput, WconvError, first_line
 from .runners.keras import ACTIVATED
 
 DEFAULT_ATOL = 1e-5  # float32
-DEFAULT_RTOL = 1e-4  # float32; float16 models want about 1e-2
+DEFAULT_RTOL = 1e-4  # float32
+TOLERANCES = {"float16": (1e-3, 1e-2), "bfloat16": (1e-2, 1e-1), "float32": (DEFAULT_ATOL, DEFAULT_RTOL),
+              "float64": (1e-9, 1e-8)}  # (atol, rtol) by the source outputs' dtype
+
+
+def tolerances(dtype, atol: float | None, rtol: float | None) -> tuple[float, float]:
+    """The given tolerances, or the defaults for ``dtype`` (float32's for anything unlisted)."""
+    default_atol, default_rtol = TOLERANCES.get(str(dtype), TOLERANCES["float32"])
+    return (default_atol if atol is None else atol), (default_rtol if rtol is None else rtol)
 
 
 @dataclass
@@ -156,7 +164,7 @@ def _run(path, function, inputs):
 
 def validate(source, target, *, source_module=None, target_module=None, source_module_args=None,
              target_module_args=None, input_shape=None, inputs: list[np.ndarray] | None = None, batch: int = 4,
-             seed: int = 0, atol: float = DEFAULT_ATOL, rtol: float = DEFAULT_RTOL, layers: bool = True,
+             seed: int = 0, atol: float | None = None, rtol: float | None = None, layers: bool = True,
              source_layout: str | None = None, target_layout: str | None = None) -> Report:
     """Compare ``source`` and ``target`` on seeded random inputs (or ``inputs``), layer by layer too."""
     if inputs is None:
@@ -167,6 +175,7 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
     expected, found = _run(source, source_runner.predict, inputs), _run(target, target_runner.predict, inputs)
     if len(expected) != len(found):
         raise BadInput(f"{source} has {len(expected)} outputs but {target} has {len(found)}")
+    atol, rtol = tolerances(expected[0].dtype, atol, rtol)
     report = Report(str(source), str(target), [list(x.shape) for x in inputs], seed, atol, rtol,
                     loading={"source": source_runner.safety, "target": target_runner.safety})
     report.outputs = [compare(f"output {i}", e, f, atol, rtol) for i, (e, f) in enumerate(zip(expected, found))]

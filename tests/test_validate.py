@@ -167,3 +167,11 @@ def test_different_output_counts_are_bad_input(tmp_path, keras):
     converter.convert(tmp_path / "two.keras", tmp_path / "two.onnx")
     assert_clean_failure(wconv("validate", tmp_path / "one.keras", tmp_path / "two.onnx"), 2, tmp_path / "one.keras",
                          "1 outputs", "has 2")
+
+
+def test_default_tolerances_follow_the_dtype():
+    from converter.validation import tolerances
+
+    assert tolerances(np.dtype("float32"), None, None) == (1e-5, 1e-4)
+    assert tolerances(np.dtype("float16"), None, None) == (1e-3, 1e-2)
+    assert tolerances(np.dtype("float16"), 0.5, None) == (0.5, 1e-2)
