@@ -12,7 +12,7 @@ import pytest
 
 import converter
 import torch_convnets
-from conftest import TESTS, TARGET_SUFFIX
+from conftest import TESTS, TARGET_SUFFIX, assert_close
 from test_convnets import canonical_input, keras_outputs, run_target, torch_outputs
 
 INPUT = (96, 128, 3)  # channels-last, h != w
@@ -40,9 +40,7 @@ def seeded_keras(model, seed=0):
 
 
 def assert_logits_match(expected, found):
-    scale = float(np.abs(expected).max())
-    difference = float(np.abs(expected - found).max())
-    assert difference <= 1e-4 * scale, f"max abs diff {difference:.3g} = {difference / scale:.2g} of the largest logit"
+    assert_close(expected, found, what="logits")
 
 
 def keras_application(name, target, tmp_path, keras):

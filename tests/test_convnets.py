@@ -14,7 +14,7 @@ import pytest
 import converter
 import keras_convnets
 import torch_convnets
-from conftest import TESTS, TARGET_SUFFIX, import_file
+from conftest import TARGET_SUFFIX, TESTS, assert_close, import_file
 
 TORCH_FILE = TESTS / "torch_convnets.py"
 
@@ -63,12 +63,8 @@ def run_target(kind, path, x):
 
 def assert_outputs_match(expected, found):
     assert len(expected) == len(found)
-    for want, got in zip(expected, found):
-        assert want.shape == got.shape, (want.shape, got.shape)
-        scale = float(np.abs(want).max())
-        assert scale > 0
-        difference = float(np.abs(want.astype(np.float64) - got).max())
-        assert difference <= 1e-5 * max(scale, 1.0), f"max abs diff {difference:.3g} (largest output {scale:.3g})"
+    for index, (want, got) in enumerate(zip(expected, found)):
+        assert_close(want, got, what=f"output {index}")
 
 
 @pytest.mark.parametrize("target", ["torch", "onnx"])

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import converter
-from conftest import ROOT, run_torch
+from conftest import ROOT, assert_close, run_torch
 from models import batch, keras_mlp
 
 SEED_MLP = ROOT / "fixtures" / "seed_mlp.h5"
@@ -45,8 +45,7 @@ def test_keras2_fixture_predictions_match_in_torch(tmp_path, keras):
     x = batch(2000)
     expected = np.asarray(keras.saving.load_model(SEED_MLP, compile=False, safe_mode=True)(x))
     converter.convert(SEED_MLP, tmp_path / "seed.pt")
-    difference = np.abs(expected - run_torch(tmp_path / "seed.pt", x)).max()
-    assert difference <= 1e-5
+    assert_close(expected, run_torch(tmp_path / "seed.pt", x))
 
 
 @pytest.mark.parametrize("suffix", [".h5", ".keras"])
@@ -59,7 +58,7 @@ def test_keras3_files(kind, suffix, tmp_path, keras):
     model.save(path)
     x = batch(7)
     converter.convert(path, tmp_path / "out.pt")
-    assert np.abs(np.asarray(model(x)) - run_torch(tmp_path / "out.pt", x)).max() <= 1e-5
+    assert_close(np.asarray(model(x)), run_torch(tmp_path / "out.pt", x))
 
 
 def test_keras2_functional_h5(tmp_path):
@@ -75,4 +74,4 @@ def test_keras2_functional_h5(tmp_path):
     model.save(tmp_path / "k2.h5")
     x = batch(7)
     converter.convert(tmp_path / "k2.h5", tmp_path / "out.pt")
-    assert np.abs(model.predict(x, verbose=0) - run_torch(tmp_path / "out.pt", x)).max() <= 1e-5
+    assert_close(model.predict(x, verbose=0), run_torch(tmp_path / "out.pt", x))

@@ -59,7 +59,7 @@ def test_ir_file_round_trip(tmp_path, keras):
 
 def test_legacy_h5_output_and_safetensors_state_dict(tmp_path, keras):
     """Keras -> torch safetensors -> Keras legacy .h5, predictions checked at the end."""
-    from conftest import run_keras
+    from conftest import assert_close, run_keras
     from models import batch
 
     model = keras_mlp(keras, SIZES, activation="selu", seed=12)
@@ -67,4 +67,4 @@ def test_legacy_h5_output_and_safetensors_state_dict(tmp_path, keras):
     converter.convert(tmp_path / "a.keras", tmp_path / "b.safetensors")
     converter.convert(tmp_path / "b.safetensors", tmp_path / "c.h5", module=f"{tmp_path / 'b.py'}:Model")
     x = batch(SIZES[0])
-    assert np.abs(np.asarray(model(x)) - run_keras(tmp_path / "c.h5", x)).max() <= 1e-5
+    assert_close(np.asarray(model(x)), run_keras(tmp_path / "c.h5", x))
