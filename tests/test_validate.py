@@ -43,7 +43,9 @@ def port(tmp_path, keras):
     return tmp_path / "source.keras", tmp_path / "port.pt"
 
 
-def inject(port_path, torch, mistake: str):
+def inject(port_path, torch, mistake: str) -> list[str]:
+    """Make the mistake in the port; returns the validate options it needs (an edited module is passed
+    explicitly, since validate runs a .py found beside a .pt only if wconv generated it)."""
     state = torch.load(port_path, weights_only=True)
     if mistake == "dense_untransposed":  # a square kernel: the shapes cannot reveal it
         state["square.weight"] = state["square.weight"].T.contiguous()
@@ -60,8 +62,9 @@ def inject(port_path, torch, mistake: str):
         text = source.read_text()
         source.write_text(re.sub(r"eps=0\.001", "eps=1e-05", text))
         assert source.read_text() != text
-        return
+        return ["--target-module", f"{source}:Model"]
     torch.save(state, port_path)
+    return []
 
 
 def test_a_correct_port_passes_layer_by_layer(port):
@@ -82,8 +85,8 @@ CULPRITS = {
 @pytest.mark.parametrize("mistake", CULPRITS)
 def test_mistake_is_caught_at_its_layer(mistake, port, torch):
     source, target = port
-    inject(target, torch, mistake)
-    result = wconv("validate", source, target, "--json")
+    options = inject(target, torch, mistake)
+    result = wconv("validate", source, target, "--json", *options)
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is False

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..codetext import literal
 from ..errors import Unsupported
 from ..ir import Node
 from ..layouts import axis_to_channels_first, axis_to_channels_last
@@ -135,7 +136,7 @@ class Activation(OpDef):
     # -- torch ------------------------------------------------------------------
     def torch_arguments(self, node) -> str:
         pairs = [
-            f"{a.torch[0]}={node.attrs[key]!r}"
+            f"{a.torch[0]}={literal(node.attrs[key])}"
             for key, a in self.row.attrs.items()
             if node.attrs[key] != a.torch[1] or a.torch[1] is None
         ]

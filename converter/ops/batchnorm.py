@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..codetext import literal
 from ..errors import ShapeMismatch, Unsupported
 from ..ir import Node
 from ..layouts import axis_to_channels_first
@@ -79,7 +80,7 @@ class BatchNorm(OpDef):
         rank = len(graph.shape(node.inputs[0]))
         dims = {2: 1, 3: 1, 4: 2, 5: 3}[rank]
         channels = len(node.params["mean"])
-        return f"nn.BatchNorm{dims}d({channels}, eps={node.attrs['epsilon']!r}, momentum={node.attrs['momentum']!r})"
+        return f"nn.BatchNorm{dims}d({channels}, eps={literal(float(node.attrs['epsilon']))}, momentum={literal(float(node.attrs['momentum']))})"
 
     def torch_buffers(self, node):
         return {"num_batches_tracked": np.array(0, dtype=np.int64)}

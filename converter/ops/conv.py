@@ -6,6 +6,7 @@ with groups = c; the IR has one conv op per rank and keeps groups as an attribut
 
 from __future__ import annotations
 
+from ..codetext import literal
 from ..errors import Unsupported
 from ..ir import Node
 from ..layouts import permute
@@ -130,7 +131,7 @@ class Conv(OpDef):
     def torch_forward(self, node, graph, module, args):
         if padding.symmetric(node.attrs["pads"]):
             return f"{module}({args[0]})"
-        return f"{module}(F.pad({args[0]}, {padding.torch_pad_order(node.attrs['pads'])}))"
+        return f"{module}(F.pad({args[0]}, {literal(padding.torch_pad_order(node.attrs['pads']))}))"
 
     def from_torch(self, layer):
         module = layer.module
@@ -180,7 +181,7 @@ def _keras_zero_padding(rank: int, pads) -> KerasSpec:
 
 def _tuple(values) -> str:
     values = [int(v) for v in values]
-    return str(values[0]) if len(set(values)) == 1 else str(tuple(values))
+    return literal(values[0]) if len(set(values)) == 1 else literal(tuple(values))
 
 
 def _options(**pairs) -> list[str]:

@@ -48,6 +48,7 @@ class Crop(OpDef):
     def torch_forward(self, node, graph, module, args):
         crop = node.attrs["crop"]
         n = len(crop) // 2
+        crop = [int(c) for c in crop]
         slices = [f"{crop[i] or ''}:{-crop[n + i] if crop[n + i] else ''}" for i in range(n)]
         return f"{args[0]}[:, :, {', '.join(slices)}]"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ..codetext import literal
 from ..ir import Node
 from .base import Convention, KerasSpec, OpDef
 from .registry import register_keras, register_onnx, register_op, register_torch_module
@@ -30,7 +31,7 @@ class Dropout(OpDef):
         return [Node(self.name, layer.name, layer.inputs, layer.outputs, attrs={"rate": layer.module.p})]
 
     def torch_module(self, node, graph):
-        return f"nn.Dropout(p={node.attrs.get('rate', 0.5)!r})"
+        return f"nn.Dropout(p={literal(float(node.attrs.get('rate', 0.5)))})"
 
     def to_onnx(self, node, builder):
         builder.node("Identity", node.inputs[:1], node.outputs, node.name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..codetext import literal
 from ..errors import ShapeMismatch, Unsupported
 from ..ir import Node
 from ..layouts import axis_to_channels_first, axis_to_channels_last
@@ -153,7 +154,7 @@ class Concatenate(OpDef):
         return None
 
     def torch_forward(self, node, graph, module, args):
-        return f"torch.cat([{', '.join(args)}], dim={node.attrs['axis']})"
+        return f"torch.cat([{', '.join(args)}], dim={literal(int(node.attrs['axis']))})"
 
     def from_torch_function(self, call):
         shape = call.input_shapes[0]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..codetext import literal
 from ..errors import Unsupported
 from ..ir import Node
 from . import padding
@@ -53,7 +54,7 @@ class Pad(OpDef):
 
     def torch_forward(self, node, graph, module, args):
         value = ", value=float('-inf')" if node.attrs["value"] else ""
-        return f"F.pad({args[0]}, {padding.torch_pad_order(node.attrs['pads'])}{value})"
+        return f"F.pad({args[0]}, {literal(padding.torch_pad_order(node.attrs['pads']))}{value})"
 
     def from_torch(self, layer):
         return [self.node(layer.name, layer.inputs, layer.outputs,

@@ -6,6 +6,7 @@ ONNX count_include_pad=0); max pooling pads with -inf everywhere.
 
 from __future__ import annotations
 
+from ..codetext import literal
 from ..errors import Unsupported
 from ..ir import Node
 from . import padding
@@ -94,7 +95,7 @@ class Pool(OpDef):
         if self.kind == "avg":
             raise Unsupported(f"layer '{node.name}': torch average pooling has no asymmetric padding that "
                               f"excludes the padded values (pads {pads})")
-        return f"{module}(F.pad({args[0]}, {padding.torch_pad_order(pads)}, value=float('-inf')))"
+        return f"{module}(F.pad({args[0]}, {literal(padding.torch_pad_order(pads))}, value=float('-inf')))"
 
     def from_torch(self, layer):
         module = layer.module
@@ -176,7 +177,7 @@ class GlobalPool(OpDef):
         if module is not None:
             return f"{module}({args[0]})"
         axes = tuple(range(2, len(graph.shape(node.inputs[0]))))
-        return f"torch.{'amax' if self.kind == 'max' else 'mean'}({args[0]}, dim={axes})"
+        return f"torch.{'amax' if self.kind == 'max' else 'mean'}({args[0]}, dim={literal(axes)})"
 
     def from_torch(self, layer):
         size = layer.module.output_size

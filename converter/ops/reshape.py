@@ -13,6 +13,7 @@ import math
 
 import numpy as np
 
+from ..codetext import literal
 from ..errors import ShapeMismatch, Unsupported
 from ..ir import Node
 from ..layouts import channels_last_order, shape_to_channels_first, shape_to_channels_last
@@ -85,7 +86,7 @@ class Reshape(OpDef):
         return None
 
     def torch_forward(self, node, graph, module, args):
-        return f"{args[0]}.reshape(-1, {', '.join(str(d) for d in node.attrs['shape'])})"
+        return f"{args[0]}.reshape(-1, {', '.join(literal(int(d)) for d in node.attrs['shape'])})"
 
     def from_torch_function(self, call):
         sizes = call.args[1:] if call.function in ("reshape", "view") else call.args[1:2]

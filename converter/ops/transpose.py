@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..codetext import literal
 from ..errors import Unsupported
 from ..ir import Node
 from ..layouts import channels_first_order, channels_last_order
@@ -63,7 +64,7 @@ class Transpose(OpDef):
         return None
 
     def torch_forward(self, node, graph, module, args):
-        return f"{args[0]}.permute{tuple(node.attrs['perm'])}"
+        return f"{args[0]}.permute{literal(tuple(int(a) for a in node.attrs['perm']))}"
 
     def from_torch_function(self, call):
         dims = call.args[1:]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..codetext import literal
 from ..errors import Unsupported
 from ..ir import Node
 from .base import Convention, KerasSpec, OpDef
@@ -68,7 +69,7 @@ class Upsample(OpDef):
         scale, mode = node.attrs["scale"], node.attrs["mode"]
         factor = scale[0] if len(set(scale)) == 1 else tuple(scale)
         corners = ", align_corners=False" if mode == "bilinear" else ""
-        return f"nn.Upsample(scale_factor={factor}, mode={mode!r}{corners})"
+        return f"nn.Upsample(scale_factor={literal(factor)}, mode={literal(mode)}{corners})"
 
     def from_torch(self, layer):
         module = layer.module

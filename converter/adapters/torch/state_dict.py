@@ -13,7 +13,13 @@ from ...frameworks import require
 SAFETENSORS_SUFFIXES = (".safetensors",)
 
 
-def load_state_dict(path) -> dict[str, np.ndarray]:
+class StateDict(dict):
+    """Parameter name -> numpy array, plus what wconv recorded in the file (``port``) when it wrote it."""
+
+    port: dict = {}
+
+
+def load_state_dict(path) -> StateDict:
     """Parameter name -> numpy array. Refuses anything that is not a flat mapping of tensors."""
     if str(path).endswith(SAFETENSORS_SUFFIXES):
         return _load_safetensors(path)
@@ -42,7 +48,17 @@ def _tensors_only(path, loaded, torch) -> dict[str, np.ndarray]:
     others = [key for key, value in loaded.items() if not isinstance(value, torch.Tensor)]
     if others:
         raise BadInput(f"{path}: entries {others[:5]} are not tensors; expected a state_dict")
-    return {key: _to_numpy(path, key, value) for key, value in loaded.items()}
+    state = StateDict((key, _to_numpy(path, key, value)) for key, value in loaded.items())
+    state.port = _port_record(getattr(loaded, "_metadata", None) or {})
+    return state
+
+
+def _port_record(metadata) -> dict:
+    from .writer import PORT_METADATA
+
+    record = metadata.get(PORT_METADATA) if isinstance(metadata, Mapping) else None
+    return {k: v for k, v in record.items() if isinstance(k, str) and isinstance(v, str)} \
+        if isinstance(record, Mapping) else {}
 
 
 def _to_numpy(path, key, tensor) -> np.ndarray:
@@ -54,9 +70,17 @@ def _to_numpy(path, key, tensor) -> np.ndarray:
 
 def _load_safetensors(path) -> dict[str, np.ndarray]:
     from safetensors import SafetensorError
+    from safetensors import safe_open
     from safetensors.numpy import load_file
 
+    from .writer import PORT_METADATA
+
     try:
-        return load_file(str(path))
+        state = StateDict(load_file(str(path)))
+        with safe_open(str(path), "np") as handle:
+            metadata = handle.metadata() or {}
     except (SafetensorError, OSError, ValueError) as error:
         raise BadInput(f"{path}: not a readable safetensors file ({first_line(error)})") from None
+    prefix = f"{PORT_METADATA}:"
+    state.port = {k[len(prefix):]: v for k, v in metadata.items() if k.startswith(prefix)}
+    return state

@@ -1,7 +1,13 @@
-"""IR -> ``out.pt`` (a plain state_dict) and ``out.py`` (the generated ``Model`` class)."""
+"""IR -> ``out.pt`` (a plain state_dict) and ``out.py`` (the generated ``Model`` class).
+
+The weights file records the sha256 of the source generated with it (``PORT_METADATA``), so that
+``validate`` runs a ``.py`` found beside a ``.pt`` only if it is the one wconv wrote.
+"""
 
 from __future__ import annotations
 
+import hashlib
+from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
@@ -11,25 +17,37 @@ from ...ir import Graph
 from ...outputs import atomic_path
 from .codegen import source, state_dict_arrays
 
+# Key of wconv's record in a state_dict's ``_metadata`` (which torch keeps through weights_only loading and
+# consults only under module paths; a ':' is in no module path) and in safetensors' header metadata.
+PORT_METADATA = "wconv:port"
+MODULE_HASH = "module_sha256"
+
 
 def generated_source_path(weights_path) -> Path:
     """``out.pt`` -> ``out.py``: where the generated module goes."""
     return Path(weights_path).with_suffix(".py")
 
 
+def source_hash(code: str | bytes) -> str:
+    return hashlib.sha256(code.encode() if isinstance(code, str) else code).hexdigest()
+
+
 def write(graph: Graph, path) -> list[Path]:
     """Write the state_dict to ``path`` and the module source beside it; return both paths."""
     arrays = state_dict_arrays(graph)
     code = source(graph, weights_file=Path(path).name)
-    compile(code, str(generated_source_path(path)), "exec")  # a syntax error here is a wconv bug
+    digest = source_hash(code)
     with atomic_path(path) as temp:
         if str(path).endswith(".safetensors"):
             from safetensors.numpy import save_file
 
-            save_file({k: np.require(v, requirements="C") for k, v in arrays.items()}, temp)  # keeps 0-d 0-d
+            save_file({k: np.require(v, requirements="C") for k, v in arrays.items()}, temp,  # keeps 0-d 0-d
+                      metadata={f"{PORT_METADATA}:{MODULE_HASH}": digest})
         else:
             torch = require("torch")
-            torch.save({k: torch.from_numpy(np.array(v)) for k, v in arrays.items()}, temp)  # copies: onnx arrays are read-only
+            state = OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in arrays.items())  # copies: onnx arrays are read-only
+            state._metadata = OrderedDict({PORT_METADATA: {MODULE_HASH: digest}})
+            torch.save(state, temp)
     module_path = generated_source_path(path)
     with atomic_path(module_path) as temp:
         Path(temp).write_text(code)

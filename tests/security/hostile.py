@@ -1,0 +1,64 @@
+"""Hostile strings and the small model files that carry them, made by the tests themselves."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+
+MARKER = "pwned"
+# Each tries to end a string, a docstring or a line and run code that leaves MARKER behind.
+STRINGS = [
+    f'x"""\n__import__("os").system("touch {MARKER}")\n"""',
+    f"x'''\nimport os; os.system('touch {MARKER}')\n'''",
+    f'x" + __import__("os").system("touch {MARKER}") + "',
+    f"x\\\n__import__('os').system('touch {MARKER}')",
+    f"x\r__import__('os').system('touch {MARKER}')\u2028#",
+    f"{{0}} {{inputs}} \x00\x1b[2J é",
+]
+
+
+def onnx_dense(path, input_name="features", node_name="dense", graph_name="g"):
+    """A 7 -> 5 Gemm whose names are given."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = numpy_helper.from_array(rng.standard_normal((5, 7)).astype(np.float32), "W")
+    bias = numpy_helper.from_array(rng.standard_normal(5).astype(np.float32), "b")
+    node = helper.make_node("Gemm", [input_name, "W", "b"], ["y"], name=node_name, transB=1)
+    graph = helper.make_graph([node], graph_name, [helper.make_tensor_value_info(input_name, TensorProto.FLOAT,
+                                                                                 [None, 7])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 5])], [weight, bias])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), path)
+    return path
+
+
+def rename_in_h5_config(path, old: str, new: str) -> None:
+    """Rename a layer throughout a legacy .h5's model_config (the weights groups keep their names)."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        f.attrs["model_config"] = json.dumps(_renamed(config, old, new))
+
+
+def _renamed(value, old, new):
+    if isinstance(value, dict):
+        return {k: _renamed(v, old, new) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_renamed(v, old, new) for v in value]
+    return new if value == old else value
+
+
+def rewrite_ir_metadata(path, change) -> None:
+    """Apply ``change`` to a .wconv file's graph JSON."""
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(str(path))
+    with safe_open(str(path), "np") as handle:
+        metadata = handle.metadata()
+    spec = json.loads(metadata["wconv_graph"])
+    change(spec)
+    save_file(tensors, str(path), metadata={"wconv_graph": json.dumps(spec)})
