@@ -6,7 +6,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import formats, ir_file
+from . import formats, ir_file, untrusted
 from .errors import BadInput, about, first_line
 from .ir import Graph
 from .outputs import check_outputs, transaction
@@ -45,7 +45,7 @@ def malformed_input(path):
 
 
 def _read(path, format, module, module_args, input_shape) -> Graph:
-    kind = formats.detect(path)
+    kind = untrusted.open_input(path)
     if format and format != kind:
         raise BadInput(f"{path}: is a {kind} file, not {format}")
     if kind == "keras":

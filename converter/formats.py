@@ -19,6 +19,8 @@ def detect(path) -> str:
         raise BadInput(f"{path}: no such file")
     if path.is_dir():
         raise BadInput(f"{path}: is a folder, not a model file")
+    if not path.is_file():
+        raise BadInput(f"{path}: not a regular file (a device, socket or pipe is never read)")
     with open(path, "rb") as handle:
         head = handle.read(16)
     if not head:
@@ -27,17 +29,23 @@ def detect(path) -> str:
         return "keras"
     if head.startswith(b"PK\x03\x04"):
         return _zip_kind(path)
+    if _safetensors_layout(head, path.stat().st_size):  # before ONNX: a header length may start with 0x08
+        from . import ir_file
+
+        return "ir" if ir_file.is_ir_file(path) else "torch"  # plain safetensors holds a state_dict
     if head[:1] == b"\x08":
         return "onnx"  # ModelProto starts with field 1 (ir_version) as a varint
     if head[:1] == b"\x80":
         return "torch"  # legacy (non-zip) torch.save pickle; still only read with weights_only=True
-    from . import ir_file
-
-    if head[8:9] == b"{":
-        return "ir" if ir_file.is_ir_file(path) else "torch"  # plain safetensors holds a state_dict
     if path.suffix == ".onnx":
         return "onnx"
     raise BadInput(f"{path}: not a Keras, torch, safetensors or ONNX file (unrecognized content)")
+
+
+def _safetensors_layout(head: bytes, size: int) -> bool:
+    """safetensors: an 8-byte little-endian header length that fits the file, then a JSON object."""
+    length = int.from_bytes(head[:8], "little")
+    return len(head) > 8 and head[8:9] == b"{" and 2 <= length <= size - 8
 
 
 def _zip_kind(path) -> str:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import api, formats
+from . import api, untrusted
 from .layouts import shape_to_channels_last
 from .ops import OPS
 
@@ -15,7 +15,7 @@ FILE_CONVENTION = {"keras": "keras", "torch": "torch", "onnx": "onnx", "ir": Non
 
 def inspect_file(path, *, module=None, module_args=None, input_shape=None) -> dict:
     """A description of the model as plain data (what ``--json`` prints)."""
-    kind = formats.detect(path)
+    kind = untrusted.open_input(path)
     if kind == "torch" and not module:
         return _state_dict_only(path)
     graph = api.read(path, kind, module=module, module_args=module_args, input_shape=input_shape)

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .. import formats
+from .. import untrusted
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Runner:
 def load(path, format: str | None = None, *, module=None, module_args=None, layout: str | None = None) -> Runner:
     """``layout``: the feature-map layout a torch or ONNX model takes, when it is not the recorded one
     (a hand port, or tf2onnx's channels-last output); Keras models are channels-last."""
-    kind = format or formats.detect(path)
+    kind = format or untrusted.open_input(path)
     if kind == "keras":
         from .keras import load as load_keras
 

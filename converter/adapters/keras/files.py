@@ -15,6 +15,8 @@ import h5py
 import numpy as np
 
 from ...errors import BadInput, first_line
+from ...limits import Budget, check_config_size
+from .hdf5 import check_file, read_text_attribute
 
 HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
@@ -54,8 +56,10 @@ def _open_h5(path) -> KerasFile:
         with h5py.File(path, "r") as f:
             if "model_config" not in f.attrs:
                 raise BadInput(f"{path}: HDF5 file without a model config (weights-only .h5 needs an architecture)")
-            config = json.loads(_text(f.attrs["model_config"]))
-            version = _text(f.attrs.get("keras_version", "unknown"))
+            check_file(f, Budget(path))
+            config = _config(read_text_attribute(f, "model_config", "model_config"))
+            version = read_text_attribute(f, "keras_version", "keras_version") if "keras_version" in f.attrs \
+                else "unknown"
             root = f["model_weights"] if "model_weights" in f else f
             groups = {name: _h5_layer_weights(root[name]) for name in root if isinstance(root[name], h5py.Group)}
     except (OSError, KeyError, ValueError) as error:
@@ -70,13 +74,19 @@ def _h5_layer_weights(group) -> list:
 
 
 def _open_zip(path) -> KerasFile:
+    budget = Budget(path)
     try:
         with zipfile.ZipFile(path) as archive:
-            members = set(archive.namelist())
+            members = {info.filename: info for info in archive.infolist()}
             if "config.json" not in members:
                 raise BadInput(f"{path}: zip without config.json (not a .keras file)")
-            config = json.loads(archive.read("config.json"))
-            metadata = json.loads(archive.read("metadata.json")) if "metadata.json" in members else {}
+            for name in ("config.json", "metadata.json"):
+                if name in members:
+                    check_config_size(name, members[name].file_size)
+            if "model.weights.h5" in members:  # its declared size, before inflating it
+                budget.declare("model.weights.h5", (members["model.weights.h5"].file_size,), 1)
+            config = _config(archive.read("config.json"))
+            metadata = _config(archive.read("metadata.json")) if "metadata.json" in members else {}
             weights = archive.read("model.weights.h5") if "model.weights.h5" in members else None
     except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
         raise BadInput(f"{path}: unreadable .keras zip ({first_line(error)})") from None
@@ -84,6 +94,7 @@ def _open_zip(path) -> KerasFile:
         raise BadInput(f"{path}: .keras zip without model.weights.h5")
     try:
         with h5py.File(io.BytesIO(weights), "r") as f:
+            check_file(f, Budget(path))
             groups = _keras3_groups(f)
     except (OSError, KeyError, ValueError) as error:
         raise BadInput(f"{path}: unreadable model.weights.h5 ({first_line(error)})") from None
@@ -106,6 +117,14 @@ def _keras3_groups(f) -> dict:
         ordered = sorted(vars_group, key=int)
         groups[name] = [(None, np.asarray(vars_group[index])) for index in ordered]
     return groups
+
+
+def _config(text) -> dict:
+    """A JSON object from the file; anything else is not a Keras config."""
+    config = json.loads(text)
+    if not isinstance(config, dict):
+        raise BadInput(f"the model config is a JSON {type(config).__name__}, not an object")
+    return config
 
 
 def _text(value) -> str:

@@ -3,11 +3,24 @@
 torch.onnx, for one, computes F.pad's pads with Constant/ConstantOfShape/Concat/Reshape/Slice/...
 nodes. They are evaluated here with ONNX's own reference implementation, one node at a time,
 so that the layers after them see plain constant inputs.
+
+Folding runs before any op is refused, on an untrusted file, so nothing whose cost is not bounded
+by its inputs' sizes runs unchecked: control flow (Loop, Scan, If) is never folded (it stays a node,
+and is refused as unsupported), and the size of what a node would make is estimated from its
+constant inputs first (``output_elements``) and held to ``limits.FOLD_ELEMENTS``.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
 from ...errors import BadInput
+from ...limits import FOLD_ELEMENTS
+
+NEVER_FOLDED = {"Loop", "Scan", "If", "SequenceMap", "Resize", "Upsample", "Einsum", "RandomNormal",
+                "RandomUniform", "RandomNormalLike", "RandomUniformLike", "Multinomial", "Bernoulli"}
 
 
 def fold(nodes, initializers: dict) -> tuple[list, dict, set]:
@@ -16,9 +29,11 @@ def fold(nodes, initializers: dict) -> tuple[list, dict, set]:
 
     constants, consumed, remaining = dict(initializers), set(), []
     for node in nodes:
-        if node.op_type == "Constant" or (node.input and all(name in constants for name in node.input if name)):
+        if _foldable(node, constants):
+            inputs = {n: constants[n] for n in node.input if n}
+            _check_budget(node, [constants[n] if n else None for n in node.input])
             try:
-                results = ReferenceEvaluator(node).run(None, {n: constants[n] for n in node.input if n})
+                results = ReferenceEvaluator(node).run(None, inputs)
             except Exception as error:  # the reference runtime raises many types
                 raise BadInput(f"{node.op_type} '{node.name}': constant inputs could not be evaluated "
                                f"({type(error).__name__}: {error})") from None
@@ -27,3 +42,61 @@ def fold(nodes, initializers: dict) -> tuple[list, dict, set]:
         else:
             remaining.append(node)
     return remaining, constants, consumed
+
+
+def _foldable(node, constants) -> bool:
+    if node.op_type in NEVER_FOLDED or node.domain not in ("", "ai.onnx") or \
+            any(a.g.ByteSize() or a.graphs for a in node.attribute):
+        return False
+    return node.op_type == "Constant" or bool(node.input) and all(name in constants for name in node.input if name)
+
+
+def _check_budget(node, inputs) -> None:
+    estimate = output_elements(node.op_type, inputs)
+    if estimate > FOLD_ELEMENTS:
+        raise BadInput(f"{node.op_type} '{node.name or node.output[0]}': would make {estimate} elements from "
+                       f"constants (more than {FOLD_ELEMENTS}); refused before computing it")
+
+
+def _elements(array) -> int:
+    return int(np.size(array)) if array is not None else 0
+
+
+def _values(array) -> list[int]:
+    return [int(v) for v in np.asarray(array).reshape(-1)]
+
+
+def output_elements(op_type: str, inputs: list) -> int:
+    """An upper bound of the elements a node makes from these constant inputs."""
+    present = [a for a in inputs if a is not None]
+    shapes = [np.shape(a) for a in present]
+    if op_type == "ConstantOfShape":
+        return math.prod(max(d, 0) for d in _values(present[0])) if present else 1
+    if op_type == "Expand":
+        target = _values(inputs[1])
+        rank = max(len(shapes[0]), len(target))
+        padded = [1] * (rank - len(shapes[0])) + list(shapes[0])
+        target = [1] * (rank - len(target)) + target
+        return math.prod(max(a, b, 0) for a, b in zip(padded, target))
+    if op_type == "Range":
+        start, limit, delta = (float(np.asarray(a).reshape(-1)[0]) for a in inputs[:3])
+        return max(0, math.ceil((limit - start) / delta)) if delta else FOLD_ELEMENTS + 1
+    if op_type == "Tile":
+        return _elements(inputs[0]) * math.prod(max(r, 0) for r in _values(inputs[1]))
+    if op_type == "Pad":
+        pads = _values(inputs[1]) if len(inputs) > 1 and inputs[1] is not None else []
+        half = len(pads) // 2
+        grown = [d + max(pads[i], 0) + max(pads[i + half], 0) if i < half else d for i, d in enumerate(shapes[0])]
+        return math.prod(grown)
+    if op_type in ("MatMul", "Gemm", "MatMulInteger"):
+        left, right = shapes[0], shapes[1]
+        batch = math.prod(np.broadcast_shapes(left[:-2], right[:-2])) if len(left) > 2 or len(right) > 2 else 1
+        return batch * (left[-2] if len(left) > 1 else 1) * (right[-1] if len(right) > 1 else 1)
+    if op_type == "Gather":
+        return _elements(inputs[1]) * max(1, _elements(inputs[0]))
+    if op_type in ("Concat", "Sum", "Mean", "Max", "Min") or not shapes:
+        return sum(_elements(a) for a in present) or 1
+    try:
+        return max(math.prod(np.broadcast_shapes(*shapes)), max(_elements(a) for a in present))
+    except ValueError:
+        return sum(_elements(a) for a in present)

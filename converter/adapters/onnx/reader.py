@@ -8,6 +8,7 @@ from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
 from . import constants as constants_pass
+from . import tensors
 from .context import OnnxContext
 
 
@@ -17,7 +18,7 @@ def read(path) -> Graph:
 
 
 def load_model(path):
-    """The ModelProto, refusing files that are not ONNX or that point at external data."""
+    """The ModelProto, refusing files that are not ONNX, point at external data or need a newer onnx."""
     onnx = require("onnx")
     try:
         model = onnx.load(str(path), load_external_data=False)
@@ -25,9 +26,15 @@ def load_model(path):
         raise BadInput(f"not a readable ONNX model ({type(error).__name__}: {first_line(error)})") from None
     if not model.graph.node and not model.graph.initializer:
         raise BadInput("not an ONNX model (no graph)")
-    external = [t.name for t in model.graph.initializer if t.data_location == onnx.TensorProto.EXTERNAL]
+    external = [t.name or "(unnamed)" for t in tensors.every_tensor(model.graph)
+                if t.data_location == onnx.TensorProto.EXTERNAL]
     if external:
-        raise Unsupported(f"initializers {external[:5]} are stored as external data, which wconv does not load")
+        raise Unsupported(f"tensors {external[:5]} are stored as external data, which wconv does not load")
+    tensors.check_declared_sizes(model.graph, path)
+    known = onnx.defs.onnx_opset_version()
+    if _opset(model) > known:
+        raise Unsupported(f"opset {_opset(model)} is newer than the installed onnx {onnx.__version__} knows "
+                          f"(up to {known}); upgrade onnx to read it")
     return model
 
 

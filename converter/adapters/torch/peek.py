@@ -14,6 +14,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 
 from ...errors import BadInput
+from ...limits import Budget
 
 STORAGE_DTYPES = {
     "FloatStorage": "float32", "DoubleStorage": "float64", "HalfStorage": "float16", "BFloat16Storage": "bfloat16",
@@ -22,14 +23,36 @@ STORAGE_DTYPES = {
 }
 
 
+ITEMSIZE = {"float32": 4, "float64": 8, "float16": 2, "bfloat16": 2, "int64": 8, "int32": 4, "int16": 2,
+            "int8": 1, "uint8": 1, "bool": 1}
+
+
+SAVE_HINT = "; if it is a whole pickled model, save model.state_dict() instead"
+
+
 @dataclass(frozen=True)
 class TensorInfo:
     shape: tuple
     dtype: str
 
 
+@dataclass(frozen=True)
+class StorageInfo:
+    key: str
+    dtype: str
+    numel: int
+
+
 def _rebuild_tensor(storage, offset, size, stride, *rest):
-    return TensorInfo(tuple(size), storage)
+    if not isinstance(storage, StorageInfo):
+        raise pickle.UnpicklingError("a tensor without a storage")
+    size, stride, offset = tuple(int(d) for d in size), tuple(int(s) for s in stride), int(offset)
+    if len(size) != len(stride) or offset < 0 or any(d < 0 for d in size) or any(s < 0 for s in stride):
+        raise pickle.UnpicklingError(f"tensor of size {size} with stride {stride} is malformed")
+    last = offset + sum((d - 1) * s for d, s in zip(size, stride)) if all(size) else offset - 1
+    if last >= storage.numel:
+        raise pickle.UnpicklingError(f"tensor of size {size} reaches element {last} of a storage of {storage.numel}")
+    return TensorInfo(size, storage.dtype)
 
 
 def _rebuild_parameter(data, *rest):
@@ -50,22 +73,53 @@ class _DescribingUnpickler(pickle.Unpickler):
             return self.ALLOWED[(module, name)]
         raise pickle.UnpicklingError(f"refused global {module}.{name}")
 
+    def __init__(self, data):
+        super().__init__(data)
+        self.storages: dict[str, StorageInfo] = {}
+
     def persistent_load(self, pid):
-        # ('storage', dtype, key, location, numel): the dtype is all a description needs.
-        return pid[1]
+        # ('storage', dtype, key, location, numel)
+        if not (isinstance(pid, tuple) and len(pid) == 5 and pid[0] == "storage" and pid[1] in ITEMSIZE):
+            raise pickle.UnpicklingError(f"unknown persistent id {str(pid)[:80]}")
+        storage = StorageInfo(str(pid[2]), pid[1], int(pid[4]))
+        if self.storages.setdefault(storage.key, storage) != storage:
+            raise pickle.UnpicklingError(f"storage {storage.key} is declared twice, differently")
+        return storage
 
 
-def peek_state_dict(path) -> dict[str, TensorInfo]:
+def describe(path):
+    """What a torch zip file holds, tensors as TensorInfo, after checking every declared size against the
+    bytes stored for it: the object, as the describing unpickler built it."""
+    budget = Budget(path)
     try:
         with zipfile.ZipFile(path) as archive:
-            pickled = next(n for n in archive.namelist() if n.endswith("/data.pkl") or n == "data.pkl")
+            entries = {info.filename: info for info in archive.infolist()}
+            pickled = next(n for n in entries if n.endswith("/data.pkl") or n == "data.pkl")
+            budget.declare(pickled, (entries[pickled].file_size,), 1)
             data = archive.read(pickled)
     except (zipfile.BadZipFile, StopIteration, OSError) as error:
         raise BadInput(f"{path}: not a torch zip file ({error or 'no data.pkl'})") from None
+    unpickler = _DescribingUnpickler(io.BytesIO(data))
     try:
-        loaded = _DescribingUnpickler(io.BytesIO(data)).load()
-    except (pickle.UnpicklingError, EOFError, TypeError, ValueError, IndexError) as error:
-        raise BadInput(f"{path}: not a plain state_dict ({error}); wconv never runs code from a file") from None
+        loaded = unpickler.load()
+    except (pickle.UnpicklingError, EOFError, TypeError, ValueError, IndexError, AttributeError,
+            KeyError, RecursionError) as error:
+        raise BadInput(f"{path}: not a plain state_dict ({str(error)[:200]}); wconv reads torch files as "
+                       f"weights_only=True does and never falls back to unsafe loading{SAVE_HINT}") from None
+    folder = pickled[: -len("data.pkl")]
+    for storage in unpickler.storages.values():
+        what = f"{path}: storage {storage.key}"
+        budget.declare(what, (storage.numel,), ITEMSIZE[storage.dtype])
+        entry = entries.get(f"{folder}data/{storage.key}")
+        expected = storage.numel * ITEMSIZE[storage.dtype]
+        if entry is None or entry.file_size != expected:
+            found = "no data" if entry is None else f"{entry.file_size} bytes"
+            raise BadInput(f"{what} declares {expected} bytes but the file has {found} for it")
+    return loaded
+
+
+def peek_state_dict(path) -> dict[str, TensorInfo]:
+    loaded = describe(path)
     if not isinstance(loaded, dict) or not all(isinstance(v, TensorInfo) for v in loaded.values()):
         raise BadInput(f"{path}: holds a {type(loaded).__name__} that is not a state_dict of tensors")
     return dict(loaded)

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pickle
+import zipfile
 from collections.abc import Mapping
 
 import numpy as np
 
 from ...errors import BadInput, first_line
 from ...frameworks import require
+from .peek import SAVE_HINT, describe
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
 
@@ -23,12 +25,14 @@ def load_state_dict(path) -> StateDict:
     """Parameter name -> numpy array. Refuses anything that is not a flat mapping of tensors."""
     if str(path).endswith(SAFETENSORS_SUFFIXES):
         return _load_safetensors(path)
+    if zipfile.is_zipfile(path):
+        describe(path)  # declared sizes checked against the stored bytes before torch allocates them
     torch = require("torch")
     try:
         loaded = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
         raise BadInput(f"{path}: not a plain state_dict; torch.load(weights_only=True) refused it "
-                       f"({_refusal(error)}). wconv never falls back to unsafe loading") from None
+                       f"({_refusal(error)}). wconv never falls back to unsafe loading{SAVE_HINT}") from None
     except (RuntimeError, EOFError, OSError, ValueError, AttributeError) as error:
         raise BadInput(f"{path}: not a readable torch file ({first_line(error)})") from None
     return _tensors_only(path, loaded, torch)

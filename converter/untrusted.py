@@ -1,0 +1,178 @@
+"""The gate every input model file passes: its format, then one parse in a child process with limits.
+
+Parsers of containers (h5py, zipfile, protobuf, pickle) are C code and large; a crafted or corrupt
+file can make one spin, crash or allocate without end. So each input is parsed once in a forked
+child under ``resource`` limits (address space, CPU seconds) and a wall-clock timeout; only a file
+that parses cleanly there is read in the wconv process itself. The child reports wconv's own errors
+back unchanged, and any death (a limit, a signal, a timeout) becomes one line and exit 2.
+
+Where ``os.fork`` or ``resource`` does not exist (Windows), files are parsed in-process, with the
+size checks of ``converter.limits`` still applied.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import signal
+import time
+import zipfile
+from pathlib import Path
+
+from . import errors, formats
+from .errors import BadInput, WconvError, first_line
+
+CPU_SECONDS = 4.0  # a spinning parser is stopped after this much CPU time (plus the file-size share below)
+WALL_SECONDS = 60.0  # one blocked on something else, after this much wall time
+SECONDS_PER_GB = 20.0
+MEMORY_FLOOR = 512 << 20  # address space the child may add, beyond its size at fork, for any file
+MEMORY_PER_FILE_BYTE = 4
+_vetted: dict[tuple, str] = {}
+
+
+def open_input(path, module=None) -> str:
+    """The format of input ``path`` (keras, torch, onnx, ir), after a clean parse in a limited child."""
+    kind = formats.detect(path)
+    stat = os.stat(path)
+    key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, kind)
+    if key not in _vetted:
+        _import_before_fork(path, kind)
+        isolated(_parse, str(path), kind, what=str(path), file_size=stat.st_size)
+        _vetted[key] = kind
+    return kind
+
+
+def _parse(path: str, kind: str) -> None:
+    """What the child does: everything wconv reads from the file, none of what user code would do."""
+    if kind == "keras":
+        from .adapters.keras.files import open_keras
+
+        open_keras(path)
+    elif kind == "onnx":
+        from .adapters.onnx.reader import read
+
+        read(path)
+    elif kind == "ir":
+        from .ir_file import load
+
+        load(path)
+    elif kind == "torch":
+        from .adapters.torch.peek import describe
+        from .adapters.torch.state_dict import load_state_dict
+
+        describe(path) if zipfile.is_zipfile(path) else load_state_dict(path)
+
+
+def _import_before_fork(path, kind: str) -> None:
+    """Frameworks the child needs and the parent will import anyway: imported once, here, not in each child."""
+    from .frameworks import require
+
+    if kind == "onnx":
+        require("onnx")
+        require("onnx.reference")
+    elif kind == "torch" and not zipfile.is_zipfile(path) and not str(path).endswith(".safetensors"):
+        require("torch")  # a legacy (pre-zip) pickle: only torch.load(weights_only=True) reads it
+
+
+def isolated(function, *args, what: str, file_size: int = 0) -> None:
+    """Run ``function(*args)`` in a forked child with limits; re-raise its WconvError, refuse its death."""
+    if not hasattr(os, "fork"):
+        function(*args)
+        return
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: never returns
+        os.close(reader)
+        _child(function, args, writer, file_size)
+    os.close(writer)
+    seconds = WALL_SECONDS + SECONDS_PER_GB * file_size / 1e9
+    try:
+        message, status = _wait(pid, reader, seconds)
+    finally:
+        os.close(reader)
+    _outcome(message, status, what)
+
+
+def _child(function, args, writer: int, file_size: int) -> None:
+    try:
+        _quiet()
+        _limit(file_size)
+        function(*args)
+        result = {"ok": True}
+    except WconvError as error:
+        result = {"error": type(error).__name__, "message": str(error)}
+    except MemoryError:
+        result = {"limit": "needed more memory than the file's size can justify"}
+    except RecursionError:
+        result = {"malformed": "RecursionError: nested too deeply"}
+    except BaseException as error:  # a parser's exception on a malformed file
+        result = {"malformed": f"{type(error).__name__}: {first_line(error)}"}
+    try:
+        os.write(writer, json.dumps(result).encode()[:60000])
+    finally:
+        os._exit(0)
+
+
+def _quiet() -> None:
+    """The child's own prints (library warnings) never reach wconv's stderr or stdout."""
+    null = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(null, 1)
+    os.dup2(null, 2)
+
+
+def _limit(file_size: int) -> None:
+    import resource
+
+    extra = MEMORY_FLOOR + MEMORY_PER_FILE_BYTE * file_size
+    current = _address_space()
+    if current:
+        resource.setrlimit(resource.RLIMIT_AS, (current + extra, current + extra))
+    cpu = int(CPU_SECONDS + SECONDS_PER_GB * file_size / 1e9) + 1
+    used = int(sum(os.times()[:2]))
+    resource.setrlimit(resource.RLIMIT_CPU, (used + cpu, used + cpu + 1))
+
+
+def _address_space() -> int:
+    try:
+        with open("/proc/self/statm") as statm:
+            return int(statm.read().split()[0]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError):
+        return 0
+
+
+def _wait(pid: int, reader: int, seconds: float) -> tuple[bytes | None, int | None]:
+    """(what the child wrote, its wait status), killing it after ``seconds`` (status None then)."""
+    deadline = time.monotonic() + seconds
+    chunks = []
+    while True:
+        left = deadline - time.monotonic()
+        ready, _, _ = select.select([reader], [], [], max(left, 0))
+        if not ready:
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            return None, None
+        chunk = os.read(reader, 65536)
+        if not chunk:
+            break
+        chunks.append(chunk)
+    _, status = os.waitpid(pid, 0)
+    return b"".join(chunks), status
+
+
+def _outcome(message: bytes | None, status: int | None, what: str) -> None:
+    if status is None:
+        raise BadInput(f"{what}: reading it did not finish in time; refused as corrupt or hostile")
+    if not message:
+        cause = f"signal {signal.Signals(os.WTERMSIG(status)).name}" if os.WIFSIGNALED(status) else "no report"
+        reason = "over its CPU time limit" if cause == "signal SIGXCPU" or cause == "signal SIGKILL" else cause
+        raise BadInput(f"{what}: reading it failed ({reason}); refused as corrupt or hostile")
+    result = json.loads(message)
+    if result.get("ok"):
+        return
+    if "error" in result:
+        cls = getattr(errors, result["error"], BadInput)
+        raise (cls if isinstance(cls, type) and issubclass(cls, WconvError) else BadInput)(result["message"])
+    if "limit" in result:
+        raise BadInput(f"{what}: reading it {result['limit']}; refused as corrupt or hostile")
+    raise BadInput(f"{what}: malformed model file ({result['malformed']})")
