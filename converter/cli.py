@@ -10,7 +10,7 @@ from typing import Optional
 import typer
 
 from . import __version__
-from .errors import EXIT_CODES, INTERNAL_ERROR, WconvError
+from .errors import EXIT_CODES, INTERNAL_ERROR, PIPE_CLOSED, WconvError, cut
 
 app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Convert neural-network weights between Keras, PyTorch and ONNX, and prove the port.")
@@ -41,15 +41,27 @@ def errors_to_exit_codes():
     except WconvError as error:
         if STATE["debug"]:
             traceback.print_exc()
-        fail(str(error).replace("\n", " "), error.exit_code)
+        fail(cut(str(error)), error.exit_code)
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except BrokenPipeError:
+        _close_stdout_quietly()
+        raise typer.Exit(PIPE_CLOSED) from None
     except typer.Exit:
         raise
     except Exception as error:  # a bug in wconv, not in the input
         if STATE["debug"]:
             traceback.print_exc()
-        fail(f"internal error ({type(error).__name__}: {error}); rerun with --debug and report it", INTERNAL_ERROR)
+        fail(f"internal error ({type(error).__name__}: {cut(str(error), 500)}); rerun with --debug and report it",
+             INTERNAL_ERROR)
+
+
+def _close_stdout_quietly() -> None:
+    """The reader left: nothing more can be printed, and Python must not complain at exit either."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
 
 
 @contextmanager

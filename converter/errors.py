@@ -13,7 +13,10 @@ EXIT_CODES = {
     4: "output refused: exists (use --force), or is the input file itself",
     5: "missing framework: install the named pip extra",
     70: "internal error: a bug in wconv (rerun with --debug and report it)",
+    130: "interrupted (Ctrl-C)",
+    141: "the reader of the output closed the pipe (as in `wconv inspect m.onnx | head`)",
 }
+PIPE_CLOSED = 141
 INTERNAL_ERROR = 70
 
 
@@ -49,6 +52,21 @@ class MissingFramework(WconvError):
 
 class ValidationMismatch(WconvError):
     exit_code = 1
+
+
+MESSAGE_LIMIT = 2000  # characters of one error line; a file's 100 MB string is quoted no further
+
+
+def cut(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """``text`` on one line, at most ``limit`` characters, saying how much was left out."""
+    text = text.replace("\r", " ").replace("\n", " ")
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def quoted(name, limit: int = 120) -> str:
+    """A name from a file, quoted for an error message and cut to ``limit`` characters."""
+    text = str(name)
+    return repr(text if len(text) <= limit else f"{text[:limit]}...")
 
 
 def first_line(error: Exception) -> str:

@@ -6,11 +6,7 @@ import json
 
 import typer
 
-
-def _console():
-    from rich.console import Console
-
-    return Console()
+from .tables import print_table
 
 
 def _json(data) -> None:
@@ -33,55 +29,46 @@ def print_validation(report, as_json: bool) -> None:
         _json(report.to_dict())
         return
 
-    console = _console()
     title = f"{report.source} vs {report.target}  (inputs {report.input_shapes}, seed {report.seed})"
     if report.layers:
-        console.print(_diff_table("layer", report.layers, report.first_mismatch,
-                                  title=f"layer by layer (matched {report.matching}): {title}"))
-    console.print(_diff_table("output", report.outputs, None, title=title))
+        _diff_table("layer", report.layers, report.first_mismatch,
+                    title=f"layer by layer (matched {report.matching}): {title}")
+    _diff_table("output", report.outputs, None, title=title)
     for side, how in report.loading.items():
-        console.print(f"{side} loaded with {how}")
+        typer.echo(f"{side} loaded with {how}")
+    nonfinite = [diff.name for diff in report.outputs if diff.nonfinite]
+    if nonfinite:
+        typer.echo(f"note: the source's {', '.join(nonfinite)} hold NaN/Inf (its weights do); they are compared "
+                   "as equal where both sides have the same NaN/Inf at the same place")
     verdict = "predictions match" if report.ok else "predictions DIFFER"
     where = f"; first layer beyond tolerance: {report.first_mismatch}" if report.first_mismatch else ""
-    console.print(f"{verdict} (max abs diff <= {report.atol:g} + {report.rtol:g} x largest value){where}")
+    typer.echo(f"{verdict} (max abs diff <= {report.atol:g} + {report.rtol:g} x largest value){where}")
 
 
-def _diff_table(kind: str, diffs, first_mismatch, title: str):
-    from rich.table import Table
-
-    table = Table(title=title)
-    for column in (kind, "shape", "max abs diff", "relative", "cosine", "result"):
-        table.add_column(column)
-    for diff in diffs:
-        style = "bold red" if diff.name == first_mismatch else None
+def _diff_table(kind: str, diffs, first_mismatch, title: str) -> None:
+    rows, marked = [], []
+    for index, diff in enumerate(diffs):
+        if diff.name == first_mismatch:
+            marked.append(index)
         result = "match" if diff.ok else ("FIRST MISMATCH" if diff.name == first_mismatch else "mismatch")
-        table.add_row(diff.name, str(diff.shape), f"{diff.max_abs:.3g}", f"{diff.max_rel:.3g}", f"{diff.cosine:.8f}",
-                      result, style=style)
-    return table
+        rows.append([diff.name, str(diff.shape), f"{diff.max_abs:.3g}", f"{diff.max_rel:.3g}", f"{diff.cosine:.8f}",
+                     result])
+    print_table([kind, "shape", "max abs diff", "relative", "cosine", "result"], rows, title, marked)
 
 
 def print_inspection(description: dict, as_json: bool) -> None:
     if as_json:
         _json(description)
         return
-    from rich.table import Table
-
-    console = _console()
-    console.print(f"{description['file']} ({description['format']}), {description['parameters']:,} parameters")
+    typer.echo(f"{description['file']} ({description['format']}), {description['parameters']:,} parameters")
     if "tensors" in description:
-        table = Table()
-        for column in ("tensor", "shape", "dtype"):
-            table.add_column(column)
-        for tensor in description["tensors"]:
-            table.add_row(tensor["name"], str(tuple(tensor["shape"])), tensor["dtype"])
-        console.print(table)
-        console.print(description["note"])
+        print_table(["tensor", "shape", "dtype"], [[t["name"], str(tuple(t["shape"])), t["dtype"]]
+                                                   for t in description["tensors"]])
+        typer.echo(description["note"])
         return
-    console.print(f"interface: {description['interface_layout'].replace('_', '-')}")
-    console.print("inputs: " + ", ".join(_value(i) for i in description["inputs"]))
-    table = Table()
-    for column in ("layer", "op", "output (canonical)", "param", "in file", "canonical"):
-        table.add_column(column)
+    typer.echo(f"interface: {description['interface_layout'].replace('_', '-')}")
+    typer.echo("inputs: " + ", ".join(_value(i) for i in description["inputs"]))
+    rows = []
     for layer in description["layers"]:
         params = layer["params"] or [None]
         for index, param in enumerate(params):
@@ -90,9 +77,9 @@ def print_inspection(description: dict, as_json: bool) -> None:
             cells = ["", "", ""] if param is None else [
                 param["canonical"], f"{param['file_name']} {_shape(param['file_shape'])}",
                 f"{_shape(param['canonical_shape'])} '{param['canonical_axes']}'"]
-            table.add_row(*head, *cells)
-    console.print(table)
-    console.print("outputs: " + ", ".join(_value(o) for o in description["outputs"]))
+            rows.append(head + cells)
+    print_table(["layer", "op", "output (canonical)", "param", "in file", "canonical"], rows)
+    typer.echo("outputs: " + ", ".join(_value(o) for o in description["outputs"]))
 
 
 def _value(value: dict) -> str:

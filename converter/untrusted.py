@@ -21,7 +21,7 @@ import zipfile
 from pathlib import Path
 
 from . import errors, formats
-from .errors import BadInput, WconvError, first_line
+from .errors import BadInput, WconvError, about, cut, first_line
 
 CPU_SECONDS = 4.0  # a spinning parser is stopped after this much CPU time (plus the file-size share below)
 WALL_SECONDS = 60.0  # one blocked on something else, after this much wall time
@@ -45,6 +45,11 @@ def open_input(path, module=None) -> str:
 
 def _parse(path: str, kind: str) -> None:
     """What the child does: everything wconv reads from the file, none of what user code would do."""
+    with about(path):
+        _parse_kind(path, kind)
+
+
+def _parse_kind(path: str, kind: str) -> None:
     if kind == "keras":
         from .adapters.keras.files import open_keras
 
@@ -101,7 +106,7 @@ def _child(function, args, writer: int, file_size: int) -> None:
         function(*args)
         result = {"ok": True}
     except WconvError as error:
-        result = {"error": type(error).__name__, "message": str(error)}
+        result = {"error": type(error).__name__, "message": cut(str(error))}
     except MemoryError:
         result = {"limit": "needed more memory than the file's size can justify"}
     except RecursionError:
@@ -109,7 +114,7 @@ def _child(function, args, writer: int, file_size: int) -> None:
     except BaseException as error:  # a parser's exception on a malformed file
         result = {"malformed": f"{type(error).__name__}: {first_line(error)}"}
     try:
-        os.write(writer, json.dumps(result).encode()[:60000])
+        os.write(writer, json.dumps(result).encode())
     finally:
         os._exit(0)
 

@@ -39,6 +39,7 @@ class Diff:
     max_rel: float  # max_abs relative to the source tensor's largest magnitude
     cosine: float
     ok: bool
+    nonfinite: int = 0  # NaN/Inf elements of the source tensor, compared by place rather than by value
 
 
 @dataclass
@@ -97,12 +98,20 @@ def compare(name: str, expected: np.ndarray, found: np.ndarray, atol: float, rto
     if expected.shape != found.shape:
         raise BadInput(f"{name}: shapes differ, source {expected.shape} vs target {found.shape}")
     expected, found = expected.astype(np.float64), found.astype(np.float64)
+    finite = np.isfinite(expected)
+    nonfinite = int(finite.size - np.count_nonzero(finite))
+    if nonfinite:  # NaN/Inf weights: equal where both sides hold the same non-finite value at the same place
+        same_places = np.array_equal(expected[~finite], found[~finite], equal_nan=True) and \
+            bool(np.isfinite(found[finite]).all())
+        if not same_places:
+            return Diff(name, tuple(expected.shape), float("inf"), float("inf"), float("nan"), False, nonfinite)
+        expected, found = np.where(finite, expected, 0.0), np.where(finite, found, 0.0)
     difference = float(np.abs(expected - found).max(initial=0.0))
     scale = float(np.abs(expected).max(initial=0.0))
     norms = np.linalg.norm(expected) * np.linalg.norm(found)
     cosine = float(np.sum(expected * found) / norms) if norms else float(np.array_equal(expected, found))
     return Diff(name, tuple(expected.shape), difference, difference / scale if scale else difference, cosine,
-                difference <= atol + rtol * scale)
+                difference <= atol + rtol * scale, nonfinite)
 
 
 def match_layers(source: dict, target: dict) -> tuple[list[tuple[str, str]], str]:

@@ -62,3 +62,40 @@ def rewrite_ir_metadata(path, change) -> None:
     spec = json.loads(metadata["wconv_graph"])
     change(spec)
     save_file(tensors, str(path), metadata={"wconv_graph": json.dumps(spec)})
+
+
+def keras_h5(keras, path):
+    """A small legacy .h5 (7 -> 5 -> 3) to tamper with."""
+    from models import keras_mlp
+
+    keras_mlp(keras, (7, 5, 3)).save(path)
+    return path
+
+
+def kernel_path(f) -> str:
+    """The HDF5 path of the first Dense kernel in a legacy .h5."""
+    found = []
+    f["model_weights"].visititems(lambda name, item: found.append(name) if name.endswith("kernel") else None)
+    return "model_weights/" + sorted(found)[0]
+
+
+def replace_dataset(path, make) -> None:
+    """Swap the first kernel of a legacy .h5 for what ``make(group, name, old)`` creates."""
+    import h5py
+
+    with h5py.File(path, "r+") as f:
+        where = kernel_path(f)
+        group_path, name = where.rsplit("/", 1)
+        group = f[group_path]
+        old = group[name][()]
+        del group[name]
+        make(group, name, old)
+
+
+def onnx_model(nodes, inputs, outputs, initializers=(), opset=17):
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return model, onnx

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...errors import Unsupported, WeightMismatch, about
+from ...errors import Unsupported, WeightMismatch, about, quoted
 from ...ir import Graph, Value
 from ...layouts import shape_to_channels_first
 from ...ops import KERAS_CLASSES, KerasLayer
@@ -55,9 +55,9 @@ def refuse_unsupported(entries) -> None:
     problems = []
     for entry in entries:
         if entry.class_name in CODE_LAYERS:
-            problems.append(f"'{entry.name}' ({entry.class_name}: {CODE_LAYERS[entry.class_name]})")
+            problems.append(f"{quoted(entry.name)} ({entry.class_name}: {CODE_LAYERS[entry.class_name]})")
         elif entry.class_name not in KERAS_CLASSES:
-            problems.append(f"'{entry.name}' ({entry.class_name})")
+            problems.append(f"{quoted(entry.name)} ({quoted(entry.class_name, 60)[1:-1]})")
     if problems:
         raise Unsupported(f"{len(problems)} unsupported layer(s): {', '.join(problems)}")
 

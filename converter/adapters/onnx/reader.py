@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ...errors import BadInput, Unsupported, WeightMismatch, about, first_line
+from ...errors import BadInput, Unsupported, WeightMismatch, about, first_line, quoted
 from ...frameworks import require
 from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
@@ -64,7 +64,8 @@ def _read(path) -> Graph:
 
 
 def refuse_unsupported(onnx_nodes) -> None:
-    problems = [f"'{n.name or n.output[0]}' ({n.op_type})" for n in onnx_nodes if n.op_type not in ONNX_TYPES]
+    problems = [f"{quoted(n.name or n.output[0])} ({quoted(n.op_type, 60)[1:-1]})" for n in onnx_nodes
+                if n.op_type not in ONNX_TYPES]
     if problems:
         raise Unsupported(f"{len(problems)} unsupported node(s): {', '.join(problems)}")
 

@@ -1,0 +1,274 @@
+"""Crafted files: nothing outside them is read, nothing unbounded runs, every one is refused cleanly.
+
+Each case asserts the documented exit code, one clean stderr line naming the file, no output
+written, the input unchanged, and a bounded time.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import zipfile
+
+import numpy as np
+import pytest
+
+from hostile import keras_h5, onnx_model, replace_dataset
+from test_bad_input import assert_clean_failure, digest, wconv
+
+SECRET = b"root:x:0:0:secret-line-that-must-not-leak\n" * 8
+
+
+def secret_file(folder):
+    path = folder / "secret.bin"
+    path.write_bytes(SECRET)
+    return path
+
+
+def refuse(source, folder, code, *words, seconds=15.0, command="keras-to-torch"):
+    """Convert ``source``; assert the clean refusal and that nothing was written or leaked."""
+    before = digest(source)
+    started = time.monotonic()
+    result = wconv(command, source, folder / "out.pt", cwd=folder)
+    elapsed = time.monotonic() - started
+    assert_clean_failure(result, code, source, *words)
+    assert elapsed < seconds, f"took {elapsed:.1f} s"
+    assert not (folder / "out.pt").exists() and not (folder / "out.py").exists()
+    assert digest(source) == before
+    return result
+
+
+# -- HDF5: nothing outside the file ----------------------------------------------------------
+def test_hdf5_external_storage_is_refused(tmp_path, keras):
+    secret = secret_file(tmp_path)
+    source = keras_h5(keras, tmp_path / "model.h5")
+    replace_dataset(source, lambda group, name, old: group.create_dataset(
+        name, shape=old.shape, dtype=old.dtype, external=[(str(secret), 0, old.nbytes)]))
+    refuse(source, tmp_path, 2, "external file")
+
+
+def test_hdf5_external_link_is_refused(tmp_path, keras):
+    import h5py
+
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["kernel"] = np.frombuffer(SECRET[:140], dtype=np.float32).reshape(7, 5)
+    source = keras_h5(keras, tmp_path / "model.h5")
+    replace_dataset(source, lambda group, name, old: group.__setitem__(name, h5py.ExternalLink(str(other), "kernel")))
+    refuse(source, tmp_path, 2, "external link")
+
+
+def test_hdf5_virtual_dataset_is_refused(tmp_path, keras):
+    import h5py
+
+    other = tmp_path / "other.h5"
+    with h5py.File(other, "w") as f:
+        f["kernel"] = np.frombuffer(SECRET[:140], dtype=np.float32).reshape(7, 5)
+
+    def virtual(group, name, old):
+        layout = h5py.VirtualLayout(shape=old.shape, dtype=old.dtype)
+        layout[:] = h5py.VirtualSource(str(other), "kernel", shape=old.shape)
+        group.create_virtual_dataset(name, layout)
+
+    source = keras_h5(keras, tmp_path / "model.h5")
+    replace_dataset(source, virtual)
+    refuse(source, tmp_path, 2, "virtual")
+
+
+def test_hdf5_soft_link_is_refused(tmp_path, keras):
+    import h5py
+
+    source = keras_h5(keras, tmp_path / "model.h5")
+    with h5py.File(source, "r+") as f:
+        f["model_weights/loop"] = h5py.SoftLink("/model_weights")
+    refuse(source, tmp_path, 2, "SoftLink")
+
+
+# -- declared sizes ----------------------------------------------------------------------------
+def test_hdf5_dataset_without_its_data_is_refused(tmp_path, keras):
+    source = keras_h5(keras, tmp_path / "model.h5")
+    replace_dataset(source, lambda group, name, old: group.create_dataset(
+        name, shape=(30000, 30000), dtype="float32", chunks=(100, 100)))
+    refuse(source, tmp_path, 2, "refused before allocating")
+
+
+def test_hdf5_gzip_bomb_is_refused(tmp_path, keras):
+    source = keras_h5(keras, tmp_path / "model.h5")
+    replace_dataset(source, lambda group, name, old: group.create_dataset(
+        name, data=np.zeros((6000, 6000), np.float32), compression="gzip", compression_opts=9, chunks=(1000, 1000)))
+    assert source.stat().st_size < 2 << 20
+    refuse(source, tmp_path, 2, "more than a")
+
+
+def test_keras_zip_bomb_is_refused(tmp_path):
+    source = tmp_path / "model.keras"
+    with zipfile.ZipFile(source, "w", compression=zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("config.json", '{"class_name": "Sequential", "config": {"layers": []}}')
+        archive.writestr("model.weights.h5", b"\0" * (300 << 20))
+    assert source.stat().st_size < 1 << 20
+    refuse(source, tmp_path, 2, "model.weights.h5")
+
+
+def test_torch_storage_claiming_more_than_it_stores_is_refused(tmp_path, torch):
+    source = tmp_path / "model.pt"
+    torch.save({"weight": torch.zeros(4)}, source)
+    with zipfile.ZipFile(source) as archive:
+        entries = {info.filename: archive.read(info.filename) for info in archive.infolist()}
+    pickled = next(name for name in entries if name.endswith("data.pkl"))
+    # The storage's element count, a pickled int, is 4; make it 2**31 without touching its data.
+    entries[pickled] = entries[pickled].replace(b"K\x04t", b"J\x00\x00\x00\x80t".replace(b"J\x00\x00\x00\x80",
+                                                                                     b"J\xff\xff\xff\x7f"), 1)
+    with zipfile.ZipFile(source, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    result = wconv("inspect", source)
+    assert_clean_failure(result, 2, source, "declares")
+    refuse(source, tmp_path, 2, "declares", command="convert")
+
+
+# -- ONNX: external data, unbounded constructs ---------------------------------------------------
+def test_onnx_constant_with_external_data_is_refused(tmp_path):
+    from onnx import TensorProto, helper
+
+    secret_file(tmp_path)
+    tensor = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[7, 5])
+    tensor.data_location = TensorProto.EXTERNAL
+    tensor.external_data.add(key="location", value="secret.bin")
+    constant = helper.make_node("Constant", [], ["w"], value=tensor)
+    matmul = helper.make_node("MatMul", ["x", "w"], ["y"])
+    model, onnx = onnx_model([constant, matmul], [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 7])],
+                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 5])])
+    onnx.save(model, tmp_path / "model.onnx")
+    refuse(tmp_path / "model.onnx", tmp_path, 3, "external data", command="onnx-to-torch")
+
+
+def test_onnx_loop_with_huge_trip_count_is_refused_fast(tmp_path):
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Identity", ["v_in"], ["v_out"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])])
+    nodes = [helper.make_node("Constant", [], ["n"], value=helper.make_tensor("n", TensorProto.INT64, [], [2**62])),
+             helper.make_node("Constant", [], ["c"], value=helper.make_tensor("c", TensorProto.BOOL, [], [True])),
+             helper.make_node("Constant", [], ["v"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])),
+             helper.make_node("Loop", ["n", "c", "v"], ["looped"], body=body),
+             helper.make_node("Add", ["x", "looped"], ["y"])]
+    model, onnx = onnx_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
+                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])])
+    onnx.save(model, tmp_path / "model.onnx")
+    started = time.monotonic()
+    result = wconv("inspect", tmp_path / "model.onnx")
+    assert time.monotonic() - started < 15
+    assert_clean_failure(result, 3, tmp_path / "model.onnx", "Loop")
+
+
+def test_onnx_constant_of_shape_bomb_is_refused(tmp_path):
+    from onnx import TensorProto, helper
+
+    nodes = [helper.make_node("Constant", [], ["shape"],
+                              value=helper.make_tensor("s", TensorProto.INT64, [2], [30000, 30000])),
+             helper.make_node("ConstantOfShape", ["shape"], ["big"]),
+             helper.make_node("Add", ["x", "big"], ["y"])]
+    model, onnx = onnx_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 30000])],
+                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 30000])])
+    onnx.save(model, tmp_path / "model.onnx")
+    refuse(tmp_path / "model.onnx", tmp_path, 2, "refused before computing it", command="onnx-to-torch")
+
+
+def test_onnx_initializer_whose_dims_exceed_its_data_is_bad_input(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.ones((7, 5), np.float32), "w")
+    weight.dims[:] = [7, 6]
+    model, onnx = onnx_model([helper.make_node("MatMul", ["x", "w"], ["y"])],
+                             [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 7])],
+                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 5])], [weight])
+    onnx.save(model, tmp_path / "model.onnx")
+    refuse(tmp_path / "model.onnx", tmp_path, 2, "do not match", command="onnx-to-torch")
+
+
+def test_onnx_opset_newer_than_onnx_knows_is_refused(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    model, _ = onnx_model([helper.make_node("Relu", ["x"], ["y"])],
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 7])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 7])],
+                          opset=onnx.defs.onnx_opset_version() + 5)
+    onnx.save(model, tmp_path / "model.onnx")
+    refuse(tmp_path / "model.onnx", tmp_path, 3, "newer than the installed onnx", command="onnx-to-torch")
+
+
+# -- anything else ------------------------------------------------------------------------------
+def test_a_pipe_is_never_opened(tmp_path):
+    fifo = tmp_path / "model.h5"
+    os.mkfifo(fifo)
+    result = wconv("inspect", fifo)
+    assert_clean_failure(result, 2, fifo, "not a regular file")
+
+
+def test_deeply_nested_config_is_bad_input(tmp_path, keras):
+    import h5py
+
+    source = keras_h5(keras, tmp_path / "model.h5")
+    with h5py.File(source, "r+") as f:
+        f.attrs["model_config"] = "[" * 100_000 + "]" * 100_000
+    refuse(source, tmp_path, 2, "malformed")
+
+
+def test_huge_names_are_cut_in_the_error_line(tmp_path):
+    from onnx import TensorProto, helper
+
+    name = "n" * 5_000_000
+    model, onnx = onnx_model([helper.make_node("NoSuchOp", ["x"], ["y"], name=name)],
+                             [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 7])],
+                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 7])])
+    onnx.save(model, tmp_path / "model.onnx")
+    result = refuse(tmp_path / "model.onnx", tmp_path, 3, "NoSuchOp", command="onnx-to-torch")
+    assert len(result.stderr) < 5000
+
+
+def test_safetensors_whose_header_length_starts_with_0x08_is_safetensors(tmp_path):
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "weights.safetensors"
+    for padding in range(600):  # find a header length (a multiple of 8) whose low byte is 0x08
+        save_file({"w" * (padding + 1): np.ones((2, 3), np.float32)}, str(path))
+        if path.read_bytes()[0] == 0x08:
+            break
+    assert path.read_bytes()[0] == 0x08
+    result = wconv("inspect", path, "--json")
+    assert result.returncode == 0, result.stderr
+
+
+def test_isolated_parse_stops_a_spinning_parser():
+    from converter.errors import BadInput
+    from converter.untrusted import isolated
+
+    started = time.monotonic()
+    with pytest.raises(BadInput, match="refused as corrupt or hostile"):
+        isolated(_spin, what="spin.h5")
+    assert time.monotonic() - started < 10
+
+
+def test_isolated_parse_stops_a_memory_bomb():
+    from converter.errors import BadInput
+    from converter.untrusted import isolated
+
+    with pytest.raises(BadInput, match="memory|refused"):
+        isolated(_allocate, what="bomb.h5")
+
+
+def _spin():
+    while True:
+        pass
+
+
+def _allocate():
+    blocks = []
+    while True:
+        blocks.append(np.ones(1 << 27, np.uint8))
