@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test docs
+.PHONY: demo test docs fuzz
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -22,3 +22,8 @@ test: $(STAMP)
 
 docs: $(STAMP)
 	$(VENV)/bin/wconv explain --markdown
+
+# Deeper than the CI fuzz test: 4 x FUZZ_COUNT seeded mutants of small model files (SEED=... to vary).
+FUZZ_COUNT ?= 2000
+fuzz: $(STAMP)
+	$(PY) tests/security/fuzz.py --count $(FUZZ_COUNT) $(if $(SEED),--seed $(SEED))

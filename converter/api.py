@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import formats, ir_file, untrusted
-from .errors import BadInput, about, first_line
+from .errors import BadInput, about
 from .ir import Graph
 from .outputs import check_outputs, transaction
 
@@ -18,30 +17,14 @@ class Conversion:
     outputs: list[Path] = field(default_factory=list)
 
 
-# What parsers of a malformed file raise (h5py, zipfile, json, protobuf, numpy, and op readers given values of
-# the wrong type or size). Inside a reader, each means the file is not what it claims to be.
-MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError, OverflowError,
-             EOFError, UnicodeError, ZeroDivisionError, RuntimeError, OSError, MemoryError)
-
-
 def read(path, format: str | None = None, *, module=None, module_args=None, input_shape=None) -> Graph:
     """Read a model file into the canonical IR.
 
     ``format``: keras, torch, onnx or ir (detected from the content when omitted).
     A torch state_dict holds no architecture: give ``module`` as ``pkg.mod:Class`` or ``file.py:Class``.
     """
-    with malformed_input(path):
+    with untrusted.malformed_input(path):
         return _read(path, format, module, module_args, input_shape)
-
-
-@contextmanager
-def malformed_input(path):
-    """A parser's exception on an untrusted file is bad input (exit 2), said in one line naming the file."""
-    try:
-        yield
-    except MALFORMED as error:
-        text = first_line(error) if not isinstance(error, RecursionError) else "nested too deeply"
-        raise BadInput(f"{path}: malformed model file ({type(error).__name__}: {text})") from error
 
 
 def _read(path, format, module, module_args, input_shape) -> Graph:

@@ -15,6 +15,11 @@ FILE_CONVENTION = {"keras": "keras", "torch": "torch", "onnx": "onnx", "ir": Non
 
 def inspect_file(path, *, module=None, module_args=None, input_shape=None) -> dict:
     """A description of the model as plain data (what ``--json`` prints)."""
+    with untrusted.malformed_input(path):
+        return _inspect(path, module, module_args, input_shape)
+
+
+def _inspect(path, module, module_args, input_shape) -> dict:
     kind = untrusted.open_input(path)
     if kind == "torch" and not module:
         return _state_dict_only(path)

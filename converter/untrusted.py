@@ -18,6 +18,7 @@ import select
 import signal
 import time
 import zipfile
+from contextlib import contextmanager
 from pathlib import Path
 
 from . import errors, formats
@@ -29,10 +30,29 @@ SECONDS_PER_GB = 20.0
 MEMORY_FLOOR = 512 << 20  # address space the child may add, beyond its size at fork, for any file
 MEMORY_PER_FILE_BYTE = 4
 _vetted: dict[tuple, str] = {}
+# What parsers of a malformed file raise (h5py, zipfile, json, protobuf, numpy, and op readers given values of
+# the wrong type or size). While a file is read, each means it is not what it claims to be.
+MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError, OverflowError,
+             EOFError, UnicodeError, ZeroDivisionError, RuntimeError, OSError, MemoryError)
 
 
-def open_input(path, module=None) -> str:
+@contextmanager
+def malformed_input(path):
+    """A parser's exception on an untrusted file is bad input (exit 2), said in one line naming the file."""
+    try:
+        yield
+    except MALFORMED as error:
+        text = first_line(error) if not isinstance(error, RecursionError) else "nested too deeply"
+        raise BadInput(f"{path}: malformed model file ({type(error).__name__}: {text})") from error
+
+
+def open_input(path) -> str:
     """The format of input ``path`` (keras, torch, onnx, ir), after a clean parse in a limited child."""
+    with malformed_input(path):
+        return _open_input(path)
+
+
+def _open_input(path) -> str:
     kind = formats.detect(path)
     stat = os.stat(path)
     key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, kind)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
+from contextlib import contextmanager
+
 import numpy as np
 
 from ..errors import BadInput, first_line
@@ -12,10 +16,25 @@ from . import Runner
 SAFETY = "Keras load_model(safe_mode=True, compile=False)"
 
 
+@contextmanager
+def private_temp_folder():
+    """Python's temp folder, for the duration, is a fresh one that is removed afterwards, whatever happened:
+    Keras unpacks archives into temp folders and a failed load leaves them behind."""
+    folder = tempfile.mkdtemp(prefix="wconv-keras-")
+    previous = tempfile.tempdir
+    tempfile.tempdir = folder
+    try:
+        yield folder
+    finally:
+        tempfile.tempdir = previous
+        shutil.rmtree(folder, ignore_errors=True)
+
+
 def load(path) -> Runner:
     keras = require("keras")
     try:
-        model = keras.saving.load_model(path, safe_mode=True, compile=False)
+        with private_temp_folder():
+            model = keras.saving.load_model(path, safe_mode=True, compile=False)
     except Exception as error:  # Keras raises ValueError, TypeError, OSError... for bad files
         raise BadInput(f"{path}: Keras could not load it safely ({type(error).__name__}: {first_line(error)})") from None
 

@@ -71,3 +71,32 @@ def test_unwritable_output_is_exit_4_not_70(tmp_path):
     assert result.returncode == 4, result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out.pt").exists()
+
+
+def test_a_failed_keras_load_leaves_no_temp_folder(tmp_path, keras):
+    """validate's Keras runner: Keras unpacks a .keras file's assets into a temp folder and leaves it
+    when unpacking fails (here: a corrupt asset, which wconv's own reading never touches)."""
+    import subprocess
+    import sys
+    import zipfile
+
+    from conftest import ROOT
+    from models import keras_mlp
+
+    keras_mlp(keras, (7, 5, 3)).save(tmp_path / "good.keras")
+    with zipfile.ZipFile(tmp_path / "good.keras") as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    marker = b"asset-bytes-" * 8
+    with zipfile.ZipFile(tmp_path / "broken.keras", "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+        archive.writestr("assets/vocabulary.txt", marker)
+    data = (tmp_path / "broken.keras").read_bytes()
+    (tmp_path / "broken.keras").write_bytes(data.replace(marker, marker[::-1]))  # the CRC no longer fits
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    result = subprocess.run([sys.executable, "-m", "converter", "validate", str(tmp_path / "good.keras"),
+                             str(tmp_path / "broken.keras"), "--input-shape", "7"], capture_output=True, text=True,
+                            cwd=ROOT, env={**os.environ, "TMPDIR": str(temp)})
+    assert result.returncode == 2, result.stderr
+    assert list(temp.iterdir()) == []

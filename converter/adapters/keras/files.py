@@ -83,8 +83,8 @@ def _open_zip(path) -> KerasFile:
             for name in ("config.json", "metadata.json"):
                 if name in members:
                     check_config_size(name, members[name].file_size)
-            if "model.weights.h5" in members:  # its declared size, before inflating it
-                budget.declare("model.weights.h5", (members["model.weights.h5"].file_size,), 1)
+            for name, info in members.items():  # declared sizes, before inflating anything (Keras unpacks assets)
+                budget.declare(name, (info.file_size,), 1)
             config = _config(archive.read("config.json"))
             metadata = _config(archive.read("metadata.json")) if "metadata.json" in members else {}
             weights = archive.read("model.weights.h5") if "model.weights.h5" in members else None
