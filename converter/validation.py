@@ -8,15 +8,17 @@ layout mistake shows as percents.
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
 from . import api, runners
-from .errors import BadInput, WconvError, first_line
+from .errors import BadInput, WconvError, about, first_line
 from .runners.keras import ACTIVATED
 
+INPUT_BYTES = 1 << 30  # random inputs are made up to this size; a file declaring more is refused
 DEFAULT_ATOL = 1e-5  # float32
 DEFAULT_RTOL = 1e-4  # float32
 TOLERANCES = {"float16": (1e-3, 1e-2), "bfloat16": (1e-2, 1e-1), "float32": (DEFAULT_ATOL, DEFAULT_RTOL),
@@ -70,6 +72,10 @@ class Report:
 
 def random_inputs(shapes, batch: int, seed: int) -> list[np.ndarray]:
     """Seeded normal inputs: never all ones, which would hide transposition bugs."""
+    elements = sum(batch * math.prod(int(d) for d in shape[1:]) for shape in shapes)
+    if elements * 4 > INPUT_BYTES:
+        raise BadInput(f"inputs of shapes {[list(s[1:]) for s in shapes]} with batch {batch} need "
+                       f"{elements * 4 / 2**30:.1f} GB; pass a smaller --input-shape or --batch")
     rng = np.random.default_rng(seed)
     return [rng.standard_normal((batch, *shape[1:])).astype(np.float32) for shape in shapes]
 
@@ -178,7 +184,8 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
     """Compare ``source`` and ``target`` on seeded random inputs (or ``inputs``), layer by layer too."""
     if inputs is None:
         shapes = input_shapes_of(source, source_module, source_module_args, input_shape)
-        inputs = random_inputs(shapes, batch, seed)
+        with about(source):
+            inputs = random_inputs(shapes, batch, seed)
     source_runner = runners.load(source, module=source_module, module_args=source_module_args, layout=source_layout)
     target_runner = runners.load(target, module=target_module, module_args=target_module_args, layout=target_layout)
     expected, found = _run(source, source_runner.predict, inputs), _run(target, target_runner.predict, inputs)

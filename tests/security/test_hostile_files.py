@@ -272,3 +272,48 @@ def _allocate():
     blocks = []
     while True:
         blocks.append(np.ones(1 << 27, np.uint8))
+
+
+def test_declared_input_dims_of_2_to_the_40_are_refused_before_allocating(tmp_path):
+    from onnx import TensorProto, helper
+
+    model, onnx = onnx_model([helper.make_node("Relu", ["x"], ["y"])],
+                             [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 2**40])],
+                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 2**40])])
+    onnx.save(model, tmp_path / "model.onnx")
+    result = wconv("validate", tmp_path / "model.onnx", tmp_path / "model.onnx")
+    assert_clean_failure(result, 2, tmp_path / "model.onnx", "smaller --input-shape")
+
+
+def test_broken_safetensors_in_inspect_is_bad_input(tmp_path):
+    from safetensors.numpy import save_file
+
+    path = tmp_path / "weights.safetensors"
+    save_file({"w": np.ones((20, 30), np.float32)}, str(path))
+    path.write_bytes(path.read_bytes()[:-100])
+    assert_clean_failure(wconv("inspect", path), 2, path)
+
+
+@pytest.mark.parametrize("damage", ["missing tensor", "bad json", "node without op"])
+def test_damaged_ir_files_are_bad_input(damage, tmp_path):
+    import json
+
+    import converter
+    from hostile import onnx_dense, rewrite_ir_metadata
+    from safetensors import safe_open
+    from safetensors.numpy import load_file, save_file
+
+    converter.convert(onnx_dense(tmp_path / "m.onnx"), tmp_path / "g.wconv")
+    path = tmp_path / "g.wconv"
+    if damage == "missing tensor":
+        with safe_open(str(path), "np") as handle:
+            metadata = handle.metadata()
+        tensors = load_file(str(path))
+        tensors.pop(sorted(tensors)[0])
+        save_file(tensors, str(path), metadata=metadata)
+    elif damage == "bad json":
+        tensors = load_file(str(path))
+        save_file(tensors, str(path), metadata={"wconv_graph": "{" + json.dumps({"schema": 1})})
+    else:
+        rewrite_ir_metadata(path, lambda spec: spec["nodes"][0].pop("op"))
+    refuse(path, tmp_path, 2, command="convert")
