@@ -74,6 +74,15 @@ def write(graph: Graph, path, format: str | None = None, *, force: bool = False,
     return outputs
 
 
+def check_output_format(target, target_format: str | None) -> None:
+    """An output name whose extension says another format than the command is refused before any work."""
+    implied = formats.for_output(target)
+    if target_format and implied != target_format:
+        suffixes = ", ".join(k for k, v in formats.OUTPUT_SUFFIXES.items() if v == target_format)
+        raise BadInput(f"{target}: a '{Path(target).suffix}' name is a {implied} file, but this command writes "
+                       f"{target_format} ({suffixes}); use `wconv convert` to go by the extension")
+
+
 def _kept_interface(graph: Graph, target_kind: str, source) -> str | None:
     source_layout = graph.source.get("layout", "channels_first")
     if target_kind not in ("torch", "onnx"):
@@ -107,6 +116,8 @@ def convert(source, target, *, source_format=None, target_format=None, module=No
     ``keep_input_layout``: a Keras source's torch or ONNX port takes and gives channels-last
     feature maps (one permute at entry and exit) instead of the target's channels-first.
     """
+    formats.detect(source)  # a missing or unknown source is the first thing to say, before any output problem
+    check_output_format(target, target_format)
     check_outputs([source], output_paths(target, target_format), force)
     graph = read(source, source_format, module=module, module_args=module_args, input_shape=input_shape)
     if keep_input_layout:

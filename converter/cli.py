@@ -12,7 +12,7 @@ import typer
 from . import __version__
 from .errors import EXIT_CODES, INTERNAL_ERROR, PIPE_CLOSED, WconvError, cut
 
-app = typer.Typer(add_completion=False, pretty_exceptions_enable=False, no_args_is_help=True,
+app = typer.Typer(add_completion=True, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Convert neural-network weights between Keras, PyTorch and ONNX, and prove the port.")
 STATE = {"debug": False}
 DIRECTIONS = [("keras", "torch"), ("torch", "keras"), ("keras", "onnx"),
@@ -85,13 +85,17 @@ def parse_shape(text: Optional[str]):
         fail(f"--input-shape '{text}': expected integers such as 3,224,224", 2)
 
 
-@app.callback()
-def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
-         version: bool = typer.Option(False, "--version", help="Print the version and exit.")):
-    STATE["debug"] = debug
-    if version:
+def _print_version(value: bool) -> None:
+    if value:
         typer.echo(f"wconv {__version__}")
         raise typer.Exit(0)
+
+
+@app.callback()
+def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+         version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
+                                      help="Print the version and exit.")):
+    STATE["debug"] = debug
 
 
 def run_conversion(source, target, source_format, target_format, module, module_args, input_shape, force,

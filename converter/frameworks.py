@@ -33,7 +33,7 @@ def require(module: str):
             extra = EXTRAS.get(module, module)
             raise MissingFramework(
                 f"{module} is needed for this and is not importable ({error}); install it with: "
-                f"pip install 'wconv[{extra}]'"
+                f"pip install 'wconv-weights[{extra}]'"
             ) from None
         except Exception as error:  # a broken installation: say what the import printed
             printed = captured()

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from . import api, runners
+from . import api, formats, runners
 from .errors import BadInput, WconvError, about, first_line
 from .runners.keras import ACTIVATED
 
@@ -182,6 +182,8 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
              seed: int = 0, atol: float | None = None, rtol: float | None = None, layers: bool = True,
              source_layout: str | None = None, target_layout: str | None = None) -> Report:
     """Compare ``source`` and ``target`` on seeded random inputs (or ``inputs``), layer by layer too."""
+    for path in (source, target):  # both files exist and are models before any framework is imported
+        formats.detect(path)
     if inputs is None:
         shapes = input_shapes_of(source, source_module, source_module_args, input_shape)
         with about(source):

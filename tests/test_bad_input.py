@@ -14,8 +14,9 @@ SEED_MLP = ROOT / "fixtures" / "seed_mlp.h5"
 
 
 def wconv(*args, cwd=None):
+    """The CLI in a fresh process. The timeout only turns a hang into a failure; no test asserts speed."""
     return subprocess.run([sys.executable, "-m", "converter", *map(str, args)], capture_output=True, text=True,
-                          cwd=cwd or ROOT)
+                          cwd=cwd or ROOT, timeout=600)
 
 
 def digest(path):

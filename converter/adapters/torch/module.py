@@ -23,11 +23,25 @@ def load_module(spec: str, arguments: str | dict | None = None):
     cls = getattr(namespace, class_name, None)
     if cls is None:
         raise BadInput(f"--module '{spec}': {location} defines no '{class_name}'")
-    kwargs = json.loads(arguments) if isinstance(arguments, str) else dict(arguments or {})
+    kwargs = parse_module_args(arguments)
     try:
         return cls(**kwargs)
     except TypeError as error:
         raise BadInput(f"--module '{spec}': cannot construct with {kwargs}: {error}") from None
+
+
+def parse_module_args(arguments: str | dict | None) -> dict:
+    """``--module-args`` as keyword arguments: a JSON object (or a dict, from a script)."""
+    if not isinstance(arguments, str):
+        return dict(arguments or {})
+    try:
+        kwargs = json.loads(arguments)
+    except json.JSONDecodeError as error:
+        raise BadInput(f"--module-args is not valid JSON ({error.msg} at character {error.pos}): {arguments[:200]}") \
+            from None
+    if not isinstance(kwargs, dict):
+        raise BadInput(f"--module-args must be a JSON object of keyword arguments, not a {type(kwargs).__name__}")
+    return kwargs
 
 
 def _import(location: str, spec: str):

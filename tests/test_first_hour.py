@@ -1,0 +1,113 @@
+"""A new user's first hour: the package's name and metadata, and the CLI's edges."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import tomllib
+
+import pytest
+
+from conftest import ROOT, TORCH_MODELS
+from test_bad_input import SEED_MLP, assert_clean_failure, digest, wconv
+
+
+def test_distribution_is_not_the_unrelated_wconv_and_carries_its_licence():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert project["name"] == "wconv-weights"  # "wconv" on the index is the Windows Format Converter
+    assert project["license"] == "Apache-2.0" and project["license-files"] == ["LICENSE"]
+    assert "Apache License" in (ROOT / "LICENSE").read_text()
+    assert (ROOT / "converter" / "py.typed").exists()
+    assert project["scripts"] == {"wconv": "converter.cli:run"}
+    readme = (ROOT / "README.md").read_text()
+    assert "pip install 'wconv[" not in readme and "pip install wconv " not in readme
+    assert "pip install 'wconv-weights[all]'" in readme
+
+
+def test_installed_metadata_names_our_project():
+    from importlib.metadata import metadata
+
+    meta = metadata("wconv-weights")
+    assert meta["Name"] == "wconv-weights" and meta["License-Expression"] == "Apache-2.0"
+
+
+def test_version_prints_the_version():
+    import converter
+
+    result = wconv("--version")
+    assert result.returncode == 0 and result.stdout.strip() == f"wconv {converter.__version__}"
+
+
+def test_shell_completion_is_offered():
+    assert "--install-completion" in wconv("--help").stdout
+
+
+@pytest.mark.parametrize("command, output", [("keras-to-torch", "out.onnx"), ("keras-to-onnx", "out.pt"),
+                                             ("keras-to-torch", "out.keras"), ("onnx-to-keras", "out.pt")])
+def test_an_output_extension_that_contradicts_the_command_is_refused(command, output, tmp_path):
+    source = SEED_MLP
+    if command.startswith("onnx"):
+        import converter
+
+        converter.convert(SEED_MLP, tmp_path / "m.onnx")
+        source = tmp_path / "m.onnx"
+    before = digest(source)
+    result = wconv(command, source, tmp_path / output)
+    assert_clean_failure(result, 2, tmp_path / output, "this command writes")
+    assert not (tmp_path / output).exists() and digest(source) == before
+
+
+def test_bad_module_args_json_is_bad_input(tmp_path, torch):
+    from torch_models import MLP, seeded_state
+
+    torch.save(seeded_state(MLP((7, 5, 3)), seed=1), tmp_path / "w.pt")
+    result = wconv("torch-to-onnx", tmp_path / "w.pt", tmp_path / "out.onnx", "--module", f"{TORCH_MODELS}:MLP",
+                   "--module-args", "{'sizes': [7, 5, 3]}")
+    assert_clean_failure(result, 2, tmp_path / "w.pt", "--module-args is not valid JSON")
+    assert not (tmp_path / "out.onnx").exists()
+
+
+CHECK_IMPORTS = """
+import sys
+from converter.cli import app
+try:
+    app(sys.argv[1:], standalone_mode=True)
+except SystemExit as exit:
+    print(exit.code, sorted(m for m in ("tensorflow", "keras", "torch", "onnx") if m in sys.modules))
+"""
+
+
+@pytest.mark.parametrize("arguments", [["validate", str(SEED_MLP), "missing.pt"],
+                                       ["validate", "missing.h5", str(SEED_MLP)],
+                                       ["keras-to-torch", "missing.h5", "out.pt"]])
+def test_missing_files_are_reported_before_any_framework_is_imported(arguments, tmp_path):
+    result = subprocess.run([sys.executable, "-c", CHECK_IMPORTS, *arguments], capture_output=True, text=True,
+                            cwd=tmp_path, env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"})
+    assert result.stdout.split(None, 1) == ["2", "[]\n"], result.stdout + result.stderr
+    assert "no such file" in result.stderr
+
+
+def test_swapped_arguments_say_what_is_wrong_with_the_source_first(tmp_path):
+    """`wconv keras-to-torch out.pt model.h5` with both existing: not "model.h5 exists"."""
+    import converter
+
+    converter.convert(SEED_MLP, tmp_path / "out.pt")
+    result = wconv("keras-to-torch", tmp_path / "out.pt", SEED_MLP)
+    assert result.returncode == 2 and "exists" not in result.stderr, result.stderr
+
+
+def test_generated_code_writes_floats_in_their_shortest_form(tmp_path, keras):
+    inputs = keras.Input((6, 5, 3))
+    x = keras.layers.Conv2D(4, 3, name="conv")(inputs)
+    x = keras.layers.BatchNormalization(momentum=0.99, epsilon=0.001, name="bn")(x)
+    keras.Model(inputs, x).save(tmp_path / "m.keras")
+    result = wconv("keras-to-torch", tmp_path / "m.keras", tmp_path / "out.pt")
+    assert result.returncode == 0, result.stderr
+    code = (tmp_path / "out.py").read_text()
+    assert "eps=0.001, momentum=0.01)" in code, code
+
+
+def test_json_output_is_json(tmp_path):
+    result = wconv("keras-to-torch", SEED_MLP, tmp_path / "out.pt", "--json")
+    assert json.loads(result.stdout)["outputs"] == [str(tmp_path / "out.pt"), str(tmp_path / "out.py")]
