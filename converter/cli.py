@@ -10,6 +10,7 @@ from typing import Optional
 import typer
 
 from . import __version__
+from .progress import shown
 from .errors import EXIT_CODES, INTERNAL_ERROR, PIPE_CLOSED, WconvError, cut
 
 app = typer.Typer(add_completion=True, pretty_exceptions_enable=False, no_args_is_help=True,
@@ -64,18 +65,6 @@ def _close_stdout_quietly() -> None:
     os.dup2(devnull, sys.stdout.fileno())
 
 
-@contextmanager
-def progress(description: str):
-    """A spinner on an interactive stderr; silent in CI logs and pipes."""
-    if not sys.stderr.isatty():
-        yield
-        return
-    from rich.console import Console
-
-    with Console(stderr=True).status(description):
-        yield
-
-
 def parse_shape(text: Optional[str]):
     if not text:
         return None
@@ -103,7 +92,7 @@ def run_conversion(source, target, source_format, target_format, module, module_
     from . import api
 
     with errors_to_exit_codes():
-        with progress(f"converting {source} -> {target}"):
+        with shown(sys.stderr.isatty()):
             result = api.convert(source, target, source_format=source_format, target_format=target_format,
                                  module=module, module_args=module_args, input_shape=parse_shape(input_shape),
                                  force=force, keep_input_layout=keep_input_layout)
@@ -113,7 +102,7 @@ def run_conversion(source, target, source_format, target_format, module, module_
         if check:
             from .validation import validate
 
-            with progress("running both models on the same inputs"):
+            with shown(sys.stderr.isatty()):
                 report = validate(source, target, source_module=module, source_module_args=module_args,
                                   input_shape=parse_shape(input_shape))
             summary["check"] = report.to_dict()
@@ -214,10 +203,11 @@ def validate(
     from .validation import load_inputs, validate as run
 
     with errors_to_exit_codes():
-        report = run(source, target, source_module=source_module, target_module=target_module,
-                     source_module_args=module_args, input_shape=parse_shape(input_shape),
-                     inputs=load_inputs(inputs) if inputs else None, batch=batch, seed=seed, atol=atol, rtol=rtol,
-                     source_layout=_layout(source_layout), target_layout=_layout(target_layout))
+        with shown(sys.stderr.isatty()):
+            report = run(source, target, source_module=source_module, target_module=target_module,
+                         source_module_args=module_args, input_shape=parse_shape(input_shape),
+                         inputs=load_inputs(inputs) if inputs else None, batch=batch, seed=seed, atol=atol,
+                         rtol=rtol, source_layout=_layout(source_layout), target_layout=_layout(target_layout))
         print_validation(report, as_json)
         if junit:
             from .junit import write_junit

@@ -11,11 +11,13 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import numpy as np
 
 from . import api, formats, runners
 from .errors import BadInput, WconvError, about, first_line
+from .progress import stage, steps
 from .runners.keras import ACTIVATED
 
 INPUT_BYTES = 1 << 30  # random inputs are made up to this size; a file declaring more is refused
@@ -188,9 +190,12 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
         shapes = input_shapes_of(source, source_module, source_module_args, input_shape)
         with about(source):
             inputs = random_inputs(shapes, batch, seed)
-    source_runner = runners.load(source, module=source_module, module_args=source_module_args, layout=source_layout)
-    target_runner = runners.load(target, module=target_module, module_args=target_module_args, layout=target_layout)
-    expected, found = _run(source, source_runner.predict, inputs), _run(target, target_runner.predict, inputs)
+    with stage(f"loading {Path(source).name}"):
+        source_runner = runners.load(source, module=source_module, module_args=source_module_args, layout=source_layout)
+    with stage(f"loading {Path(target).name}"):
+        target_runner = runners.load(target, module=target_module, module_args=target_module_args, layout=target_layout)
+    with stage("running both models"):
+        expected, found = _run(source, source_runner.predict, inputs), _run(target, target_runner.predict, inputs)
     if len(expected) != len(found):
         raise BadInput(f"{source} has {len(expected)} outputs but {target} has {len(found)}")
     atol, rtol = tolerances(expected[0].dtype, atol, rtol)
@@ -198,9 +203,10 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
                     loading={"source": source_runner.safety, "target": target_runner.safety})
     report.outputs = [compare(f"output {i}", e, f, atol, rtol) for i, (e, f) in enumerate(zip(expected, found))]
     if layers:
-        captured_source = _run(source, source_runner.capture, inputs)
-        captured_target = _run(target, target_runner.capture, inputs)
+        with stage("capturing every layer's output"):
+            captured_source = _run(source, source_runner.capture, inputs)
+            captured_target = _run(target, target_runner.capture, inputs)
         pairs, report.matching = match_layers(captured_source, captured_target)
         report.layers = [compare(_label(name, other), captured_source[name], captured_target[other], atol, rtol)
-                         for name, other in pairs]
+                         for name, other in steps(pairs, "comparing layers")]
     return report

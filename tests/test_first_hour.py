@@ -111,3 +111,38 @@ def test_generated_code_writes_floats_in_their_shortest_form(tmp_path, keras):
 def test_json_output_is_json(tmp_path):
     result = wconv("keras-to-torch", SEED_MLP, tmp_path / "out.pt", "--json")
     assert json.loads(result.stdout)["outputs"] == [str(tmp_path / "out.pt"), str(tmp_path / "out.py")]
+
+
+def run_on_a_terminal(arguments, folder) -> tuple[int, str]:
+    """The CLI with stdin, stdout and stderr on a pseudo-terminal, as a person runs it."""
+    import os
+    import pty
+
+    primary, secondary = pty.openpty()
+    process = subprocess.Popen([sys.executable, "-m", "converter", *map(str, arguments)], stdin=secondary,
+                               stdout=secondary, stderr=secondary, cwd=ROOT,
+                               env={**os.environ, "COLUMNS": "120", "TERM": "xterm-256color"})
+    os.close(secondary)
+    received = b""
+    while True:
+        try:
+            chunk = os.read(primary, 65536)
+        except OSError:  # the terminal closed: the process is done
+            break
+        if not chunk:
+            break
+        received += chunk
+    os.close(primary)
+    return process.wait(timeout=600), received.decode("utf-8", "replace")
+
+
+def test_long_commands_show_a_progress_bar_on_a_terminal_only(tmp_path):
+    import converter
+
+    converter.convert(SEED_MLP, tmp_path / "port.pt")
+    code, screen = run_on_a_terminal(["validate", SEED_MLP, tmp_path / "port.pt"], tmp_path)
+    assert code == 0, screen
+    assert "comparing layers" in screen or "running both models" in screen, screen
+    piped = wconv("validate", SEED_MLP, tmp_path / "port.pt")
+    assert piped.returncode == 0 and piped.stderr == ""
+    assert "running both models" not in piped.stdout

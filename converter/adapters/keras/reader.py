@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...progress import steps
 from ...errors import Unsupported, WeightMismatch, about, quoted
 from ...ir import Graph, Value
 from ...layouts import shape_to_channels_first
@@ -29,7 +30,7 @@ def _read(path) -> Graph:
     shapes = Shapes(inputs)
     nodes, used = [], set()
     path_keys = _keras3_path_keys(keras_file.config, layout)
-    for index, entry in enumerate(layout.layers):
+    for index, entry in steps(enumerate(layout.layers), "reading Keras layers"):
         reader = KERAS_CLASSES[entry.class_name]
         group = entry.name if entry.name in keras_file.weights.groups else path_keys.get(entry.name)
         used.add(group)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import re
 
+from ...progress import steps
 from ...errors import Unsupported
 from ...frameworks import require
 from ...ir import Graph
@@ -21,7 +22,7 @@ def build(graph: Graph):
     graph = flatten_order.to_keras(graph)
     tensors = {v.name: keras.Input(shape=shape_to_channels_last(v.shape)[1:], name=keras_name(v.name))
                for v in graph.inputs}
-    for name, spec, inputs, outputs in keras_layers(graph, keras):
+    for name, spec, inputs, outputs in steps(keras_layers(graph, keras), "building Keras layers"):
         args = [tensors[value] for value in inputs]
         if spec.pre is not None:
             args = [getattr(keras.layers, spec.pre.class_name)(name=keras_name(f"{name}_pad"), **spec.pre.config)(args[0])]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...progress import steps
 from ...errors import BadInput, Unsupported, WeightMismatch, about, first_line, quoted
 from ...frameworks import require
 from ...ir import Graph, Value
@@ -49,7 +50,7 @@ def _read(path) -> Graph:
     context = OnnxContext(onnx_nodes, constants, Shapes(inputs))
     context.used |= consumed | (set(constants) - set(initializers))  # folded values are not weights
     nodes = []
-    for onnx_node in onnx_nodes:
+    for onnx_node in steps(onnx_nodes, "reading ONNX nodes"):
         if id(onnx_node) not in context.absorbed:
             created = ONNX_TYPES[onnx_node.op_type](onnx_node, context)
             context.shapes.add(created)

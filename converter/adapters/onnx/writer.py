@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...progress import steps
 from ...frameworks import require
 from ...ir import Graph
 from ...layouts import channels_first_order, channels_last_order, shape_to_channels_last
@@ -36,7 +37,7 @@ def build(graph: Graph):
     """The IR as a checked ModelProto."""
     onnx = require("onnx")
     builder = Builder(onnx, graph)
-    for node in graph.nodes:
+    for node in steps(graph.nodes, "writing ONNX nodes"):
         OPS[node.op].to_onnx(node, builder)
     if graph.channels_last_interface():
         _transpose_interface(builder, graph)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from ...progress import steps
 from ... import __version__
 from ...errors import BadInput
 from ...ir import Graph
@@ -131,7 +132,7 @@ def state_dict_arrays(graph: Graph) -> dict:
     """state_dict key -> numpy array, keys following the generated attribute names."""
     names = Names(graph)
     arrays = {}
-    for node, _ in module_plan(graph):
+    for node, _ in steps(module_plan(graph), "converting weights"):
         op = OPS[node.op]
         for param, array in {**op.params_to("torch", node), **op.torch_buffers(node)}.items():
             arrays[f"{names.attribute[node.name]}.{param}"] = array

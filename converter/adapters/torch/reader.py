@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import lru_cache
 
+from ...progress import steps
 from ...errors import BadInput, Unsupported, WeightMismatch, about
 from ...frameworks import require
 from ...ir import Graph, Value
@@ -69,7 +70,7 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
     inputs = [Value(n.name, _input_shape(traced, n, shape)) for n, shape in zip(placeholders, given)]
     shapes = Shapes(inputs)
     outputs, nodes, used = [], [], set()
-    for fx_node in traced.graph.nodes:
+    for fx_node in steps(traced.graph.nodes, "reading torch layers"):
         if fx_node.op == "output":
             outputs = [n.name for n in _flat(fx_node.args[0])]
         elif fx_node.op == "call_module":
