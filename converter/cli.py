@@ -97,7 +97,8 @@ def run_conversion(source, target, source_format, target_format, module, module_
                                  module=module, module_args=module_args, input_shape=parse_shape(input_shape),
                                  force=force, keep_input_layout=keep_input_layout)
         summary = {"source": str(source), "outputs": [str(p) for p in result.outputs],
-                   "layers": len(result.graph.nodes), "parameters": result.graph.parameter_count()}
+                   "layers": len(result.graph.nodes), "parameters": result.graph.parameter_count(),
+                   "notes": list(result.graph.source.get("notes", []))}
         report = None
         if check:
             from .validation import validate

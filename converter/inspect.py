@@ -52,16 +52,18 @@ def _inspect(path, module, module_args, input_shape) -> dict:
         "outputs": [_value(n, graph.shape(n), layout) for n in graph.outputs],
         "parameters": graph.parameter_count(),
         "interface_layout": layout,
+        "notes": graph.source.get("notes", []),
         "layers": layers,
     }
 
 
 def _state_dict_only(path) -> dict:
     """Tensor names and shapes; neither torch nor the tensors' values are needed."""
-    tensors = _describe_tensors(path)
+    tensors, notes = _describe_tensors(path)
     return {
         "file": str(Path(path)),
         "format": "torch",
+        "notes": notes,
         "note": "a state_dict holds no architecture; pass --module to see layers",
         "parameters": int(sum(int(np.prod(shape)) for shape, _ in tensors.values())),
         "tensors": [{"name": k, "shape": list(shape), "dtype": dtype} for k, (shape, dtype) in tensors.items()],
@@ -74,10 +76,11 @@ def _describe_tensors(path) -> dict:
 
         with safe_open(str(path), "np") as handle:
             slices = {k: handle.get_slice(k) for k in handle.keys()}
-            return {k: (tuple(s.get_shape()), s.get_dtype()) for k, s in slices.items()}
+            return {k: (tuple(s.get_shape()), s.get_dtype()) for k, s in slices.items()}, []
     from .adapters.torch.peek import peek_state_dict
 
-    return {k: (info.shape, info.dtype) for k, info in peek_state_dict(path).items()}
+    state, notes = peek_state_dict(path)
+    return {k: (info.shape, info.dtype) for k, info in state.items()}, notes
 
 
 def _value(name: str, shape, layout: str) -> dict:

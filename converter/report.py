@@ -13,7 +13,14 @@ def _json(data) -> None:
     typer.echo(json.dumps(data, indent=2, default=str))
 
 
+def print_notes(notes) -> None:
+    """What wconv did beyond the obvious (a checkpoint unwrapped, prefixes stripped): one stderr line each."""
+    for note in notes:
+        typer.echo(f"wconv: note: {note}", err=True)
+
+
 def print_conversion(summary: dict, report, as_json: bool) -> None:
+    print_notes(summary.get("notes", []))
     if as_json:
         _json(summary)
         return
@@ -57,6 +64,7 @@ def _diff_table(kind: str, diffs, first_mismatch, title: str) -> None:
 
 
 def print_inspection(description: dict, as_json: bool) -> None:
+    print_notes(description.get("notes", []))
     if as_json:
         _json(description)
         return

@@ -118,8 +118,12 @@ def describe(path):
     return loaded
 
 
-def peek_state_dict(path) -> dict[str, TensorInfo]:
-    loaded = describe(path)
-    if not isinstance(loaded, dict) or not all(isinstance(v, TensorInfo) for v in loaded.values()):
-        raise BadInput(f"{path}: holds a {type(loaded).__name__} that is not a state_dict of tensors")
-    return dict(loaded)
+def peek_state_dict(path) -> tuple[dict[str, TensorInfo], list[str]]:
+    """(name -> TensorInfo, notes on what was unwrapped), found as conversion finds it."""
+    from .checkpoint import find_state_dict
+
+    state, notes = find_state_dict(path, describe(path), lambda v: isinstance(v, TensorInfo))
+    others = [key for key, value in state.items() if not isinstance(value, TensorInfo)]
+    if others:
+        raise BadInput(f"{path}: entries {others[:5]} are not tensors; expected a state_dict")
+    return state, notes

@@ -52,7 +52,9 @@ def read(path, module: str, module_args=None, input_shape=None) -> Graph:
     with about(path):
         state = load_state_dict(path)
         model = load_module(module, module_args)
-        return from_module(model, state, input_shape, source=str(path))
+        graph = from_module(model, state, input_shape, source=str(path))
+        graph.source["notes"] = list(getattr(state, "notes", []))
+        return graph
 
 
 def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph:

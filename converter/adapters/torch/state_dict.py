@@ -10,6 +10,7 @@ import numpy as np
 
 from ...errors import BadInput, first_line
 from ...frameworks import require
+from .checkpoint import find_state_dict
 from .peek import SAVE_HINT, describe
 
 SAFETENSORS_SUFFIXES = (".safetensors",)
@@ -19,6 +20,7 @@ class StateDict(dict):
     """Parameter name -> numpy array, plus what wconv recorded in the file (``port``) when it wrote it."""
 
     port: dict = {}
+    notes: list = []  # what was unwrapped or stripped to find it (a training checkpoint, DDP prefixes)
 
 
 def load_state_dict(path) -> StateDict:
@@ -44,16 +46,14 @@ def _refusal(error: Exception) -> str:
     return reasons[0].split(". Please")[0][:200] if reasons else first_line(error)
 
 
-def _tensors_only(path, loaded, torch) -> dict[str, np.ndarray]:
-    if isinstance(loaded, Mapping) and isinstance(loaded.get("state_dict"), Mapping):
-        loaded = loaded["state_dict"]  # a training checkpoint that wraps its state_dict
-    if not isinstance(loaded, Mapping):
-        raise BadInput(f"{path}: holds a {type(loaded).__name__}, not a state_dict of tensors")
-    others = [key for key, value in loaded.items() if not isinstance(value, torch.Tensor)]
+def _tensors_only(path, loaded, torch) -> StateDict:
+    found, notes = find_state_dict(path, loaded, lambda v: isinstance(v, torch.Tensor))
+    others = [key for key, value in found.items() if not isinstance(value, torch.Tensor)]
     if others:
         raise BadInput(f"{path}: entries {others[:5]} are not tensors; expected a state_dict")
-    state = StateDict((key, _to_numpy(path, key, value)) for key, value in loaded.items())
+    state = StateDict((key, _to_numpy(path, key, value)) for key, value in found.items())
     state.port = _port_record(getattr(loaded, "_metadata", None) or {})
+    state.notes = notes
     return state
 
 
