@@ -21,7 +21,7 @@ def find_state_dict(path, loaded, is_tensor) -> tuple[dict, list[str]]:
     if not isinstance(loaded, Mapping):
         raise BadInput(f"{path}: holds a {type(loaded).__name__}, not a state_dict of tensors"
                        "; if it is a whole pickled model, save model.state_dict() instead")
-    if not _all_tensors(loaded, is_tensor):
+    if loaded and not _all_tensors(loaded, is_tensor):  # an empty state_dict is one (no parameters)
         key = _single_candidate(path, loaded, is_tensor)
         others = [str(k) for k in loaded if k != key]
         notes.append(f"took the state_dict under '{key}' of a checkpoint"
