@@ -195,7 +195,7 @@ def seeded(model, seed=0):
     weights = []
     for variable in model.weights:
         values = rng.standard_normal(variable.shape).astype("float32") * 0.5
-        if "variance" in variable.path:
+        if "variance" in getattr(variable, "path", variable.name):  # Keras 3 has .path, Keras 2 .name
             values = np.abs(values) + 0.5
         weights.append(values)
     model.set_weights(weights)

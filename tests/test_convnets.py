@@ -80,6 +80,27 @@ def test_keras_convnet(case, target, tmp_path, keras):
     assert_outputs_match(keras_outputs(model, x), run_target(target, out, x))
 
 
+@pytest.mark.parametrize("saved_by", ["keras3-h5", "keras2-h5"])
+@pytest.mark.parametrize("case", keras_convnets.MODELS)
+def test_keras_convnet_from_legacy_h5(case, saved_by, tmp_path):
+    """Every layer class from the legacy .h5 of Keras 3 and of Keras 2 (tf_keras), not only from .keras:
+    the weights are named by class and config, whatever the file calls them."""
+    if saved_by == "keras2-h5":
+        import tf_keras as framework
+    else:
+        import keras as framework
+    try:
+        model = keras_convnets.seeded(keras_convnets.MODELS[case](framework))
+    except (TypeError, ValueError, AttributeError) as error:  # a layer or option Keras 2 lacks
+        pytest.skip(f"{saved_by} cannot build {case}: {error}")
+    model.save(tmp_path / "source.h5")
+    inputs = converter.read(tmp_path / "source.h5").inputs
+    x = [canonical_input(v.shape[1:], seed=5 + i) for i, v in enumerate(inputs)]
+    x = x[0] if len(x) == 1 else x
+    converter.convert(tmp_path / "source.h5", tmp_path / "out.pt")
+    assert_outputs_match(keras_outputs(model, x), run_target("torch", tmp_path / "out.pt", x))
+
+
 def torch_source(case, tmp_path, torch):
     model = torch_convnets.seeded(torch_convnets.MODELS[case]())
     torch.save(model.state_dict(), tmp_path / "source.pt")

@@ -70,13 +70,15 @@ def refuse_channels_first(entry) -> None:
 
 
 def _name_weights(index: int, entry, stored: list, expected: list[str]) -> dict:
+    """Weights named by position in Keras' own order for the layer's class and config, never by the names
+    the file stores: Keras 3 writes a DepthwiseConv2D's kernel into a legacy .h5 as 'kernel', and reading
+    that name as a plain conv kernel converts to a wrong model."""
     if len(stored) != len(expected):
         raise WeightMismatch(
             f"weight count mismatch for layer #{index} (named {entry.name}): expected {len(expected)} "
             f"({', '.join(expected) or 'none'}), found {len(stored)}"
         )
-    names = [name if name is not None else wanted for (name, _), wanted in zip(stored, expected)]
-    return {name: array for name, (_, array) in zip(names, stored)}
+    return {wanted: array for wanted, (_, array) in zip(expected, stored)}
 
 
 def _keras3_path_keys(model: dict, layout) -> dict:
