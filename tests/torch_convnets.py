@@ -181,7 +181,26 @@ class Volumes(nn.Module):
         return self.fc(torch.flatten(x, 1))
 
 
-MODELS = {cls.__name__: cls for cls in (Volumes, PreluSoftmax, Upsampling, Decoder, ConvBnPool, DepthwiseGlobal, TfSamePadding, Residual, Conv1dNet,
+class ReusedActivation(nn.Module):
+    """torchvision's BasicBlock habit: one parameter-free ``self.relu`` called three times; DenseNet's
+    one-tensor ``torch.cat([x], 1)``."""
+
+    input_shape = (3, 9, 7)
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 5, kernel_size=3, padding=1)
+        self.bn1 = nn.BatchNorm2d(5)
+        self.conv2 = nn.Conv2d(5, 5, kernel_size=3, padding=1, bias=False)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        y = self.relu(self.bn1(self.conv1(x)))
+        z = self.relu(self.conv2(torch.cat([y], 1)) + y)
+        return self.relu(z - y)
+
+
+MODELS = {cls.__name__: cls for cls in (ReusedActivation, Volumes, PreluSoftmax, Upsampling, Decoder, ConvBnPool, DepthwiseGlobal, TfSamePadding, Residual, Conv1dNet,
                                          SqueezeExcite)}
 
 
@@ -199,3 +218,4 @@ def seeded(model, seed=0):
                 values = values.abs() + 0.5
             tensor.copy_(values)
     return model.eval()
+

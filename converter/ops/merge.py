@@ -133,8 +133,15 @@ class Concatenate(OpDef):
         return [tuple(total if i == axis else d for i, d in enumerate(input_shapes[0]))]
 
     def node(self, name, inputs, outputs, axis, rank) -> Node:
+        if len(inputs) == 1:  # torch.cat([x], 1), as torchvision's DenseNet writes it: x itself
+            from .registry import OPS
+
+            return OPS["identity"].node(name, list(inputs), list(outputs))
         if rank is None:
             raise Unsupported(f"layer '{name}': concatenate needs its inputs' rank")
+        if int(axis) % rank == 0:
+            raise Unsupported(f"layer '{name}': concatenation along the batch axis (axis 0) changes the batch size; "
+                              "wconv converts models whose axis 0 is the batch")
         return Node(self.name, name, list(inputs), list(outputs), attrs={"axis": int(axis) % rank})
 
     def keras_weight_names(self, config):

@@ -72,18 +72,19 @@ def record_layers(torch, model, inputs) -> dict:
     A module followed by its fused activation (``F.relu(self.conv(x))``) is also recorded after the
     activation, as ``<module>+activation``: what Keras records for a layer with ``activation=``.
     """
-    from ..adapters.torch.reader import fused_activation
+    from ..adapters.torch.reader import fused_activation, module_call_names
 
     traced = torch.fx.symbolic_trace(model)
+    names = module_call_names(traced)
     recorded = {}
 
     class Recorder(torch.fx.Interpreter):
         def run_node(self, node):
             result = super().run_node(node)
             if node.op in ("call_module", "call_function", "call_method") and isinstance(result, torch.Tensor):
-                recorded[node.name if node.op != "call_module" else node.target] = result.numpy()
+                recorded[names.get(node, node.name)] = result.numpy()
                 if fused_activation(node):
-                    recorded[node.all_input_nodes[0].target + ACTIVATED] = result.numpy()
+                    recorded[names[node.all_input_nodes[0]] + ACTIVATED] = result.numpy()
             return result
 
     Recorder(traced).run(*inputs)

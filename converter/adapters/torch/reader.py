@@ -72,11 +72,12 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
     inputs = [Value(n.name, _input_shape(traced, n, shape)) for n, shape in zip(placeholders, given)]
     shapes = Shapes(inputs)
     outputs, nodes, used = [], [], set()
+    names = module_call_names(traced)
     for fx_node in steps(traced.graph.nodes, "reading torch layers"):
         if fx_node.op == "output":
             outputs = [n.name for n in _flat(fx_node.args[0])]
         elif fx_node.op == "call_module":
-            layer = _layer(traced, fx_node, state, used, shapes)
+            layer = _layer(traced, fx_node, names[fx_node], state, used, shapes)
             created = TORCH_MODULES[layer.class_name](layer)
         elif fx_node.op != "placeholder":
             sources = [n.name for n in fx_node.all_input_nodes]
@@ -94,14 +95,37 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
     return finish(graph)
 
 
+def module_call_names(traced) -> dict:
+    """fx node -> the IR name of its module call: the module's path, and ``path#k`` for its k-th call.
+
+    A parameter-free module may be called many times (torchvision's ResNets reuse ``self.relu``);
+    each call is its own node. ``validate`` records torch layers under the same names.
+    """
+    calls, names = {}, {}
+    for fx_node in traced.graph.nodes:
+        if fx_node.op == "call_module":
+            calls[fx_node.target] = calls.get(fx_node.target, 0) + 1
+            count = calls[fx_node.target]
+            names[fx_node] = fx_node.target if count == 1 else f"{fx_node.target}#{count}"
+    return names
+
+
 def refuse_unsupported(traced) -> None:
     """One error listing every module and call wconv cannot convert."""
     problems = []
+    calls = {}
     for fx_node in traced.graph.nodes:
         if fx_node.op == "call_module":
-            class_name = type(traced.get_submodule(fx_node.target)).__name__
+            calls[fx_node.target] = calls.get(fx_node.target, 0) + 1
+    for fx_node in traced.graph.nodes:
+        if fx_node.op == "call_module":
+            module = traced.get_submodule(fx_node.target)
+            class_name = type(module).__name__
             if class_name not in TORCH_MODULES:
                 problems.append(f"'{fx_node.target}' ({class_name})")
+            elif calls.pop(fx_node.target, 1) > 1 and any(True for _ in module.parameters()):
+                problems.append(f"'{fx_node.target}' ({class_name} with parameters, called more than once: shared "
+                                "weights are not supported)")
         elif fx_node.op in ("call_function", "call_method") and function_name(fx_node) not in TORCH_FUNCTIONS:
             problems.append(f"'{fx_node.name}' ({function_name(fx_node)})")
         elif fx_node.op == "get_attr":
@@ -110,7 +134,7 @@ def refuse_unsupported(traced) -> None:
         raise Unsupported(f"{len(problems)} unsupported layer(s): {', '.join(problems)}")
 
 
-def _layer(traced, fx_node, state, used, shapes) -> TorchLayer:
+def _layer(traced, fx_node, name: str, state, used, shapes) -> TorchLayer:
     module = traced.get_submodule(fx_node.target)
     prefix = f"{fx_node.target}."
     expected = {f"{prefix}{name}" for name, _ in module.named_parameters()}
@@ -122,8 +146,7 @@ def _layer(traced, fx_node, state, used, shapes) -> TorchLayer:
     weights = {key[len(prefix):]: value for key, value in state.items() if key in expected}
     used.update(expected)
     inputs = [n.name for n in fx_node.all_input_nodes]
-    return TorchLayer(type(module).__name__, fx_node.target, module, weights, inputs, [fx_node.name],
-                      shapes.of(inputs))
+    return TorchLayer(type(module).__name__, name, module, weights, inputs, [fx_node.name], shapes.of(inputs))
 
 
 def function_name(fx_node) -> str:
