@@ -45,3 +45,43 @@ def test_a_module_with_parameters_called_twice_is_refused_by_name(tmp_path, torc
                           input_shape=model.input_shape)
     assert error.value.exit_code == 3 and "'conv'" in str(error.value) and "shared weights" in str(error.value)
     assert not (tmp_path / "out.onnx").exists()
+
+
+def keras_dict_model(keras):
+    from keras_convnets import seeded
+
+    a, b = keras.Input((7,), name="tokens"), keras.Input((4,), name="extra")
+    hidden = keras.layers.Concatenate(name="cat")([keras.layers.Dense(5, name="da")(a),
+                                                  keras.layers.Dense(3, name="db")(b)])
+    score = keras.layers.Dense(2, name="head")(hidden)
+    return seeded(keras.Model({"tokens": a, "extra": b}, {"score": score, "hidden": hidden}))
+
+
+@pytest.mark.parametrize("suffix", [".keras", ".h5"])
+@pytest.mark.parametrize("target", ["torch", "onnx"])
+def test_functional_with_dict_inputs_and_outputs(suffix, target, tmp_path, keras):
+    import numpy as np
+    from test_convnets import run_target
+
+    model = keras_dict_model(keras)
+    model.save(tmp_path / f"source{suffix}")
+    rng = np.random.default_rng(3)
+    x = [rng.standard_normal((4, 7)).astype(np.float32), rng.standard_normal((4, 4)).astype(np.float32)]
+    expected = model({"tokens": x[0], "extra": x[1]})
+    out = tmp_path / ("port.pt" if target == "torch" else "port.onnx")
+    converter.convert(tmp_path / f"source{suffix}", out)
+    found = run_target(target, out, x)
+    from conftest import assert_close
+
+    assert_close(np.asarray(expected["score"]), found[0])
+    assert_close(np.asarray(expected["hidden"]), found[1])
+
+
+def test_a_keras_port_of_a_dict_model_keeps_its_dicts(tmp_path, keras):
+    keras_dict_model(keras).save(tmp_path / "source.keras")
+    converter.convert(tmp_path / "source.keras", tmp_path / "graph.wconv")
+    converter.convert(tmp_path / "graph.wconv", tmp_path / "again.keras")
+    again = keras.saving.load_model(tmp_path / "again.keras")
+    assert sorted(again.input) == ["extra", "tokens"] and list(again.output) == ["score", "hidden"]
+    result = wconv("validate", tmp_path / "source.keras", tmp_path / "again.keras")
+    assert result.returncode == 0, result.stdout + result.stderr

@@ -41,7 +41,11 @@ def load(path) -> Runner:
     def run(network, inputs):
         """Canonical (channels-first) in and out; Keras itself sees channels-last."""
         inputs = [to_channels_last(x) for x in inputs]
-        outputs = network(inputs if len(inputs) > 1 else inputs[0], training=False)
+        keyed = isinstance(getattr(network, "input", None), dict)  # a model built with dict inputs
+        feed = dict(zip(input_keys(path), inputs)) if keyed else inputs if len(inputs) > 1 else inputs[0]
+        outputs = network(feed, training=False)
+        if isinstance(outputs, dict):  # a model built with dict outputs: in the order it declares them
+            outputs = list(outputs.values())
         outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
         return [to_channels_first(np.asarray(o)) for o in outputs]
 
@@ -51,7 +55,7 @@ def load(path) -> Runner:
         A layer with ``activation=`` is recorded as ``<name>+activation``, as torch records its fused calls."""
         layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer" and _single_output(layer)]
         tensors = [layer.input if _flattens_feature_map(layer) else layer.output for layer in layers]
-        values = run(keras.Model(model.inputs, tensors), inputs)
+        values = run(keras.Model(model.input, tensors), inputs)  # model.input keeps a dict-input structure
         return {layer.name + (ACTIVATED if _fused_activation(layer) else ""):
                 value.reshape(len(value), -1) if _flattens_feature_map(layer) else value
                 for layer, value in zip(layers, values)}
@@ -60,6 +64,15 @@ def load(path) -> Runner:
 
 
 ACTIVATED = "+activation"  # the name suffix of a layer's output after its fused activation
+
+
+def input_keys(path) -> list[str]:
+    """The keys of a dict-input model in the file's own order (which is wconv's input order); Keras may
+    hand back the loaded model's dict in another."""
+    from ..adapters.keras.config import parse_model
+    from ..adapters.keras.files import open_keras
+
+    return list(parse_model(open_keras(path).config).input_keys or {})
 
 
 def _fused_activation(layer) -> bool:

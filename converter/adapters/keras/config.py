@@ -30,6 +30,9 @@ class ModelLayout:
     inputs: list[Value]
     outputs: list[str]
     layers: list[LayerEntry]  # InputLayers excluded
+    # A Functional model built with dicts ({"image": x}, {"score": y}): key -> tensor name, in the model's order.
+    input_keys: dict | None = None
+    output_keys: dict | None = None
 
 
 def parse_model(model: dict) -> ModelLayout:
@@ -76,7 +79,18 @@ def _functional(config: dict) -> ModelLayout:
     outputs = [_tensor_name(ref) for ref in _references(config.get("output_layers", []))]
     ordered = [_tensor_name(ref) for ref in _references(config.get("input_layers", []))]
     by_name = {value.name: value for value in inputs}
-    return ModelLayout(config.get("name", "model"), [by_name[n] for n in ordered] or inputs, outputs, entries)
+    missing = [name for name in ordered if name not in by_name]
+    if missing:
+        raise BadInput(f"the model's inputs {missing} are not InputLayers of it")
+    return ModelLayout(config.get("name", "model"), [by_name[n] for n in ordered] or inputs, outputs, entries,
+                       _keys(config.get("input_layers")), _keys(config.get("output_layers")))
+
+
+def _keys(refs) -> dict | None:
+    """key -> tensor name for the dict form of input_layers/output_layers."""
+    if not isinstance(refs, dict):
+        return None
+    return {str(key): _tensor_name(ref) for key, ref in refs.items()}
 
 
 def _batch_shape(config: dict):
@@ -101,7 +115,9 @@ def _keras3_tensors(args) -> list:
 
 
 def _references(refs) -> list:
-    """``["x", 0, 0]`` or ``[["x", 0, 0], ...]`` -> list of references."""
+    """``["x", 0, 0]``, ``[["x", 0, 0], ...]`` or ``{"key": ["x", 0, 0], ...}`` -> list of references."""
+    if isinstance(refs, dict):
+        return list(refs.values())
     if refs and isinstance(refs[0], str):
         return [refs]
     return list(refs)

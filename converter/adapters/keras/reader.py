@@ -47,8 +47,14 @@ def _read(path) -> Graph:
         raise WeightMismatch(f"weights stored for layers the model does not use: {unused}")
     graph = Graph(layout.name, inputs, layout.outputs, nodes,
                   source={"format": "keras", "keras_version": keras_file.keras_version, "layout": "channels_last",
-                          "path": str(path)})
+                          "path": str(path), **_keyed(layout)})
     return flatten_order.to_canonical(finish(graph))
+
+
+def _keyed(layout) -> dict:
+    """The dict keys of a model built with dicts, kept so that a Keras port takes and gives the same dicts."""
+    keys = {"input_keys": layout.input_keys, "output_keys": layout.output_keys}
+    return {name: value for name, value in keys.items() if value}
 
 
 def refuse_unsupported(entries) -> None:

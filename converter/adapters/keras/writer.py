@@ -33,9 +33,16 @@ def build(graph: Graph):
         tensors[outputs[0]] = result
         if spec.weights:
             layer.set_weights(spec.weights)
-    model_outputs = [tensors[name] for name in graph.outputs]
-    return keras.Model([tensors[v.name] for v in graph.inputs],
-                       model_outputs if len(model_outputs) > 1 else model_outputs[0], name=keras_name(graph.name))
+    return keras.Model(_structure(graph, tensors, [v.name for v in graph.inputs], "input_keys"),
+                       _structure(graph, tensors, graph.outputs, "output_keys"), name=keras_name(graph.name))
+
+
+def _structure(graph: Graph, tensors: dict, names: list[str], keys: str):
+    """One tensor, a list, or the dict a Keras source was built with (its keys recorded by the reader)."""
+    keyed = graph.source.get(keys)
+    if keyed and sorted(keyed.values()) == sorted(names):
+        return {key: tensors[name] for key, name in keyed.items()}
+    return [tensors[name] for name in names] if len(names) > 1 else tensors[names[0]]
 
 
 def keras_layers(graph: Graph, keras):
