@@ -41,7 +41,7 @@ def load(path) -> Runner:
     def run(network, inputs):
         """Canonical (channels-first) in and out; Keras itself sees channels-last."""
         inputs = [to_channels_last(x) for x in inputs]
-        keyed = isinstance(getattr(network, "input", None), dict)  # a model built with dict inputs
+        keyed = isinstance(_input_structure(network), dict)  # a model built with dict inputs
         feed = dict(zip(input_keys(path), inputs)) if keyed else inputs if len(inputs) > 1 else inputs[0]
         outputs = network(feed, training=False)
         if isinstance(outputs, dict):  # a model built with dict outputs: in the order it declares them
@@ -55,7 +55,7 @@ def load(path) -> Runner:
         A layer with ``activation=`` is recorded as ``<name>+activation``, as torch records its fused calls."""
         layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer" and _single_output(layer)]
         tensors = [layer.input if _flattens_feature_map(layer) else layer.output for layer in layers]
-        values = run(keras.Model(model.input, tensors), inputs)  # model.input keeps a dict-input structure
+        values = run(keras.Model(_input_structure(model), tensors), inputs)
         return {layer.name + (ACTIVATED if _fused_activation(layer) else ""):
                 value.reshape(len(value), -1) if _flattens_feature_map(layer) else value
                 for layer, value in zip(layers, values)}
@@ -64,6 +64,15 @@ def load(path) -> Runner:
 
 
 ACTIVATED = "+activation"  # the name suffix of a layer's output after its fused activation
+
+
+def _input_structure(model):
+    """``model.input`` (a dict for a model built with dict inputs), or the list of inputs where Keras has
+    no such structure (a Sequential model raises ValueError)."""
+    try:
+        return model.input
+    except (AttributeError, ValueError):
+        return model.inputs
 
 
 def input_keys(path) -> list[str]:
