@@ -85,3 +85,25 @@ def test_a_keras_port_of_a_dict_model_keeps_its_dicts(tmp_path, keras):
     assert sorted(again.input) == ["extra", "tokens"] and list(again.output) == ["score", "hidden"]
     result = wconv("validate", tmp_path / "source.keras", tmp_path / "again.keras")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("case", __import__("keras_convnets").MODELS)
+def test_legacy_h5_output_loads_in_keras2_and_keras3(case, tmp_path, keras):
+    """`.h5` is the Keras 2 users' format: what wconv writes loads in tf_keras and in Keras 3, same predictions."""
+    import keras_convnets
+    import numpy as np
+    import tf_keras
+    from conftest import assert_close
+    from test_convnets import canonical_input, keras_outputs
+
+    model = keras_convnets.seeded(keras_convnets.MODELS[case](keras))
+    model.save(tmp_path / "source.keras")
+    converter.convert(tmp_path / "source.keras", tmp_path / "out.h5")
+    inputs = converter.read(tmp_path / "source.keras").inputs
+    x = [canonical_input(v.shape[1:], seed=5 + i) for i, v in enumerate(inputs)]
+    x = x[0] if len(x) == 1 else x
+    expected = keras_outputs(model, x)
+    for loader in (tf_keras.models.load_model, keras.saving.load_model):
+        loaded = loader(tmp_path / "out.h5", compile=False)
+        for index, (want, got) in enumerate(zip(expected, keras_outputs(loaded, x))):
+            assert_close(want, np.asarray(got), what=f"{loader.__module__} output {index}")

@@ -13,7 +13,7 @@ from ...layouts import shape_to_channels_last
 from ...ops import OPS
 from ...outputs import atomic_path
 from ..fusion import fused_pairs
-from . import flatten_order
+from . import flatten_order, legacy_h5
 
 
 def build(graph: Graph):
@@ -84,6 +84,8 @@ def write(graph: Graph, path) -> None:
     model = build(graph)
     with atomic_path(path) as temp:
         model.save(temp)
+        if str(path).lower().endswith((".h5", ".hdf5")):
+            legacy_h5.rewrite(temp)  # loadable by Keras 2 (tf_keras) as well as Keras 3
 
 
 def keras_name(name: str) -> str:
