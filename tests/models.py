@@ -97,3 +97,13 @@ def onnx_mlp(sizes=(7, 5, 3), activation="relu", seed=0):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 20)])
     checker.check_model(model, full_check=True)
     return model
+
+
+def onnx_model(nodes, inputs, outputs, initializers=(), opset=17):
+    """(ModelProto of one graph, the onnx module), for tests that spell a graph node by node."""
+    import onnx
+    from onnx import helper
+
+    graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    return model, onnx

@@ -107,3 +107,61 @@ def test_legacy_h5_output_loads_in_keras2_and_keras3(case, tmp_path, keras):
         loaded = loader(tmp_path / "out.h5", compile=False)
         for index, (want, got) in enumerate(zip(expected, keras_outputs(loaded, x))):
             assert_close(want, np.asarray(got), what=f"{loader.__module__} output {index}")
+
+
+def onnx_case(name):
+    import numpy as np
+    from onnx import TensorProto, helper, numpy_helper
+
+    from models import onnx_model
+
+    def vi(value, shape):
+        return helper.make_tensor_value_info(value, TensorProto.FLOAT, shape)
+
+    weight = numpy_helper.from_array(np.random.default_rng(0).standard_normal((4, 3, 3, 3)).astype(np.float32), "W")
+    cases = {
+        "pad_opset10": ([helper.make_node("Pad", ["x"], ["y"], mode="constant", pads=[0, 0, 1, 2, 0, 0, 2, 1])],
+                        [None, 3, 5, 6], [None, 3, 8, 9], [], 10),
+        "maxpool_pads_over_half_kernel": ([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3],
+                                                            pads=[2, 2, 2, 2])], [None, 3, 5, 6], [None, 3, 7, 8], [], 17),
+        "avgpool_pads_over_half_kernel_counted": (
+            [helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], pads=[2, 1, 2, 1],
+                              count_include_pad=1)], [None, 3, 5, 6], [None, 3, 7, 6], [], 17),
+        "flatten_rank1": ([helper.make_node("Flatten", ["x"], ["y"], axis=1)], [None], [None, 1], [], 17),
+        "conv_stride2_dilation2": ([helper.make_node("Conv", ["x", "W"], ["y"], strides=[2, 2], dilations=[2, 2])],
+                                   [None, 3, 11, 12], [None, 4, 4, 4], [weight], 17),
+        "concat_axis0": ([helper.make_node("Concat", ["x", "x"], ["y"], axis=0)], [None, 3], [None, 3], [], 17),
+        "dropout_training_mode_input": (
+            [helper.make_node("Dropout", ["x", "", "training"], ["y"])], [None, 3], [None, 3], [], 17),
+    }
+    nodes, shape_in, shape_out, initializers, opset = cases[name]
+    inputs = [vi("x", shape_in)] + ([helper.make_tensor_value_info("training", TensorProto.BOOL, [])]
+                                    if name == "dropout_training_mode_input" else [])
+    model, onnx = onnx_model(nodes, inputs, [vi("y", shape_out)], initializers, opset=opset)
+    return model, onnx, shape_in
+
+
+# case -> the targets it converts to (checked against onnxruntime); the others are refused with exit 3
+ONNX_CASES = {"pad_opset10": ["torch", "keras"], "maxpool_pads_over_half_kernel": ["torch"],
+              "avgpool_pads_over_half_kernel_counted": ["torch"], "flatten_rank1": [],
+              "conv_stride2_dilation2": ["torch"], "concat_axis0": [], "dropout_training_mode_input": []}
+
+
+@pytest.mark.parametrize("target", ["torch", "keras"])
+@pytest.mark.parametrize("case", ONNX_CASES)
+def test_onnx_edge_cases_convert_faithfully_or_are_refused(case, target, tmp_path):
+    import numpy as np
+    from conftest import assert_close
+    from test_convnets import run_target
+
+    model, onnx, shape = onnx_case(case)
+    onnx.save(model, tmp_path / "m.onnx")
+    out = tmp_path / ("out.pt" if target == "torch" else "out.keras")
+    result = wconv("convert", tmp_path / "m.onnx", out)
+    if target not in ONNX_CASES[case]:
+        assert result.returncode == 3, result.stderr
+        assert not out.exists()
+        return
+    assert result.returncode == 0, result.stderr
+    x = np.random.default_rng(1).standard_normal((2, *shape[1:])).astype(np.float32)
+    assert_close(run_target("onnx", tmp_path / "m.onnx", x)[0], run_target(target, out, x)[0])

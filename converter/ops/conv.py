@@ -90,6 +90,9 @@ class Conv(OpDef):
         in_channels = shape[1]
         kernel = node.params["kernel"]
         attrs = node.attrs
+        if any(s > 1 for s in attrs["strides"]) and any(d > 1 for d in attrs["dilations"]):
+            raise Unsupported(f"layer '{node.name}': Keras convolutions take strides > 1 or dilations > 1, not both "
+                              f"(strides {attrs['strides']}, dilations {attrs['dilations']})")
         pad_name = padding.keras_name(attrs["pads"], padding.spatial(shape), kernel.shape[2:], attrs["strides"],
                                       attrs["dilations"])
         pre = None

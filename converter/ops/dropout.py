@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from ..codetext import literal
+from ..errors import Unsupported
 from ..ir import Node
 from .base import Convention, KerasSpec, OpDef
 from .registry import register_keras, register_onnx, register_op, register_torch_module
@@ -37,7 +38,15 @@ class Dropout(OpDef):
         builder.node("Identity", node.inputs[:1], node.outputs, node.name)
 
     def from_onnx(self, onnx_node, context):
-        # Dropout's optional mask output must be unused: at inference it would be all ones.
+        # Dropout's optional mask output must be unused (the reader refuses it otherwise): at inference it
+        # would be all ones. Its training_mode input must be a constant False: dropout in training is random.
+        if len(onnx_node.input) > 2 and onnx_node.input[2]:
+            mode = context.initializers.get(onnx_node.input[2])
+            if mode is None or bool(mode):
+                raise Unsupported(f"Dropout '{context.name(onnx_node)}': training_mode "
+                                  f"{'is computed at run time' if mode is None else 'is true'}; dropout while "
+                                  "training is random, and wconv converts inference models")
+            context.used.add(onnx_node.input[2])
         outputs = [name for name in onnx_node.output[:1]]
         return [Node(self.name, context.name(onnx_node), list(onnx_node.input[:1]), outputs, attrs={"rate": 0.0})]
 

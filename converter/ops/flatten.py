@@ -33,6 +33,9 @@ class Flatten(OpDef):
         shape = input_shapes[0]
         if shape is None:
             return [None]
+        if len(shape) < 2:
+            raise Unsupported(f"layer '{node.name}': flattening a rank-1 value (the batch axis alone) makes an axis "
+                              "the other frameworks' flatten does not")
         rest = shape[1:]
         return [(shape[0], None if None in rest else math.prod(rest))]
 

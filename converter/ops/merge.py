@@ -49,7 +49,8 @@ class Merge(OpDef):
         if any(s is None for s in input_shapes):
             return [None]
         if len({len(s) for s in input_shapes}) != 1:
-            raise ShapeMismatch(f"layer '{node.name}' ({self.name}): inputs differ in rank: {input_shapes}")
+            raise Unsupported(f"layer '{node.name}' ({self.name}): inputs differ in rank {input_shapes}; "
+                              "broadcasting across ranks is not supported yet")
         result = []
         for sizes in zip(*input_shapes):
             real = {d for d in sizes if d != 1}

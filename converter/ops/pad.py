@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..codetext import literal
-from ..errors import Unsupported
+from ..errors import BadInput, Unsupported
 from ..ir import Node
 from . import padding
 from .base import Convention, KerasSpec, OpDef
@@ -84,8 +84,13 @@ class Pad(OpDef):
         name = context.name(onnx_node)
         if attrs.get("mode", "constant") != "constant":
             raise Unsupported(f"Pad '{name}': mode={attrs['mode']} is not supported; only zero padding")
-        full = [int(p) for p in context.weight(onnx_node, 1)]
-        value = float(context.weight(onnx_node, 2)) if len(onnx_node.input) > 2 and onnx_node.input[2] else 0.0
+        if len(onnx_node.input) < 2 or not onnx_node.input[1]:  # opset < 11: pads and value are attributes
+            if "pads" not in attrs:
+                raise BadInput(f"Pad '{name}': no pads (neither an input nor an attribute)")
+            full, value = [int(p) for p in attrs["pads"]], float(attrs.get("value", 0.0))
+        else:
+            full = [int(p) for p in context.weight(onnx_node, 1)]
+            value = float(context.weight(onnx_node, 2)) if len(onnx_node.input) > 2 and onnx_node.input[2] else 0.0
         n = len(full) // 2
         if full[:2] != [0, 0] or full[n:n + 2] != [0, 0]:
             raise Unsupported(f"Pad '{name}': only padding of the spatial axes converts, found pads {full}")

@@ -78,9 +78,16 @@ class Pool(OpDef):
         return KerasSpec(self.keras_class, {**config, "padding": name})
 
     # -- torch ------------------------------------------------------------------------
+    def _module_pads(self, attrs):
+        """The pads torch's pooling module can take itself (symmetric, at most half the kernel), else None."""
+        pads = attrs["pads"]
+        if padding.symmetric(pads) and all(p <= k // 2 for p, k in zip(pads[: self.rank], attrs["kernel"])):
+            return pads[: self.rank]
+        return None
+
     def torch_module(self, node, graph):
         a = node.attrs
-        pads = a["pads"][: self.rank] if padding.symmetric(a["pads"]) else [0] * self.rank
+        pads = self._module_pads(a) or [0] * self.rank
         options = [f"kernel_size={_text(a['kernel'])}", f"stride={_text(a['strides'])}"]
         if any(pads):
             options.append(f"padding={_text(pads)}")
@@ -89,13 +96,16 @@ class Pool(OpDef):
         return f"nn.{self.torch_class}({', '.join(options)})"
 
     def torch_forward(self, node, graph, module, args):
+        """Pads torch's module cannot take (asymmetric, or over half the kernel) go in an explicit F.pad:
+        -inf for max pooling, zeros for average pooling that counts the padding; otherwise refused."""
         pads = node.attrs["pads"]
-        if padding.symmetric(pads):
+        if self._module_pads(node.attrs) is not None:
             return f"{module}({args[0]})"
-        if self.kind == "avg":
-            raise Unsupported(f"layer '{node.name}': torch average pooling has no asymmetric padding that "
-                              f"excludes the padded values (pads {pads})")
-        return f"{module}(F.pad({args[0]}, {literal(padding.torch_pad_order(pads))}, value=float('-inf')))"
+        if self.kind == "avg" and not node.attrs["count_include_pad"]:
+            raise Unsupported(f"layer '{node.name}': torch average pooling cannot exclude padding that is "
+                              f"asymmetric or over half the kernel (pads {pads})")
+        value = "float('-inf')" if self.kind == "max" else "0.0"
+        return f"{module}(F.pad({args[0]}, {literal(padding.torch_pad_order(pads))}, value={value}))"
 
     def from_torch(self, layer):
         module = layer.module

@@ -6,6 +6,8 @@ import json
 
 import numpy as np
 
+from models import onnx_model  # noqa: F401  (the corpus builds ONNX models with it)
+
 MARKER = "pwned"
 # Each tries to end a string, a docstring or a line and run code that leaves MARKER behind.
 STRINGS = [
@@ -90,12 +92,3 @@ def replace_dataset(path, make) -> None:
         old = group[name][()]
         del group[name]
         make(group, name, old)
-
-
-def onnx_model(nodes, inputs, outputs, initializers=(), opset=17):
-    import onnx
-    from onnx import helper
-
-    graph = helper.make_graph(nodes, "g", inputs, outputs, list(initializers))
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
-    return model, onnx

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import BadInput, WeightMismatch
+from ...errors import BadInput, Unsupported, WeightMismatch
 
 
 class OnnxContext:
@@ -35,7 +35,8 @@ class OnnxContext:
         """The initializer feeding input ``index``; a computed tensor there is an error."""
         name = node.input[index]
         if name not in self.initializers:
-            raise BadInput(f"{node.op_type} '{self.name(node)}': input {index} ('{name}') must be a constant weight")
+            raise Unsupported(f"{node.op_type} '{self.name(node)}': input {index} ('{name}') is computed at run time; "
+                              "wconv converts it only as a constant (an initializer)")
         self.used.add(name)
         return self.initializers[name]
 

@@ -55,6 +55,7 @@ def _read(path) -> Graph:
             created = ONNX_TYPES[onnx_node.op_type](onnx_node, context)
             context.shapes.add(created)
             nodes.extend(created)
+    refuse_dropped_outputs(onnx_nodes, nodes, model.graph)
     unused = context.unused_initializers()
     if unused:
         raise WeightMismatch(f"initializers the graph does not use as weights: {unused}")
@@ -62,6 +63,18 @@ def _read(path) -> Graph:
     graph = Graph(model.graph.name or "model", inputs, outputs, nodes,
                   source={"format": "onnx", "path": str(path), "opset": _opset(model)})
     return finish(graph)
+
+
+def refuse_dropped_outputs(onnx_nodes, nodes, graph) -> None:
+    """An ONNX output that the model uses (a graph output, or another node's input) but that no converted
+    node makes: a second output wconv does not convert (Dropout's mask, MaxPool's indices)."""
+    made = {value for node in nodes for value in node.outputs}
+    needed = {o.name for o in graph.output} | {name for n in onnx_nodes for name in n.input}
+    problems = [f"{quoted(n.name or n.output[0])} ({n.op_type}) output {index} {quoted(name)}"
+                for n in onnx_nodes for index, name in enumerate(n.output)
+                if name and name in needed and name not in made and index > 0]
+    if problems:
+        raise Unsupported(f"outputs that wconv does not convert are used: {', '.join(problems[:10])}")
 
 
 def refuse_unsupported(onnx_nodes) -> None:
