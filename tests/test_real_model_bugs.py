@@ -165,3 +165,25 @@ def test_onnx_edge_cases_convert_faithfully_or_are_refused(case, target, tmp_pat
     assert result.returncode == 0, result.stderr
     x = np.random.default_rng(1).standard_normal((2, *shape[1:])).astype(np.float32)
     assert_close(run_target("onnx", tmp_path / "m.onnx", x)[0], run_target(target, out, x)[0])
+
+
+@pytest.mark.parametrize("target", ["keras", "onnx"])
+def test_wconvs_own_torch_output_reads_back(target, tmp_path, keras):
+    """NASNetMobile's habits, Average and a standalone Cropping, written to torch as torch.stack(...).mean(0)
+    and slicing, read back from that torch port."""
+    from conftest import assert_close
+    from keras_convnets import seeded
+    from test_convnets import canonical_input, keras_outputs, run_target
+
+    inputs = keras.Input((9, 8, 3))
+    left = keras.layers.Conv2D(4, 3, name="left")(inputs)
+    right = keras.layers.Conv2D(4, 3, name="right")(inputs)
+    averaged = keras.layers.Average(name="avg")([left, right])
+    cropped = keras.layers.Cropping2D(((1, 2), (0, 1)), name="crop")(keras.layers.ReLU(name="relu")(averaged))
+    model = seeded(keras.Model(inputs, cropped))
+    model.save(tmp_path / "source.keras")
+    converter.convert(tmp_path / "source.keras", tmp_path / "port.pt")
+    out = tmp_path / f"back.{target}"
+    converter.convert(tmp_path / "port.pt", out, module=f"{tmp_path / 'port.py'}:Model")
+    x = canonical_input((3, 9, 8), seed=2)
+    assert_close(keras_outputs(model, x)[0], run_target(target, out, x)[0])

@@ -12,7 +12,7 @@ from ..errors import Unsupported
 from ..ir import Node
 from . import padding
 from .base import Convention, KerasSpec, OpDef
-from .registry import register_keras, register_onnx, register_op
+from .registry import register_keras, register_onnx, register_op, register_torch_function
 
 
 class Crop(OpDef):
@@ -21,7 +21,7 @@ class Crop(OpDef):
     conventions = {
         "keras": Convention(("Cropping1D", "Cropping2D", "Cropping3D"), {},
                             {"crop": "cropping=((top, bottom), (left, right))"}),
-        "torch": Convention(("x[:, :, b:-e]",), {}, {"crop": "slicing (written only)"}),
+        "torch": Convention(("x[:, :, b:-e]",), {}, {"crop": "slicing of the spatial axes, step 1"}),
         "onnx": Convention(("Slice",), {}, {"crop": "starts/ends on the spatial axes, steps 1"}),
     }
 
@@ -80,7 +80,27 @@ class Crop(OpDef):
         return [self.node(name, [onnx_node.input[0]], list(onnx_node.output), crop)]
 
 
+    def from_torch_function(self, call):
+        """``x[:, :, b:-e, ...]``: every spatial axis sliced with step 1, batch and channels whole."""
+        shape = call.input_shapes[0]
+        index = call.args[1] if len(call.args) > 1 else None
+        whole = slice(None, None, None)
+        if shape is None or not isinstance(index, tuple) or len(index) != len(shape) or index[:2] != (whole, whole) \
+                or not all(isinstance(s, slice) and s.step in (None, 1) for s in index[2:]):
+            raise Unsupported(f"'{call.name}': indexing {index!r}; only x[:, :, b:e, ...] crops of every spatial "
+                              "axis convert")
+        begins, ends = [], []
+        for part, size in zip(index[2:], shape[2:]):
+            start, stop = part.start or 0, part.stop
+            if start < 0 or (stop is not None and stop >= 0 and size is None):
+                raise Unsupported(f"'{call.name}': slice {part} needs a known size and a non-negative start")
+            begins.append(start)
+            ends.append(0 if stop is None else -stop if stop < 0 else size - stop)
+        return [self.node(call.name, call.inputs[:1], call.outputs, begins + ends)]
+
+
 CROP = register_op(Crop())
+register_torch_function("operator.getitem", CROP.from_torch_function)
 for _rank in (1, 2, 3):
     register_keras(f"Cropping{_rank}D", CROP)
 register_onnx("Slice", CROP.from_onnx)

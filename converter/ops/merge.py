@@ -40,7 +40,7 @@ class Merge(OpDef):
         self.conventions = {
             "keras": Convention((row.keras,), {}),
             "torch": Convention((row.torch_template.strip() if row.torch_functions else
-                                 "torch.stack(...).mean(0) (written only)",), {}),
+                                 "torch.stack(...).mean(0)",), {}),
             "onnx": Convention((row.onnx,), {}),
         }
 

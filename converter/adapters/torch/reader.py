@@ -6,10 +6,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 from ...progress import steps
+from . import patterns
 from ...errors import BadInput, Unsupported, WeightMismatch, about
 from ...frameworks import require
 from ...ir import Graph, Value
-from ...ops import TORCH_FUNCTIONS, TORCH_MODULES
+from ...ops import OPS, TORCH_FUNCTIONS, TORCH_MODULES
 from ...ops.activations import Activation
 from ...shapes import Shapes, finish
 from .module import load_module
@@ -79,6 +80,10 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
         elif fx_node.op == "call_module":
             layer = _layer(traced, fx_node, names[fx_node], state, used, shapes)
             created = TORCH_MODULES[layer.class_name](layer)
+        elif patterns.absorbed(fx_node, function_name):
+            continue  # read with the call that uses it
+        elif (stacked := patterns.stacked_for_mean(fx_node, function_name)) is not None:
+            created = [OPS["average"].node(fx_node.name, [n.name for n in stacked], [fx_node.name])]
         elif fx_node.op != "placeholder":
             sources = [n.name for n in fx_node.all_input_nodes]
             call = TorchCall(function_name(fx_node), fx_node.name, _plain(fx_node.args), _plain(fx_node.kwargs),
@@ -126,7 +131,8 @@ def refuse_unsupported(traced) -> None:
             elif calls.pop(fx_node.target, 1) > 1 and any(True for _ in module.parameters()):
                 problems.append(f"'{fx_node.target}' ({class_name} with parameters, called more than once: shared "
                                 "weights are not supported)")
-        elif fx_node.op in ("call_function", "call_method") and function_name(fx_node) not in TORCH_FUNCTIONS:
+        elif fx_node.op in ("call_function", "call_method") and function_name(fx_node) not in TORCH_FUNCTIONS \
+                and not patterns.absorbed(fx_node, function_name):
             problems.append(f"'{fx_node.name}' ({function_name(fx_node)})")
         elif fx_node.op == "get_attr":
             problems.append(f"'{fx_node.name}' (direct use of the tensor '{fx_node.target}')")
