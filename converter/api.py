@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from os import PathLike
 from pathlib import Path
+from typing import Sequence
 
 from . import formats, ir_file, untrusted
 from .errors import BadInput, about
@@ -17,7 +19,8 @@ class Conversion:
     outputs: list[Path] = field(default_factory=list)
 
 
-def read(path, format: str | None = None, *, module=None, module_args=None, input_shape=None) -> Graph:
+def read(path: str | PathLike, format: str | None = None, *, module: str | None = None,
+         module_args: str | dict | None = None, input_shape: Sequence[int] | None = None) -> Graph:
     """Read a model file into the canonical IR.
 
     ``format``: keras, torch, onnx or ir (detected from the content when omitted).
@@ -64,7 +67,8 @@ def output_paths(path, format: str | None = None) -> list[Path]:
     return [Path(path)]
 
 
-def write(graph: Graph, path, format: str | None = None, *, force: bool = False, sources=()) -> list[Path]:
+def write(graph: Graph, path: str | PathLike, format: str | None = None, *, force: bool = False,
+          sources: Sequence[str | PathLike] = ()) -> list[Path]:
     """Write the IR; refuses to overwrite without ``force`` and never leaves a partial file."""
     kind = format or formats.for_output(path)
     outputs = output_paths(path, kind)
@@ -109,8 +113,10 @@ def _writer(kind: str, path):
     raise BadInput(f"{path}: unknown format '{kind}'")
 
 
-def convert(source, target, *, source_format=None, target_format=None, module=None, module_args=None,
-            input_shape=None, force: bool = False, keep_input_layout: bool = False) -> Conversion:
+def convert(source: str | PathLike, target: str | PathLike, *, source_format: str | None = None,
+            target_format: str | None = None, module: str | None = None, module_args: str | dict | None = None,
+            input_shape: Sequence[int] | None = None, force: bool = False,
+            keep_input_layout: bool = False) -> Conversion:
     """Read ``source``, write ``target``. Output problems are found before any reading.
 
     ``keep_input_layout``: a Keras source's torch or ONNX port takes and gives channels-last

@@ -8,12 +8,23 @@
 
 from __future__ import annotations
 
+from os import PathLike
+from typing import Sequence
+
 from .validation import Report, validate
 
 
-def assert_equivalent(source, target, **options) -> Report:
-    """Run both models on the same seeded inputs; raise AssertionError naming the first layer that differs."""
-    report = validate(source, target, **options)
+def assert_equivalent(source: str | PathLike, target: str | PathLike, *, source_module: str | None = None,
+                      target_module: str | None = None, source_module_args: str | dict | None = None,
+                      input_shape: Sequence[int] | None = None, atol: float | None = None,
+                      rtol: float | None = None, seed: int = 0) -> Report:
+    """Run both models on the same seeded inputs; raise AssertionError naming the first layer that differs.
+
+    The options are ``converter.validate``'s; the report is returned when the models match.
+    """
+    report = validate(source, target, source_module=source_module, target_module=target_module,
+                      source_module_args=source_module_args, input_shape=input_shape, atol=atol, rtol=rtol,
+                      seed=seed)
     if not report.ok:
         raise AssertionError(text_report(report))
     return report

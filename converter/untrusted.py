@@ -30,6 +30,7 @@ SECONDS_PER_GB = 20.0
 MEMORY_FLOOR = 512 << 20  # address space the child may add, beyond its size at fork, for any file
 MEMORY_PER_FILE_BYTE = 4
 _vetted: dict[tuple, str] = {}
+_STATE = {"in_child": False}  # the child parses with the same readers, which must not fork again
 # What parsers of a malformed file raise (h5py, zipfile, json, protobuf, numpy, and op readers given values of
 # the wrong type or size). While a file is read, each means it is not what it claims to be.
 MALFORMED = (KeyError, IndexError, TypeError, ValueError, AttributeError, RecursionError, OverflowError,
@@ -54,6 +55,8 @@ def open_input(path) -> str:
 
 def _open_input(path) -> str:
     kind = formats.detect(path)
+    if _STATE["in_child"]:
+        return kind
     stat = os.stat(path)
     key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, kind)
     if key not in _vetted:
@@ -120,6 +123,7 @@ def isolated(function, *args, what: str, file_size: int = 0) -> None:
 
 
 def _child(function, args, writer: int, file_size: int) -> None:
+    _STATE["in_child"] = True
     try:
         _quiet()
         _limit(file_size)

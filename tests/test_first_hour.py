@@ -146,3 +146,32 @@ def test_long_commands_show_a_progress_bar_on_a_terminal_only(tmp_path):
     piped = wconv("validate", SEED_MLP, tmp_path / "port.pt")
     assert piped.returncode == 0 and piped.stderr == ""
     assert "running both models" not in piped.stdout
+
+
+@pytest.mark.parametrize("name", ["read", "write", "convert", "validate", "testing.assert_equivalent",
+                                  "adapters.keras.read", "adapters.keras.write", "adapters.torch.read",
+                                  "adapters.torch.write", "adapters.onnx.read", "adapters.onnx.write"])
+def test_the_public_api_is_typed_and_documented(name):
+    import importlib
+    import inspect
+
+    import converter
+
+    owner, _, attribute = f"converter.{name}".rpartition(".")
+    function = getattr(importlib.import_module(owner), attribute)
+    signature = inspect.signature(function)
+    assert function.__doc__ and function.__doc__.strip(), name
+    assert signature.return_annotation is not inspect.Signature.empty, name
+    for parameter in signature.parameters.values():
+        assert parameter.kind is not inspect.Parameter.VAR_KEYWORD, f"{name}(**{parameter.name}) is opaque"
+        assert parameter.annotation is not inspect.Parameter.empty, f"{name}: {parameter.name} has no type"
+    assert converter is not None
+
+
+def test_adapters_read_through_the_parsing_child(tmp_path):
+    """keras.read / onnx.read in a migration script pass the same gate as converter.read."""
+    from converter import untrusted
+    from converter.adapters import keras
+
+    keras.read(SEED_MLP)
+    assert any(key[0] == str(SEED_MLP.resolve()) for key in untrusted._vetted)

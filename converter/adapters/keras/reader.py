@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from os import PathLike
 from ...progress import steps
 from ...errors import Unsupported, WeightMismatch, about, quoted
+from ... import untrusted
 from ...ir import Graph, Value
 from ...layouts import shape_to_channels_first
 from ...ops import KERAS_CLASSES, KerasLayer
@@ -16,10 +18,12 @@ CODE_LAYERS = {"Lambda": "holds Python code, which wconv never runs from a file"
                "TFOpLambda": "holds a TensorFlow op call, which wconv never runs from a file"}
 
 
-def read(path) -> Graph:
+def read(path: str | PathLike) -> Graph:
     """Read a Keras ``.h5`` (Keras 2 or 3) or ``.keras`` file into the canonical IR."""
-    with about(path):
-        return _read(path)
+    with untrusted.malformed_input(path):
+        untrusted.open_input(path)  # parsed once in a limited child first
+        with about(path):
+            return _read(path)
 
 
 def _read(path) -> Graph:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from os import PathLike
 import inspect
 import re
 
@@ -79,7 +80,7 @@ def _can_fold(keras, spec, activation_spec) -> bool:
     return takes_activation and activation_spec.class_name == "Activation"
 
 
-def write(graph: Graph, path) -> None:
+def write(graph: Graph, path: str | PathLike) -> None:
     """Save the IR as a Keras file that ``keras.saving.load_model`` opens with no custom objects."""
     model = build(graph)
     with atomic_path(path) as temp:

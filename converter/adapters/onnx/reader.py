@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from os import PathLike
 from ...progress import steps
 from ...errors import BadInput, Unsupported, WeightMismatch, about, first_line, quoted
 from ...frameworks import require
+from ... import untrusted
 from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
@@ -13,9 +15,12 @@ from . import tensors
 from .context import OnnxContext
 
 
-def read(path) -> Graph:
-    with about(path):
-        return _read(path)
+def read(path: str | PathLike) -> Graph:
+    """Read an ``.onnx`` file into the canonical IR (external data refused, constants folded within a budget)."""
+    with untrusted.malformed_input(path):
+        untrusted.open_input(path)  # parsed once in a limited child first
+        with about(path):
+            return _read(path)
 
 
 def load_model(path):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from os import PathLike
 import numpy as np
 
 from ...progress import steps
@@ -82,7 +83,8 @@ def _rename(nodes, old: str, new: str, outputs: bool) -> None:
                     node.input[index] = new
 
 
-def write(graph: Graph, path) -> None:
+def write(graph: Graph, path: str | PathLike) -> None:
+    """Write the IR as an opset-20 ``.onnx`` file, checked with ``onnx.checker`` (full check)."""
     onnx = require("onnx")
     model = build(graph)
     with atomic_path(path) as temp:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from os import PathLike
+from typing import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -9,6 +11,7 @@ from ...progress import steps
 from . import patterns
 from ...errors import BadInput, Unsupported, WeightMismatch, about
 from ...frameworks import require
+from ... import untrusted
 from ...ir import Graph, Value
 from ...ops import OPS, TORCH_FUNCTIONS, TORCH_MODULES
 from ...ops.activations import Activation
@@ -48,8 +51,10 @@ class TorchCall:
         return self.args[position] if len(self.args) > position else default
 
 
-def read(path, module: str, module_args=None, input_shape=None) -> Graph:
+def read(path: str | PathLike, module: str, module_args: str | dict | None = None,
+         input_shape: Sequence[int] | None = None) -> Graph:
     """Read ``path`` (a state_dict) with the architecture of ``module`` (``pkg.mod:Class``)."""
+    untrusted.open_input(path)  # parsed once in a limited child first
     with about(path):
         state = load_state_dict(path)
         model = load_module(module, module_args)

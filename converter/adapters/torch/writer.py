@@ -6,6 +6,7 @@ The weights file records the sha256 of the source generated with it (``PORT_META
 
 from __future__ import annotations
 
+from os import PathLike
 import hashlib
 from collections import OrderedDict
 from pathlib import Path
@@ -32,7 +33,7 @@ def source_hash(code: str | bytes) -> str:
     return hashlib.sha256(code.encode() if isinstance(code, str) else code).hexdigest()
 
 
-def write(graph: Graph, path) -> list[Path]:
+def write(graph: Graph, path: str | PathLike) -> list[Path]:
     """Write the state_dict to ``path`` and the module source beside it; return both paths."""
     arrays = state_dict_arrays(graph)
     code = source(graph, weights_file=Path(path).name)
