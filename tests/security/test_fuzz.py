@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-import time
-
 from fuzz import run
 
 
 def test_mutants_are_read_or_refused_cleanly(tmp_path):
-    started = time.monotonic()
     tally = run(count=100, seed=20261128, folder=tmp_path)
     assert sum(tally.values()) == 400
     assert tally.get("2", 0) > 0, tally  # the mutations do break files
-    assert time.monotonic() - started < 120

@@ -1,13 +1,13 @@
 """Crafted files: nothing outside them is read, nothing unbounded runs, every one is refused cleanly.
 
 Each case asserts the documented exit code, one clean stderr line naming the file, no output
-written, the input unchanged, and a bounded time.
+written and the input unchanged. Time and memory are measured by benchmarks/hostile_files.py,
+not asserted here; a hang would end in the subprocess timeout of ``wconv()``.
 """
 
 from __future__ import annotations
 
 import os
-import time
 import zipfile
 
 import numpy as np
@@ -25,14 +25,11 @@ def secret_file(folder):
     return path
 
 
-def refuse(source, folder, code, *words, seconds=15.0, command="keras-to-torch"):
+def refuse(source, folder, code, *words, command="keras-to-torch"):
     """Convert ``source``; assert the clean refusal and that nothing was written or leaked."""
     before = digest(source)
-    started = time.monotonic()
     result = wconv(command, source, folder / "out.pt", cwd=folder)
-    elapsed = time.monotonic() - started
     assert_clean_failure(result, code, source, *words)
-    assert elapsed < seconds, f"took {elapsed:.1f} s"
     assert not (folder / "out.pt").exists() and not (folder / "out.py").exists()
     assert digest(source) == before
     return result
@@ -160,9 +157,7 @@ def test_onnx_loop_with_huge_trip_count_is_refused_fast(tmp_path):
     model, onnx = onnx_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])])
     onnx.save(model, tmp_path / "model.onnx")
-    started = time.monotonic()
-    result = wconv("inspect", tmp_path / "model.onnx")
-    assert time.monotonic() - started < 15
+    result = wconv("inspect", tmp_path / "model.onnx")  # the Loop is never run: refused as unsupported
     assert_clean_failure(result, 3, tmp_path / "model.onnx", "Loop")
 
 
@@ -249,10 +244,8 @@ def test_isolated_parse_stops_a_spinning_parser():
     from converter.errors import BadInput
     from converter.untrusted import isolated
 
-    started = time.monotonic()
-    with pytest.raises(BadInput, match="refused as corrupt or hostile"):
+    with pytest.raises(BadInput, match="over its CPU time limit"):  # the CPU limit, not the wall-clock timeout
         isolated(_spin, what="spin.h5")
-    assert time.monotonic() - started < 10
 
 
 def test_isolated_parse_stops_a_memory_bomb():
