@@ -42,7 +42,7 @@ def corpus(folder: Path) -> dict[str, Path]:
     import torch
     from onnx import TensorProto, helper
 
-    from hostile import keras_h5, onnx_model, replace_dataset
+    from hostile import keras_h5, onnx_loop, onnx_model, replace_dataset, torch_storage_claim
 
     files = {}
     files["valid .h5 (contrast)"] = keras_h5(keras, folder / "valid.h5")
@@ -59,8 +59,7 @@ def corpus(folder: Path) -> dict[str, Path]:
             block = bytes(64 << 20)
             for _ in range(32):
                 member.write(block)
-    torch.save({"weight": torch.zeros(4)}, folder / "claim.pt")
-    files[".pt storage claiming 2**31 elements"] = _claim(folder / "claim.pt")
+    files[".pt storage claiming 2**31 elements"] = torch_storage_claim(folder / "claim.pt", torch)
     big = helper.make_tensor("s", TensorProto.INT64, [2], [30000, 30000])
     model, onnx = onnx_model([helper.make_node("Constant", [], ["shape"], value=big),
                               helper.make_node("ConstantOfShape", ["shape"], ["big"]),
@@ -69,47 +68,13 @@ def corpus(folder: Path) -> dict[str, Path]:
                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 30000])])
     onnx.save(model, folder / "cos.onnx")
     files[".onnx ConstantOfShape (30000, 30000)"] = folder / "cos.onnx"
-    files[".onnx Loop, trip count 2**62"] = _loop(folder / "loop.onnx")
+    files[".onnx Loop, trip count 2**62"] = onnx_loop(folder / "loop.onnx")
     files[".h5 model_config nested 100k deep"] = keras_h5(keras, folder / "deep.h5")
     import h5py
 
     with h5py.File(files[".h5 model_config nested 100k deep"], "r+") as f:
         f.attrs["model_config"] = "[" * 100_000 + "]" * 100_000
     return files
-
-
-def _claim(path: Path) -> Path:
-    with zipfile.ZipFile(path) as archive:
-        entries = {info.filename: archive.read(info.filename) for info in archive.infolist()}
-    pickled = next(name for name in entries if name.endswith("data.pkl"))
-    entries[pickled] = entries[pickled].replace(b"K\x04t", b"J\xff\xff\xff\x7ft", 1)
-    with zipfile.ZipFile(path, "w") as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
-    return path
-
-
-def _loop(path: Path) -> Path:
-    from onnx import TensorProto, helper
-
-    from hostile import onnx_model
-
-    body = helper.make_graph(
-        [helper.make_node("Identity", ["c_in"], ["c_out"]), helper.make_node("Identity", ["v_in"], ["v_out"])],
-        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-                 helper.make_tensor_value_info("c_in", TensorProto.BOOL, []),
-                 helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("c_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])])
-    nodes = [helper.make_node("Constant", [], ["n"], value=helper.make_tensor("n", TensorProto.INT64, [], [2**62])),
-             helper.make_node("Constant", [], ["c"], value=helper.make_tensor("c", TensorProto.BOOL, [], [True])),
-             helper.make_node("Constant", [], ["v"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])),
-             helper.make_node("Loop", ["n", "c", "v"], ["looped"], body=body),
-             helper.make_node("Add", ["x", "looped"], ["y"])]
-    model, onnx = onnx_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
-                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])])
-    onnx.save(model, path)
-    return path
 
 
 def main() -> None:

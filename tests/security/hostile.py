@@ -92,3 +92,40 @@ def replace_dataset(path, make) -> None:
         old = group[name][()]
         del group[name]
         make(group, name, old)
+
+
+def onnx_loop(path, trip_count: int = 2**62):
+    """A Loop whose trip count is a constant ``trip_count``, feeding an Add: 331 bytes that never end if run."""
+    from onnx import TensorProto, helper
+
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Identity", ["v_in"], ["v_out"])],
+        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+                 helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])])
+    nodes = [helper.make_node("Constant", [], ["n"], value=helper.make_tensor("n", TensorProto.INT64, [], [trip_count])),
+             helper.make_node("Constant", [], ["c"], value=helper.make_tensor("c", TensorProto.BOOL, [], [True])),
+             helper.make_node("Constant", [], ["v"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])),
+             helper.make_node("Loop", ["n", "c", "v"], ["looped"], body=body),
+             helper.make_node("Add", ["x", "looped"], ["y"])]
+    model, onnx = onnx_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
+                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])])
+    onnx.save(model, path)
+    return path
+
+
+def torch_storage_claim(path, torch):
+    """A torch zip whose one storage claims 2**31 - 1 elements while holding 4."""
+    import zipfile
+
+    torch.save({"weight": torch.zeros(4)}, path)
+    with zipfile.ZipFile(path) as archive:
+        entries = {info.filename: archive.read(info.filename) for info in archive.infolist()}
+    pickled = next(name for name in entries if name.endswith("data.pkl"))
+    entries[pickled] = entries[pickled].replace(b"K\x04t", b"J\xff\xff\xff\x7ft", 1)  # the pickled element count
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, data in entries.items():
+            archive.writestr(name, data)
+    return path

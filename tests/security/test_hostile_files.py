@@ -13,7 +13,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from hostile import keras_h5, onnx_model, replace_dataset
+from hostile import keras_h5, onnx_loop, onnx_model, replace_dataset, torch_storage_claim
 from test_bad_input import assert_clean_failure, digest, wconv
 
 SECRET = b"root:x:0:0:secret-line-that-must-not-leak\n" * 8
@@ -107,17 +107,7 @@ def test_keras_zip_bomb_is_refused(tmp_path):
 
 
 def test_torch_storage_claiming_more_than_it_stores_is_refused(tmp_path, torch):
-    source = tmp_path / "model.pt"
-    torch.save({"weight": torch.zeros(4)}, source)
-    with zipfile.ZipFile(source) as archive:
-        entries = {info.filename: archive.read(info.filename) for info in archive.infolist()}
-    pickled = next(name for name in entries if name.endswith("data.pkl"))
-    # The storage's element count, a pickled int, is 4; make it 2**31 without touching its data.
-    entries[pickled] = entries[pickled].replace(b"K\x04t", b"J\x00\x00\x00\x80t".replace(b"J\x00\x00\x00\x80",
-                                                                                     b"J\xff\xff\xff\x7f"), 1)
-    with zipfile.ZipFile(source, "w") as archive:
-        for name, data in entries.items():
-            archive.writestr(name, data)
+    source = torch_storage_claim(tmp_path / "model.pt", torch)
     result = wconv("inspect", source)
     assert_clean_failure(result, 2, source, "declares")
     refuse(source, tmp_path, 2, "declares", command="convert")
@@ -140,25 +130,9 @@ def test_onnx_constant_with_external_data_is_refused(tmp_path):
 
 
 def test_onnx_loop_with_huge_trip_count_is_refused_fast(tmp_path):
-    from onnx import TensorProto, helper
-
-    body = helper.make_graph(
-        [helper.make_node("Identity", ["cond_in"], ["cond_out"]), helper.make_node("Identity", ["v_in"], ["v_out"])],
-        "body", [helper.make_tensor_value_info("i", TensorProto.INT64, []),
-                 helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
-                 helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [1])],
-        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
-         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [1])])
-    nodes = [helper.make_node("Constant", [], ["n"], value=helper.make_tensor("n", TensorProto.INT64, [], [2**62])),
-             helper.make_node("Constant", [], ["c"], value=helper.make_tensor("c", TensorProto.BOOL, [], [True])),
-             helper.make_node("Constant", [], ["v"], value=helper.make_tensor("v", TensorProto.FLOAT, [1], [0.0])),
-             helper.make_node("Loop", ["n", "c", "v"], ["looped"], body=body),
-             helper.make_node("Add", ["x", "looped"], ["y"])]
-    model, onnx = onnx_model(nodes, [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 1])],
-                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 1])])
-    onnx.save(model, tmp_path / "model.onnx")
-    result = wconv("inspect", tmp_path / "model.onnx")  # the Loop is never run: refused as unsupported
-    assert_clean_failure(result, 3, tmp_path / "model.onnx", "Loop")
+    source = onnx_loop(tmp_path / "model.onnx")
+    result = wconv("inspect", source)  # the Loop is never run: refused as unsupported
+    assert_clean_failure(result, 3, source, "Loop")
 
 
 def test_onnx_constant_of_shape_bomb_is_refused(tmp_path):

@@ -100,17 +100,18 @@ def _batch_shape(config: dict):
 
 def _call_inputs(call) -> list[str]:
     if isinstance(call, dict):  # Keras 3: {"args": [tensor or [tensors]], "kwargs": {}}
-        return [_tensor_name(t["config"]["keras_history"]) for t in _keras3_tensors(call.get("args", []))]
+        return [_tensor_name(t["config"]["keras_history"]) for t in keras3_tensors(call.get("args", []))]
     return [_tensor_name(ref) for ref in call]  # Keras 2: [[layer, node, tensor, kwargs], ...]
 
 
-def _keras3_tensors(args) -> list:
+def keras3_tensors(args) -> list:
+    """The ``__keras_tensor__`` records in a Keras 3 call's (nested) args."""
     found = []
     for arg in args:
         if isinstance(arg, dict) and arg.get("class_name") == "__keras_tensor__":
             found.append(arg)
         elif isinstance(arg, list):
-            found.extend(_keras3_tensors(arg))
+            found.extend(keras3_tensors(arg))
     return found
 
 

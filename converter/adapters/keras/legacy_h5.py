@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import json
 
+from .config import keras3_tensors
+
 # Keras 3 arguments Keras 2 does not take, dropped when they hold their (Keras 2) default.
 KERAS3_ONLY = {"optional": False, "quantization_config": None, "lora_rank": None, "lora_alpha": None,
                "input_axes": None, "output_axes": None}
@@ -52,17 +54,7 @@ def _keras2_call(call) -> list:
     """``{"args": [tensor or [tensors]], "kwargs": {}}`` -> ``[[layer, node, tensor, {}], ...]``."""
     if not isinstance(call, dict):
         return call  # already Keras 2's form
-    return [[*tensor["config"]["keras_history"], {}] for tensor in _tensors(call.get("args", []))]
-
-
-def _tensors(args) -> list:
-    found = []
-    for arg in args:
-        if isinstance(arg, dict) and arg.get("class_name") == "__keras_tensor__":
-            found.append(arg)
-        elif isinstance(arg, list):
-            found.extend(_tensors(arg))
-    return found
+    return [[*tensor["config"]["keras_history"], {}] for tensor in keras3_tensors(call.get("args", []))]
 
 
 def _value(value):
