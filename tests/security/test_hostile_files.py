@@ -284,3 +284,21 @@ def test_damaged_ir_files_are_bad_input(damage, tmp_path):
     else:
         rewrite_ir_metadata(path, lambda spec: spec["nodes"][0].pop("op"))
     refuse(path, tmp_path, 2, command="convert")
+
+
+@pytest.mark.parametrize("damage, words", [
+    (lambda layers: layers[1].pop("config"), "without a config object"),
+    (lambda layers: layers[1]["config"].update(name=7) or layers[1].pop("name", None), "without a name"),
+    (lambda layers: layers[0]["config"].update(batch_shape=[None, "7"]), "not a list of sizes"),
+    (lambda layers: layers.__setitem__(1, "dense"), "not an object"),
+])
+def test_keras_configs_are_checked_where_they_are_read(damage, words, tmp_path, keras):
+    import h5py
+    import json
+
+    source = keras_h5(keras, tmp_path / "model.h5")
+    with h5py.File(source, "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        damage(config["config"]["layers"])
+        f.attrs["model_config"] = json.dumps(config)
+    refuse(source, tmp_path, 2, "layer #", words)

@@ -38,11 +38,42 @@ class ModelLayout:
 def parse_model(model: dict) -> ModelLayout:
     class_name = model.get("class_name")
     config = model.get("config", {})
+    _check_layers(config)
     if class_name == "Sequential":
         return _sequential(config)
     if class_name in ("Functional", "Model"):
         return _functional(config)
     raise Unsupported(f"model class '{class_name}' is not supported (Sequential and Functional models are)")
+
+
+def _check_layers(config) -> None:
+    """The shape of a model config as wconv reads it, checked before it is read: each layer a JSON object
+    with a class name, a config object and a name; batch shapes lists of sizes. Names the first bad layer."""
+    if not isinstance(config, dict) or not isinstance(config.get("layers", []), list):
+        raise BadInput("the model config has no list of layers")
+    for index, layer in enumerate(config.get("layers", [])):
+        problem = _layer_problem(layer)
+        if problem:
+            raise BadInput(f"layer #{index} of the model config: {problem}")
+
+
+def _layer_problem(layer) -> str | None:
+    if not isinstance(layer, dict):
+        return f"a JSON {type(layer).__name__}, not an object"
+    if not isinstance(layer.get("class_name"), str):
+        return "no class_name"
+    if not isinstance(layer.get("config"), dict):
+        return f"'{str(layer['class_name'])[:60]}' without a config object"
+    name = layer.get("name") or layer["config"].get("name")
+    if not isinstance(name, str) or not name:
+        return f"'{layer['class_name'][:60]}' without a name"
+    shape = layer["config"].get("batch_shape") or layer["config"].get("batch_input_shape")
+    if shape is not None and not (isinstance(shape, list) and
+                                  all(d is None or (isinstance(d, int) and d >= 0) for d in shape)):
+        return f"'{name[:60]}' has batch shape {str(shape)[:60]}, not a list of sizes"
+    if not isinstance(layer.get("inbound_nodes", []), list):
+        return f"'{name[:60]}' has inbound_nodes that are not a list"
+    return None
 
 
 def _sequential(config: dict) -> ModelLayout:
