@@ -187,3 +187,24 @@ def test_wconvs_own_torch_output_reads_back(target, tmp_path, keras):
     converter.convert(tmp_path / "port.pt", out, module=f"{tmp_path / 'port.py'}:Model")
     x = canonical_input((3, 9, 8), seed=2)
     assert_close(keras_outputs(model, x)[0], run_target(target, out, x)[0])
+
+
+@pytest.mark.parametrize("fused", [True, False], ids=["fused", "layer"])
+@pytest.mark.parametrize("activation", __import__("models").ACTIVATIONS)
+def test_legacy_h5_activations_load_in_keras2_or_are_refused(activation, fused, tmp_path, keras):
+    import numpy as np
+    import tf_keras
+    from conftest import assert_close
+    from models import batch, keras_mlp
+
+    model = keras_mlp(keras, (7, 5, 3), activation=activation, fused=fused, seed=2)
+    model.save(tmp_path / "source.keras")
+    result = wconv("convert", tmp_path / "source.keras", tmp_path / "out.h5")
+    if activation == "hard_silu":  # Keras 2 has no hard_silu: refused, nothing written
+        assert_clean_failure(result, 3, tmp_path / "source.keras", "Keras 2 has no activation", "write .keras")
+        assert not (tmp_path / "out.h5").exists()
+        return
+    assert result.returncode == 0, result.stderr
+    x = batch(7)
+    loaded = tf_keras.models.load_model(tmp_path / "out.h5", compile=False)
+    assert_close(np.asarray(model(x)), loaded.predict(x, verbose=0))

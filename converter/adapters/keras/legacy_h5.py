@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 
+from ...errors import Unsupported
 from .config import keras3_tensors
 
 # Keras 3 arguments Keras 2 does not take, dropped when they hold their (Keras 2) default.
@@ -18,6 +19,10 @@ KERAS3_ONLY = {"optional": False, "quantization_config": None, "lora_rank": None
 RENAMED = {"LeakyReLU": {"negative_slope": "alpha"}}  # class -> Keras 3 argument -> Keras 2 argument
 # class -> arguments Keras 2's class lacks, dropped when they hold what Keras 2 always does
 KERAS2_LACKS = {name: {"data_format": "channels_last"} for name in ("ZeroPadding1D", "Cropping1D", "UpSampling1D")}
+# Keras 3 activations that Keras 2 cannot resolve by name (tf_keras 2.21; a test tries every activation wconv
+# writes), and names Keras 2 knows under another spelling.
+KERAS2_MISSING_ACTIVATIONS = {"hard_silu", "hard_swish"}
+ACTIVATION_NAMES = {"silu": "swish"}
 
 
 def rewrite(path) -> None:
@@ -32,6 +37,12 @@ def rewrite(path) -> None:
 def keras2_model(model: dict) -> dict:
     config = dict(model["config"])
     config["layers"] = [keras2_layer(layer) for layer in config["layers"]]
+    lacking = [f"'{layer['name']}' ({layer['config']['activation']})" for layer in config["layers"]
+               if isinstance(layer["config"].get("activation"), str)
+               and layer["config"]["activation"] in KERAS2_MISSING_ACTIVATIONS]
+    if lacking:
+        raise Unsupported(f"Keras 2 has no activation for {', '.join(lacking)}, so a legacy .h5 would not load "
+                          "there; write .keras (Keras 3) instead")
     return {"class_name": model["class_name"], "config": config}
 
 
@@ -40,6 +51,8 @@ def keras2_layer(layer: dict) -> dict:
     dropped = {**KERAS3_ONLY, **KERAS2_LACKS.get(class_name, {})}
     config = {key: _value(value) for key, value in layer["config"].items()
               if not (key in dropped and value == dropped[key])}
+    if isinstance(config.get("activation"), str):
+        config["activation"] = ACTIVATION_NAMES.get(config["activation"], config["activation"])
     if class_name == "InputLayer" and "batch_shape" in config:
         config["batch_input_shape"] = config.pop("batch_shape")
     for new, old in RENAMED.get(class_name, {}).items():
