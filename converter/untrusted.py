@@ -194,7 +194,8 @@ def _outcome(message: bytes | None, status: int | None, what: str) -> None:
         raise BadInput(f"{what}: reading it did not finish in time; refused as corrupt or hostile")
     if not message:
         cause = f"signal {signal.Signals(os.WTERMSIG(status)).name}" if os.WIFSIGNALED(status) else "no report"
-        reason = "over its CPU time limit" if cause == "signal SIGXCPU" or cause == "signal SIGKILL" else cause
+        reason = {"signal SIGXCPU": "over its CPU time limit",
+                  "signal SIGKILL": "stopped at its CPU time or memory limit"}.get(cause, cause)
         raise BadInput(f"{what}: reading it failed ({reason}); refused as corrupt or hostile")
     result = json.loads(message)
     if result.get("ok"):
