@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
-from os import PathLike
-from typing import Sequence
+from collections import Counter
 from dataclasses import dataclass
 from functools import lru_cache
+from os import PathLike
+from typing import Sequence
 
-from ...progress import steps
-from . import patterns
+from ... import untrusted
 from ...errors import BadInput, Unsupported, WeightMismatch, about
 from ...frameworks import require
-from ... import untrusted
 from ...ir import Graph, Value
 from ...ops import OPS, TORCH_FUNCTIONS, TORCH_MODULES
 from ...ops.activations import Activation
+from ...progress import steps
 from ...shapes import Shapes, finish
+from . import patterns
 from .module import load_module
 from .state_dict import load_state_dict
 
@@ -111,29 +112,34 @@ def module_call_names(traced) -> dict:
     A parameter-free module may be called many times (torchvision's ResNets reuse ``self.relu``);
     each call is its own node. ``validate`` records torch layers under the same names.
     """
-    calls, names = {}, {}
-    for fx_node in traced.graph.nodes:
-        if fx_node.op == "call_module":
-            calls[fx_node.target] = calls.get(fx_node.target, 0) + 1
-            count = calls[fx_node.target]
-            names[fx_node] = fx_node.target if count == 1 else f"{fx_node.target}#{count}"
+    seen, names = Counter(), {}
+    for fx_node in _module_call_nodes(traced):
+        seen[fx_node.target] += 1
+        count = seen[fx_node.target]
+        names[fx_node] = fx_node.target if count == 1 else f"{fx_node.target}#{count}"
     return names
+
+
+def module_calls(traced) -> Counter:
+    """Module path -> how many times forward() calls it."""
+    return Counter(fx_node.target for fx_node in _module_call_nodes(traced))
+
+
+def _module_call_nodes(traced):
+    return (fx_node for fx_node in traced.graph.nodes if fx_node.op == "call_module")
 
 
 def refuse_unsupported(traced) -> None:
     """One error listing every module and call wconv cannot convert."""
     problems = []
-    calls = {}
-    for fx_node in traced.graph.nodes:
-        if fx_node.op == "call_module":
-            calls[fx_node.target] = calls.get(fx_node.target, 0) + 1
+    calls = module_calls(traced)
     for fx_node in traced.graph.nodes:
         if fx_node.op == "call_module":
             module = traced.get_submodule(fx_node.target)
             class_name = type(module).__name__
             if class_name not in TORCH_MODULES:
                 problems.append(f"'{fx_node.target}' ({class_name})")
-            elif calls.pop(fx_node.target, 1) > 1 and any(True for _ in module.parameters()):
+            elif calls.pop(fx_node.target, 1) > 1 and any(True for _ in module.parameters()):  # once per module
                 problems.append(f"'{fx_node.target}' ({class_name} with parameters, called more than once: shared "
                                 "weights are not supported)")
         elif fx_node.op in ("call_function", "call_method") and function_name(fx_node) not in TORCH_FUNCTIONS \
