@@ -125,14 +125,14 @@ def max_diff(source: Path, target: Path, module: str | None, shape, tool: str) -
     """Source and target on one seeded batch; tf2onnx keeps Keras' channels-last input."""
     import onnxruntime
 
-    from converter.layouts import to_channels_last
+    from converter.views import to_framework
     from converter.runners import load
 
     x = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
     expected = load(source, module=module).predict([x])[0]
     if tool.startswith("tf2onnx"):
         session = onnxruntime.InferenceSession(str(target), providers=["CPUExecutionProvider"])
-        found = session.run(None, {session.get_inputs()[0].name: to_channels_last(x)})[0]
+        found = session.run(None, {session.get_inputs()[0].name: to_framework(x, "n c h w", "keras")})[0]
     else:
         found = load(target).predict([x])[0]
     return float(np.abs(expected - found).max()), float(np.abs(expected).max())
@@ -147,11 +147,11 @@ def onnx2torch_row(name, folder: Path, tf2onnx_out: Path, source: Path, python: 
     result = measure([python, "-c", ONNX2TORCH_DRIVER, str(tf2onnx_out), str(folder / f"{name}-o2t.pt")])
     if isinstance(result, str):
         return result, None
-    from converter.layouts import to_channels_last
+    from converter.views import to_framework
     from converter.runners import load
 
     x = np.random.default_rng(0).standard_normal((2, INPUT[2], *INPUT[:2])).astype(np.float32)
-    np.save(folder / "x.npy", to_channels_last(x))
+    np.save(folder / "x.npy", to_framework(x, "n c h w", "keras"))
     subprocess.run([python, "-c", ONNX2TORCH_DRIVER, str(tf2onnx_out), str(folder / "tmp.pt"),
                     str(folder / "x.npy"), str(folder / "y.npy")], check=True, capture_output=True)
     expected = load(source).predict([x])[0]

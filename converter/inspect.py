@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import api, untrusted
-from .layouts import shape_to_channels_last
+from . import views
 from .ops import OPS
 
 FILE_CONVENTION = {"keras": "keras", "torch": "torch", "onnx": "onnx", "ir": None}
@@ -48,8 +48,8 @@ def _inspect(path, module, module_args, input_shape) -> dict:
         "file": str(path),
         "format": kind,
         "source": graph.source,
-        "inputs": [_value(v.name, v.shape, layout) for v in graph.inputs],
-        "outputs": [_value(n, graph.shape(n), layout) for n in graph.outputs],
+        "inputs": [_value(graph, v.name, layout) for v in graph.inputs],
+        "outputs": [_value(graph, n, layout) for n in graph.outputs],
         "parameters": graph.parameter_count(),
         "interface_layout": layout,
         "notes": graph.source.get("notes", []),
@@ -83,10 +83,11 @@ def _describe_tensors(path) -> dict:
     return {k: (info.shape, info.dtype) for k, info in state.items()}, notes
 
 
-def _value(name: str, shape, layout: str) -> dict:
-    """A model input or output: its shape as the file takes it, and canonically (channels first)."""
-    in_file = shape_to_channels_last(shape) if layout == "channels_last" else shape
-    return {"name": name, "shape": _shape(in_file), "canonical_shape": _shape(shape)}
+def _value(graph, name: str, layout: str) -> dict:
+    """A model input or output: its shape as the file takes it, and in IR order with the IR's axis pattern."""
+    shape, pattern = graph.shape(name), graph.layout(name)
+    in_file = views.shape_to(shape, pattern, "keras" if layout == "channels_last" else "torch")
+    return {"name": name, "shape": _shape(in_file), "canonical_shape": _shape(shape), "layout": pattern}
 
 
 def _shape(shape):

@@ -22,6 +22,9 @@ class Value:
     name: str
     shape: Shape | None = None
     dtype: str = "float32"
+    # Its axes in IR order ("n c h w", "n t f", "n f"); how each framework holds it follows from this
+    # alone (views.py). None until the reader or layout inference sets it.
+    layout: str | None = None
 
 
 @dataclass
@@ -47,13 +50,18 @@ class Graph:
     nodes: list[Node] = field(default_factory=list)
     values: dict[str, Value] = field(default_factory=dict)
     source: dict = field(default_factory=dict)
-    # Layout of the written model's feature-map inputs and outputs: None for the target's own
-    # (channels-last in Keras, channels-first in torch and ONNX), or "channels_last" to keep a
-    # Keras source's interface in torch or ONNX (--keep-input-layout).
+    # How the written model takes and gives its values: None for the target's own view of each
+    # value's layout, or "channels_last" to keep a Keras source's view in torch or ONNX
+    # (--keep-input-layout).
     interface: str | None = None
 
     def channels_last_interface(self) -> bool:
         return self.interface == "channels_last"
+
+    def interface_view(self, framework: str) -> str:
+        """Whose view of each value the written model's inputs and outputs take: the framework's own,
+        or Keras' for a kept channels-last interface."""
+        return "keras" if self.channels_last_interface() else framework
 
     def producer(self, value: str) -> Node | None:
         for node in self.nodes:
@@ -67,6 +75,10 @@ class Graph:
     def shape(self, value: str) -> Shape | None:
         known = self.values.get(value)
         return known.shape if known else None
+
+    def layout(self, value: str) -> str | None:
+        known = self.values.get(value)
+        return known.layout if known else None
 
     def parameter_count(self) -> int:
         return sum(int(np.size(p)) for node in self.nodes for p in node.params.values())

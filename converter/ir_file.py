@@ -20,8 +20,8 @@ def to_dict(graph: Graph) -> dict:
     return {
         "schema": SCHEMA,
         "name": graph.name,
-        "inputs": [{"name": v.name, "shape": list(v.shape) if v.shape else None, "dtype": v.dtype}
-                   for v in graph.inputs],
+        "inputs": [{"name": v.name, "shape": list(v.shape) if v.shape else None, "dtype": v.dtype,
+                    "layout": v.layout} for v in graph.inputs],
         "outputs": list(graph.outputs),
         "source": graph.source,
         "nodes": [
@@ -63,8 +63,11 @@ def load(path) -> Graph:
     ]
     if tensors:
         raise BadInput(f"{path}: tensors {sorted(tensors)[:5]} belong to no node")
-    inputs = [Value(v["name"], tuple(v["shape"]) if v["shape"] else None, v["dtype"]) for v in spec["inputs"]]
-    return finish(Graph(spec["name"], inputs, spec["outputs"], nodes, source=spec.get("source", {})))
+    inputs = [Value(v["name"], tuple(v["shape"]) if v["shape"] else None, v["dtype"], v.get("layout"))
+              for v in spec["inputs"]]
+    source = spec.get("source", {})
+    return finish(Graph(spec["name"], inputs, spec["outputs"], nodes, source=source),
+                  "keras" if source.get("format") == "keras" else "torch")
 
 
 def _metadata(path) -> dict | None:

@@ -92,14 +92,21 @@ def load_inputs(path) -> list[np.ndarray]:
     return [np.asarray(a, dtype=np.float32) for a in arrays]
 
 
-def input_shapes_of(path, module=None, module_args=None, input_shape=None) -> list[tuple]:
+def interface_of(path, module=None, module_args=None, input_shape=None) -> tuple[list[tuple], runners.Interface]:
+    """The source's input shapes and the axis patterns of its inputs and outputs (unknown, so feature maps,
+    when ``input_shape`` is given for a model wconv cannot read)."""
+    try:
+        graph = api.read(path, module=module, module_args=module_args, input_shape=input_shape)
+    except WconvError:
+        if not input_shape:
+            raise
+        return [(None, *input_shape)], runners.Interface()
     if input_shape:
-        return [(None, *input_shape)]
-    graph = api.read(path, module=module, module_args=module_args)
+        return [(None, *input_shape)], runners.Interface.of(graph)
     missing = [v.name for v in graph.inputs if v.shape is None or None in v.shape[1:]]
     if missing:
         raise BadInput(f"{path}: inputs {missing} have unknown sizes; pass --input-shape")
-    return [v.shape for v in graph.inputs]
+    return [v.shape for v in graph.inputs], runners.Interface.of(graph)
 
 
 def compare(name: str, expected: np.ndarray, found: np.ndarray, atol: float, rtol: float) -> Diff:
@@ -186,14 +193,21 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
     """Compare ``source`` and ``target`` on seeded random inputs (or ``inputs``), layer by layer too."""
     for path in (source, target):  # both files exist and are models before any framework is imported
         formats.detect(path)
+    try:
+        shapes, interface = interface_of(source, source_module, source_module_args, input_shape)
+    except WconvError:
+        if inputs is None:
+            raise
+        interface = runners.Interface()  # given inputs: run a model wconv cannot read, taking feature maps
     if inputs is None:
-        shapes = input_shapes_of(source, source_module, source_module_args, input_shape)
         with about(source):
             inputs = random_inputs(shapes, batch, seed)
     with stage(f"loading {Path(source).name}"):
-        source_runner = runners.load(source, module=source_module, module_args=source_module_args, layout=source_layout)
+        source_runner = runners.load(source, module=source_module, module_args=source_module_args, layout=source_layout,
+                                     interface=interface)
     with stage(f"loading {Path(target).name}"):
-        target_runner = runners.load(target, module=target_module, module_args=target_module_args, layout=target_layout)
+        target_runner = runners.load(target, module=target_module, module_args=target_module_args, layout=target_layout,
+                                     interface=interface)
     with stage("running both models"):
         expected, found = _run(source, source_runner.predict, inputs), _run(target, target_runner.predict, inputs)
     if len(expected) != len(found):

@@ -37,10 +37,20 @@ def run_keras(path, x):
     return run_keras_model(keras.saving.load_model(path, compile=False), x)
 
 
-def run_keras_model(model, x):
-    from converter.layouts import to_channels_first, to_channels_last
+def channels_last(x):
+    """A feature map (N, C, spatial...) as Keras holds it, (N, spatial..., C); vectors stay as they are."""
+    x = np.asarray(x)
+    return np.ascontiguousarray(np.moveaxis(x, 1, -1)) if x.ndim >= 3 else x
 
-    return to_channels_first(np.asarray(model(to_channels_last(x), training=False)))
+
+def channels_first(x):
+    x = np.asarray(x)
+    return np.ascontiguousarray(np.moveaxis(x, -1, 1)) if x.ndim >= 3 else x
+
+
+def run_keras_model(model, x):
+    """For the feature-map and vector models of these tests: x and the result channels-first."""
+    return channels_first(model(channels_last(x), training=False))
 
 
 def run_onnx(path, x):

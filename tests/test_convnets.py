@@ -25,7 +25,7 @@ def canonical_input(shape, seed=5, batch=3):
 
 def keras_outputs(model, x):
     """``x``: one canonical array, or a list of them for several inputs."""
-    from converter.layouts import to_channels_first, to_channels_last
+    from conftest import channels_first as to_channels_first, channels_last as to_channels_last
 
     x = [to_channels_last(a) for a in x] if isinstance(x, list) else to_channels_last(x)
     outputs = model(x, training=False)

@@ -14,8 +14,8 @@ import numpy as np
 from ..codetext import literal
 from ..errors import Unsupported
 from ..ir import Node
-from ..layouts import axis_to_channels_first, axis_to_channels_last
-from .base import Convention, KerasSpec, OpDef
+from .. import views
+from .base import KerasReader, Convention, KerasSpec, OpDef
 from .registry import (
     register_keras,
     register_onnx,
@@ -107,14 +107,14 @@ class Activation(OpDef):
 
     # -- Keras ------------------------------------------------------------------
     def from_keras_layer(self, layer):
-        rank = _rank(layer.input_shapes[0] if layer.input_shapes else None)
-        attrs = {key: _from_keras(a, _keras_layer_value(layer.config, a), rank) for key, a in self.row.attrs.items()}
+        layout = layer.input_layouts[0] if layer.input_layouts else None
+        attrs = {key: _from_keras(a, _keras_layer_value(layer.config, a), layout) for key, a in self.row.attrs.items()}
         return self.node(layer.name, layer.inputs, layer.outputs, **attrs)
 
     def keras_values(self, node, graph) -> dict:
-        """The node's attrs as Keras spells them (axes channels-last)."""
-        rank = _rank(graph.shape(node.inputs[0]))
-        return {key: axis_to_channels_last(node.attrs[key], rank) if a.axis and rank else node.attrs[key]
+        """The node's attrs as Keras spells them (axes of Keras' view of the input)."""
+        layout = graph.layout(node.inputs[0])
+        return {key: views.axis_to(node.attrs[key], layout, "keras") if a.axis and layout else node.attrs[key]
                 for key, a in self.row.attrs.items()}
 
     def keras_function_fits(self, node, graph) -> bool:
@@ -181,12 +181,8 @@ class Activation(OpDef):
         return [input_shapes[0]]
 
 
-def _rank(shape):
-    return len(shape) if shape is not None else None
-
-
-def _from_keras(attr: Attr, value, rank):
-    return axis_to_channels_first(value, rank) if attr.axis and rank else value
+def _from_keras(attr: Attr, value, layout: str | None):
+    return views.axis_from(value, layout, "keras") if attr.axis and layout else value
 
 
 def _keras_layer_value(config: dict, attr: Attr):
@@ -283,7 +279,7 @@ def from_onnx_sigmoid(onnx_node, context):
     return ACTIVATIONS["sigmoid"].from_onnx(onnx_node, context)
 
 
-def from_keras_activation(keras_name, name: str, inputs, outputs, fused: bool = False, rank=None) -> Node:
+def from_keras_activation(keras_name, name: str, inputs, outputs, fused: bool = False, layout=None) -> Node:
     """The node for ``Activation(keras_name)`` or a layer's fused ``activation=keras_name``."""
     if isinstance(keras_name, dict):  # Keras 3 may serialize a function as a config dict
         keras_name = keras_name.get("config", keras_name.get("class_name"))
@@ -291,13 +287,13 @@ def from_keras_activation(keras_name, name: str, inputs, outputs, fused: bool = 
     if op is None:
         raise Unsupported(f"layer '{name}': activation '{keras_name}' is not supported "
                           f"(supported: {', '.join(sorted(BY_KERAS_NAME))})")
-    attrs = {key: _from_keras(attr, attr.keras_function, rank) for key, attr in op.row.attrs.items()}
+    attrs = {key: _from_keras(attr, attr.keras_function, layout) for key, attr in op.row.attrs.items()}
     node = op.node(name, inputs, outputs, **attrs)
     node.fused = fused
     return node
 
 
-class KerasActivationLayer:
+class KerasActivationLayer(KerasReader):
     """``keras.layers.Activation``: which op depends on its config."""
 
     @staticmethod
@@ -306,12 +302,11 @@ class KerasActivationLayer:
 
     @staticmethod
     def from_keras(layer):
-        rank = _rank(layer.input_shapes[0] if layer.input_shapes else None)
         return [from_keras_activation(layer.config.get("activation"), layer.name, layer.inputs, layer.outputs,
-                                      rank=rank)]
+                                      layout=layer.input_layouts[0] if layer.input_layouts else None)]
 
 
-class KerasReLULayer:
+class KerasReLULayer(KerasReader):
     """``keras.layers.ReLU``: plain relu, or relu6 with max_value=6."""
 
     @staticmethod
@@ -328,7 +323,7 @@ class KerasReLULayer:
         return [op.node(layer.name, layer.inputs, layer.outputs)]
 
 
-class KerasDedicatedLayer:
+class KerasDedicatedLayer(KerasReader):
     def __init__(self, op: Activation):
         self.op = op
 

@@ -13,6 +13,7 @@ import numpy as np
 
 from ..errors import ShapeMismatch, Unsupported, WeightMismatch
 from ..layouts import permute
+from .. import views
 
 FRAMEWORKS = ("keras", "torch", "onnx")
 
@@ -42,7 +43,9 @@ class KerasLayer:
     weights: dict[str, np.ndarray]
     inputs: list[str]
     outputs: list[str]
-    input_shapes: list = field(default_factory=list)  # canonical (channels-first), batch axis None
+    input_shapes: list = field(default_factory=list)  # in IR order, batch axis None
+    input_layouts: list = field(default_factory=list)  # the inputs' axis patterns (views.py)
+    output_layout: str | None = None  # for ops whose output layout is chosen: what the layer's consumers compute on
 
 
 @dataclass
@@ -56,7 +59,22 @@ class KerasSpec:
     post: KerasSpec | None = None  # a layer to apply after (Cropping after a transposed conv)
 
 
-class OpDef:
+class KerasReader:
+    """What the Keras reader asks of whatever reads a Keras layer class: an op, or a reader of a layer that
+    maps onto another op (Keras' Rescaling onto BatchNorm)."""
+
+    input_kind: str | None = None  # the layout kind the layer computes on (views.KINDS, relayout.SAME); None: any
+    free_layout = False  # True: the output's layout is chosen (attrs["layout"]), not derived from the input's
+
+    def keras_weight_names(self, config: dict) -> list[str]:
+        """Keras' own order of the layer's weights (what ``get_weights`` returns)."""
+        return []
+
+    def from_keras(self, layer: KerasLayer):
+        raise Unsupported(f"layer '{layer.name}' ({layer.class_name}) cannot be read from Keras")
+
+
+class OpDef(KerasReader):
     """An op family member. Subclasses set the data and override the translations."""
 
     name: str = ""
@@ -101,16 +119,16 @@ class OpDef:
         """Shapes of the outputs; raise ShapeMismatch when params do not fit the inputs."""
         return [input_shapes[0]]
 
+    def output_layouts(self, node, input_layouts: list, output_shapes: list) -> list:
+        """Axis patterns of the outputs: the chosen one, else the input's where the rank stays, a vector at rank 2."""
+        if self.free_layout:
+            return [node.attrs.get("layout")] * len(node.outputs)
+        source = input_layouts[0] if input_layouts else None
+        return [_derived_layout(source, shape) for shape in output_shapes]
+
     # -- translations (override) -------------------------------------------------
-    def from_keras(self, layer: KerasLayer):
-        raise Unsupported(f"layer '{layer.name}' ({layer.class_name}) cannot be read from Keras")
-
-    def to_keras(self, node, graph) -> KerasSpec:
+    def to_keras(self, node, graph) -> KerasSpec | None:
         raise Unsupported(f"layer '{node.name}' ({node.op}) has no Keras equivalent")
-
-    def keras_weight_names(self, config: dict) -> list[str]:
-        """Keras' own order of the layer's weights (what ``get_weights`` returns)."""
-        return []
 
     def torch_module(self, node, graph) -> str | None:
         """Source of the ``nn`` constructor call, e.g. ``nn.Linear(2000, 32)``; None for a plain function."""
@@ -126,6 +144,18 @@ class OpDef:
 
     def to_onnx(self, node, builder) -> None:
         raise Unsupported(f"layer '{node.name}' ({node.op}) has no ONNX equivalent")
+
+
+def _derived_layout(source: str | None, shape) -> str | None:
+    if shape is None:
+        return None
+    if source is not None and len(source.split()) == len(shape):
+        return source
+    if len(shape) <= 2:
+        return views.default(views.FEATURES_LAST, len(shape))
+    if source is None:
+        return None  # a reader that assigns layouts when the graph is finished
+    raise Unsupported(f"no layout is known for a value of shape {tuple(shape)} made from one of layout '{source}'")
 
 
 def expect_dim(layer: str, what: str, expected, found) -> None:

@@ -7,9 +7,9 @@ import numpy as np
 from ..codetext import literal
 from ..errors import ShapeMismatch, Unsupported
 from ..ir import Node
-from ..layouts import axis_to_channels_first
-from .base import Convention, KerasSpec, OpDef, expect_dim
+from .base import KerasReader, Convention, KerasSpec, OpDef, expect_dim
 from .registry import register_keras, register_onnx, register_op, register_torch_module
+from .. import views
 
 
 AFFINE = frozenset({"scale", "bias"})  # Keras scale/center=False, torch affine=False leave them out
@@ -17,6 +17,7 @@ AFFINE = frozenset({"scale", "bias"})  # Keras scale/center=False, torch affine=
 
 class BatchNorm(OpDef):
     name = "batchnorm"
+    input_kind = views.CHANNELS_FIRST
     summary = "y = (x - mean) / sqrt(var + epsilon) * scale + bias over the channel axis (axis 1)."
     params = {"scale": "c", "bias": "c", "mean": "c", "var": "c"}
     conventions = {
@@ -61,10 +62,10 @@ class BatchNorm(OpDef):
         return names + ["moving_mean", "moving_variance"]
 
     def from_keras(self, layer):
-        shape = layer.input_shapes[0] if layer.input_shapes else None
+        layout = layer.input_layouts[0] if layer.input_layouts else None
         axis = layer.config.get("axis", -1)
         axis = axis[0] if isinstance(axis, list) and len(axis) == 1 else axis
-        if not isinstance(axis, int) or shape is None or axis_to_channels_first(axis, len(shape)) != 1:
+        if not isinstance(axis, int) or layout is None or views.axis_from(axis, layout, "keras") != 1:
             raise Unsupported(f"layer '{layer.name}' (BatchNormalization): axis={axis} is not the channel axis")
         params = self.params_from("keras", layer.weights, layer.name, optional=AFFINE)
         return [self.node(layer.name, layer.inputs, layer.outputs, params, layer.config.get("epsilon", 1e-3),
@@ -114,11 +115,13 @@ class BatchNorm(OpDef):
                           attrs.get("epsilon", 1e-5), 1.0 - attrs.get("momentum", 0.9))]
 
 
-class KerasNormalization:
+class KerasNormalization(KerasReader):
     """Keras ``Normalization``: (x - mean) / max(sqrt(var), 1e-7), read as a BatchNorm with epsilon 0.
 
     Clamping the variance at 1e-14 reproduces Keras' max(sqrt(var), 1e-7) exactly.
     """
+
+    input_kind = views.CHANNELS_FIRST
 
     @staticmethod
     def keras_weight_names(config):
@@ -137,8 +140,10 @@ class KerasNormalization:
         return [BATCHNORM.node(layer.name, layer.inputs, layer.outputs, params, 0.0, 0.1)]
 
 
-class KerasRescaling:
+class KerasRescaling(KerasReader):
     """Keras ``Rescaling``: x * scale + offset, read as a BatchNorm with mean 0, variance 1, epsilon 0."""
+
+    input_kind = views.CHANNELS_FIRST
 
     @staticmethod
     def keras_weight_names(config):

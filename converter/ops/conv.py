@@ -11,13 +11,15 @@ from ..errors import Unsupported
 from ..ir import Node
 from ..layouts import permute
 from . import activations, padding
-from .base import Convention, KerasSpec, OpDef, expect_dim
+from .base import KerasReader, Convention, KerasSpec, OpDef, expect_dim
 from .registry import register_keras, register_onnx, register_op, register_torch_module
+from .. import views
 
 SPATIAL = {1: "w", 2: "h w", 3: "d h w"}
 
 
 class Conv(OpDef):
+    input_kind = views.CHANNELS_FIRST
     def __init__(self, rank: int):
         self.rank = rank
         axes = SPATIAL[rank]
@@ -175,7 +177,8 @@ def _with_activation(node, config, layer, rank):
     hidden = f"{layer.name}/conv"
     node.outputs = [hidden]
     return [node, activations.from_keras_activation(activation, f"{layer.name}.activation", [hidden],
-                                                    layer.outputs, fused=True, rank=rank + 2)]
+                                                    layer.outputs, fused=True,
+                                                    layout=views.default(views.CHANNELS_FIRST, rank + 2))]
 
 
 def _keras_zero_padding(rank: int, pads) -> KerasSpec:
@@ -213,7 +216,8 @@ def from_onnx_conv(onnx_node, context):
                     attrs.get("group", 1), pad_spec)]
 
 
-class KerasSeparable:
+class KerasSeparable(KerasReader):
+    input_kind = views.CHANNELS_FIRST
     """Keras SeparableConv1D/2D: a depthwise conv then a 1x1 conv, read as those two IR nodes."""
 
     def __init__(self, rank: int):

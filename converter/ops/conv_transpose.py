@@ -13,6 +13,7 @@ from . import padding
 from .base import Convention, KerasSpec, OpDef, expect_dim
 from .conv import SPATIAL, _options, _tuple, _with_activation
 from .registry import register_keras, register_onnx, register_op, register_torch_module
+from .. import views
 
 
 def keras_crop(kernel, stride, dilation, mode, output_padding) -> tuple[int, int]:
@@ -29,6 +30,7 @@ def keras_crop(kernel, stride, dilation, mode, output_padding) -> tuple[int, int
 
 
 class ConvTranspose(OpDef):
+    input_kind = views.CHANNELS_FIRST
     def __init__(self, rank: int):
         self.rank = rank
         axes = SPATIAL[rank]

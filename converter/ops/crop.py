@@ -13,10 +13,12 @@ from ..ir import Node
 from . import padding
 from .base import Convention, KerasSpec, OpDef
 from .registry import register_keras, register_onnx, register_op, register_torch_function
+from .. import views
 
 
 class Crop(OpDef):
     name = "crop"
+    input_kind = views.CHANNELS_FIRST
     summary = "Remove rows at the beginning and end of each spatial axis; crop is (begins..., ends...)."
     conventions = {
         "keras": Convention(("Cropping1D", "Cropping2D", "Cropping3D"), {},

@@ -8,10 +8,12 @@ from ..layouts import permute
 from . import activations
 from .base import Convention, KerasSpec, OpDef, expect_dim
 from .registry import register_keras, register_onnx, register_op, register_torch_module
+from .. import views
 
 
 class Dense(OpDef):
     name = "dense"
+    input_kind = views.FEATURES_LAST
     summary = "Fully connected layer: y = x @ kernel.T + bias, over the last axis."
     params = {"kernel": "o i", "bias": "o"}
     optional = frozenset({"bias"})

@@ -1,7 +1,8 @@
 """Flatten: (N, C, spatial...) -> (N, C*prod(spatial)).
 
-``order`` says in which order the features come out: 'channels_first' (torch, ONNX: c, h, w) or
-'channels_last' (Keras: h, w, c). Keras' reader and writer rewrite the following Dense kernels'
+``order`` says in which order the features come out: 'channels_first' (the IR's: c, h, w) or
+'channels_last' (Keras' view of the input: h, w, c); the two differ only where Keras holds the input
+otherwise than the IR (``views.py``). Keras' reader and writer rewrite the following Dense kernels'
 rows instead where they can (``adapters/keras/flatten_order.py``), so 'channels_last' stays only
 where the flattened values are used otherwise, and then a transpose is written before the Flatten.
 """
@@ -13,7 +14,7 @@ import math
 
 from ..errors import Unsupported
 from ..ir import Node
-from ..layouts import channels_last_order
+from .. import views
 from .base import Convention, KerasSpec, OpDef
 from .registry import register_keras, register_onnx, register_op, register_torch_function, register_torch_module
 
@@ -49,19 +50,20 @@ class Flatten(OpDef):
         return [self.node(layer.name, layer.inputs, layer.outputs, "channels_last")]
 
     def to_keras(self, node, graph):
-        rank = len(graph.shape(node.inputs[0]))
-        if node.attrs["order"] == "channels_first" and rank >= 3:
-            # Keras holds (h, w, c); this Flatten's consumers expect (c, h, w): Permute first.
-            return KerasSpec("Flatten", {}, pre=KerasSpec("Permute", {"dims": [rank - 1, *range(1, rank - 1)]}))
+        order = _keras_order(graph, node)
+        if node.attrs["order"] == "channels_first" and order != sorted(order):
+            # Keras holds (h, w, c); this Flatten's consumers expect the IR's (c, h, w): Permute first.
+            inverse = [order.index(axis) for axis in range(len(order))]
+            return KerasSpec("Flatten", {}, pre=KerasSpec("Permute", {"dims": inverse[1:]}))
         return KerasSpec("Flatten", {})
 
     def torch_module(self, node, graph):
         return None
 
     def torch_forward(self, node, graph, module, args):
-        rank = len(graph.shape(node.inputs[0]))
-        if node.attrs["order"] == "channels_last" and rank >= 3:
-            return f"torch.flatten({args[0]}.permute{tuple(channels_last_order(rank))}, 1)"
+        order = _keras_order(graph, node)
+        if node.attrs["order"] == "channels_last" and order != sorted(order):
+            return f"torch.flatten({args[0]}.permute{tuple(order)}, 1)"
         return f"torch.flatten({args[0]}, 1)"
 
     def from_torch(self, layer):
@@ -77,10 +79,9 @@ class Flatten(OpDef):
 
     def to_onnx(self, node, builder):
         source = node.inputs[0]
-        rank = len(builder.graph.shape(source))
-        if node.attrs["order"] == "channels_last" and rank >= 3:
-            builder.node("Transpose", [source], [f"{node.name}/channels_last"], f"{node.name}/transpose",
-                         perm=channels_last_order(rank))
+        order = _keras_order(builder.graph, node)
+        if node.attrs["order"] == "channels_last" and order != sorted(order):
+            builder.node("Transpose", [source], [f"{node.name}/channels_last"], f"{node.name}/transpose", perm=order)
             source = f"{node.name}/channels_last"
         builder.node("Flatten", [source], node.outputs, node.name, axis=1)
 
@@ -89,6 +90,12 @@ class Flatten(OpDef):
         if axis != 1:
             raise Unsupported(f"Flatten '{context.name(onnx_node)}': axis={axis}; only axis=1 converts")
         return [self.node(context.name(onnx_node), [onnx_node.input[0]], list(onnx_node.output), "channels_first")]
+
+
+def _keras_order(graph, node) -> list[int]:
+    """Axis k of Keras' view of the flattened value is IR axis order[k]."""
+    layout = graph.layout(node.inputs[0])
+    return views.order(layout, "keras") if layout else list(range(len(graph.shape(node.inputs[0]))))
 
 
 FLATTEN = register_op(Flatten())

@@ -7,9 +7,10 @@ from dataclasses import dataclass
 from ..codetext import literal
 from ..errors import ShapeMismatch, Unsupported
 from ..ir import Node
-from ..layouts import axis_to_channels_first, axis_to_channels_last
 from .base import Convention, KerasSpec, OpDef
 from .registry import register_keras, register_onnx, register_op, register_torch_function
+from .. import views
+from ..relayout import SAME
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ ROWS = (
 
 
 class Merge(OpDef):
+    input_kind = SAME
     def __init__(self, row: Row):
         self.row = row
         self.name = row.op
@@ -113,6 +115,7 @@ class Merge(OpDef):
 
 
 class Concatenate(OpDef):
+    input_kind = SAME
     name = "concatenate"
     summary = "Join inputs along one axis (canonical, channels-first: the channel axis is 1)."
     conventions = {
@@ -149,14 +152,13 @@ class Concatenate(OpDef):
         return []
 
     def from_keras(self, layer):
-        shape = layer.input_shapes[0]
-        rank = len(shape) if shape else None
-        axis = axis_to_channels_first(layer.config.get("axis", -1), rank) if rank else None
+        layout = layer.input_layouts[0]
+        rank = len(views.axes(layout)) if layout else None
+        axis = views.axis_from(layer.config.get("axis", -1), layout, "keras") if layout else None
         return [self.node(layer.name, layer.inputs, layer.outputs, axis, rank)]
 
     def to_keras(self, node, graph):
-        rank = len(graph.shape(node.inputs[0]))
-        return KerasSpec("Concatenate", {"axis": axis_to_channels_last(node.attrs["axis"], rank)})
+        return KerasSpec("Concatenate", {"axis": views.axis_to(node.attrs["axis"], graph.layout(node.inputs[0]), "keras")})
 
     def torch_module(self, node, graph):
         return None

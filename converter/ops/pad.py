@@ -10,10 +10,12 @@ from ..ir import Node
 from . import padding
 from .base import Convention, KerasSpec, OpDef
 from .registry import register_keras, register_onnx, register_op, register_torch_function, register_torch_module
+from .. import views
 
 
 class Pad(OpDef):
     name = "pad"
+    input_kind = views.CHANNELS_FIRST
     summary = "Constant padding (0, or -inf before max pooling) of the spatial axes; pads are (begins..., ends...)."
     elementwise = False
     conventions = {

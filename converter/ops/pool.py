@@ -12,11 +12,13 @@ from ..ir import Node
 from . import padding
 from .base import Convention, KerasSpec, OpDef
 from .registry import register_keras, register_onnx, register_op, register_torch_function, register_torch_module
+from .. import views
 
 KINDS = {"max": ("MaxPooling", "MaxPool", "MaxPool"), "avg": ("AveragePooling", "AvgPool", "AveragePool")}
 
 
 class Pool(OpDef):
+    input_kind = views.CHANNELS_FIRST
     def __init__(self, kind: str, rank: int):
         self.kind, self.rank = kind, rank
         keras, torch, onnx = KINDS[kind]
@@ -143,6 +145,7 @@ class Pool(OpDef):
 
 
 class GlobalPool(OpDef):
+    input_kind = views.CHANNELS_FIRST
     def __init__(self, kind: str):
         self.kind = kind
         self.name = f"global_{kind}_pool"

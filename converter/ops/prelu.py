@@ -14,6 +14,7 @@ from ..ir import Node
 from ..layouts import permute
 from .base import Convention, KerasSpec, OpDef
 from .registry import register_keras, register_onnx, register_op, register_torch_module
+from .. import views
 
 SPATIAL = ("s1", "s2", "s3")
 
@@ -26,6 +27,7 @@ def _axes(rank: int) -> tuple[str, str]:
 
 class PRelu(OpDef):
     name = "prelu"
+    input_kind = views.CHANNELS_FIRST
     summary = "x if x > 0 else alpha * x; alpha broadcasts against (C, spatial...)."
     params = {"alpha": "c h w"}  # as for a 2-D feature map; other ranks likewise
     notes = ("torch keeps alpha as (C,) or (1,): a Keras PReLU without shared spatial axes has no torch "

@@ -1,10 +1,8 @@
-"""Reshape: canonical semantics are torch's reshape of the channels-first tensor.
+"""Reshape: torch's reshape of the IR tensor, whose element order every framework holds alike.
 
-A reshape to (batch, features) is read as a Flatten, whose feature order the IR tracks.
-
-A Keras Reshape works on the channels-last tensor. The two agree exactly when the axes of size
-other than 1 come in the same order in both layouts, as in squeeze-and-excitation's
-(N, C) -> (N, 1, 1, C). Any other Keras Reshape would need transposes and is refused.
+Its input is of kind VIEW_FREE (a relayout puts it in the order Keras holds it, where that differs), and so
+is its output: a Keras Reshape and the IR's then mean the same thing. A reshape to (batch, features) is
+read as a Flatten, which knows about feature order.
 """
 
 from __future__ import annotations
@@ -13,26 +11,21 @@ import math
 
 import numpy as np
 
+from .. import views
 from ..codetext import literal
 from ..errors import ShapeMismatch, Unsupported
 from ..ir import Node
-from ..layouts import channels_last_order, shape_to_channels_first, shape_to_channels_last
 from .base import Convention, KerasSpec, OpDef
 from .flatten import FLATTEN
 from .registry import register_keras, register_onnx, register_op, register_torch_function, register_torch_module
 
 
-def layout_free(shape) -> bool:
-    """True when the channels-last and channels-first element orders of ``shape`` coincide."""
-    real = [axis for axis in range(1, len(shape)) if shape[axis] != 1]
-    return [axis for axis in channels_last_order(len(shape)) if axis in real] == real
-
-
 class Reshape(OpDef):
     name = "reshape"
-    summary = "Reshape every axis after the batch (canonical: torch's reshape of the channels-first tensor)."
+    input_kind = views.VIEW_FREE
+    summary = "Reshape every axis after the batch (torch's reshape of the IR tensor, held alike everywhere)."
     conventions = {
-        "keras": Convention(("Reshape",), {}, {"shape": "target_shape, channels-last; layout-free cases only"}),
+        "keras": Convention(("Reshape",), {}, {"shape": "target_shape (of a value Keras holds in IR order)"}),
         "torch": Convention(("reshape", "view", "Unflatten"), {}, {"shape": "(-1, *shape)"}),
         "onnx": Convention(("Reshape",), {}, {"shape": "shape input [0, *shape]"}),
     }
@@ -43,6 +36,9 @@ class Reshape(OpDef):
         if shape is not None and None not in shape[1:] and math.prod(shape[1:]) != math.prod(target):
             raise ShapeMismatch(f"layer '{node.name}': cannot reshape {tuple(shape[1:])} to {target}")
         return [(shape[0] if shape else None, *target)]
+
+    def output_layouts(self, node, input_layouts, output_shapes):
+        return [None if shape is None else views.default(views.VIEW_FREE, len(shape)) for shape in output_shapes]
 
     def node(self, name, inputs, outputs, input_shape, target, order="channels_first") -> Node:
         """A reshape node; a reshape to (batch, features) is a Flatten, which knows about feature order."""
@@ -63,24 +59,10 @@ class Reshape(OpDef):
         shape = layer.input_shapes[0]
         if shape is None or None in shape[1:]:
             raise Unsupported(f"layer '{layer.name}' (Reshape): needs a fully known input shape")
-        target = list(layer.config["target_shape"])
-        if len(target) == 1:
-            return [self.node(layer.name, layer.inputs, layer.outputs, shape, target, order="channels_last")]
-        if -1 in target:
-            known = math.prod(d for d in target if d != -1)
-            target[target.index(-1)] = math.prod(shape[1:]) // known
-        canonical = shape_to_channels_first((None, *target))[1:]
-        if not layout_free(shape) or not layout_free((None, *canonical)):
-            raise Unsupported(f"layer '{layer.name}' (Reshape): {tuple(target)} from a channels-last "
-                              f"{shape_to_channels_last(shape)} needs transposes; not supported yet")
-        return [self.node(layer.name, layer.inputs, layer.outputs, shape, canonical)]
+        return [self.node(layer.name, layer.inputs, layer.outputs, shape, list(layer.config["target_shape"]))]
 
     def to_keras(self, node, graph):
-        shape = graph.shape(node.inputs[0])
-        out = (None, *node.attrs["shape"])
-        if not layout_free(shape) or not layout_free(out):
-            raise Unsupported(f"layer '{node.name}': reshape {shape} -> {out} mixes channels-last axes in Keras")
-        return KerasSpec("Reshape", {"target_shape": list(shape_to_channels_last(out)[1:])})
+        return KerasSpec("Reshape", {"target_shape": [int(d) for d in node.attrs["shape"]]})
 
     def torch_module(self, node, graph):
         return None

@@ -1,31 +1,31 @@
 """Transpose (Keras Permute, torch permute, ONNX Transpose); the batch axis stays first.
 
-Keras permutes its channels-last tensor and treats the result as channels-last again, so its
-``dims`` translate to a canonical permutation through both layouts:
-``canonical = to_channels_last ∘ keras ∘ to_channels_first`` as index compositions.
+The node's ``perm`` is in IR order and ``layout`` is its output's pattern. Each framework's own
+permutation is derived from the patterns on either side (``views.transpose_in``): a Keras Permute
+acts on Keras' view of its input and gives Keras' view of its output. Relayouts (``relayout.py``) are
+transposes too; where a framework holds both sides alike, it gets no transpose at all.
 """
 
 from __future__ import annotations
 
-import numpy as np
-
+from .. import views
 from ..codetext import literal
 from ..errors import Unsupported
 from ..ir import Node
-from ..layouts import channels_first_order, channels_last_order
 from .base import Convention, KerasSpec, OpDef
 from .registry import register_keras, register_onnx, register_op, register_torch_function
 
 
-def keras_to_canonical(dims, rank: int) -> list[int]:
-    keras_perm = np.array([0, *dims])
-    return [int(a) for a in np.array(channels_last_order(rank))[keras_perm][channels_first_order(rank)]]
+def framework_perm(node, graph, framework: str) -> list[int]:
+    """The node's permutation as ``framework`` applies it to its own tensors."""
+    source = graph.layout(node.inputs[0])
+    if source is None or node.attrs.get("layout") is None:
+        return list(node.attrs["perm"])
+    return views.transpose_in(node.attrs["perm"], source, node.attrs["layout"], framework)
 
 
-def canonical_to_keras(perm, rank: int) -> list[int]:
-    to_last, to_first = np.array(channels_last_order(rank)), np.array(channels_first_order(rank))
-    keras_perm = np.argsort(to_last)[np.array(perm)][np.argsort(to_first)]
-    return [int(a) for a in keras_perm]
+def is_identity(perm) -> bool:
+    return list(perm) == list(range(len(perm)))
 
 
 class Transpose(OpDef):
@@ -37,25 +37,47 @@ class Transpose(OpDef):
         "onnx": Convention(("Transpose",), {}, {"perm": "perm"}),
     }
 
+    free_layout = True
+
     def output_shapes(self, node, input_shapes):
         shape = input_shapes[0]
         return [None if shape is None else tuple(shape[a] for a in node.attrs["perm"])]
 
-    def node(self, name, inputs, outputs, perm) -> Node:
+    def node(self, name, inputs, outputs, perm, layout: str | None = None) -> Node:
         perm = [int(a) for a in perm]
         if not perm or perm[0] != 0 or sorted(perm) != list(range(len(perm))):
             raise Unsupported(f"layer '{name}': permutation {perm} must keep the batch axis first")
-        return Node(self.name, name, inputs, outputs, attrs={"perm": perm})
+        if layout is not None and len(views.axes(layout)) != len(perm):
+            raise Unsupported(f"layer '{name}': layout '{layout}' does not fit permutation {perm}")
+        return Node(self.name, name, inputs, outputs, attrs={"perm": perm, "layout": layout})
 
     def keras_weight_names(self, config):
         return []
 
     def from_keras(self, layer):
-        rank = len(layer.input_shapes[0])
-        return [self.node(layer.name, layer.inputs, layer.outputs, keras_to_canonical(layer.config["dims"], rank))]
+        """Keras permutes its view of the input; the output's pattern is chosen when the graph is finished
+        (by what consumes it), so the IR permutation is set there too (``resolve_keras``)."""
+        source = layer.input_layouts[0]
+        keras_perm = [0, *[int(d) for d in layer.config["dims"]]]
+        if source is None or sorted(keras_perm) != list(range(len(views.axes(source)))):
+            raise Unsupported(f"layer '{layer.name}' (Permute): dims {layer.config['dims']} do not fit its input")
+        node = self.node(layer.name, layer.inputs, layer.outputs, keras_perm, layout=layer.output_layout)
+        node.attrs["perm"] = self.ir_perm(keras_perm, source, node.attrs["layout"])
+        return [node]
+
+    @staticmethod
+    def ir_perm(keras_perm, source: str, target: str) -> list[int]:
+        """Keras' permutation of its views as an IR permutation from ``source`` to ``target``."""
+        source_order, target_order = views.order(source, "keras"), views.order(target, "keras")
+        perm = [0] * len(keras_perm)
+        for k, axis in enumerate(target_order):
+            perm[axis] = source_order[keras_perm[k]]
+        return perm
 
     def to_keras(self, node, graph):
-        keras_perm = canonical_to_keras(node.attrs["perm"], len(node.attrs["perm"]))
+        keras_perm = framework_perm(node, graph, "keras")
+        if is_identity(keras_perm):
+            return None  # Keras holds both sides alike
         if keras_perm[0] != 0:
             raise Unsupported(f"layer '{node.name}': moves the batch axis in Keras' layout")
         return KerasSpec("Permute", {"dims": keras_perm[1:]})
@@ -64,7 +86,8 @@ class Transpose(OpDef):
         return None
 
     def torch_forward(self, node, graph, module, args):
-        return f"{args[0]}.permute{literal(tuple(int(a) for a in node.attrs['perm']))}"
+        perm = framework_perm(node, graph, "torch")
+        return args[0] if is_identity(perm) else f"{args[0]}.permute{literal(tuple(int(a) for a in perm))}"
 
     def from_torch_function(self, call):
         dims = call.args[1:]
@@ -75,7 +98,11 @@ class Transpose(OpDef):
         return [self.node(call.name, call.inputs[:1], call.outputs, [d % rank for d in dims])]
 
     def to_onnx(self, node, builder):
-        builder.node("Transpose", node.inputs[:1], node.outputs, node.name, perm=node.attrs["perm"])
+        perm = framework_perm(node, builder.graph, "onnx")
+        if is_identity(perm):
+            builder.node("Identity", node.inputs[:1], node.outputs, node.name)
+        else:
+            builder.node("Transpose", node.inputs[:1], node.outputs, node.name, perm=perm)
 
     def from_onnx(self, onnx_node, context):
         perm = context.attrs(onnx_node).get("perm")

@@ -14,12 +14,14 @@ from ..errors import Unsupported
 from ..ir import Node
 from .base import Convention, KerasSpec, OpDef
 from .registry import register_keras, register_onnx, register_op, register_torch_function, register_torch_module
+from .. import views
 
 ONNX_MODES = {"nearest": "nearest", "bilinear": "linear"}
 
 
 class Upsample(OpDef):
     name = "upsample"
+    input_kind = views.CHANNELS_FIRST
     summary = "Enlarge each spatial axis by an integer factor: nearest copies, or bilinear (half-pixel centers)."
     conventions = {
         "keras": Convention(("UpSampling1D", "UpSampling2D", "UpSampling3D"), {},

@@ -1,16 +1,17 @@
 """Run a model with its own framework, using that framework's safe loading options.
 
-``load`` returns a Runner: ``predict(inputs)`` maps a list of canonical (channels-first) numpy
-inputs to the model's outputs, ``capture(inputs)`` to every layer's output by layer name in
-execution order, and ``safety`` says how the file was opened.
+``load`` returns a Runner: ``predict(inputs)`` maps a list of numpy inputs in IR order to the model's
+outputs in IR order, ``capture(inputs)`` to every layer's output by layer name in execution order,
+and ``safety`` says how the file was opened. Which IR order: the axis patterns of the model's
+inputs and outputs (``Interface``), from wconv's reading of the source model.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
-from .. import untrusted
+from .. import untrusted, views
 
 
 @dataclass
@@ -20,10 +21,40 @@ class Runner:
     safety: str
 
 
-def load(path, format: str | None = None, *, module=None, module_args=None, layout: str | None = None) -> Runner:
-    """``layout``: the feature-map layout a torch or ONNX model takes, when it is not the recorded one
-    (a hand port, or tf2onnx's channels-last output); Keras models are channels-last."""
+@dataclass
+class Interface:
+    """The axis patterns (IR order) of a model's inputs and outputs; None where nothing is known."""
+
+    inputs: list = field(default_factory=list)
+    outputs: list = field(default_factory=list)
+
+    @classmethod
+    def of(cls, graph) -> Interface:
+        return cls([v.layout for v in graph.inputs], [graph.layout(name) for name in graph.outputs])
+
+    def input(self, index: int, rank: int) -> str:
+        return known_pattern(self.inputs, index, rank)
+
+    def output(self, index: int, rank: int) -> str:
+        return known_pattern(self.outputs, index, rank)
+
+
+def known_pattern(patterns: list, index: int, rank: int) -> str:
+    """The recorded pattern, or, for a model wconv could not read, a feature map (what readers assume of a
+    value nothing else describes)."""
+    pattern = patterns[index] if index < len(patterns) else None
+    if pattern is not None and len(views.axes(pattern)) == rank:
+        return pattern
+    return views.default(views.CHANNELS_FIRST, rank) if rank <= 5 else " ".join(f"a{k}" for k in range(rank))
+
+
+def load(path, format: str | None = None, *, module=None, module_args=None, layout: str | None = None,
+         interface: Interface | None = None) -> Runner:
+    """``layout``: how a torch or ONNX model takes its inputs when it is not the recorded way ("channels_last":
+    as Keras holds them; a hand port, or tf2onnx's output). ``interface``: the patterns of the inputs and
+    outputs, from the source model; a Keras model's own are read from its file."""
     kind = format or untrusted.open_input(path)
+    interface = interface or Interface()
     if kind == "keras":
         from .keras import load as load_keras
 
@@ -31,11 +62,11 @@ def load(path, format: str | None = None, *, module=None, module_args=None, layo
     if kind == "torch":
         from .torch import load as load_torch
 
-        return load_torch(path, module, module_args, layout)
+        return load_torch(path, module, module_args, layout, interface)
     if kind == "onnx":
         from .onnx import load as load_onnx
 
-        return load_onnx(path, layout)
+        return load_onnx(path, layout, interface)
     from ..errors import BadInput
 
     raise BadInput(f"{path}: cannot run a '{kind}' file; validate Keras, torch or ONNX models")

@@ -8,10 +8,10 @@ from contextlib import contextmanager
 
 import numpy as np
 
-from ..errors import BadInput, first_line
+from ..errors import BadInput, WconvError, first_line
 from ..frameworks import require
-from ..layouts import to_channels_first, to_channels_last
-from . import Runner
+from ..views import from_framework, to_framework, view
+from . import Interface, Runner, known_pattern
 
 SAFETY = "Keras load_model(safe_mode=True, compile=False)"
 
@@ -38,26 +38,33 @@ def load(path) -> Runner:
     except Exception as error:  # Keras raises ValueError, TypeError, OSError... for bad files
         raise BadInput(f"{path}: Keras could not load it safely ({type(error).__name__}: {first_line(error)})") from None
 
-    def run(network, inputs):
-        """Canonical (channels-first) in and out; Keras itself sees channels-last."""
-        inputs = [to_channels_last(x) for x in inputs]
+    graph = _own_graph(path)
+    interface = Interface.of(graph) if graph is not None else Interface()
+
+    def run(network, inputs, patterns=None):
+        """IR order in and out; Keras itself sees its view of each value (``patterns``: of the outputs)."""
+        inputs = [to_framework(x, interface.input(i, x.ndim), "keras") for i, x in enumerate(inputs)]
         keyed = isinstance(_input_structure(network), dict)  # a model built with dict inputs
         feed = dict(zip(input_keys(path), inputs)) if keyed else inputs if len(inputs) > 1 else inputs[0]
         outputs = network(feed, training=False)
         if isinstance(outputs, dict):  # a model built with dict outputs: in the order it declares them
             outputs = list(outputs.values())
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        return [to_channels_first(np.asarray(o)) for o in outputs]
+        outputs = [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
+        patterns = patterns or [interface.output(i, o.ndim) for i, o in enumerate(outputs)]
+        return [from_framework(o, pattern, "keras") for o, pattern in zip(outputs, patterns)]
 
     def capture(inputs):
-        """Each layer's output, canonical. A Flatten of a feature map is recorded in the canonical (c, h, w)
-        order, which is what its counterpart in a channels-first port computes; Keras' own is (h, w, c).
-        A layer with ``activation=`` is recorded as ``<name>+activation``, as torch records its fused calls."""
+        """Each layer's output in IR order. A Flatten of a value Keras holds otherwise than the IR (a feature
+        map) is recorded in the IR's (c, h, w) order, which is what its counterpart in a torch port computes;
+        Keras' own is (h, w, c). A layer with ``activation=`` is recorded as ``<name>+activation``, as torch
+        records its fused calls."""
         layers = [layer for layer in model.layers if type(layer).__name__ != "InputLayer" and _single_output(layer)]
-        tensors = [layer.input if _flattens_feature_map(layer) else layer.output for layer in layers]
-        values = run(keras.Model(_input_structure(model), tensors), inputs)
+        flattens = {layer.name: _flattened_layout(graph, layer) for layer in layers}
+        tensors = [layer.input if flattens[layer.name] else layer.output for layer in layers]
+        patterns = [flattens[layer.name] or _layout_of(graph, layer) for layer in layers]
+        values = run(keras.Model(_input_structure(model), tensors), inputs, patterns)
         return {layer.name + (ACTIVATED if _fused_activation(layer) else ""):
-                value.reshape(len(value), -1) if _flattens_feature_map(layer) else value
+                value.reshape(len(value), -1) if flattens[layer.name] else value
                 for layer, value in zip(layers, values)}
 
     return Runner(lambda inputs: run(model, inputs), capture, SAFETY)
@@ -89,8 +96,28 @@ def _fused_activation(layer) -> bool:
         getattr(layer.activation, "__name__", "linear") != "linear" and type(layer).__name__ != "Activation"
 
 
-def _flattens_feature_map(layer) -> bool:
-    return type(layer).__name__ == "Flatten" and len(layer.input.shape) >= 3
+def _own_graph(path):
+    """wconv's reading of the file (no TensorFlow), for each value's axis pattern; None if wconv cannot read it."""
+    from ..adapters.keras.reader import read
+
+    try:
+        return read(path)
+    except WconvError:
+        return None
+
+
+def _layout_of(graph, layer) -> str | None:
+    pattern = graph.layout(layer.name) if graph is not None else None
+    return known_pattern([pattern], 0, len(layer.output.shape))
+
+
+def _flattened_layout(graph, layer) -> str | None:
+    """For a Flatten of a value Keras holds otherwise than the IR: the pattern of that value."""
+    if type(layer).__name__ != "Flatten":
+        return None
+    node = next((n for n in graph.nodes if n.name == layer.name), None) if graph is not None else None
+    pattern = known_pattern([graph.layout(node.inputs[0]) if node else None], 0, len(layer.input.shape))
+    return pattern if view(pattern, "keras") != pattern else None
 
 
 def _single_output(layer) -> bool:

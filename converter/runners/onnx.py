@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from ..errors import BadInput, about, first_line
 from ..frameworks import require
-from ..layouts import to_channels_first, to_channels_last
-from . import Runner
+from ..views import from_framework, to_framework
+from . import Interface, Runner
 
 SAFETY = "onnxruntime InferenceSession (CPU)"
 
 
-def load(path, layout=None) -> Runner:
+def load(path, layout=None, interface: Interface | None = None) -> Runner:
     ort = require("onnxruntime")
     from ..adapters.onnx.reader import load_model
 
@@ -19,12 +19,14 @@ def load(path, layout=None) -> Runner:
     session = _session(ort, path, model.SerializeToString())
     recorded = session.get_modelmeta().custom_metadata_map.get("wconv_interface")
     channels_last = (layout or recorded) == "channels_last"
+    view = "keras" if channels_last else "onnx"
+    interface = interface or Interface()
 
     def run(runtime, inputs, names=None):
-        """Canonical (channels-first) in and out, whatever interface the model has."""
-        feeds = [to_channels_last(x) for x in inputs] if channels_last else inputs
+        """IR order in and out, whatever interface the model has."""
+        feeds = [to_framework(x, interface.input(i, x.ndim), view) for i, x in enumerate(inputs)]
         outputs = runtime.run(names, {i.name: x for i, x in zip(runtime.get_inputs(), feeds)})
-        return [to_channels_first(o) if channels_last and name in declared else o
+        return [from_framework(o, interface.output(declared.index(name), o.ndim), view) if name in declared else o
                 for name, o in zip(names or declared, outputs)]
 
     declared = [o.name for o in session.get_outputs()]

@@ -11,17 +11,16 @@ from __future__ import annotations
 import copy
 
 from ...ir import Graph
+from ... import views
 from ...layouts import permute
 from ...ops import OPS
-
-SPATIAL = ("s1", "s2", "s3")
 
 
 def to_canonical(graph: Graph) -> Graph:
     """After reading Keras: turn channels-last Flattens into canonical ones where Dense follows."""
     for flatten, denses in _flatten_groups(graph, "channels_last"):
         for dense in denses:
-            dense.params["kernel"] = _permute_rows(dense, graph.shape(flatten.inputs[0]), to_keras=False)
+            dense.params["kernel"] = _permute_rows(dense, graph, flatten.inputs[0], to_keras=False)
         flatten.attrs["order"] = "channels_first"
     return graph
 
@@ -31,7 +30,7 @@ def to_keras(graph: Graph) -> Graph:
     graph = copy.deepcopy(graph)
     for flatten, denses in _flatten_groups(graph, "channels_first"):
         for dense in denses:
-            dense.params["kernel"] = _permute_rows(dense, graph.shape(flatten.inputs[0]), to_keras=True)
+            dense.params["kernel"] = _permute_rows(dense, graph, flatten.inputs[0], to_keras=True)
         flatten.attrs["order"] = "channels_last"
     return graph
 
@@ -39,8 +38,9 @@ def to_keras(graph: Graph) -> Graph:
 def _flatten_groups(graph: Graph, order: str):
     """(flatten node, the Dense nodes it feeds) where every path ends in a Dense."""
     for node in graph.nodes:
-        shape = graph.shape(node.inputs[0]) if node.inputs else None
-        if node.op != "flatten" or node.attrs.get("order") != order or shape is None or len(shape) < 3:
+        layout = graph.layout(node.inputs[0]) if node.inputs else None
+        if node.op != "flatten" or node.attrs.get("order") != order or layout is None or \
+                views.view(layout, "keras") == layout:
             continue
         denses = _dense_consumers(graph, node.outputs[0])
         if denses is not None:
@@ -65,11 +65,11 @@ def _dense_consumers(graph: Graph, value: str):
     return found or None
 
 
-def _permute_rows(dense, feature_shape, to_keras: bool):
-    channels, *spatial = feature_shape[1:]
-    names = SPATIAL[: len(spatial)]
-    canonical = f"o (c {' '.join(names)})"
-    keras = f"o ({' '.join(names)} c)"
-    sizes = dict(zip(names, spatial), c=channels)
-    source, target = (canonical, keras) if to_keras else (keras, canonical)
+def _permute_rows(dense, graph: Graph, flattened: str, to_keras: bool):
+    """The kernel's input rows between the IR's order of the flattened axes and Keras' view of them."""
+    layout = views.axes(graph.layout(flattened))[1:]
+    keras = views.axes(views.view(graph.layout(flattened), "keras"))[1:]
+    sizes = dict(zip(layout, graph.shape(flattened)[1:]))
+    canonical, held = f"o ({' '.join(layout)})", f"o ({' '.join(keras)})"
+    source, target = (canonical, held) if to_keras else (held, canonical)
     return permute(dense.params["kernel"], source, target, what=f"layer '{dense.name}' kernel after Flatten", **sizes)

@@ -7,7 +7,7 @@ from ...progress import steps
 from ...errors import Unsupported, WeightMismatch, about, quoted
 from ... import untrusted
 from ...ir import Graph, Value
-from ...layouts import shape_to_channels_first
+from ... import relayout, views
 from ...ops import KERAS_CLASSES, KerasLayer
 from ...shapes import Shapes, finish
 from . import flatten_order
@@ -30,9 +30,10 @@ def _read(path) -> Graph:
     keras_file = open_keras(path)
     layout = parse_model(keras_file.config)
     refuse_unsupported(layout.layers)
-    inputs = [Value(v.name, shape_to_channels_first(v.shape)) for v in layout.inputs]
+    kinds = consumer_kinds(layout.layers)
+    inputs = [_input_value(v, kinds.get(v.name)) for v in layout.inputs]
     shapes = Shapes(inputs)
-    nodes, used = [], set()
+    nodes, used, made = [], set(), {}
     path_keys = _keras3_path_keys(keras_file.config, layout)
     for index, entry in steps(enumerate(layout.layers), "reading Keras layers"):
         reader = KERAS_CLASSES[entry.class_name]
@@ -41,8 +42,13 @@ def _read(path) -> Graph:
         stored = keras_file.weights.layer(group)
         weights = _name_weights(index, entry, stored, reader.keras_weight_names(entry.config))
         refuse_channels_first(entry)
-        layer = KerasLayer(entry.class_name, entry.name, entry.config, weights, entry.inputs, entry.outputs,
-                           shapes.of(entry.inputs))
+        layer_inputs = list(entry.inputs)
+        relayouts = relayout.conform(layer_inputs, reader.input_kind, shapes.layouts, "keras", made)
+        shapes.add(relayouts)
+        nodes.extend(relayouts)
+        layer = KerasLayer(entry.class_name, entry.name, entry.config, weights, layer_inputs, entry.outputs,
+                           shapes.of(layer_inputs), shapes.layouts_of(layer_inputs),
+                           _chosen_layout(reader, kinds.get(entry.outputs[0]), shapes.of(layer_inputs)))
         created = reader.from_keras(layer)
         shapes.add(created)
         nodes.extend(created)
@@ -52,7 +58,48 @@ def _read(path) -> Graph:
     graph = Graph(layout.name, inputs, layout.outputs, nodes,
                   source={"format": "keras", "keras_version": keras_file.keras_version, "layout": "channels_last",
                           "path": str(path), **_keyed(layout)})
-    return flatten_order.to_canonical(finish(graph))
+    return flatten_order.to_canonical(finish(graph, "keras"))
+
+
+def consumer_kinds(entries) -> dict:
+    """Value -> the layout kind of the layers that consume it (looking through layers that take any
+    layout), for values whose layout is a choice: model inputs, Permute outputs."""
+    consumers = {}
+    for entry in entries:
+        for value in entry.inputs:
+            consumers.setdefault(value, []).append(entry)
+
+    def kind_of(value, seen):
+        for entry in consumers.get(value, []):
+            if entry.name in seen:
+                continue
+            seen.add(entry.name)
+            op = KERAS_CLASSES.get(entry.class_name)
+            kind = getattr(op, "input_kind", None)
+            if kind in views.KINDS:
+                return kind
+            if op is not None and not op.free_layout:
+                found = next((k for k in (kind_of(v, seen) for v in entry.outputs) if k), None)
+                if found:
+                    return found
+        return None
+
+    return {value: kind_of(value, set()) for value in consumers}
+
+
+def _input_value(value: Value, kind: str | None) -> Value:
+    """A model input in IR order: Keras holds it in its view of the pattern its first layers compute on."""
+    if value.shape is None:
+        return value
+    pattern = views.default(kind or views.CHANNELS_FIRST, len(value.shape))
+    return Value(value.name, views.shape_from(value.shape, pattern, "keras"), layout=pattern)
+
+
+def _chosen_layout(reader, kind: str | None, input_shapes) -> str | None:
+    """For a layer whose output layout is a choice (Permute): the pattern its consumers compute on."""
+    if not reader.free_layout or not input_shapes or input_shapes[0] is None:
+        return None
+    return views.default(kind or views.CHANNELS_FIRST, len(input_shapes[0]))
 
 
 def _keyed(layout) -> dict:

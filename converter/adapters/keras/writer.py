@@ -10,7 +10,7 @@ from ...progress import steps
 from ...errors import Unsupported
 from ...frameworks import require
 from ...ir import Graph
-from ...layouts import shape_to_channels_last
+from ... import views
 from ...ops import OPS
 from ...outputs import atomic_path
 from ..fusion import fused_pairs
@@ -21,10 +21,13 @@ def build(graph: Graph):
     """The IR as an in-memory ``keras.Model`` with the converted weights set."""
     keras = require("keras")
     graph = flatten_order.to_keras(graph)
-    tensors = {v.name: keras.Input(shape=shape_to_channels_last(v.shape)[1:], name=keras_name(v.name))
+    tensors = {v.name: keras.Input(shape=views.shape_to(v.shape, v.layout, "keras")[1:], name=keras_name(v.name))
                for v in graph.inputs}
     for name, spec, inputs, outputs in steps(keras_layers(graph, keras), "building Keras layers"):
         args = [tensors[value] for value in inputs]
+        if spec is None:  # a relayout Keras has no use for: it holds both sides alike
+            tensors[outputs[0]] = args[0]
+            continue
         if spec.pre is not None:
             args = [getattr(keras.layers, spec.pre.class_name)(name=keras_name(f"{name}_pad"), **spec.pre.config)(args[0])]
         layer = getattr(keras.layers, spec.class_name)(name=keras_name(name), **spec.config)
@@ -55,7 +58,7 @@ def keras_layers(graph: Graph, keras):
             continue
         spec, outputs = specs[node.name], node.outputs
         activation = fused.get(node.name)
-        if activation is not None and _can_fold(keras, spec, specs[activation.name]):
+        if activation is not None and spec is not None and _can_fold(keras, spec, specs[activation.name]):
             spec.config["activation"] = specs[activation.name].config["activation"]
             outputs = activation.outputs
             folded.add(activation.name)

@@ -8,7 +8,7 @@ import numpy as np
 from ...progress import steps
 from ...frameworks import require
 from ...ir import Graph
-from ...layouts import channels_first_order, channels_last_order, shape_to_channels_last
+from ... import views
 from ...ops import OPS
 from ...outputs import atomic_path
 
@@ -54,21 +54,25 @@ def build(graph: Graph):
 
 
 def _transpose_interface(builder: Builder, graph: Graph) -> None:
-    """One Transpose at each feature-map input and output, so the model takes and gives channels-last."""
+    """One Transpose at each input and output that the interface holds otherwise than the IR."""
     for value in graph.inputs:
-        rank = len(value.shape)
-        if rank >= 3:
-            inner = f"{value.name}/channels_first"
+        order = _interface_order(graph, value.name)
+        if order != sorted(order):
+            inner = f"{value.name}/ir_order"
             _rename(builder.nodes, value.name, inner, outputs=False)
             builder.nodes.insert(0, builder.onnx.helper.make_node(
-                "Transpose", [value.name], [inner], name=f"{value.name}/to_channels_first",
-                perm=channels_first_order(rank)))
+                "Transpose", [value.name], [inner], name=f"{value.name}/to_ir_order", perm=[int(a) for a in np.argsort(order)]))
     for name in graph.outputs:
-        rank = len(graph.shape(name))
-        if rank >= 3:
-            inner = f"{name}/channels_first"
+        order = _interface_order(graph, name)
+        if order != sorted(order):
+            inner = f"{name}/ir_order"
             _rename(builder.nodes, name, inner, outputs=True)
-            builder.node("Transpose", [inner], [name], f"{name}/to_channels_last", perm=channels_last_order(rank))
+            builder.node("Transpose", [inner], [name], f"{name}/to_interface", perm=order)
+
+
+def _interface_order(graph: Graph, value: str) -> list[int]:
+    pattern = graph.layout(value)
+    return list(range(len(graph.shape(value)))) if pattern is None else views.order(pattern, graph.interface_view("onnx"))
 
 
 def _rename(nodes, old: str, new: str, outputs: bool) -> None:
@@ -92,9 +96,7 @@ def write(graph: Graph, path: str | PathLike) -> None:
 
 
 def _info(onnx, graph: Graph, name: str):
-    shape = graph.shape(name)
-    if graph.channels_last_interface():
-        shape = shape_to_channels_last(shape)
+    shape = views.shape_to(graph.shape(name), graph.layout(name), graph.interface_view("onnx"))
     dims = None if shape is None else ["N" if d is None else int(d) for d in shape]
     return onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, dims)
 

@@ -6,7 +6,7 @@ from ...progress import steps
 from ... import __version__
 from ...errors import BadInput
 from ...ir import Graph
-from ...layouts import channels_first_order, channels_last_order, shape_to_channels_last
+from ... import views
 from ...ops import OPS
 from ..fusion import fused_pairs
 from ...codetext import docstring_text, identifier, literal, verify
@@ -63,7 +63,7 @@ def module_plan(graph: Graph):
 def source(graph: Graph, weights_file: str = "model.pt") -> str:
     names = Names(graph)
     init, forward = layers(graph, names)
-    inputs = ", ".join(f"{v.name} {_shape_text(_interface_shape(graph, v.shape))}" for v in graph.inputs)
+    inputs = ", ".join(f"{v.name} {_shape_text(_interface_shape(graph, v))}" for v in graph.inputs)
     interface = graph.interface or "channels_first"
     if interface not in LAYOUT_TEXT:
         raise BadInput(f"unknown interface layout {docstring_text(interface, 40)!r}")
@@ -72,7 +72,7 @@ def source(graph: Graph, weights_file: str = "model.pt") -> str:
         source=docstring_text(graph.source.get("path") or graph.source.get("format", "an IR graph")),
         inputs=docstring_text(inputs),
         layout=LAYOUT_TEXT[interface],
-        input_shapes=literal([tuple(_interface_shape(graph, v.shape)[1:]) for v in graph.inputs]),
+        input_shapes=literal([tuple(_interface_shape(graph, v)[1:]) for v in graph.inputs]),
         interface=literal(interface),
         weights=docstring_text(weights_file),
         init="\n".join(init) or "        pass",
@@ -87,27 +87,37 @@ LAYOUT_TEXT = {"channels_first": "feature maps channels-first (N, C, H, W)",
                "channels_last": "feature maps channels-last (N, H, W, C) as in the Keras source"}
 
 
-def _interface_shape(graph: Graph, shape):
-    return shape_to_channels_last(shape) if graph.channels_last_interface() else shape
+def _interface_shape(graph: Graph, value):
+    return views.shape_to(value.shape, value.layout, graph.interface_view("torch"))
+
+
+def _interface_order(graph: Graph, value: str) -> list[int]:
+    """Axis k of the tensor forward() takes or returns is IR axis order[k]."""
+    pattern = graph.layout(value)
+    return list(range(len(graph.shape(value)))) if pattern is None else views.order(pattern, graph.interface_view("torch"))
 
 
 def _entry(graph: Graph, names: Names) -> list[str]:
-    """With a channels-last interface, one permute per feature-map input before the first layer."""
-    if not graph.channels_last_interface():
-        return []
+    """One permute per input that the interface holds otherwise than the IR (--keep-input-layout)."""
     lines = []
     for value in graph.inputs:
-        if len(value.shape) >= 3:
+        order = _interface_order(graph, value.name)
+        if order != sorted(order):
             variable = names.variable[value.name]
-            lines.append(f"        {variable} = {variable}.permute{tuple(channels_first_order(len(value.shape)))}")
+            lines.append(f"        {variable} = {variable}.permute{tuple(int(a) for a in _inverse(order))}")
     return lines
 
 
 def _exit(graph: Graph, names: Names, value: str) -> str:
-    rank = len(graph.shape(value))
-    if graph.channels_last_interface() and rank >= 3:
-        return f"{names.variable[value]}.permute{tuple(channels_last_order(rank))}"
-    return names.variable[value]
+    order = _interface_order(graph, value)
+    return f"{names.variable[value]}.permute{tuple(order)}" if order != sorted(order) else names.variable[value]
+
+
+def _inverse(order: list[int]) -> list[int]:
+    inverse = [0] * len(order)
+    for position, axis in enumerate(order):
+        inverse[axis] = position
+    return inverse
 
 
 def layers(graph: Graph, names: Names) -> tuple[list[str], list[str]]:
