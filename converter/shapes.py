@@ -7,7 +7,7 @@ from .errors import Unsupported
 from .ir import Graph, Value
 from .ops import OPS
 from .passes import fold_crops, fold_pads
-from . import relayout
+from . import relayout, views
 
 
 class Shapes:
@@ -43,9 +43,29 @@ def finish(graph: Graph, framework: str = "torch") -> Graph:
     fold_pads(graph)
     fold_crops(graph)
     relayout.assign(graph, framework)
+    _integer_inputs(graph)
     shapes = Shapes(graph.inputs)
     shapes.add(graph.nodes)
     graph.values = {name: Value(name, shape, layout=shapes.layouts[name]) for name, shape in shapes.known.items()}
     for value in graph.inputs:
         graph.values[value.name] = value
     return graph
+
+
+def _integer_inputs(graph: Graph) -> None:
+    """Model inputs read by ops that take integer ids (Embedding) are int64 (torch's index type)."""
+    for value in graph.inputs:
+        readers = [OPS[node.op] for node in graph.nodes if value.name in node.inputs]
+        if readers and any(op.integer_input for op in readers):
+            if not all(op.integer_input for op in readers):
+                raise Unsupported(f"input '{value.name}' is read both as integer ids and as numbers")
+            value.dtype = "int64"
+            if value.shape is not None and len(value.shape) == 2:
+                value.layout = views.TOKENS  # held alike everywhere, as any (batch, x) value; named for what it is
+
+
+def token_limit(graph: Graph, value: str) -> int | None:
+    """The number of rows of the smallest table that ids in ``value`` index (None if none does)."""
+    rows = [int(node.params["table"].shape[0]) for node in graph.nodes
+            if value in node.inputs and OPS[node.op].integer_input]
+    return min(rows) if rows else None

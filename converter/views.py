@@ -33,6 +33,7 @@ _DEFAULTS = {
 }
 _DEFAULTS[VIEW_FREE] = _DEFAULTS[FEATURES_LAST]
 VECTOR = "n f"
+TOKENS = "n t"  # integer ids, one per step
 
 
 def axes(pattern: str) -> list[str]:

@@ -55,7 +55,7 @@ def make_bad(kind: str, folder, keras=None, torch=None):
         inputs = keras.Input((7,))
         x = keras.layers.Dense(5, name="dense")(inputs)
         x = keras.layers.Lambda(lambda t: t * 2.0, name="double")(x)
-        x = keras.layers.LayerNormalization(name="norm")(x)
+        x = keras.layers.UnitNormalization(name="norm")(x)
         path = folder / "model.keras"
         keras.Model(inputs, x).save(path)
     return path
@@ -66,7 +66,7 @@ CASES = {
     "truncated_h5": (2, ["unreadable HDF5"]),
     "corrupt_onnx": (2, ["not a readable ONNX"]),
     "pickled_object": (2, ["weights_only", "never falls back"]),
-    "lambda": (3, ["'double' (Lambda", "'norm' (LayerNormalization)", "2 unsupported"]),
+    "lambda": (3, ["'double' (Lambda", "'norm' (UnitNormalization)", "2 unsupported"]),
 }
 
 

@@ -335,8 +335,8 @@ class KerasDedicatedLayer(KerasReader):
 
 
 register_onnx("Sigmoid", from_onnx_sigmoid)
-register_keras("Activation", KerasActivationLayer)
-register_keras("ReLU", KerasReLULayer)
+register_keras("Activation", KerasActivationLayer())
+register_keras("ReLU", KerasReLULayer())
 for _op in ACTIVATIONS.values():
     if _op.row.keras_layer and _op.row.keras_layer != "ReLU":
         register_keras(_op.row.keras_layer, KerasDedicatedLayer(_op))

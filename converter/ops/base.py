@@ -73,6 +73,10 @@ class KerasReader:
     def from_keras(self, layer: KerasLayer):
         raise Unsupported(f"layer '{layer.name}' ({layer.class_name}) cannot be read from Keras")
 
+    def keras_blocker(self, config: dict) -> str | None:
+        """Why a layer of this config cannot convert, found before anything is read (listed with the others)."""
+        return None
+
 
 class OpDef(KerasReader):
     """An op family member. Subclasses set the data and override the translations."""
@@ -84,6 +88,7 @@ class OpDef(KerasReader):
     conventions: dict[str, Convention] = {}
     notes: tuple[str, ...] = ()
     elementwise = False  # True: output element i depends on input element i only (keeps any layout)
+    integer_input = False  # True: takes integer ids (Embedding); a model input it reads is int64
 
     # -- params through layouts -------------------------------------------------
     def params_from(self, framework: str, named: dict, layer: str, optional=None) -> dict[str, np.ndarray]:

@@ -182,8 +182,8 @@ def _per_channel(layer, what: str, value, channels: int) -> np.ndarray:
 
 
 BATCHNORM = register_op(BatchNorm())
-register_keras("Normalization", KerasNormalization)
-register_keras("Rescaling", KerasRescaling)
+register_keras("Normalization", KerasNormalization())
+register_keras("Rescaling", KerasRescaling())
 register_keras("BatchNormalization", BATCHNORM)
 for _dims in (1, 2, 3):
     register_torch_module(f"BatchNorm{_dims}d", BATCHNORM.from_torch)

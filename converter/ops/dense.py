@@ -42,9 +42,6 @@ class Dense(OpDef):
 
     def output_shapes(self, node, input_shapes):
         shape = input_shapes[0]
-        if shape is not None and len(shape) != 2:
-            raise Unsupported(f"layer '{node.name}': Dense on a rank-{len(shape)} input {tuple(shape)} is not "
-                              "supported yet (only (batch, features))")
         out_features, in_features = node.params["kernel"].shape
         expect_dim(node.name, "input features (kernel axis i)", in_features, shape[-1] if shape else None)
         return [tuple(shape[:-1]) + (out_features,) if shape else None]
@@ -84,10 +81,22 @@ class Dense(OpDef):
 
     # -- ONNX -------------------------------------------------------------------
     def to_onnx(self, node, builder):
-        inputs = [node.inputs[0], builder.initializer(f"{node.name}.weight", node.params["kernel"])]
-        if "bias" in node.params:
-            inputs.append(builder.initializer(f"{node.name}.bias", node.params["bias"]))
-        builder.node("Gemm", inputs, node.outputs, node.name, transB=1)
+        """Gemm for (batch, features); MatMul (+ Add) over the last axis of a sequence, where Gemm cannot go."""
+        shape = builder.graph.shape(node.inputs[0])
+        if shape is None or len(shape) == 2:
+            inputs = [node.inputs[0], builder.initializer(f"{node.name}.weight", node.params["kernel"])]
+            if "bias" in node.params:
+                inputs.append(builder.initializer(f"{node.name}.bias", node.params["bias"]))
+            builder.node("Gemm", inputs, node.outputs, node.name, transB=1)
+            return
+        kernel = builder.initializer(f"{node.name}.weight", permute(node.params["kernel"], "o i", "i o"))
+        if "bias" not in node.params:
+            builder.node("MatMul", [node.inputs[0], kernel], node.outputs, node.name)
+            return
+        product = f"{node.name}/matmul"
+        builder.node("MatMul", [node.inputs[0], kernel], [product], product)
+        builder.node("Add", [product, builder.initializer(f"{node.name}.bias", node.params["bias"])], node.outputs,
+                     node.name)
 
     def from_gemm(self, onnx_node, context):
         attrs = context.attrs(onnx_node)

@@ -27,10 +27,14 @@ class Interface:
 
     inputs: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
+    limits: list = field(default_factory=list)  # per input: the ids it takes are below this (None: numbers)
 
     @classmethod
     def of(cls, graph) -> Interface:
-        return cls([v.layout for v in graph.inputs], [graph.layout(name) for name in graph.outputs])
+        from ..shapes import token_limit
+
+        return cls([v.layout for v in graph.inputs], [graph.layout(name) for name in graph.outputs],
+                   [token_limit(graph, v.name) for v in graph.inputs])
 
     def input(self, index: int, rank: int) -> str:
         return known_pattern(self.inputs, index, rank)

@@ -116,6 +116,8 @@ def refuse_unsupported(entries) -> None:
             problems.append(f"{quoted(entry.name)} ({entry.class_name}: {CODE_LAYERS[entry.class_name]})")
         elif entry.class_name not in KERAS_CLASSES:
             problems.append(f"{quoted(entry.name)} ({quoted(entry.class_name, 60)[1:-1]})")
+        elif (blocker := KERAS_CLASSES[entry.class_name].keras_blocker(entry.config)) is not None:
+            problems.append(f"{quoted(entry.name)} ({entry.class_name}: {blocker})")
     if problems:
         raise Unsupported(f"{len(problems)} unsupported layer(s): {', '.join(problems)}")
 

@@ -21,8 +21,8 @@ def build(graph: Graph):
     """The IR as an in-memory ``keras.Model`` with the converted weights set."""
     keras = require("keras")
     graph = flatten_order.to_keras(graph)
-    tensors = {v.name: keras.Input(shape=views.shape_to(v.shape, v.layout, "keras")[1:], name=keras_name(v.name))
-               for v in graph.inputs}
+    tensors = {v.name: keras.Input(shape=views.shape_to(v.shape, v.layout, "keras")[1:], name=keras_name(v.name),
+                                   dtype=v.dtype) for v in graph.inputs}
     for name, spec, inputs, outputs in steps(keras_layers(graph, keras), "building Keras layers"):
         args = [tensors[value] for value in inputs]
         if spec is None:  # a relayout Keras has no use for: it holds both sides alike

@@ -96,9 +96,14 @@ def write(graph: Graph, path: str | PathLike) -> None:
 
 
 def _info(onnx, graph: Graph, name: str):
-    shape = views.shape_to(graph.shape(name), graph.layout(name), graph.interface_view("onnx"))
-    dims = None if shape is None else ["N" if d is None else int(d) for d in shape]
-    return onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, dims)
+    view = graph.interface_view("onnx")
+    shape, pattern = views.shape_to(graph.shape(name), graph.layout(name), view), graph.layout(name)
+    letters = views.axes(views.view(pattern, view)) if pattern else ["n"] * len(shape or ())
+    # A size the source leaves free is a named dynamic axis: N for the batch, T for time, ...
+    dims = None if shape is None else [letter.upper() if d is None else int(d) for d, letter in zip(shape, letters)]
+    value = graph.values.get(name)
+    dtype = onnx.helper.np_dtype_to_tensor_dtype(np.dtype(value.dtype if value is not None else "float32"))
+    return onnx.helper.make_tensor_value_info(name, dtype, dims)
 
 
 def _name(graph: Graph) -> str:

@@ -63,7 +63,7 @@ def module_plan(graph: Graph):
 def source(graph: Graph, weights_file: str = "model.pt") -> str:
     names = Names(graph)
     init, forward = layers(graph, names)
-    inputs = ", ".join(f"{v.name} {_shape_text(_interface_shape(graph, v))}" for v in graph.inputs)
+    inputs = ", ".join(_input_text(graph, v) for v in graph.inputs)
     interface = graph.interface or "channels_first"
     if interface not in LAYOUT_TEXT:
         raise BadInput(f"unknown interface layout {docstring_text(interface, 40)!r}")
@@ -83,8 +83,8 @@ def source(graph: Graph, weights_file: str = "model.pt") -> str:
     return verify(code)
 
 
-LAYOUT_TEXT = {"channels_first": "feature maps channels-first (N, C, H, W)",
-               "channels_last": "feature maps channels-last (N, H, W, C) as in the Keras source"}
+LAYOUT_TEXT = {"channels_first": "axes in torch's order (feature maps channels-first, sequences batch-first)",
+               "channels_last": "axes in Keras' order (feature maps channels-last) as in the Keras source"}
 
 
 def _interface_shape(graph: Graph, value):
@@ -149,5 +149,19 @@ def state_dict_arrays(graph: Graph) -> dict:
     return arrays
 
 
-def _shape_text(shape) -> str:
-    return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")" if shape else "(shape unknown)"
+def _input_text(graph: Graph, value) -> str:
+    """``tokens (N, T) int64 token ids`` or ``x (N, 3, 32, 32) [n c h w]``: its shape as forward() takes it,
+    sizes left free shown by their axis letter."""
+    view = graph.interface_view("torch")
+    pattern = views.view(value.layout, view) if value.layout else None
+    text = f"{value.name} {_shape_text(_interface_shape(graph, value), pattern)}"
+    if value.dtype.startswith("int"):
+        return f"{text} {value.dtype} token ids"
+    return f"{text} [{pattern}]" if pattern else text
+
+
+def _shape_text(shape, pattern: str | None = None) -> str:
+    if not shape:
+        return "(shape unknown)"
+    letters = views.axes(pattern) if pattern else ["n"] * len(shape)
+    return "(" + ", ".join(letter.upper() if d is None else str(d) for d, letter in zip(shape, letters)) + ")"
