@@ -47,3 +47,13 @@ def permute(array: np.ndarray, source: str, target: str, what: str = "tensor", *
             f"{what}: cannot map shape {tuple(array.shape)} from '{source}' to '{target}': {first_line(error)}"
         ) from None
 
+
+
+def reorder_blocks(array: np.ndarray, source: str, target: str, axis: int = 0, what: str = "tensor") -> np.ndarray:
+    """Reorder equal blocks along ``axis``, named by letters: the gates of a recurrent layer, stacked
+    ``source="ifgo"`` in Keras and torch and ``target="iofg"`` in ONNX."""
+    array = np.asarray(array)
+    if sorted(source) != sorted(target) or array.shape[axis] % len(source):
+        raise ShapeMismatch(f"{what}: cannot reorder {array.shape[axis]} rows as blocks '{source}' -> '{target}'")
+    blocks = dict(zip(source, np.split(array, len(source), axis=axis)))
+    return np.ascontiguousarray(np.concatenate([blocks[letter] for letter in target], axis=axis))

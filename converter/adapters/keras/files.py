@@ -114,9 +114,25 @@ def _keras3_groups(f) -> dict:
         if vars_group is None:
             continue
         name = _text(vars_group.attrs.get("name", f"@path:{key}"))
-        ordered = sorted(vars_group, key=int)
-        groups[name] = [(None, np.asarray(vars_group[index])) for index in ordered]
+        groups[name] = [(None, array) for array in _variables(layers[key])]
     return groups
+
+
+# Sub-layers in the order Keras lists their weights (a recurrent layer's cell, a Bidirectional's two layers,
+# attention's projections); any other sub-layer after these, by name.
+SUB_LAYER_ORDER = ("cell", "forward_layer", "backward_layer", "query_dense", "key_dense", "value_dense",
+                   "output_dense")
+
+
+def _variables(group) -> list:
+    """A layer's own variables, then those of its sub-layers (an LSTM keeps its weights in its cell)."""
+    found = [np.asarray(group["vars"][index]) for index in sorted(group.get("vars", {}), key=int)]
+    children = [key for key in group if key != "vars" and isinstance(group[key], h5py.Group)]
+    ranked = sorted(children, key=lambda key: (SUB_LAYER_ORDER.index(key) if key in SUB_LAYER_ORDER
+                                               else len(SUB_LAYER_ORDER), key))
+    for key in ranked:
+        found.extend(_variables(group[key]))
+    return found
 
 
 def _config(text) -> dict:
