@@ -8,7 +8,7 @@ from .errors import BadInput, ShapeMismatch
 from .layouts import permute
 from .ops import FRAMEWORKS, OPS
 
-EXAMPLE_SIZES = {"o": 32, "i": 2000, "h": 3, "w": 5, "m": 2}
+EXAMPLE_SIZES = {"o": 32, "i": 2000, "h": 3, "w": 5, "m": 2, "f": 6, "k": 9, "G": 36, "D": 2, "v": 1000}
 
 
 def explain(op_name: str) -> str:

@@ -83,3 +83,83 @@ def seeded_keras(model, seed):
     for weight in model.weights:
         weight.assign(rng.normal(0, 0.5, weight.shape).astype("float32"))
     return model
+
+
+class LSTMTagger(nn.Module):
+    """Embedding -> two-layer bidirectional LSTM -> a tag per step."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(VOCABULARY, EMBED)
+        self.lstm = nn.LSTM(EMBED, HIDDEN, num_layers=2, batch_first=True, bidirectional=True)
+        self.tags = nn.Linear(2 * HIDDEN, CLASSES)
+
+    def forward(self, ids):
+        out, _ = self.lstm(self.emb(ids))
+        return self.tags(out)
+
+
+class GRUClassifier(nn.Module):
+    """A GRU over (N, T, F) features, its last step -> a class."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(EMBED, HIDDEN, batch_first=True)
+        self.head = nn.Linear(HIDDEN, CLASSES)
+
+    def forward(self, x):
+        out, _ = self.gru(x)
+        return self.head(out[:, -1])
+
+
+class StackedRNN(nn.Module):
+    """A ReLU RNN whose final state (h_n[-1]) feeds a bidirectional GRU... of one step: a final-state LSTM too."""
+
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.RNN(EMBED, HIDDEN, nonlinearity="relu", batch_first=True)
+        self.lstm = nn.LSTM(HIDDEN, 5, batch_first=True, num_layers=2)
+        self.head = nn.Linear(5, CLASSES)
+
+    def forward(self, x):
+        out, _ = self.rnn(x)
+        _, (h, _) = self.lstm(out)
+        return self.head(h[-1])
+
+
+def keras_recurrent(keras, seed=0):
+    """LSTM sequence -> Bidirectional GRU sequence -> ReLU SimpleRNN final state -> Dense."""
+    x = keras.Input((STEPS, EMBED), name="x")
+    y = keras.layers.LSTM(HIDDEN, return_sequences=True, name="lstm")(x)
+    y = keras.layers.Bidirectional(keras.layers.GRU(5, return_sequences=True), name="bi")(y)
+    y = keras.layers.SimpleRNN(7, activation="relu", name="rnn")(y)
+    return seeded_keras(keras.Model(x, keras.layers.Dense(CLASSES, name="head")(y)), seed)
+
+
+def keras_text_lstm(keras, seed=0):
+    """A text classifier: Embedding -> Bidirectional LSTM (final states) -> Dense."""
+    ids = keras.Input((STEPS,), dtype="int32", name="ids")
+    y = keras.layers.Embedding(VOCABULARY, EMBED, name="emb")(ids)
+    y = keras.layers.Bidirectional(keras.layers.LSTM(HIDDEN), name="bi")(y)
+    return seeded_keras(keras.Model(ids, keras.layers.Dense(CLASSES, name="head")(y)), seed)
+
+
+class BidirectionalLastStep(nn.Module):
+    """``out[:, -1]`` of a bidirectional LSTM is not its final state (the backward half has seen one step)."""
+
+    def __init__(self):
+        super().__init__()
+        self.lstm = nn.LSTM(EMBED, HIDDEN, batch_first=True, bidirectional=True)
+
+    def forward(self, x):
+        out, _ = self.lstm(x)
+        return out[:, -1]
+
+
+class TimeMajor(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(EMBED, HIDDEN)
+
+    def forward(self, x):
+        return self.gru(x)[0]

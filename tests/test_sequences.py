@@ -14,7 +14,8 @@ import pytest
 
 import converter
 from conftest import TESTS, assert_close, run_torch_model, torch_generated
-from sequence_models import STEPS, VOCABULARY, keras_layer_norms, keras_text_cnn, seeded, sequence, tokens
+from sequence_models import (STEPS, VOCABULARY, keras_layer_norms, keras_recurrent, keras_text_cnn, keras_text_lstm,
+                             seeded, sequence, tokens)
 
 SEQUENCE_MODELS = TESTS / "sequence_models.py"
 SUFFIX = {"keras": ".keras", "torch": ".pt", "onnx": ".onnx"}
@@ -41,11 +42,11 @@ def make_source(framework, name, tmp_path, keras, x):
     import sequence_models
 
     if framework == "keras":
-        model = {"text_cnn": keras_text_cnn, "layer_norms": keras_layer_norms}[name](keras)
+        model = KERAS_MODELS[name](keras)
         path = tmp_path / "source.keras"
         model.save(path)
         return path, {}, np.asarray(model(x, training=False))
-    cls = {"text_cnn": sequence_models.TextCNN, "layer_norms": sequence_models.LayerNormVariants}[name]
+    cls = getattr(sequence_models, TORCH_MODELS[name])
     model = seeded(cls())
     reference = run_torch_model(model, x)
     if framework == "torch":
@@ -61,7 +62,11 @@ DIRECTIONS = [(s, t) for s in SUFFIX for t in SUFFIX if s != t]
 DIRECTION_IDS = [f"{s}->{t}" for s, t in DIRECTIONS]
 
 
-INPUTS = {"text_cnn": tokens, "layer_norms": sequence}
+INPUTS = {"text_cnn": tokens, "layer_norms": sequence, "recurrent": sequence, "text_lstm": tokens}
+KERAS_MODELS = {"text_cnn": keras_text_cnn, "layer_norms": keras_layer_norms, "recurrent": keras_recurrent,
+                "text_lstm": keras_text_lstm}
+TORCH_MODELS = {"text_cnn": "TextCNN", "layer_norms": "LayerNormVariants", "recurrent": "StackedRNN",
+                "text_lstm": "LSTMTagger", "gru": "GRUClassifier"}
 
 
 @pytest.mark.parametrize("source, target", DIRECTIONS, ids=DIRECTION_IDS)
@@ -138,15 +143,79 @@ def test_padding_idx_is_kept_in_torch(tmp_path):
 
 
 @pytest.mark.parametrize("saved_by", ["keras3-h5", "keras2-h5"])
-@pytest.mark.parametrize("name", ["text_cnn", "layer_norms"])
+@pytest.mark.parametrize("name", list(KERAS_MODELS))
 def test_keras_sequence_models_from_legacy_h5(name, saved_by, tmp_path):
     """The same models saved as a legacy .h5 by Keras 3 and by Keras 2 (tf_keras)."""
     if saved_by == "keras2-h5":
         import tf_keras as framework
     else:
         import keras as framework
-    model = {"text_cnn": keras_text_cnn, "layer_norms": keras_layer_norms}[name](framework)
+    model = KERAS_MODELS[name](framework)
     model.save(tmp_path / "source.h5")
-    x = tokens() if name == "text_cnn" else sequence()
+    x = INPUTS[name]()
     converter.convert(tmp_path / "source.h5", tmp_path / "out.pt")
     assert_close(np.asarray(model(x, training=False)), run_file("torch", tmp_path / "out.pt", x))
+
+
+@pytest.mark.parametrize("source, target", [("torch", "keras"), ("torch", "onnx"), ("onnx", "keras"), ("onnx", "torch")])
+def test_gru_last_step(source, target, tmp_path, keras):
+    """``out, _ = gru(x); head(out[:, -1])``: the last step of a one-direction GRU is its final state."""
+    x = sequence()
+    path, options, reference = make_source(source, "gru", tmp_path, keras, x)
+    out = tmp_path / f"out{SUFFIX[target]}"
+    converter.convert(path, out, **options)
+    assert_close(reference, run_file(target, out, x))
+
+
+def refusal(tmp_path, path, **options) -> str:
+    out = tmp_path / "refused.pt"
+    with pytest.raises(converter.WconvError) as error:
+        converter.convert(path, out, **options)
+    assert error.value.exit_code == 3 and not out.exists()
+    return str(error.value)
+
+
+def test_keras_gru_reset_after_false_goes_to_onnx_and_is_refused_for_torch(tmp_path, keras):
+    """Keras 2 / TF1 GRUs apply the reset gate before the recurrent matmul: ONNX linear_before_reset=0."""
+    x_in = keras.Input((STEPS, 6))
+    y = keras.layers.GRU(5, reset_after=False, return_sequences=True, name="gru")(x_in)
+    from sequence_models import seeded_keras
+
+    model = seeded_keras(keras.Model(x_in, y), 3)
+    model.save(tmp_path / "a.keras")
+    x = sequence()
+    converter.convert(tmp_path / "a.keras", tmp_path / "b.onnx")
+    assert_close(np.asarray(model(x)), run_file("onnx", tmp_path / "b.onnx", x))
+    assert "reset_after=False" in refusal(tmp_path, tmp_path / "a.keras")
+
+
+def test_unconvertible_recurrent_uses_are_refused(tmp_path, keras):
+    x_in = keras.Input((STEPS, 6))
+    y = keras.layers.LSTM(5, go_backwards=True, name="backwards")(x_in)
+    keras.Model(x_in, keras.layers.LSTM(3, name="lstm2")(keras.layers.RepeatVector(4)(y))).save(tmp_path / "a.keras")
+    message = refusal(tmp_path, tmp_path / "a.keras")
+    assert "'backwards' (LSTM: go_backwards=True" in message and "RepeatVector" in message
+
+
+@pytest.mark.parametrize("cls, message", [("BidirectionalLastStep", "not its final state"),
+                                          ("TimeMajor", "batch_first=False")])
+def test_torch_recurrent_forms_that_do_not_convert_are_refused(cls, message, tmp_path):
+    import torch
+
+    import sequence_models
+
+    torch.save(seeded(getattr(sequence_models, cls)()).state_dict(), tmp_path / "a.pt")
+    assert message in refusal(tmp_path, tmp_path / "a.pt", module=f"{SEQUENCE_MODELS}:{cls}", input_shape=[STEPS, 6])
+
+
+@pytest.mark.parametrize("name", ["recurrent", "text_lstm", "text_cnn"])
+def test_wconv_onnx_reads_back(name, tmp_path, keras):
+    """Keras -> ONNX (wconv's own time-major plumbing) -> torch and Keras."""
+    model = KERAS_MODELS[name](keras)
+    model.save(tmp_path / "a.keras")
+    converter.convert(tmp_path / "a.keras", tmp_path / "b.onnx")
+    x = INPUTS[name]()
+    for target in ("torch", "keras"):
+        out = tmp_path / f"c{SUFFIX[target]}"
+        converter.convert(tmp_path / "b.onnx", out)
+        assert_close(np.asarray(model(x, training=False)), run_file(target, out, x))

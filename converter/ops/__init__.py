@@ -2,7 +2,7 @@
 
 from . import (  # noqa: F401  (registration side effects)
     activations, batchnorm, conv, conv_transpose, crop, dense, dropout, embedding, flatten, layernorm, merge, pad,
-    pool, prelu, reshape, transpose, upsample,
+    pool, prelu, recurrent, reshape, transpose, upsample,
 )
 from .base import FRAMEWORKS, Convention, KerasLayer, KerasSpec, OpDef
 from .registry import KERAS_CLASSES, ONNX_TYPES, OPS, TORCH_FUNCTIONS, TORCH_MODULES

@@ -11,7 +11,7 @@ from ...errors import Unsupported
 from ...frameworks import require
 from ...ir import Graph
 from ... import views
-from ...ops import OPS
+from ...ops import OPS, KerasSpec
 from ...outputs import atomic_path
 from ..fusion import fused_pairs
 from . import flatten_order, legacy_h5
@@ -30,7 +30,7 @@ def build(graph: Graph):
             continue
         if spec.pre is not None:
             args = [getattr(keras.layers, spec.pre.class_name)(name=keras_name(f"{name}_pad"), **spec.pre.config)(args[0])]
-        layer = getattr(keras.layers, spec.class_name)(name=keras_name(name), **spec.config)
+        layer = getattr(keras.layers, spec.class_name)(name=keras_name(name), **_config(keras, spec.config))
         result = layer(args[0] if len(args) == 1 else args)
         if spec.post is not None:
             result = getattr(keras.layers, spec.post.class_name)(name=keras_name(f"{name}_crop"), **spec.post.config)(result)
@@ -76,6 +76,12 @@ def _specs(graph: Graph) -> dict:
     if problems:
         raise Unsupported(f"{len(problems)} layer(s) cannot be written to Keras: {'; '.join(problems)}")
     return specs
+
+
+def _config(keras, config: dict) -> dict:
+    """A spec's config with wrapped layers built (Bidirectional's ``layer``)."""
+    return {key: getattr(keras.layers, value.class_name)(**value.config) if isinstance(value, KerasSpec) else value
+            for key, value in config.items()}
 
 
 def _can_fold(keras, spec, activation_spec) -> bool:

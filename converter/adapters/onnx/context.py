@@ -13,6 +13,7 @@ class OnnxContext:
         self.initializers = initializers
         self.used: set[str] = set()
         self.absorbed: set[int] = set()  # ids of nodes folded into an earlier one
+        self.recurrent: dict = {}  # id(recurrent node) -> its batch-first form (recurrent_pass.BatchFirst)
         self.consumers: dict[str, list] = {}
         for node in nodes:
             for name in node.input:
@@ -68,6 +69,8 @@ class OnnxContext:
 def _plain(value):
     if isinstance(value, bytes):
         return value.decode()
+    if isinstance(value, list):  # strings (an RNN's activations); numbers stay as they are
+        return [item.decode() if isinstance(item, bytes) else item for item in value]
     if isinstance(value, float):
         return float(f"{value:.7g}")  # float32 attribute: 0.1 rather than 0.10000000149011612
     return value

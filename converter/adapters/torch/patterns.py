@@ -3,9 +3,97 @@
 wconv writes Keras' Average as ``torch.stack([a, b, ...]).mean(0)``: two fx nodes, a stack and its
 mean over the new axis. The reader skips the stack and reads the mean as an ``average`` of the
 stacked tensors.
+
+A recurrent module returns a tuple, unpacked by indexing: ``out, _ = self.lstm(x)`` is the sequence,
+``out[:, -1]`` and ``h_n[-1]`` the final state (of a one-direction layer). Those calls are read with
+the module call.
 """
 
 from __future__ import annotations
+
+import operator
+from dataclasses import dataclass
+
+from ...errors import Unsupported
+
+RECURRENT_MODULES = {"LSTM", "GRU", "RNN"}
+
+
+@dataclass
+class RecurrentUse:
+    returns: str  # "sequence" or "final"
+    output: object  # the fx node whose value that is
+    absorbed: set  # the fx nodes between the module call and it
+
+
+def recurrent_use(fx_node, module) -> RecurrentUse:
+    """How the traced model uses a recurrent module's outputs: the whole sequence or the final state."""
+    use = _recurrent_use(fx_node, module)
+    use.absorbed |= _unused_items(fx_node) | {n for node in use.absorbed for n in _unused_items(node)}
+    return use
+
+
+def _recurrent_use(fx_node, module) -> RecurrentUse:
+    used = _used_items(fx_node)
+    one_direction = not module.bidirectional
+    if set(used) == {0} and len(used[0]) == 1:
+        sequence = used[0][0]
+        step = _only_user(sequence)
+        if step is not None and _is_item(step) and _last_step(step.args[1]):
+            if not one_direction:
+                raise _unsupported(fx_node, "takes out[:, -1] of a bidirectional layer, which is not its final "
+                                            "state (the backward direction has seen one step there)")
+            return RecurrentUse("final", step, {sequence, step})
+        return RecurrentUse("sequence", sequence, {sequence})
+    if set(used) == {1} and len(used[1]) == 1 and one_direction:
+        state, absorbed = used[1][0], set(used[1])
+        if type(module).__name__ == "LSTM":  # (h_n, c_n)
+            inner = _used_items(state)
+            if set(inner) != {0} or len(inner[0]) != 1:
+                raise _unsupported(fx_node, "uses c_n")
+            state = inner[0][0]
+            absorbed.add(state)
+        last = _only_user(state)
+        if last is not None and _is_item(last) and last.args[1] in (-1, module.num_layers - 1):
+            return RecurrentUse("final", last, absorbed | {last})
+    raise _unsupported(fx_node, "uses its outputs otherwise")
+
+
+def _used_items(fx_node) -> dict:
+    """index -> the getitem nodes taking that item and used by something."""
+    found = {}
+    for user in fx_node.users:
+        if not _is_item(user) or not isinstance(user.args[1], int):
+            raise _unsupported(fx_node, "passes its output tuple on whole")
+        if user.users:
+            found.setdefault(user.args[1], []).append(user)
+    return found
+
+
+def _unused_items(fx_node) -> set:
+    """Items unpacked and never used (the ``_`` of ``out, _ = rnn(x)``)."""
+    return {user for user in fx_node.users if _is_item(user) and not user.users}
+
+
+def _is_item(fx_node) -> bool:
+    return fx_node.op == "call_function" and fx_node.target is operator.getitem
+
+
+def _only_user(fx_node):
+    users = list(fx_node.users)
+    return users[0] if len(users) == 1 else None
+
+
+def _last_step(index) -> bool:
+    """``[:, -1]`` or ``[:, -1, :]`` on a (batch, time, features) value."""
+    everything = slice(None)
+    return isinstance(index, tuple) and len(index) in (2, 3) and index[0] == everything and index[1] == -1 \
+        and all(part == everything for part in index[2:])
+
+
+def _unsupported(fx_node, what: str) -> Unsupported:
+    return Unsupported(f"layer '{fx_node.target}' (recurrent): {what}; wconv converts `out, _ = rnn(x)` (the "
+                       "sequence), `out[:, -1]` and `h_n[-1]` (the final state of a one-direction layer)")
 
 
 def stacked_for_mean(fx_node, function_name) -> list | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from os import PathLike
 from typing import Sequence
@@ -32,6 +32,7 @@ class TorchLayer:
     inputs: list[str]
     outputs: list[str]
     input_shapes: list
+    options: dict = field(default_factory=dict)  # what the reader saw around the call (how its outputs are used)
 
 
 @dataclass
@@ -80,11 +81,18 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
     shapes = Shapes(inputs)
     outputs, nodes, used = [], [], set()
     names = module_call_names(traced)
+    skipped = set()  # fx nodes read together with an earlier call (a recurrent layer's output unpacking)
     for fx_node in steps(traced.graph.nodes, "reading torch layers"):
+        if fx_node in skipped:
+            continue
         if fx_node.op == "output":
             outputs = [n.name for n in _flat(fx_node.args[0])]
         elif fx_node.op == "call_module":
             layer = _layer(traced, fx_node, names[fx_node], state, used, shapes)
+            if layer.class_name in patterns.RECURRENT_MODULES:
+                use = patterns.recurrent_use(fx_node, layer.module)
+                layer.options["returns"], layer.outputs = use.returns, [use.output.name]
+                skipped |= use.absorbed
             created = TORCH_MODULES[layer.class_name](layer)
         elif patterns.absorbed(fx_node, function_name):
             continue  # read with the call that uses it

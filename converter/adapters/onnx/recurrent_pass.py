@@ -1,0 +1,228 @@
+"""Recurrent ops in batch-first form: the time-major plumbing around ONNX LSTM/GRU/RNN, read away.
+
+ONNX recurrent ops run time-major (layout=0): X (T, N, F), Y (T, D, N, H), Y_h (D, N, H). Exporters and
+wconv wrap them to take and give batch-first values, and torch.onnx chains stacked layers time-major:
+
+- into time-major: ``Transpose(perm=[1, 0, 2])`` of an (N, T, F) value;
+- Y to time-major (T, N, D*H): ``Squeeze`` of the direction axis, or ``Transpose([0, 2, 1, 3])`` then
+  ``Reshape([0, 0, -1])``; then to batch-first with ``Transpose([1, 0, 2])``, or straight into the
+  next layer; wconv writes ``Transpose([2, 0, 1, 3])`` then ``Reshape([0, 0, D*H])``;
+- Y_h (D, N, H) to the final state (N, D*H): ``Transpose([1, 0, 2])`` then ``Reshape`` (wconv),
+  ``Squeeze``/``Gather`` of the one direction, or torch's h_n[-1]: ``Gather(-1)`` of the ``Concat`` of
+  the stacked layers' Y_h; or ``Gather(axis=1, -1)`` of the batch-first sequence (torch's ``out[:, -1]``);
+- zero initial states, which torch.onnx builds from the input's shape (Shape/Gather/Concat/Expand of
+  zeros): zeros are what a missing initial state means.
+
+Each match becomes a record (its batch-first input, what it returns, the value that holds it, batch-first)
+and its plumbing leaves the graph. A recurrent op in any other form stays, and its reader refuses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+RECURRENT_OPS = ("LSTM", "GRU", "RNN")
+SHAPE_ARITHMETIC = {"Shape", "Gather", "Unsqueeze", "Concat", "Expand", "Constant", "ConstantOfShape", "Slice",
+                    "Cast", "Squeeze", "Reshape"}
+
+
+@dataclass
+class BatchFirst:
+    input: str
+    returns: str  # "sequence" or "final"
+    output: str
+
+
+def batch_first(nodes: list, constants: dict, graph_outputs: set) -> tuple[list, dict, set]:
+    """(remaining nodes, id(recurrent node) -> BatchFirst, the constants the removed plumbing used: shapes,
+    axes, indices, zeros) for every recurrent op in a form listed above."""
+    if not any(n.op_type in RECURRENT_OPS for n in nodes):
+        return nodes, {}, set()
+    before = nodes
+    nodes = _without_zero_states(nodes, constants, graph_outputs)
+    rewrite = _Rewrite(nodes, constants, graph_outputs)
+    for node in nodes:
+        if node.op_type in RECURRENT_OPS:
+            rewrite.match(node)
+    remaining = [n for n in nodes if id(n) not in rewrite.removed]
+    kept = {id(n) for n in remaining}
+    consumed = {name for n in before if id(n) not in kept for name in n.input if name in constants}
+    return remaining, rewrite.records, consumed
+
+
+def _without_zero_states(nodes, constants, graph_outputs):
+    """Initial states that are zeros (constants, or Expand of zeros) dropped, and the arithmetic that made them."""
+    producer = {name: n for n in nodes for name in n.output}
+    for node in nodes:
+        if node.op_type not in RECURRENT_OPS:
+            continue
+        for index in (5, 6):
+            value = node.input[index] if len(node.input) > index else ""
+            source = producer.get(value)
+            if value in constants and not np.any(constants[value]) or source is not None and \
+                    source.op_type == "Expand" and source.input[0] in constants and not np.any(constants[source.input[0]]):
+                node.input[index] = ""
+    while True:  # shape arithmetic none of whose outputs is used any more
+        used = {name for n in nodes for name in n.input} | graph_outputs
+        alive = [n for n in nodes if n.op_type not in SHAPE_ARITHMETIC or any(name in used for name in n.output)]
+        if len(alive) == len(nodes):
+            return nodes
+        nodes = alive
+
+
+class _Rewrite:
+    def __init__(self, nodes, constants, outputs):
+        self.constants, self.outputs = constants, outputs
+        self.producer = {name: n for n in nodes for name in n.output}
+        self.consumers = {}
+        for n in nodes:
+            for name in n.input:
+                self.consumers.setdefault(name, []).append(n)
+        self.time_major = {}  # a time-major (T, N, F) value -> the batch-first IR value it stands for
+        self.records, self.removed = {}, set()
+        self.layer_states = self._layer_states(nodes)
+
+    def only_consumer(self, value):
+        users = self.consumers.get(value, [])
+        return users[0] if len(users) == 1 and value not in self.outputs else None
+
+    def used(self, value) -> bool:
+        return bool(value) and (value in self.consumers or value in self.outputs)
+
+    def match(self, node) -> None:
+        attrs = {a.name: a for a in node.attribute}
+        if attrs.get("layout") and attrs["layout"].i or "hidden_size" not in attrs or \
+                attrs.get("direction") and attrs["direction"].s == b"reverse":
+            return
+        directions = 2 if attrs.get("direction") and attrs["direction"].s == b"bidirectional" else 1
+        source = self._batch_first_input(node)
+        if source is None:
+            return
+        source_name, plumbing = source
+        outputs = list(node.output) + [""] * (3 - len(node.output))
+        sequence, final, cell = outputs[:3]
+        final_used = self.used(final) and final not in self.layer_states.get("inner", set())
+        if self.used(cell) or self.used(sequence) == final_used:
+            return
+        found = self._sequence(node, sequence, directions) if self.used(sequence) else self._final(final, directions)
+        if found is None:
+            return
+        returns, output, chain = found
+        step = self.only_consumer(output)
+        if returns == "sequence" and directions == 1 and step is not None and self._is_last(step, axis=1):
+            returns, output, chain = "final", step.output[0], chain + [step]  # out[:, -1]
+        self.records[id(node)] = BatchFirst(source_name, returns, output)
+        self.removed |= {id(n) for n in plumbing + chain}
+
+    def _batch_first_input(self, node):
+        value = node.input[0]
+        if value in self.time_major:
+            return self.time_major[value], []
+        source = self.producer.get(value)
+        if _is_transpose(source, [1, 0, 2]) and self.only_consumer(value) is node:
+            return source.input[0], [source]
+        return None
+
+    def _sequence(self, node, value, directions: int):
+        """('sequence', batch-first output, chain) for Y, or None."""
+        width = directions * self._hidden(node)
+        wconv = self._chain(value, [("Transpose", [2, 0, 1, 3]), ("Reshape", (0, 0, width))])
+        if wconv:
+            return "sequence", wconv[-1].output[0], wconv
+        chain = self._chain(value, [("Squeeze", 1)] if directions == 1 else
+                            [("Transpose", [0, 2, 1, 3]), ("Reshape", (0, 0, width))])
+        if not chain:
+            return None
+        merged = chain[-1].output[0]  # time-major (T, N, D*H)
+        after = self.only_consumer(merged)
+        if _is_transpose(after, [1, 0, 2]):
+            return "sequence", after.output[0], chain + [after]
+        if all(user.op_type in RECURRENT_OPS and user.input[0] == merged for user in self.consumers.get(merged, [])) \
+                and merged not in self.outputs:
+            self.time_major[merged] = merged  # the next layer reads it; the IR holds it batch-first
+            return "sequence", merged, chain
+        return None
+
+    def _final(self, value, directions: int):
+        """('final', output, chain) for Y_h, or None."""
+        width = directions * self._hidden(self.producer[value])
+        wconv = self._chain(value, [("Transpose", [1, 0, 2]), ("Reshape", (0, width))])
+        if wconv:
+            return "final", wconv[-1].output[0], wconv
+        if directions != 1:
+            return None
+        if value in self.layer_states.get("last", {}):
+            concat, gather = self.layer_states["last"][value]
+            return "final", gather.output[0], [concat, gather]
+        one = self._chain(value, [("Squeeze", 0)]) or self._chain(value, [("Gather", 0)])
+        return ("final", one[-1].output[0], one) if one else None
+
+    def _layer_states(self, nodes) -> dict:
+        """torch's h_n[-1] of stacked layers: Gather(axis 0, -1) of a Concat of one-direction layers' Y_h.
+        'last': the last layer's Y_h -> (concat, gather); 'inner': the other layers' Y_h (used there only)."""
+        found = {"last": {}, "inner": set()}
+        for concat in nodes:
+            if concat.op_type != "Concat" or not concat.input:
+                continue
+            gather = self.only_consumer(concat.output[0])
+            producers = [self.producer.get(v) for v in concat.input]
+            if gather is None or not self._is_last(gather) or any(
+                    p is None or p.op_type not in RECURRENT_OPS or len(p.output) < 2 or p.output[1] != v
+                    or self.only_consumer(v) is not concat for p, v in zip(producers, concat.input)):
+                continue
+            found["last"][concat.input[-1]] = (concat, gather)
+            found["inner"] |= set(concat.input[:-1])
+        return found
+
+    def _is_last(self, gather, axis: int = 0) -> bool:
+        """``Gather(x, -1, axis)``: the last entry along ``axis``."""
+        if gather.op_type != "Gather":
+            return False
+        attrs = {a.name: a.i for a in gather.attribute}
+        index = self.constants.get(gather.input[1])
+        return attrs.get("axis", 0) == axis and index is not None and np.ndim(index) == 0 and int(index) == -1
+
+    def _chain(self, value, steps):
+        found, current = [], value
+        for op_type, check in steps:
+            node = self.only_consumer(current)
+            if node is None or node.op_type != op_type or not self._fits(node, check):
+                return None
+            found.append(node)
+            current = node.output[0]
+        return found
+
+    def _fits(self, node, check) -> bool:
+        if node.op_type == "Transpose":
+            return _is_transpose(node, check)
+        if node.op_type == "Reshape":  # (a, b, D, H) -> (a, b, D*H), or (N, D, H) -> (N, D*H)
+            shape = self.constants.get(node.input[1]) if len(node.input) > 1 else None
+            if shape is None or len(np.ravel(shape)) != len(check):
+                return False
+            shape = [int(d) for d in np.ravel(shape)]
+            return shape[:-1] == list(check[:-1]) and shape[-1] in (-1, check[-1])
+        if node.op_type == "Squeeze":
+            return self._axes(node) == [check]
+        if node.op_type == "Gather":
+            attrs = {a.name: a.i for a in node.attribute}
+            index = self.constants.get(node.input[1])
+            return attrs.get("axis", 0) == 0 and index is not None and np.ndim(index) == 0 and int(index) in (0, -1)
+        return False
+
+    def _axes(self, node):
+        if len(node.input) > 1 and node.input[1]:
+            axes = self.constants.get(node.input[1])
+            return None if axes is None else [int(a) for a in np.ravel(axes)]
+        return next(([int(a) for a in attribute.ints] for attribute in node.attribute if attribute.name == "axes"),
+                    None)
+
+    @staticmethod
+    def _hidden(node) -> int:
+        return next(a.i for a in node.attribute if a.name == "hidden_size")
+
+
+def _is_transpose(node, perm) -> bool:
+    return node is not None and node.op_type == "Transpose" and \
+        next((list(a.ints) for a in node.attribute if a.name == "perm"), None) == perm

@@ -1,0 +1,401 @@
+"""Recurrent layers (SimpleRNN, LSTM, GRU): gate orders, split biases and directions, as data.
+
+The IR keeps torch's params, per direction (``reverse_`` prefixes the backward one): ``w_ih`` (G, F),
+``w_hh`` (G, H), ``b_ih`` and ``b_hh`` (G), where G stacks the gates' H rows in torch's gate order.
+Each framework stacks the gates in its own order (``Cell.gates``); they are reordered as named blocks
+(``layouts.reorder_blocks``), never by hand-written indices.
+
+- Keras keeps one bias: it reads as ``b_ih`` with ``b_hh`` zero, and is written as their sum. A Keras
+  GRU with ``reset_after=True`` keeps both, as a (2, G) bias; with ``reset_after=False`` it applies the
+  reset gate before the recurrent matmul (ONNX ``linear_before_reset=0``), which torch's GRU cannot.
+- A node returns the whole sequence (N, T, D*H) or the final state (N, D*H): Keras' return_sequences;
+  torch's ``out`` or ``h_n``; ONNX's Y or Y_h. Bidirectional outputs concatenate forward then backward,
+  as torch, Keras' merge_mode='concat' and ONNX do.
+- ONNX runs time-major; the writer transposes into and out of it (the batch stays first in the IR).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import views
+from ..codetext import literal
+from ..errors import Unsupported, WeightMismatch
+from ..ir import Node
+from ..layouts import permute, reorder_blocks
+from .base import Convention, KerasReader, KerasSpec, OpDef, expect_dim
+from .registry import register_keras, register_onnx, register_op, register_torch_module
+
+DIRECTIONS = {"forward": ("",), "bidirectional": ("", "reverse_")}
+# What a Keras recurrent layer's inference depends on (a Bidirectional's two layers must agree on these).
+INFERENCE_KEYS = ("units", "activation", "recurrent_activation", "use_bias", "return_sequences", "reset_after",
+                  "return_state", "stateful", "time_major")
+PARAMS = ("w_ih", "w_hh", "b_ih", "b_hh")
+
+
+@dataclass(frozen=True)
+class Cell:
+    op: str
+    keras: str
+    torch: str
+    onnx: str
+    gates: dict  # framework -> its gate letters, in the order it stacks them (one letter per gate across frameworks)
+    summary: str
+    gate_names: dict  # framework -> how its documentation names the gates, in that order
+
+
+CELLS = (
+    Cell("rnn", "SimpleRNN", "RNN", "RNN", {"keras": "n", "torch": "n", "onnx": "n"},
+         "Elman RNN: h' = act(x W_ih^T + b_ih + h W_hh^T + b_hh).", {"keras": "-", "torch": "-", "onnx": "-"}),
+    # Keras names the cell gate c, torch g, ONNX c: one letter here (g).
+    Cell("lstm", "LSTM", "LSTM", "LSTM", {"keras": "ifgo", "torch": "ifgo", "onnx": "iofg"},
+         "LSTM: input, forget, cell and output gates; cell state c and hidden state h.",
+         {"keras": "i f c o", "torch": "i f g o", "onnx": "i o f c"}),
+    # torch's new gate n is Keras' and ONNX's h (the candidate).
+    Cell("gru", "GRU", "GRU", "GRU", {"keras": "zrn", "torch": "rzn", "onnx": "zrn"},
+         "GRU: update z and reset r gates and candidate n; h' = (1 - z) * n + z * h.",
+         {"keras": "z r h", "torch": "r z n", "onnx": "z r h"}),
+)
+
+
+class Recurrent(OpDef):
+    input_kind = views.FEATURES_LAST
+    params = {"w_ih": "G f", "w_hh": "G k", "b_ih": "G", "b_hh": "G"}
+
+    def __init__(self, cell: Cell):
+        self.cell = cell
+        self.name = cell.op
+        self.summary = cell.summary + " Batch-first (N, T, F); the sequence or the final state."
+        gates = cell.gate_names
+        self.conventions = {
+            "keras": Convention((cell.keras, f"Bidirectional({cell.keras})"),
+                                {"w_ih": ("kernel", "f G"), "w_hh": ("recurrent_kernel", "k G"),
+                                 "b_ih": ("bias", "G (b_ih + b_hh)"), "b_hh": ("bias", "G (summed into b_ih)")},
+                                {"gates": gates["keras"], "returns": "return_sequences",
+                                 "bidirectional": "Bidirectional(merge_mode='concat')",
+                                 **({"reset_after": "reset_after=True: bias (2, G) = [b_ih, b_hh]"}
+                                    if cell.op == "gru" else {})}),
+            "torch": Convention((cell.torch,),
+                                {"w_ih": ("weight_ih_l0", "G f"), "w_hh": ("weight_hh_l0", "G k"),
+                                 "b_ih": ("bias_ih_l0", "G"), "b_hh": ("bias_hh_l0", "G")},
+                                {"gates": gates["torch"], "returns": "out (sequence) or h_n (final)",
+                                 "bidirectional": "bidirectional=True (*_reverse)", "layout": "batch_first=True"}),
+            "onnx": Convention((cell.onnx,),
+                               {"w_ih": ("W", "D G f"), "w_hh": ("R", "D G k"), "b_ih": ("B", "D (G G)[0]"),
+                                "b_hh": ("B", "D (G G)[1]")},
+                               {"gates": gates["onnx"], "returns": "Y (sequence) or Y_h (final)",
+                                "bidirectional": "direction='bidirectional'", "layout": "time-major, transposed",
+                                **({"reset_after": "linear_before_reset=1"} if cell.op == "gru" else {})}),
+        }
+        self.notes = (f"Gate order: Keras {gates['keras']}, torch {gates['torch']}, ONNX {gates['onnx']}.",)
+
+    # -- the node ---------------------------------------------------------------
+    def node(self, name, inputs, outputs, params, *, direction="forward", returns="sequence", activation="tanh",
+             linear_before_reset=True) -> Node:
+        attrs = {"hidden": int(params["w_hh"].shape[1]), "direction": direction, "returns": returns,
+                 "activation": activation}
+        if self.cell.op == "gru":
+            attrs["linear_before_reset"] = bool(linear_before_reset)
+        return Node(self.name, name, list(inputs[:1]), list(outputs), params, attrs)
+
+    def _directions(self, node) -> int:
+        return len(DIRECTIONS[node.attrs["direction"]])
+
+    def output_shapes(self, node, input_shapes):
+        shape = input_shapes[0]
+        if shape is not None and len(shape) != 3:
+            raise Unsupported(f"layer '{node.name}' ({self.name}): needs a (batch, time, features) input, found "
+                              f"shape {tuple(shape)}")
+        gates, hidden = len(self.cell.gates["torch"]), node.attrs["hidden"]
+        for prefix in DIRECTIONS[node.attrs["direction"]]:
+            expect_dim(node.name, f"{prefix}w_ih rows (gates x hidden)", gates * hidden, node.params[f"{prefix}w_ih"].shape[0])
+            expect_dim(node.name, "input features", node.params[f"{prefix}w_ih"].shape[1], shape[2] if shape else None)
+        width = self._directions(node) * hidden
+        if node.attrs["returns"] == "final":
+            return [(shape[0] if shape else None, width)]
+        return [(shape[0], shape[1], width) if shape else None]
+
+    def output_layouts(self, node, input_layouts, output_shapes):
+        if node.attrs["returns"] == "final":
+            return [views.VECTOR]
+        return [input_layouts[0] or views.default(views.FEATURES_LAST, 3)]
+
+    # -- params, per direction -------------------------------------------------
+    def _reordered(self, params: dict, source: str, target: str, what: str) -> dict:
+        order = self.cell.gates
+        return {key: reorder_blocks(array, order[source], order[target], 0, f"{what} {key}")
+                for key, array in params.items()}
+
+    # -- Keras ------------------------------------------------------------------
+    def keras_weight_names(self, config):
+        return ["kernel", "recurrent_kernel"] + (["bias"] if config.get("use_bias", True) else [])
+
+    def keras_blocker(self, config):
+        problems = []
+        if config.get("return_state"):
+            problems.append("return_state=True")
+        if config.get("go_backwards"):
+            problems.append("go_backwards=True (outside Bidirectional)")
+        if config.get("stateful"):
+            problems.append("stateful=True")
+        if config.get("time_major"):
+            problems.append("time_major=True")
+        problems += self._activation_problems(config)
+        return ", ".join(problems) + " not converted" if problems else None
+
+    def _activation_problems(self, config) -> list[str]:
+        allowed = ("tanh", "relu") if self.cell.op == "rnn" else ("tanh",)
+        problems = []
+        if config.get("activation", "tanh") not in allowed:
+            problems.append(f"activation={config.get('activation')!r}")
+        if self.cell.op != "rnn" and config.get("recurrent_activation", "sigmoid") != "sigmoid":
+            problems.append(f"recurrent_activation={config.get('recurrent_activation')!r}")
+        return problems
+
+    def from_keras_weights(self, weights: dict, config: dict, prefix: str, layer: str) -> dict:
+        """One direction's Keras weights (kernel, recurrent_kernel, bias) as IR params named with ``prefix``."""
+        gates = len(self.cell.gates["keras"]) * int(config["units"])
+        kernel, recurrent = weights["kernel"], weights["recurrent_kernel"]
+        expect_dim(layer, "kernel columns (gates x units)", gates, kernel.shape[-1])
+        params = {"w_ih": permute(kernel, "f G", "G f", what=f"layer '{layer}' kernel"),
+                  "w_hh": permute(recurrent, "k G", "G k", what=f"layer '{layer}' recurrent_kernel")}
+        if "bias" in weights:
+            params.update(self._keras_bias(weights["bias"], config, gates, layer))
+        params = self._reordered(params, "keras", "torch", f"layer '{layer}'")
+        return {prefix + key: array for key, array in params.items()}
+
+    def _keras_bias(self, bias, config, gates: int, layer: str) -> dict:
+        split = self.cell.op == "gru" and config.get("reset_after", True)
+        expected = (2, gates) if split else (gates,)
+        if tuple(bias.shape) != expected:
+            raise WeightMismatch(f"layer '{layer}': bias of shape {tuple(bias.shape)}, expected {expected}")
+        if split:
+            return {"b_ih": bias[0], "b_hh": bias[1]}
+        return {"b_ih": bias, "b_hh": np.zeros_like(bias)}
+
+    def from_keras(self, layer):
+        config = layer.config
+        params = self.from_keras_weights(layer.weights, config, "", layer.name)
+        return [self.node(layer.name, layer.inputs, layer.outputs, params, **self.keras_attrs(config))]
+
+    def keras_attrs(self, config) -> dict:
+        return {"returns": "sequence" if config.get("return_sequences") else "final",
+                "activation": config.get("activation", "tanh"),
+                "linear_before_reset": config.get("reset_after", True)}
+
+    def keras_config(self, node) -> dict:
+        config = {"units": node.attrs["hidden"], "return_sequences": node.attrs["returns"] == "sequence",
+                  "use_bias": "b_ih" in node.params, "activation": node.attrs["activation"]}
+        if self.cell.op != "rnn":
+            config["recurrent_activation"] = "sigmoid"
+        if self.cell.op == "gru":
+            config["reset_after"] = node.attrs["linear_before_reset"]
+        return config
+
+    def to_keras_weights(self, node, prefix: str) -> list:
+        params = {key: node.params[prefix + key] for key in PARAMS if prefix + key in node.params}
+        params = self._reordered(params, "torch", "keras", f"layer '{node.name}'")
+        weights = [permute(params["w_ih"], "G f", "f G"), permute(params["w_hh"], "G k", "k G")]
+        if "b_ih" in params:
+            split = self.cell.op == "gru" and node.attrs["linear_before_reset"]
+            weights.append(np.stack([params["b_ih"], params["b_hh"]]) if split else params["b_ih"] + params["b_hh"])
+        return weights
+
+    def to_keras(self, node, graph):
+        config = self.keras_config(node)
+        if node.attrs["direction"] == "forward":
+            return KerasSpec(self.cell.keras, config, self.to_keras_weights(node, ""))
+        weights = self.to_keras_weights(node, "") + self.to_keras_weights(node, "reverse_")
+        return KerasSpec("Bidirectional", {"layer": KerasSpec(self.cell.keras, config), "merge_mode": "concat"}, weights)
+
+    # -- torch ------------------------------------------------------------------
+    def torch_module(self, node, graph):
+        if self.cell.op == "gru" and not node.attrs["linear_before_reset"]:
+            raise Unsupported(f"layer '{node.name}': a GRU with the reset gate before the recurrent matmul (Keras "
+                              "reset_after=False) has no torch module")
+        features = int(node.params["w_ih"].shape[1])
+        options = [str(features), str(node.attrs["hidden"]), "batch_first=True"]
+        if "b_ih" not in node.params:
+            options.append("bias=False")
+        if node.attrs["direction"] == "bidirectional":
+            options.append("bidirectional=True")
+        if node.attrs["activation"] != "tanh":
+            options.append(f"nonlinearity={literal(node.attrs['activation'])}")
+        return f"nn.{self.cell.torch}({', '.join(options)})"
+
+    def torch_forward(self, node, graph, module, args):
+        call = f"{module}({args[0]})"
+        if node.attrs["returns"] == "sequence":
+            return f"{call}[0]"
+        final = f"{call}[1][0]" if self.cell.op == "lstm" else f"{call}[1]"  # h_n: (directions, N, H)
+        if node.attrs["direction"] == "forward":
+            return f"{final}[0]"
+        return f"{final}.permute(1, 0, 2).reshape(-1, {2 * node.attrs['hidden']})"
+
+    def params_to(self, framework, node):
+        if framework != "torch":
+            raise Unsupported(f"layer '{node.name}': {framework} params are written by its writer")
+        named = {}
+        for prefix in DIRECTIONS[node.attrs["direction"]]:
+            suffix = "_reverse" if prefix else ""
+            for key, torch_name in (("w_ih", "weight_ih_l0"), ("w_hh", "weight_hh_l0"), ("b_ih", "bias_ih_l0"),
+                                    ("b_hh", "bias_hh_l0")):
+                if prefix + key in node.params:
+                    named[torch_name + suffix] = node.params[prefix + key]
+        return named
+
+    def from_torch(self, layer):
+        module = layer.module
+        self._refuse_torch_options(layer)
+        directions = "bidirectional" if module.bidirectional else "forward"
+        nodes, source = [], layer.inputs[0]
+        for index in range(module.num_layers):
+            params = {}
+            for prefix in DIRECTIONS[directions]:
+                suffix = f"_l{index}" + ("_reverse" if prefix else "")
+                for key, torch_name in (("w_ih", "weight_ih"), ("w_hh", "weight_hh"), ("b_ih", "bias_ih"),
+                                        ("b_hh", "bias_hh")):
+                    if torch_name + suffix in layer.weights:
+                        params[prefix + key] = layer.weights[torch_name + suffix]
+            last = index == module.num_layers - 1
+            name = layer.name if module.num_layers == 1 else f"{layer.name}.{index}"
+            outputs = layer.outputs if last else [f"{layer.name}.{index}/out"]
+            nodes.append(self.node(name, [source], outputs, params, direction=directions,
+                                   returns=layer.options.get("returns", "sequence") if last else "sequence",
+                                   activation=getattr(module, "nonlinearity", "tanh")))
+            source = outputs[0]
+        return nodes
+
+    def _refuse_torch_options(self, layer) -> None:
+        module, problems = layer.module, []
+        if not module.batch_first:
+            problems.append("batch_first=False (time-major input; wconv keeps the batch axis first)")
+        if getattr(module, "proj_size", 0):
+            problems.append(f"proj_size={module.proj_size}")
+        if problems:
+            raise Unsupported(f"layer '{layer.name}' ({self.cell.torch}): {', '.join(problems)} not converted")
+
+    # -- ONNX -------------------------------------------------------------------
+    def to_onnx(self, node, builder):
+        """Transpose to time-major, the ONNX op, and back to batch-first (the final state: (N, D*H))."""
+        name, hidden, directions = node.name, node.attrs["hidden"], self._directions(node)
+        prefixes = DIRECTIONS[node.attrs["direction"]]
+
+        def stacked(key):
+            return np.stack([self._reordered({key: node.params[p + key]}, "torch", "onnx", f"layer '{name}'")[key]
+                             for p in prefixes])
+
+        inputs = [f"{name}/time_major", builder.initializer(f"{name}.W", stacked("w_ih")),
+                  builder.initializer(f"{name}.R", stacked("w_hh"))]
+        if "b_ih" in node.params:
+            inputs.append(builder.initializer(f"{name}.B", np.concatenate([stacked("b_ih"), stacked("b_hh")], axis=1)))
+        builder.node("Transpose", node.inputs[:1], inputs[:1], f"{name}/to_time_major", perm=[1, 0, 2])
+        attrs = {"hidden_size": hidden, "direction": node.attrs["direction"]}
+        if self.cell.op == "gru":
+            attrs["linear_before_reset"] = int(node.attrs["linear_before_reset"])
+        if node.attrs["activation"] != "tanh":
+            attrs["activations"] = [node.attrs["activation"].capitalize()] * directions
+        sequence, final = f"{name}/Y", f"{name}/Y_h"
+        builder.node(self.cell.onnx, inputs, [sequence, final], name, **attrs)
+        if node.attrs["returns"] == "sequence":  # Y: (T, D, N, H) -> (N, T, D, H) -> (N, T, D*H)
+            builder.node("Transpose", [sequence], [f"{name}/batch_first"], f"{name}/to_batch_first", perm=[2, 0, 1, 3])
+            shape = builder.initializer(f"{name}.shape", np.array([0, 0, directions * hidden], np.int64))
+            builder.node("Reshape", [f"{name}/batch_first", shape], node.outputs, f"{name}/merge_directions")
+        else:  # Y_h: (D, N, H) -> (N, D, H) -> (N, D*H)
+            builder.node("Transpose", [final], [f"{name}/batch_first"], f"{name}/to_batch_first", perm=[1, 0, 2])
+            shape = builder.initializer(f"{name}.shape", np.array([0, directions * hidden], np.int64))
+            builder.node("Reshape", [f"{name}/batch_first", shape], node.outputs, f"{name}/merge_directions")
+
+
+    def from_onnx(self, onnx_node, context):
+        """An ONNX recurrent op that the batch-first pass matched; any other form is refused."""
+        name, attrs = context.name(onnx_node), context.attrs(onnx_node)
+        record = context.recurrent.get(id(onnx_node))
+        if record is None:
+            raise Unsupported(f"{onnx_node.op_type} '{name}': only the batch-first form exporters write (time-major "
+                              "transposes around it, zero initial states, one output used) converts")
+        problems = [f"{key}={attrs[key]}" for key in ("clip", "input_forget", "activation_alpha", "activation_beta")
+                    if attrs.get(key)]
+        if any(len(onnx_node.input) > index and onnx_node.input[index] for index in (4, 5, 6, 7)):
+            problems.append("sequence lengths, initial states or peepholes")
+        activation = self._onnx_activation(attrs, problems)
+        if problems:
+            raise Unsupported(f"{onnx_node.op_type} '{name}': {', '.join(problems)} not converted")
+        direction = attrs.get("direction", "forward")
+        params = self._onnx_params(onnx_node, context, DIRECTIONS[direction], name)
+        return [self.node(name, [record.input], [record.output], params, direction=direction, returns=record.returns,
+                          activation=activation, linear_before_reset=attrs.get("linear_before_reset", 0))]
+
+    def _onnx_activation(self, attrs, problems) -> str:
+        defaults = {"rnn": ["Tanh"], "lstm": ["Sigmoid", "Tanh", "Tanh"], "gru": ["Sigmoid", "Tanh"]}[self.cell.op]
+        found = attrs.get("activations") or []
+        directions = len(DIRECTIONS[attrs.get("direction", "forward")])
+        if self.cell.op == "rnn" and found in (["Relu"] * directions,):
+            return "relu"
+        if found and found != defaults * directions:
+            problems.append(f"activations={found}")
+        return "tanh"
+
+    def _onnx_params(self, onnx_node, context, prefixes, name) -> dict:
+        w, r = context.weight(onnx_node, 1), context.weight(onnx_node, 2)
+        has_bias = len(onnx_node.input) > 3 and onnx_node.input[3]
+        b = context.weight(onnx_node, 3) if has_bias else None
+        if w.shape[0] != len(prefixes) or r.shape[0] != len(prefixes) or b is not None and b.shape[0] != len(prefixes):
+            raise WeightMismatch(f"{onnx_node.op_type} '{name}': W {w.shape}, R {r.shape} do not have "
+                                 f"{len(prefixes)} direction(s)")
+        params = {}
+        for index, prefix in enumerate(prefixes):
+            found = {"w_ih": w[index], "w_hh": r[index]}
+            if b is not None:
+                found["b_ih"], found["b_hh"] = np.split(b[index], 2)
+            found = self._reordered(found, "onnx", "torch", f"{onnx_node.op_type} '{name}'")
+            params.update({prefix + key: array for key, array in found.items()})
+        return params
+
+
+class KerasBidirectional(KerasReader):
+    """Keras ``Bidirectional(layer, merge_mode='concat')``: one IR node with both directions."""
+
+    input_kind = views.FEATURES_LAST
+
+    @staticmethod
+    def _inner(config):
+        inner = config.get("layer", {})
+        return RECURRENT_BY_KERAS.get(inner.get("class_name")), inner.get("config", {})
+
+    def keras_weight_names(self, config):
+        op, inner = self._inner(config)
+        names = op.keras_weight_names(inner) if op else []
+        return [f"forward_{n}" for n in names] + [f"backward_{n}" for n in names]
+
+    def keras_blocker(self, config):
+        op, inner = self._inner(config)
+        if op is None:
+            return f"wraps {config.get('layer', {}).get('class_name')!r}, not a recurrent layer wconv converts"
+        problems = [] if config.get("merge_mode", "concat") == "concat" else [f"merge_mode={config['merge_mode']!r}"]
+        backward = config.get("backward_layer")
+        if backward and (backward.get("class_name") != config["layer"].get("class_name") or any(
+                backward.get("config", {}).get(key) != inner.get(key) for key in INFERENCE_KEYS)):
+            problems.append("a backward_layer that computes otherwise than the forward one")
+        inner_problem = op.keras_blocker({k: v for k, v in inner.items() if k != "go_backwards"})
+        return ", ".join(problems + ([inner_problem] if inner_problem else [])) or None
+
+    def from_keras(self, layer):
+        op, inner = self._inner(layer.config)
+        directions = {}
+        for prefix, keras_prefix in (("", "forward_"), ("reverse_", "backward_")):
+            weights = {k[len(keras_prefix):]: v for k, v in layer.weights.items() if k.startswith(keras_prefix)}
+            directions.update(op.from_keras_weights(weights, inner, prefix, layer.name))
+        return [op.node(layer.name, layer.inputs, layer.outputs, directions, direction="bidirectional",
+                        **op.keras_attrs(inner))]
+
+
+RECURRENT = {cell.op: register_op(Recurrent(cell)) for cell in CELLS}
+RECURRENT_BY_KERAS = {op.cell.keras: op for op in RECURRENT.values()}
+for _op in RECURRENT.values():
+    register_keras(_op.cell.keras, _op)
+    register_torch_module(_op.cell.torch, _op.from_torch)
+    register_onnx(_op.cell.onnx, _op.from_onnx)
+register_keras("Bidirectional", KerasBidirectional())
