@@ -18,6 +18,8 @@ def sections() -> dict[str, str]:
     codes = "\n".join(["| code | meaning |", "|---|---|", *(f"| {c} | {m} |" for c, m in EXIT_CODES.items())])
     return {
         "explain-dense": f"```\n{explain('dense').rstrip()}\n```",
+        "explain-lstm": f"```\n{explain('lstm').rstrip()}\n```",
+        "explain-gru": f"```\n{explain('gru').rstrip()}\n```",
         "exit-codes": codes,
         "ops-table": markdown_table().rstrip(),
     }

@@ -92,7 +92,10 @@ def input_keys(path) -> list[str]:
 
 
 def _fused_activation(layer) -> bool:
-    return getattr(layer, "activation", None) is not None and \
+    """A layer applying ``activation=`` after its own computation (Dense, Conv). A recurrent layer's activation
+    acts inside its cell (it has no output before it), so it is not one."""
+    recurrent = hasattr(layer, "cell") or hasattr(layer, "forward_layer")
+    return getattr(layer, "activation", None) is not None and not recurrent and \
         getattr(layer.activation, "__name__", "linear") != "linear" and type(layer).__name__ != "Activation"
 
 

@@ -77,16 +77,32 @@ def record_layers(torch, model, inputs) -> dict:
 
     traced = torch.fx.symbolic_trace(model)
     names = module_call_names(traced)
-    recorded = {}
+    recorded, owners = {}, {}
 
     class Recorder(torch.fx.Interpreter):
         def run_node(self, node):
             result = super().run_node(node)
+            if node.op == "call_module" and not isinstance(result, torch.Tensor):
+                owners[node] = names[node]  # a recurrent layer's (output, state) tuple
+            elif node.all_input_nodes and node.all_input_nodes[0] in owners and _unpacks(node):
+                owners[node] = owners[node.all_input_nodes[0]]
             if node.op in ("call_module", "call_function", "call_method") and isinstance(result, torch.Tensor):
-                recorded[names.get(node, node.name)] = result.numpy()
+                recorded[owners.get(node) or names.get(node, node.name)] = result.numpy()
                 if fused_activation(node):
                     recorded[names[node.all_input_nodes[0]] + ACTIVATED] = result.numpy()
             return result
 
     Recorder(traced).run(*inputs)
     return recorded
+
+
+UNPACKING = {"permute", "reshape", "flatten", "transpose"}
+
+
+def _unpacks(node) -> bool:
+    """Indexing into a layer's output tuple, or reshaping what that gives (a bidirectional final state): the
+    layer's output, recorded under the layer's name (the last such value wins)."""
+    import operator
+
+    return (node.op == "call_function" and node.target is operator.getitem) or \
+        (node.op == "call_method" and node.target in UNPACKING and len(node.all_input_nodes) == 1)

@@ -1,0 +1,98 @@
+"""validate on sequence models: the classic recurrent and normalization mistakes are named at their layer.
+
+A correct wconv port of a Keras text model gets one mistake injected, the way people make it by hand.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+
+import numpy as np
+import onnx
+import pytest
+from onnx import numpy_helper
+
+import converter
+from sequence_models import CLASSES, EMBED, HIDDEN, STEPS, VOCABULARY, seeded_keras
+from test_bad_input import wconv
+
+
+def keras_text_model(keras):
+    """ids -> Embedding -> LSTM (sequence) -> LayerNorm (small variance: epsilon shows) -> Bidirectional GRU -> Dense."""
+    ids = keras.Input((STEPS,), dtype="int32", name="ids")
+    x = keras.layers.Embedding(VOCABULARY, EMBED, name="emb")(ids)
+    x = keras.layers.LSTM(HIDDEN, return_sequences=True, name="lstm")(x)
+    x = keras.layers.LayerNormalization(epsilon=0.5, name="ln")(x)
+    x = keras.layers.Bidirectional(keras.layers.GRU(5), name="bi")(x)
+    return seeded_keras(keras.Model(ids, keras.layers.Dense(CLASSES, name="head")(x)), 7)
+
+
+@pytest.fixture
+def source(tmp_path, keras):
+    keras_text_model(keras).save(tmp_path / "source.keras")
+    return tmp_path / "source.keras"
+
+
+def test_a_correct_port_passes_layer_by_layer(source, tmp_path):
+    for suffix in (".pt", ".onnx"):
+        converter.convert(source, tmp_path / f"port{suffix}")
+        report = converter.validate(source, tmp_path / f"port{suffix}")
+        assert report.ok and report.first_mismatch is None
+        assert [layer.name for layer in report.layers] == ["emb", "lstm", "ln", "bi", "head"]
+
+
+def _blocks(array, order: str, wanted: str, axis=0):
+    parts = dict(zip(order, np.split(array, len(order), axis=axis)))
+    return np.concatenate([parts[g] for g in wanted], axis=axis)
+
+
+def inject_torch(port, torch, mistake: str) -> list[str]:
+    state = torch.load(port, weights_only=True)
+    if mistake == "gru_z_and_r_swapped":  # torch stacks r z n; pasted in Keras' z r h order
+        for key in [k for k in state if k.startswith("bi.weight") or k.startswith("bi.bias")]:
+            state[key] = torch.from_numpy(_blocks(state[key].numpy(), "rzn", "zrn"))
+    elif mistake == "second_bias_dropped":  # Keras has one bias: the other torch bias left at zero is right
+        state["lstm.bias_ih_l0"] = torch.zeros_like(state["lstm.bias_ih_l0"])  # ...dropping the one that holds it is not
+    elif mistake == "layernorm_epsilon_lost":  # torch's default 1e-5 instead of the model's 0.5
+        module = port.with_suffix(".py")
+        module.write_text(re.sub(r"nn\.LayerNorm\((\d+), eps=0\.5\)", r"nn.LayerNorm(\1)", module.read_text()))
+        return ["--target-module", f"{module}:Model"]
+    torch.save(state, port)
+    return []
+
+
+def inject_onnx(port, mistake: str) -> None:
+    model = onnx.load(port)
+    for tensor in model.graph.initializer:
+        if mistake == "lstm_gates_left_in_keras_order" and tensor.name in ("lstm.W", "lstm.R", "lstm.B"):
+            array = numpy_helper.to_array(tensor)
+            axis = 1
+            if tensor.name == "lstm.B":  # [Wb, Rb], each i o f c
+                halves = np.split(array, 2, axis=1)
+                array = np.concatenate([_blocks(h, "iofc", "ifco", axis) for h in halves], axis=1)
+            else:
+                array = _blocks(array, "iofc", "ifco", axis)
+            tensor.CopyFrom(numpy_helper.from_array(array, tensor.name))
+    onnx.save(model, port)
+
+
+CULPRITS = {"gru_z_and_r_swapped": "bi", "second_bias_dropped": "lstm", "layernorm_epsilon_lost": "ln",
+            "lstm_gates_left_in_keras_order": "lstm"}
+
+
+@pytest.mark.parametrize("mistake", CULPRITS)
+def test_mistake_is_caught_at_its_layer(mistake, source, tmp_path, torch):
+    if mistake.startswith("lstm_gates"):
+        port = tmp_path / "port.onnx"
+        converter.convert(source, port)
+        inject_onnx(port, mistake)
+        options = []
+    else:
+        port = tmp_path / "port.pt"
+        converter.convert(source, port)
+        options = inject_torch(port, torch, mistake)
+    result = wconv("validate", source, port, "--json", *options)
+    assert result.returncode == 1, result.stderr
+    report = json.loads(result.stdout)
+    assert report["ok"] is False and report["first_mismatch"] == CULPRITS[mistake]
