@@ -202,11 +202,26 @@ class GlobalPool(OpDef):
         shape = call.input_shapes[0]
         dims = call.argument("dim", 1, None)
         dims = [dims] if isinstance(dims, int) else list(dims or [])
+        return self._reduction(call.name, call.inputs[:1], call.outputs, shape, dims,
+                               call.argument("keepdim", 2, False), f"'{call.name}': {call.function}")
+
+    def _reduction(self, name, inputs, outputs, shape, axes, keepdims, what) -> list:
+        """A reduction over every axis but the batch and one feature axis: the global pool, after a transpose
+        that puts that axis second where it is not (a mean over a sequence's time axis, dim=1)."""
         rank = len(shape) if shape else 0
-        if rank < 3 or sorted(d % rank for d in dims) != list(range(2, rank)):
-            raise Unsupported(f"'{call.name}': {call.function} over {dims} of a rank-{rank} tensor; only the "
-                              "mean/max over every spatial axis converts")
-        return [self.node(call.name, call.inputs[:1], call.outputs, call.argument("keepdim", 2, False))]
+        reduced = sorted(a % rank for a in axes) if rank else []
+        kept = [a for a in range(1, rank) if a not in reduced]
+        if rank < 3 or len(kept) != 1 or 0 in reduced or kept != [1] and keepdims:
+            raise Unsupported(f"{what} over {axes} of a rank-{rank} tensor; only a mean/max over every axis but the "
+                              "batch and one feature axis converts (keeping the reduced axes: only over the spatial "
+                              "axes of a channels-first tensor)")
+        if kept == [1]:
+            return [self.node(name, inputs, outputs, keepdims)]
+        from .transpose import TRANSPOSE
+
+        moved = f"{name}/features_second"
+        perm = [0, kept[0], *[a for a in range(1, rank) if a != kept[0]]]
+        return [TRANSPOSE.node(moved, inputs, [moved], perm), self.node(name, [moved], outputs, keepdims)]
 
     def to_onnx(self, node, builder):
         if node.attrs["keepdims"]:
@@ -226,12 +241,10 @@ class GlobalPool(OpDef):
         axes = attrs.get("axes")
         if axes is None and len(onnx_node.input) > 1 and onnx_node.input[1]:
             axes = [int(a) for a in context.weight(onnx_node, 1)]
-        shape = context.shape(onnx_node.input[0])
-        rank = len(shape) if shape else 0
-        if rank < 3 or axes is None or sorted(a % rank for a in axes) != list(range(2, rank)):
-            raise Unsupported(f"{onnx_node.op_type} '{name}' over axes {axes} of a rank-{rank} tensor; only the "
-                              "reduction over every spatial axis converts")
-        return [self.node(name, [onnx_node.input[0]], list(onnx_node.output), attrs.get("keepdims", 1))]
+        if axes is None:
+            raise Unsupported(f"{onnx_node.op_type} '{name}' over every axis (no axes) is not converted")
+        return self._reduction(name, [onnx_node.input[0]], list(onnx_node.output), context.shape(onnx_node.input[0]),
+                               axes, attrs.get("keepdims", 1), f"{onnx_node.op_type} '{name}'")
 
 
 NON_NEGATIVE = {"relu", "relu6", "sigmoid", "softmax"}
