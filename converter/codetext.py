@@ -25,8 +25,8 @@ RESERVED = {"self", "torch", "nn", "F", "x", "float", "super"}
 TORCH_FUNCTIONS = {"flatten", "stack", "cat", "amax", "mean", "maximum", "minimum", "relu", "sigmoid", "tanh",
                    "selu", "softmax"}
 FUNCTIONAL = {"relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "selu", "softplus", "leaky_relu", "relu6", "silu",
-              "hardswish", "mish", "pad", "interpolate"}
-TENSOR_METHODS = {"permute", "reshape", "mean", "flatten"}
+              "hardswish", "mish", "pad", "interpolate", "scaled_dot_product_attention"}
+TENSOR_METHODS = {"permute", "reshape", "mean", "flatten", "unflatten", "transpose"}
 NAMESPACES = {"torch": TORCH_FUNCTIONS.__contains__, "F": FUNCTIONAL.__contains__,
               "nn": lambda name: name[:1].isupper() and name.isidentifier()}  # nn.<Module class>
 GLOBAL_NAMES = {"torch", "nn", "F", "float", "super"}
@@ -242,6 +242,9 @@ class _Checker:
             if func.id not in ("float", "super"):
                 raise _Refused(f"a call of '{func.id}'")
             return
+        if isinstance(func, ast.Subscript) and self._is_self_attribute(func.value) and \
+                isinstance(func.slice, ast.Constant) and type(func.slice.value) is int:
+            return  # one module of a submodule list: self.<layer>[k](...)
         if not isinstance(func, ast.Attribute) or func.attr.startswith("_"):
             raise _Refused(f"a call of '{ast.unparse(func)[:80]}'")
         owner = func.value

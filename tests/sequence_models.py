@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-VOCABULARY, STEPS, EMBED, HIDDEN, CLASSES = 37, 11, 6, 9, 3
+VOCABULARY, STEPS, EMBED, HIDDEN, CLASSES, HEADS = 37, 11, 6, 9, 3, 2
 
 
 def tokens(batch=4, steps=STEPS, seed=3):
@@ -163,3 +163,52 @@ class TimeMajor(nn.Module):
 
     def forward(self, x):
         return self.gru(x)[0]
+
+
+class AttentionBlock(nn.Module):
+    """Self-attention with kdim/vdim projections from another sequence (cross-attention), residual, LayerNorm."""
+
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(HEADS * 2, HEADS, batch_first=True)
+        self.cross = nn.MultiheadAttention(HEADS * 2, HEADS, kdim=EMBED, vdim=HIDDEN, batch_first=True)
+        self.proj = nn.Linear(EMBED, HEADS * 2)
+        self.context = nn.Linear(EMBED, HIDDEN)
+        self.norm = nn.LayerNorm(HEADS * 2)
+
+    def forward(self, x):
+        q = self.proj(x)
+        a, _ = self.attn(q, q, q, need_weights=False)
+        c = self.cross(a, x, self.context(x))[0]
+        return self.norm(q + c)
+
+
+class TransformerClassifier(nn.Module):
+    """Embedding -> nn.TransformerEncoder (two layers, post-norm, gelu; then pre-norm) -> mean over time -> Linear."""
+
+    def __init__(self, norm_first=False):
+        super().__init__()
+        width = HEADS * 2
+        self.emb = nn.Embedding(VOCABULARY, width)
+        layer = nn.TransformerEncoderLayer(width, HEADS, dim_feedforward=HIDDEN, activation="gelu", batch_first=True,
+                                           norm_first=norm_first)
+        self.encoder = nn.TransformerEncoder(layer, 2, norm=nn.LayerNorm(width), enable_nested_tensor=False)
+        self.head = nn.Linear(width, CLASSES)
+
+    def forward(self, ids):
+        return self.head(self.encoder(self.emb(ids)).mean(dim=1))
+
+
+def keras_encoder_block(keras, seed=0):
+    """A transformer encoder block in Keras: MultiHeadAttention (key_dim != E / heads) + residual + LayerNorm,
+    feed-forward Dense over the sequence + residual + LayerNorm, GlobalAveragePooling1D, Dense."""
+    width = HEADS * 2
+    ids = keras.Input((STEPS,), dtype="int32", name="ids")
+    x = keras.layers.Embedding(VOCABULARY, width, name="emb")(ids)
+    a = keras.layers.MultiHeadAttention(num_heads=HEADS, key_dim=5, value_dim=4, name="mha")(x, x)
+    x = keras.layers.LayerNormalization(epsilon=1e-6, name="ln1")(keras.layers.Add(name="res1")([x, a]))
+    f = keras.layers.Dense(HIDDEN, activation="relu", name="ffn1")(x)
+    f = keras.layers.Dense(width, name="ffn2")(f)
+    x = keras.layers.LayerNormalization(epsilon=1e-6, name="ln2")(keras.layers.Add(name="res2")([x, f]))
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    return seeded_keras(keras.Model(ids, keras.layers.Dense(CLASSES, name="head")(x)), seed)

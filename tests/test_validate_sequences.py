@@ -19,11 +19,13 @@ from test_bad_input import wconv
 
 
 def keras_text_model(keras):
-    """ids -> Embedding -> LSTM (sequence) -> LayerNorm (small variance: epsilon shows) -> Bidirectional GRU -> Dense."""
+    """ids -> Embedding -> LSTM (sequence) -> LayerNorm (epsilon large enough to show) -> self-attention ->
+    Bidirectional GRU -> Dense."""
     ids = keras.Input((STEPS,), dtype="int32", name="ids")
     x = keras.layers.Embedding(VOCABULARY, EMBED, name="emb")(ids)
     x = keras.layers.LSTM(HIDDEN, return_sequences=True, name="lstm")(x)
     x = keras.layers.LayerNormalization(epsilon=0.5, name="ln")(x)
+    x = keras.layers.MultiHeadAttention(num_heads=3, key_dim=HIDDEN // 3, name="mha")(x, x)  # packs in torch
     x = keras.layers.Bidirectional(keras.layers.GRU(5), name="bi")(x)
     return seeded_keras(keras.Model(ids, keras.layers.Dense(CLASSES, name="head")(x)), 7)
 
@@ -39,7 +41,7 @@ def test_a_correct_port_passes_layer_by_layer(source, tmp_path):
         converter.convert(source, tmp_path / f"port{suffix}")
         report = converter.validate(source, tmp_path / f"port{suffix}")
         assert report.ok and report.first_mismatch is None
-        assert [layer.name for layer in report.layers] == ["emb", "lstm", "ln", "bi", "head"]
+        assert [layer.name for layer in report.layers] == ["emb", "lstm", "ln", "mha", "bi", "head"]
 
 
 def _blocks(array, order: str, wanted: str, axis=0):
@@ -54,6 +56,10 @@ def inject_torch(port, torch, mistake: str) -> list[str]:
             state[key] = torch.from_numpy(_blocks(state[key].numpy(), "rzn", "zrn"))
     elif mistake == "second_bias_dropped":  # Keras has one bias: the other torch bias left at zero is right
         state["lstm.bias_ih_l0"] = torch.zeros_like(state["lstm.bias_ih_l0"])  # ...dropping the one that holds it is not
+    elif mistake == "in_proj_packed_k_q_v":  # q and k blocks of in_proj_weight (and its bias) swapped
+        for key in ("mha.in_proj_weight", "mha.in_proj_bias"):
+            q, k, v = state[key].chunk(3)
+            state[key] = torch.cat([k, q, v]).contiguous()
     elif mistake == "layernorm_epsilon_lost":  # torch's default 1e-5 instead of the model's 0.5
         module = port.with_suffix(".py")
         module.write_text(re.sub(r"nn\.LayerNorm\((\d+), eps=0\.5\)", r"nn.LayerNorm(\1)", module.read_text()))
@@ -77,7 +83,7 @@ def inject_onnx(port, mistake: str) -> None:
     onnx.save(model, port)
 
 
-CULPRITS = {"gru_z_and_r_swapped": "bi", "second_bias_dropped": "lstm", "layernorm_epsilon_lost": "ln",
+CULPRITS = {"gru_z_and_r_swapped": "bi", "in_proj_packed_k_q_v": "mha", "second_bias_dropped": "lstm", "layernorm_epsilon_lost": "ln",
             "lstm_gates_left_in_keras_order": "lstm"}
 
 

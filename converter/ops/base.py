@@ -57,6 +57,7 @@ class KerasSpec:
     weights: list[np.ndarray] = field(default_factory=list)
     pre: KerasSpec | None = None  # a layer to apply first (ZeroPadding before an asymmetric conv)
     post: KerasSpec | None = None  # a layer to apply after (Cropping after a transposed conv)
+    call_order: list | None = None  # called with these IR inputs as positional arguments (attention: q, v, k)
 
 
 class KerasReader:

@@ -7,7 +7,7 @@ serializations (inbound_nodes as nested lists, or as ``__keras_tensor__`` args).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...errors import BadInput, Unsupported
 from ...ir import Value
@@ -22,6 +22,7 @@ class LayerEntry:
     config: dict
     inputs: list[str]
     outputs: list[str]
+    call_problems: list = field(default_factory=list)  # call arguments wconv does not convert (masks)
 
 
 @dataclass
@@ -106,7 +107,8 @@ def _functional(config: dict) -> ModelLayout:
         if len(calls) != 1:
             raise Unsupported(f"layer '{name}' ({layer['class_name']}) is called {len(calls)} times; "
                               "shared layers are not supported")
-        entries.append(LayerEntry(layer["class_name"], name, layer["config"], _call_inputs(calls[0]), [name]))
+        entries.append(LayerEntry(layer["class_name"], name, layer["config"], _call_inputs(calls[0]), [name],
+                                  call_problems(calls[0])))
     outputs = [_tensor_name(ref) for ref in _references(config.get("output_layers", []))]
     ordered = [_tensor_name(ref) for ref in _references(config.get("input_layers", []))]
     by_name = {value.name: value for value in inputs}
@@ -129,10 +131,27 @@ def _batch_shape(config: dict):
     return tuple(shape) if shape else None
 
 
+# Tensors a layer may take by keyword, in the order they follow its positional ones (attention's value, key).
+TENSOR_KEYWORDS = ("value", "key")
+
+
 def _call_inputs(call) -> list[str]:
     if isinstance(call, dict):  # Keras 3: {"args": [tensor or [tensors]], "kwargs": {}}
-        return [_tensor_name(t["config"]["keras_history"]) for t in keras3_tensors(call.get("args", []))]
-    return [_tensor_name(ref) for ref in call]  # Keras 2: [[layer, node, tensor, kwargs], ...]
+        tensors = keras3_tensors(call.get("args", []))
+        tensors += [t for key in TENSOR_KEYWORDS for t in keras3_tensors([call.get("kwargs", {}).get(key)])]
+        return [_tensor_name(t["config"]["keras_history"]) for t in tensors]
+    # Keras 2: [[layer, node, tensor, kwargs], ...]; a second tensor may come as kwargs {"value": [layer, node, tensor]}
+    names = [_tensor_name(ref) for ref in call]
+    keywords = call[0][3] if call and len(call[0]) > 3 and isinstance(call[0][3], dict) else {}
+    return names + [_tensor_name(keywords[key]) for key in TENSOR_KEYWORDS if isinstance(keywords.get(key), list)]
+
+
+def call_problems(call) -> list[str]:
+    """Call arguments that change what a layer computes and that wconv does not convert (masks)."""
+    keywords = call.get("kwargs", {}) if isinstance(call, dict) else \
+        (call[0][3] if call and len(call[0]) > 3 and isinstance(call[0][3], dict) else {})
+    return [f"{key}={'a tensor' if isinstance(value, (dict, list)) else value!r}" for key, value in keywords.items()
+            if key not in TENSOR_KEYWORDS and key not in ("training",) and value not in (None, False)]
 
 
 def keras3_tensors(args) -> list:

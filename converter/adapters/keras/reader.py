@@ -118,6 +118,9 @@ def refuse_unsupported(entries) -> None:
             problems.append(f"{quoted(entry.name)} ({quoted(entry.class_name, 60)[1:-1]})")
         elif (blocker := KERAS_CLASSES[entry.class_name].keras_blocker(entry.config)) is not None:
             problems.append(f"{quoted(entry.name)} ({entry.class_name}: {blocker})")
+        elif entry.call_problems:
+            problems.append(f"{quoted(entry.name)} ({entry.class_name}: called with {', '.join(entry.call_problems)}, "
+                            "not converted)")
     if problems:
         raise Unsupported(f"{len(problems)} unsupported layer(s): {', '.join(problems)}")
 

@@ -31,7 +31,8 @@ def build(graph: Graph):
         if spec.pre is not None:
             args = [getattr(keras.layers, spec.pre.class_name)(name=keras_name(f"{name}_pad"), **spec.pre.config)(args[0])]
         layer = getattr(keras.layers, spec.class_name)(name=keras_name(name), **_config(keras, spec.config))
-        result = layer(args[0] if len(args) == 1 else args)
+        result = layer(*[args[i] for i in spec.call_order]) if spec.call_order else \
+            layer(args[0] if len(args) == 1 else args)
         if spec.post is not None:
             result = getattr(keras.layers, spec.post.class_name)(name=keras_name(f"{name}_crop"), **spec.post.config)(result)
         tensors[outputs[0]] = result

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from ...errors import Unsupported
 
 RECURRENT_MODULES = {"LSTM", "GRU", "RNN"}
+ATTENTION_MODULES = {"MultiheadAttention"}
 
 
 @dataclass
@@ -114,3 +115,21 @@ def absorbed(fx_node, function_name) -> bool:
     if fx_node.op != "call_function" or function_name(fx_node) != "torch.stack" or len(fx_node.users) != 1:
         return False
     return stacked_for_mean(next(iter(fx_node.users)), function_name) is not None
+
+
+def attention_call(fx_node) -> tuple[list[str], object, set]:
+    """(query, key, value names; the fx node holding the attention output; the nodes read with the call) for
+    ``attn(q, k, v, ...)[0]`` or ``out, _ = attn(q, k, v, ...)``. Masks are refused."""
+    names = ("query", "key", "value")
+    tensors = list(fx_node.args[:3]) + [fx_node.kwargs.get(n) for n in names[len(fx_node.args[:3]):]]
+    masks = [key for key in ("key_padding_mask", "attn_mask") if fx_node.kwargs.get(key) is not None]
+    masks += ["is_causal=True"] if fx_node.kwargs.get("is_causal") else []
+    if masks or any(getattr(t, "op", None) is None for t in tensors):
+        raise Unsupported(f"layer '{fx_node.target}' (MultiheadAttention): called with "
+                          f"{', '.join(masks) or 'a non-tensor query, key or value'}; not converted")
+    used = _used_items(fx_node)
+    if set(used) != {0} or len(used[0]) != 1:
+        raise Unsupported(f"layer '{fx_node.target}' (MultiheadAttention): uses its attention weights; "
+                          "wconv converts the attention output (item 0)")
+    output = used[0][0]
+    return [t.name for t in tensors], output, {output} | _unused_items(fx_node)

@@ -93,6 +93,10 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
                 use = patterns.recurrent_use(fx_node, layer.module)
                 layer.options["returns"], layer.outputs = use.returns, [use.output.name]
                 skipped |= use.absorbed
+            elif layer.class_name in patterns.ATTENTION_MODULES:
+                layer.inputs, output, absorbed = patterns.attention_call(fx_node)
+                layer.outputs, layer.input_shapes = [output.name], shapes.of(layer.inputs)
+                skipped |= absorbed
             created = TORCH_MODULES[layer.class_name](layer)
         elif patterns.absorbed(fx_node, function_name):
             continue  # read with the call that uses it

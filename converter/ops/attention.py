@@ -1,0 +1,261 @@
+"""Multi-head attention: Keras' separate (E, heads, key_dim) projections vs torch's packed in_proj_weight.
+
+The IR keeps one weight per projection, rows grouped by head: ``wq`` ((h d), e), ``wk`` ((h d), k),
+``wv`` ((h v), s), ``wo`` (o, (h v)), with their biases; inputs are (query, key, value), each
+(N, T, features); scores are scaled by 1/sqrt(key_dim), as in Keras and torch.
+
+- torch's ``nn.MultiheadAttention`` packs q, k and v into ``in_proj_weight`` (3E, E) when they all have
+  E features (else ``q/k/v_proj_weight``) and needs heads x key_dim = value dims = output = E, with
+  every bias or none. Anything else (Keras' ``key_dim`` is often E itself, per head) is written as
+  explicit attention: four ``nn.Linear`` and ``F.scaled_dot_product_attention``.
+- ONNX (opset 20 has no attention op): MatMul/Add projections, Reshape/Transpose to heads, MatMul,
+  Softmax, MatMul, and back. Reading that pattern back is not done yet.
+- Masks (Keras ``attention_mask``, ``use_causal_mask``; torch ``attn_mask``, ``key_padding_mask``,
+  ``is_causal``) are refused.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .. import views
+from ..codetext import literal
+from ..errors import Unsupported
+from ..ir import Node
+from ..layouts import permute
+from .base import Convention, KerasSpec, OpDef, expect_dim
+from .registry import register_keras, register_op, register_torch_module
+
+PROJECTIONS = (("q", "query"), ("k", "key"), ("v", "value"), ("o", "output"))
+
+
+class Attention(OpDef):
+    name = "attention"
+    input_kind = views.FEATURES_LAST
+    summary = "Multi-head scaled dot-product attention of (query, key, value), with input and output projections."
+    params = {"wq": "(h d) e", "bq": "(h d)", "wk": "(h d) k", "bk": "(h d)", "wv": "(h v) s", "bv": "(h v)",
+              "wo": "o (h v)", "bo": "o"}
+    optional = frozenset({"bq", "bk", "bv", "bo"})
+    conventions = {
+        "keras": Convention(("MultiHeadAttention",),
+                            {"wq": ("query kernel", "e h d"), "bq": ("query bias", "h d"),
+                             "wk": ("key kernel", "k h d"), "bk": ("key bias", "h d"),
+                             "wv": ("value kernel", "s h v"), "bv": ("value bias", "h v"),
+                             "wo": ("attention_output kernel", "h v o"), "bo": ("attention_output bias", "o")},
+                            {"heads": "num_heads", "key_dim": "key_dim (per head)", "value_dim": "value_dim=key_dim",
+                             "inputs": "call(query, value, key=value)"}),
+        "torch": Convention(("MultiheadAttention",),
+                            {"wq": ("in_proj_weight[:E]", "(h d) e"), "bq": ("in_proj_bias[:E]", "(h d)"),
+                             "wk": ("in_proj_weight[E:2E]", "(h d) k"), "bk": ("in_proj_bias[E:2E]", "(h d)"),
+                             "wv": ("in_proj_weight[2E:]", "(h v) s"), "bv": ("in_proj_bias[2E:]", "(h v)"),
+                             "wo": ("out_proj.weight", "o (h v)"), "bo": ("out_proj.bias", "o")},
+                            {"heads": "num_heads", "key_dim": "embed_dim / num_heads",
+                             "inputs": "forward(query, key, value), batch_first=True",
+                             "packing": "in_proj_weight (3E, E) = [q; k; v]; q/k/v_proj_weight when kdim/vdim != E"}),
+        "onnx": Convention(("MatMul/Softmax/MatMul",),
+                           {"wq": ("MatMul B", "e (h d)"), "bq": ("Add", "(h d)"), "wk": ("MatMul B", "k (h d)"),
+                            "bk": ("Add", "(h d)"), "wv": ("MatMul B", "s (h v)"), "bv": ("Add", "(h v)"),
+                            "wo": ("MatMul B", "(h v) o"), "bo": ("Add", "o")},
+                           {"inputs": "decomposed (opset 20 has no attention op)"}),
+    }
+    notes = ("torch's nn.MultiheadAttention needs heads x key_dim = value dims = output = query features; "
+             "otherwise wconv writes explicit attention (nn.Linear x 4 + F.scaled_dot_product_attention).",)
+
+    def node(self, name, inputs, outputs, params, heads: int) -> Node:
+        key_dim = params["wq"].shape[0] // heads
+        value_dim = params["wv"].shape[0] // heads
+        return Node(self.name, name, list(inputs), list(outputs), params,
+                    {"heads": int(heads), "key_dim": int(key_dim), "value_dim": int(value_dim)})
+
+    def output_shapes(self, node, input_shapes):
+        query, key, value = input_shapes
+        p = node.params
+        for what, weight, shape in (("query", "wq", query), ("key", "wk", key), ("value", "wv", value)):
+            expect_dim(node.name, f"{what} features", p[weight].shape[1], shape[-1] if shape else None)
+        expect_dim(node.name, "query and key projections", p["wq"].shape[0], p["wk"].shape[0])
+        if key is not None and value is not None:
+            expect_dim(node.name, "key and value steps", key[1], value[1])
+        return [None if query is None else (*query[:-1], int(p["wo"].shape[0]))]
+
+    # -- Keras ------------------------------------------------------------------
+    def keras_weight_names(self, config):
+        bias = config.get("use_bias", True)
+        return [name for projection in ("query", "key", "value", "output")
+                for name in (f"{projection}_kernel", *([f"{projection}_bias"] if bias else []))]
+
+    def keras_blocker(self, config):
+        problems = []
+        if config.get("use_gate"):
+            problems.append("use_gate=True")
+        if config.get("sliding_window") is not None:
+            problems.append(f"sliding_window={config['sliding_window']}")
+        if config.get("attention_axes") not in (None, [1], (1,)):
+            problems.append(f"attention_axes={config['attention_axes']}")
+        if isinstance(config.get("output_shape"), (list, tuple)) and len(config["output_shape"]) != 1:
+            problems.append(f"output_shape={config['output_shape']}")
+        return ", ".join(problems) + " not converted" if problems else None
+
+    def from_keras(self, layer):
+        if len(layer.inputs) not in (2, 3):
+            raise Unsupported(f"layer '{layer.name}' (MultiHeadAttention): called with {len(layer.inputs)} tensors; "
+                              "wconv converts call(query, value[, key])")
+        query, value, key = (layer.inputs + layer.inputs[1:2])[:3]
+        w = layer.weights
+        keras = self.conventions["keras"].params
+        params = {}
+        for short, projection in PROJECTIONS:
+            for kind, suffix in (("w", "kernel"), ("b", "bias")):
+                if f"{projection}_{suffix}" in w:
+                    params[f"{kind}{short}"] = permute(w[f"{projection}_{suffix}"], keras[f"{kind}{short}"][1],
+                                                       self.params[f"{kind}{short}"], what=f"layer '{layer.name}' "
+                                                       f"{projection} {suffix}")
+        expect_dim(layer.name, "num_heads", layer.config["num_heads"], w["query_kernel"].shape[1])
+        return [self.node(layer.name, [query, key, value], layer.outputs, params, layer.config["num_heads"])]
+
+    def to_keras(self, node, graph):
+        a, p = node.attrs, node.params
+        heads = a["heads"]
+        bias = self._biases(node)
+        config = {"num_heads": heads, "key_dim": a["key_dim"], "value_dim": a["value_dim"], "use_bias": bias}
+        if p["wo"].shape[0] != p["wq"].shape[1]:
+            config["output_shape"] = int(p["wo"].shape[0])
+        weights = []
+        for short in "qkv":
+            kernel_axes, bias_axes = self.conventions["keras"].params[f"w{short}"][1], \
+                self.conventions["keras"].params[f"b{short}"][1]
+            weights.append(permute(p[f"w{short}"], self.params[f"w{short}"], kernel_axes, h=heads))
+            if bias:
+                weights.append(permute(p[f"b{short}"], self.params[f"b{short}"], bias_axes, h=heads))
+        weights.append(permute(p["wo"], "o (h v)", "h v o", h=heads))
+        if bias:
+            weights.append(p["bo"])
+        return KerasSpec("MultiHeadAttention", config, weights, call_order=[0, 2, 1])
+
+    def _biases(self, node) -> bool:
+        present = [f"b{short}" in node.params for short, _ in PROJECTIONS]
+        if any(present) and not all(present):
+            raise Unsupported(f"layer '{node.name}': attention with only some projections biased")
+        return all(present)
+
+    # -- torch ------------------------------------------------------------------
+    def packs(self, node) -> bool:
+        """Whether ``nn.MultiheadAttention`` computes exactly this node."""
+        a, p = node.attrs, node.params
+        embed = p["wq"].shape[1]
+        return a["key_dim"] == a["value_dim"] and a["heads"] * a["key_dim"] == embed == p["wo"].shape[0]
+
+    def torch_module(self, node, graph):
+        p, bias = node.params, self._biases(node)
+        if self.packs(node):
+            embed = int(p["wq"].shape[1])
+            options = [str(embed), str(node.attrs["heads"]), "batch_first=True"]
+            if not bias:
+                options.append("bias=False")
+            if p["wk"].shape[1] != embed or p["wv"].shape[1] != embed:
+                options += [f"kdim={int(p['wk'].shape[1])}", f"vdim={int(p['wv'].shape[1])}"]
+            return f"nn.MultiheadAttention({', '.join(options)})"
+        linears = [f"nn.Linear({int(p[w].shape[1])}, {int(p[w].shape[0])}{'' if bias else ', bias=False'})"
+                   for w in ("wq", "wk", "wv", "wo")]
+        return f"nn.ModuleList([{', '.join(linears)}])"
+
+    def torch_forward(self, node, graph, module, args):
+        query, key, value = args
+        if self.packs(node):
+            return f"{module}({query}, {key}, {value}, need_weights=False)[0]"
+        heads, key_dim, value_dim = (literal(int(node.attrs[k])) for k in ("heads", "key_dim", "value_dim"))
+
+        def split(index, x, size):
+            return f"{module}[{index}]({x}).unflatten(-1, ({heads}, {size})).transpose(1, 2)"
+
+        attended = (f"F.scaled_dot_product_attention({split(0, query, key_dim)}, {split(1, key, key_dim)}, "
+                    f"{split(2, value, value_dim)})")
+        return f"{module}[3]({attended}.transpose(1, 2).flatten(2))"
+
+    def params_to(self, framework, node):
+        if framework != "torch":
+            raise Unsupported(f"layer '{node.name}': {framework} params are written by its writer")
+        p, bias = node.params, self._biases(node)
+        if not self.packs(node):
+            named = {}
+            for index, short in enumerate("qkvo"):
+                named[f"{index}.weight"] = p[f"w{short}"]
+                if bias:
+                    named[f"{index}.bias"] = p[f"b{short}"]
+            return named
+        embed = p["wq"].shape[1]
+        if p["wk"].shape[1] == embed and p["wv"].shape[1] == embed:
+            named = {"in_proj_weight": np.concatenate([p["wq"], p["wk"], p["wv"]])}
+        else:
+            named = {"q_proj_weight": p["wq"], "k_proj_weight": p["wk"], "v_proj_weight": p["wv"]}
+        if bias:
+            named["in_proj_bias"] = np.concatenate([p["bq"], p["bk"], p["bv"]])
+        named["out_proj.weight"] = p["wo"]
+        if bias:
+            named["out_proj.bias"] = p["bo"]
+        return named
+
+    def from_torch(self, layer):
+        module, w = layer.module, layer.weights
+        problems = []
+        if not module.batch_first:
+            problems.append("batch_first=False")
+        if module.bias_k is not None or module.add_zero_attn:
+            problems.append("add_bias_kv/add_zero_attn")
+        if problems:
+            raise Unsupported(f"layer '{layer.name}' (MultiheadAttention): {', '.join(problems)} not converted")
+        embed = module.embed_dim
+        if "in_proj_weight" in w:
+            wq, wk, wv = np.split(w["in_proj_weight"], 3)
+        else:
+            wq, wk, wv = w["q_proj_weight"], w["k_proj_weight"], w["v_proj_weight"]
+        params = {"wq": wq, "wk": wk, "wv": wv, "wo": w["out_proj.weight"]}
+        if "in_proj_bias" in w:
+            params["bq"], params["bk"], params["bv"] = np.split(w["in_proj_bias"], 3)
+        if "out_proj.bias" in w:
+            params["bo"] = w["out_proj.bias"]
+        expect_dim(layer.name, "embed_dim", embed, wq.shape[0])
+        return [self.node(layer.name, layer.inputs[:3], layer.outputs, params, module.num_heads)]
+
+    # -- ONNX -------------------------------------------------------------------
+    def to_onnx(self, node, builder):
+        """Projections, heads apart, softmax(q k^T / sqrt(d)) v, heads together, output projection."""
+        name, p, a = node.name, node.params, node.attrs
+        heads = a["heads"]
+
+        def project(x, short, size, perm):
+            y = self._linear(builder, f"{name}/{short}", x, p[f"w{short}"], p.get(f"b{short}"))
+            shape = builder.initializer(f"{name}.{short}_heads", np.array([0, 0, heads, size], np.int64))
+            builder.node("Reshape", [y, shape], [f"{name}/{short}_heads"], f"{name}/{short}_split")
+            builder.node("Transpose", [f"{name}/{short}_heads"], [f"{name}/{short}_t"], f"{name}/{short}_t", perm=perm)
+            return f"{name}/{short}_t"
+
+        query, key, value = node.inputs
+        q = project(query, "q", a["key_dim"], [0, 2, 1, 3])
+        k = project(key, "k", a["key_dim"], [0, 2, 3, 1])
+        v = project(value, "v", a["value_dim"], [0, 2, 1, 3])
+        builder.node("MatMul", [q, k], [f"{name}/scores"], f"{name}/scores")
+        scale = builder.initializer(f"{name}.scale", np.array(1.0 / math.sqrt(a["key_dim"]), np.float32))
+        builder.node("Mul", [f"{name}/scores", scale], [f"{name}/scaled"], f"{name}/scale")
+        builder.node("Softmax", [f"{name}/scaled"], [f"{name}/weights"], f"{name}/softmax", axis=-1)
+        builder.node("MatMul", [f"{name}/weights", v], [f"{name}/attended"], f"{name}/attend")
+        builder.node("Transpose", [f"{name}/attended"], [f"{name}/joined_t"], f"{name}/join_t", perm=[0, 2, 1, 3])
+        shape = builder.initializer(f"{name}.joined", np.array([0, 0, heads * a["value_dim"]], np.int64))
+        builder.node("Reshape", [f"{name}/joined_t", shape], [f"{name}/joined"], f"{name}/join")
+        out = self._linear(builder, f"{name}/o", f"{name}/joined", p["wo"], p.get("bo"))
+        builder.node("Identity", [out], node.outputs, f"{name}/output")
+
+    @staticmethod
+    def _linear(builder, name, x, weight, bias) -> str:
+        kernel = builder.initializer(f"{name}.weight", np.ascontiguousarray(weight.T))
+        builder.node("MatMul", [x, kernel], [f"{name}/matmul"], f"{name}/matmul")
+        if bias is None:
+            return f"{name}/matmul"
+        builder.node("Add", [f"{name}/matmul", builder.initializer(f"{name}.bias", bias)], [f"{name}/out"], f"{name}/add")
+        return f"{name}/out"
+
+
+ATTENTION = register_op(Attention())
+register_keras("MultiHeadAttention", ATTENTION)
+register_torch_module("MultiheadAttention", ATTENTION.from_torch)
