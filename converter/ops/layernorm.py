@@ -20,6 +20,11 @@ from .registry import register_keras, register_onnx, register_op, register_torch
 AFFINE = frozenset({"scale", "bias"})
 
 
+def keras_affine_names(config) -> list[str]:
+    """A Keras normalization layer's weights: gamma unless scale=False, beta unless center=False."""
+    return (["gamma"] if config.get("scale", True) else []) + (["beta"] if config.get("center", True) else [])
+
+
 class LayerNorm(OpDef):
     name = "layernorm"
     input_kind = views.FEATURES_LAST
@@ -54,7 +59,7 @@ class LayerNorm(OpDef):
 
     # -- Keras ------------------------------------------------------------------
     def keras_weight_names(self, config):
-        return (["gamma"] if config.get("scale", True) else []) + (["beta"] if config.get("center", True) else [])
+        return keras_affine_names(config)
 
     def from_keras(self, layer):
         config, layout = layer.config, layer.input_layouts[0]
