@@ -88,10 +88,10 @@ def seeded_keras(model, seed):
 class LSTMTagger(nn.Module):
     """Embedding -> two-layer bidirectional LSTM -> a tag per step."""
 
-    def __init__(self):
+    def __init__(self, layers=2):
         super().__init__()
         self.emb = nn.Embedding(VOCABULARY, EMBED)
-        self.lstm = nn.LSTM(EMBED, HIDDEN, num_layers=2, batch_first=True, bidirectional=True)
+        self.lstm = nn.LSTM(EMBED, HIDDEN, num_layers=layers, batch_first=True, bidirectional=True)
         self.tags = nn.Linear(2 * HIDDEN, CLASSES)
 
     def forward(self, ids):

@@ -249,3 +249,40 @@ def test_wconv_onnx_reads_back(name, tmp_path, keras):
         out = tmp_path / f"c{SUFFIX[target]}"
         converter.convert(tmp_path / "b.onnx", out)
         assert_close(np.asarray(model(x, training=False)), run_file(target, out, x))
+
+
+def test_keeping_keras_layout_changes_nothing_for_sequences(tmp_path, keras):
+    """--keep-input-layout: a sequence is held alike in Keras and torch, so no permute at entry or exit."""
+    model = keras_recurrent(keras)
+    model.save(tmp_path / "a.keras")
+    converter.convert(tmp_path / "a.keras", tmp_path / "b.pt", keep_input_layout=True)
+    assert "permute" not in (tmp_path / "b.py").read_text()
+    x = sequence()
+    assert_close(np.asarray(model(x)), run_file("torch", tmp_path / "b.pt", x))
+
+
+def test_inspect_names_each_inputs_axes(tmp_path, keras):
+    from test_bad_input import wconv
+
+    keras_text_cnn(keras).save(tmp_path / "a.keras")
+    result = wconv("inspect", tmp_path / "a.keras", "--json")
+    assert result.returncode == 0, result.stderr
+    described = json.loads(result.stdout)
+    assert described["inputs"][0]["layout"] == "n t" and described["outputs"][0]["layout"] == "n f"
+
+
+@pytest.mark.parametrize("target", ["torch", "onnx", "keras"])
+@pytest.mark.parametrize("merge", ["sum", "mul", "ave"])
+def test_bidirectional_merge_modes(merge, target, tmp_path, keras):
+    """Keras Bidirectional's sum/mul/ave combine the two directions, for the sequence and the final state."""
+    from sequence_models import seeded_keras
+
+    x_in = keras.Input((STEPS, 6))
+    y = keras.layers.Bidirectional(keras.layers.GRU(5, return_sequences=True), merge_mode=merge, name="seq")(x_in)
+    y = keras.layers.Bidirectional(keras.layers.LSTM(4), merge_mode=merge, name="final")(y)
+    model = seeded_keras(keras.Model(x_in, y), 9)
+    model.save(tmp_path / "a.keras")
+    out = tmp_path / f"b{SUFFIX[target]}"
+    converter.convert(tmp_path / "a.keras", out)
+    x = sequence()
+    assert_close(np.asarray(model(x)), run_file(target, out, x))

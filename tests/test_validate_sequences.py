@@ -14,6 +14,7 @@ import pytest
 from onnx import numpy_helper
 
 import converter
+from conftest import TESTS
 from sequence_models import CLASSES, EMBED, HIDDEN, STEPS, VOCABULARY, seeded_keras
 from test_bad_input import wconv
 
@@ -54,8 +55,6 @@ def inject_torch(port, torch, mistake: str) -> list[str]:
     if mistake == "gru_z_and_r_swapped":  # torch stacks r z n; pasted in Keras' z r h order
         for key in [k for k in state if k.startswith("bi.weight") or k.startswith("bi.bias")]:
             state[key] = torch.from_numpy(_blocks(state[key].numpy(), "rzn", "zrn"))
-    elif mistake == "second_bias_dropped":  # Keras has one bias: the other torch bias left at zero is right
-        state["lstm.bias_ih_l0"] = torch.zeros_like(state["lstm.bias_ih_l0"])  # ...dropping the one that holds it is not
     elif mistake == "in_proj_packed_k_q_v":  # q and k blocks of in_proj_weight (and its bias) swapped
         for key in ("mha.in_proj_weight", "mha.in_proj_bias"):
             q, k, v = state[key].chunk(3)
@@ -83,7 +82,7 @@ def inject_onnx(port, mistake: str) -> None:
     onnx.save(model, port)
 
 
-CULPRITS = {"gru_z_and_r_swapped": "bi", "in_proj_packed_k_q_v": "mha", "second_bias_dropped": "lstm", "layernorm_epsilon_lost": "ln",
+CULPRITS = {"gru_z_and_r_swapped": "bi", "in_proj_packed_k_q_v": "mha", "layernorm_epsilon_lost": "ln",
             "lstm_gates_left_in_keras_order": "lstm"}
 
 
@@ -102,3 +101,25 @@ def test_mistake_is_caught_at_its_layer(mistake, source, tmp_path, torch):
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is False and report["first_mismatch"] == CULPRITS[mistake]
+
+
+def test_second_torch_bias_dropped_is_caught(tmp_path, keras, torch):
+    """torch -> Keras by hand: Keras' one bias must be bias_ih + bias_hh; taking bias_ih alone is the classic slip."""
+    import sequence_models
+
+    model = sequence_models.seeded(sequence_models.LSTMTagger(layers=1))
+    torch.save(model.state_dict(), tmp_path / "a.pt")
+    module, arguments = f"{TESTS / 'sequence_models.py'}:LSTMTagger", json.dumps({"layers": 1})
+    converter.convert(tmp_path / "a.pt", tmp_path / "b.keras", module=module, module_args=arguments,
+                      input_shape=[STEPS])
+    port = keras.saving.load_model(tmp_path / "b.keras")
+    layer = port.get_layer("lstm")
+    state = model.state_dict()
+    weights = layer.get_weights()  # forward kernel, recurrent kernel, bias, then the backward three
+    weights[2] = state["lstm.bias_ih_l0"].numpy()  # the Keras gate order i f c o is torch's i f g o
+    layer.set_weights(weights)
+    port.save(tmp_path / "c.keras")
+    result = wconv("validate", tmp_path / "a.pt", tmp_path / "c.keras", "--json", "--source-module", module,
+                   "--module-args", arguments, "--input-shape", str(STEPS))
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["first_mismatch"] == "lstm"

@@ -10,7 +10,8 @@ Each framework stacks the gates in its own order (``Cell.gates``); they are reor
   reset gate before the recurrent matmul (ONNX ``linear_before_reset=0``), which torch's GRU cannot.
 - A node returns the whole sequence (N, T, D*H) or the final state (N, D*H): Keras' return_sequences;
   torch's ``out`` or ``h_n``; ONNX's Y or Y_h. Bidirectional outputs concatenate forward then backward,
-  as torch, Keras' merge_mode='concat' and ONNX do.
+  as torch, Keras' merge_mode='concat' and ONNX do; Keras' other merge modes (sum, mul, ave) combine the
+  two halves, which torch and ONNX write after the layer.
 - ONNX runs time-major; the writer transposes into and out of it (the batch stays first in the IR).
 """
 
@@ -29,6 +30,9 @@ from .base import Convention, KerasReader, KerasSpec, OpDef, expect_dim
 from .registry import register_keras, register_onnx, register_op, register_torch_module
 
 DIRECTIONS = {"forward": ("",), "bidirectional": ("", "reverse_")}
+# Keras Bidirectional merge modes: how the two directions' outputs combine, as a torch tensor method and an ONNX
+# reduction over the direction axis (concat keeps both, side by side).
+MERGES = {"concat": None, "sum": ("sum", "ReduceSum"), "mul": ("prod", "ReduceProd"), "ave": ("mean", "ReduceMean")}
 # What a Keras recurrent layer's inference depends on (a Bidirectional's two layers must agree on these).
 INFERENCE_KEYS = ("units", "activation", "recurrent_activation", "use_bias", "return_sequences", "reset_after",
                   "return_state", "stateful", "time_major")
@@ -74,7 +78,7 @@ class Recurrent(OpDef):
                                 {"w_ih": ("kernel", "f G"), "w_hh": ("recurrent_kernel", "k G"),
                                  "b_ih": ("bias", "G (b_ih + b_hh)"), "b_hh": ("bias", "G (summed into b_ih)")},
                                 {"gates": gates["keras"], "returns": "return_sequences",
-                                 "bidirectional": "Bidirectional(merge_mode='concat')",
+                                 "bidirectional": "Bidirectional(merge_mode='concat'|'sum'|'mul'|'ave')",
                                  **({"reset_after": "reset_after=True: bias (2, G) = [b_ih, b_hh]"}
                                     if cell.op == "gru" else {})}),
             "torch": Convention((cell.torch,),
@@ -93,9 +97,13 @@ class Recurrent(OpDef):
 
     # -- the node ---------------------------------------------------------------
     def node(self, name, inputs, outputs, params, *, direction="forward", returns="sequence", activation="tanh",
-             linear_before_reset=True) -> Node:
+             linear_before_reset=True, merge="concat") -> Node:
         attrs = {"hidden": int(params["w_hh"].shape[1]), "direction": direction, "returns": returns,
                  "activation": activation}
+        if direction == "bidirectional":
+            if merge not in MERGES:
+                raise Unsupported(f"layer '{name}': merge_mode={merge!r} not converted")
+            attrs["merge"] = merge
         if self.cell.op == "gru":
             attrs["linear_before_reset"] = bool(linear_before_reset)
         return Node(self.name, name, list(inputs[:1]), list(outputs), params, attrs)
@@ -112,7 +120,7 @@ class Recurrent(OpDef):
         for prefix in DIRECTIONS[node.attrs["direction"]]:
             expect_dim(node.name, f"{prefix}w_ih rows (gates x hidden)", gates * hidden, node.params[f"{prefix}w_ih"].shape[0])
             expect_dim(node.name, "input features", node.params[f"{prefix}w_ih"].shape[1], shape[2] if shape else None)
-        width = self._directions(node) * hidden
+        width = self._directions(node) * hidden if node.attrs.get("merge", "concat") == "concat" else hidden
         if node.attrs["returns"] == "final":
             return [(shape[0] if shape else None, width)]
         return [(shape[0], shape[1], width) if shape else None]
@@ -208,7 +216,8 @@ class Recurrent(OpDef):
         if node.attrs["direction"] == "forward":
             return KerasSpec(self.cell.keras, config, self.to_keras_weights(node, ""))
         weights = self.to_keras_weights(node, "") + self.to_keras_weights(node, "reverse_")
-        return KerasSpec("Bidirectional", {"layer": KerasSpec(self.cell.keras, config), "merge_mode": "concat"}, weights)
+        return KerasSpec("Bidirectional", {"layer": KerasSpec(self.cell.keras, config),
+                                           "merge_mode": node.attrs["merge"]}, weights)
 
     # -- torch ------------------------------------------------------------------
     def torch_module(self, node, graph):
@@ -226,13 +235,14 @@ class Recurrent(OpDef):
         return f"nn.{self.cell.torch}({', '.join(options)})"
 
     def torch_forward(self, node, graph, module, args):
-        call = f"{module}({args[0]})"
-        if node.attrs["returns"] == "sequence":
-            return f"{call}[0]"
+        call, hidden = f"{module}({args[0]})", node.attrs["hidden"]
+        merge = MERGES[node.attrs.get("merge", "concat")]
+        if node.attrs["returns"] == "sequence":  # (N, T, D*H)
+            return f"{call}[0]" + (f".unflatten(-1, (2, {hidden})).{merge[0]}(-2)" if merge else "")
         final = f"{call}[1][0]" if self.cell.op == "lstm" else f"{call}[1]"  # h_n: (directions, N, H)
         if node.attrs["direction"] == "forward":
             return f"{final}[0]"
-        return f"{final}.permute(1, 0, 2).reshape(-1, {2 * node.attrs['hidden']})"
+        return f"{final}.{merge[0]}(0)" if merge else f"{final}.permute(1, 0, 2).reshape(-1, {2 * hidden})"
 
     def params_to(self, framework, node):
         if framework != "torch":
@@ -299,6 +309,14 @@ class Recurrent(OpDef):
             attrs["activations"] = [node.attrs["activation"].capitalize()] * directions
         sequence, final = f"{name}/Y", f"{name}/Y_h"
         builder.node(self.cell.onnx, inputs, [sequence, final], name, **attrs)
+        merge = MERGES[node.attrs.get("merge", "concat")]
+        if merge:  # combine the directions: Y (T, 2, N, H) over axis 1, Y_h (2, N, H) over axis 0
+            axis = 1 if node.attrs["returns"] == "sequence" else 0
+            source = sequence if axis else final
+            axes = builder.initializer(f"{name}.directions", np.array([axis], np.int64))
+            builder.node(merge[1], [source, axes], [f"{source}/merged"], f"{name}/merge_directions_{merge[0]}",
+                         keepdims=1)
+            sequence, final, directions = f"{sequence}/merged", f"{final}/merged", 1
         if node.attrs["returns"] == "sequence":  # Y: (T, D, N, H) -> (N, T, D, H) -> (N, T, D*H)
             builder.node("Transpose", [sequence], [f"{name}/batch_first"], f"{name}/to_batch_first", perm=[2, 0, 1, 3])
             shape = builder.initializer(f"{name}.shape", np.array([0, 0, directions * hidden], np.int64))
@@ -307,7 +325,6 @@ class Recurrent(OpDef):
             builder.node("Transpose", [final], [f"{name}/batch_first"], f"{name}/to_batch_first", perm=[1, 0, 2])
             shape = builder.initializer(f"{name}.shape", np.array([0, directions * hidden], np.int64))
             builder.node("Reshape", [f"{name}/batch_first", shape], node.outputs, f"{name}/merge_directions")
-
 
     def from_onnx(self, onnx_node, context):
         """An ONNX recurrent op that the batch-first pass matched; any other form is refused."""
@@ -374,7 +391,7 @@ class KerasBidirectional(KerasReader):
         op, inner = self._inner(config)
         if op is None:
             return f"wraps {config.get('layer', {}).get('class_name')!r}, not a recurrent layer wconv converts"
-        problems = [] if config.get("merge_mode", "concat") == "concat" else [f"merge_mode={config['merge_mode']!r}"]
+        problems = [] if config.get("merge_mode", "concat") in MERGES else [f"merge_mode={config.get('merge_mode')!r}"]
         backward = config.get("backward_layer")
         if backward and (backward.get("class_name") != config["layer"].get("class_name") or any(
                 backward.get("config", {}).get(key) != inner.get(key) for key in INFERENCE_KEYS)):
@@ -389,6 +406,7 @@ class KerasBidirectional(KerasReader):
             weights = {k[len(keras_prefix):]: v for k, v in layer.weights.items() if k.startswith(keras_prefix)}
             directions.update(op.from_keras_weights(weights, inner, prefix, layer.name))
         return [op.node(layer.name, layer.inputs, layer.outputs, directions, direction="bidirectional",
+                        merge=layer.config.get("merge_mode", "concat"),
                         **op.keras_attrs(inner))]
 
 
