@@ -286,3 +286,30 @@ def test_bidirectional_merge_modes(merge, target, tmp_path, keras):
     converter.convert(tmp_path / "a.keras", out)
     x = sequence()
     assert_close(np.asarray(model(x)), run_file(target, out, x))
+
+
+@pytest.mark.parametrize("saved_by", ["keras2-h5", "keras3-h5"])
+def test_hard_sigmoid_gates_follow_the_files_keras_version(saved_by, tmp_path):
+    """recurrent_activation='hard_sigmoid' (Keras 2's default in older models) is 0.2x + 0.5 in Keras 2 and
+    x/6 + 0.5 in Keras 3: ONNX takes either (HardSigmoid alpha), Keras 3 only its own, torch neither."""
+    from sequence_models import seeded_keras
+
+    framework = __import__("tf_keras" if saved_by == "keras2-h5" else "keras")
+    x_in = framework.Input((STEPS, 6))
+    y = framework.layers.LSTM(5, recurrent_activation="hard_sigmoid", return_sequences=True, name="lstm")(x_in)
+    y = framework.layers.Bidirectional(framework.layers.GRU(4, recurrent_activation="hard_sigmoid"), name="bi")(y)
+    model = seeded_keras(framework.Model(x_in, y), 1)
+    model.save(tmp_path / "a.h5")
+    x = sequence()
+    converter.convert(tmp_path / "a.h5", tmp_path / "b.onnx")
+    assert_close(np.asarray(model(x)), run_file("onnx", tmp_path / "b.onnx", x))
+    converter.convert(tmp_path / "b.onnx", tmp_path / "c.onnx")  # HardSigmoid read back from ONNX
+    assert_close(np.asarray(model(x)), run_file("onnx", tmp_path / "c.onnx", x))
+    assert "sigmoid gates only" in refusal(tmp_path, tmp_path / "a.h5")
+    if saved_by == "keras3-h5":
+        converter.convert(tmp_path / "b.onnx", tmp_path / "d.keras")
+        assert_close(np.asarray(model(x)), run_file("keras", tmp_path / "d.keras", x))
+    else:
+        with pytest.raises(converter.WconvError, match="slope 0.2;") as error:
+            converter.convert(tmp_path / "a.h5", tmp_path / "d.keras")
+        assert error.value.exit_code == 3

@@ -46,6 +46,7 @@ class KerasLayer:
     input_shapes: list = field(default_factory=list)  # in IR order, batch axis None
     input_layouts: list = field(default_factory=list)  # the inputs' axis patterns (views.py)
     output_layout: str | None = None  # for ops whose output layout is chosen: what the layer's consumers compute on
+    keras_version: str = "3"  # of the file: where Keras 2 and 3 differ (hard_sigmoid's slope)
 
 
 @dataclass

@@ -32,6 +32,10 @@ from .registry import register_keras, register_onnx, register_op, register_torch
 DIRECTIONS = {"forward": ("",), "bidirectional": ("", "reverse_")}
 # Keras Bidirectional merge modes: how the two directions' outputs combine, as a torch tensor method and an ONNX
 # reduction over the direction axis (concat keeps both, side by side).
+# Gate activations: sigmoid everywhere; hard_sigmoid(x) = clip(alpha x + beta, 0, 1), whose alpha is 0.2 in Keras 2
+# and 1/6 in Keras 3 (read by the file's Keras version) and an attribute in ONNX. torch's layers have sigmoid only.
+KERAS_HARD_SIGMOID = {"2": (0.2, 0.5), "3": (1 / 6, 0.5)}
+ONNX_GATES = {"sigmoid": "Sigmoid", "hard_sigmoid": "HardSigmoid"}
 MERGES = {"concat": None, "sum": ("sum", "ReduceSum"), "mul": ("prod", "ReduceProd"), "ave": ("mean", "ReduceMean")}
 # What a Keras recurrent layer's inference depends on (a Bidirectional's two layers must agree on these).
 INFERENCE_KEYS = ("units", "activation", "recurrent_activation", "use_bias", "return_sequences", "reset_after",
@@ -97,9 +101,13 @@ class Recurrent(OpDef):
 
     # -- the node ---------------------------------------------------------------
     def node(self, name, inputs, outputs, params, *, direction="forward", returns="sequence", activation="tanh",
-             linear_before_reset=True, merge="concat") -> Node:
+             linear_before_reset=True, merge="concat", gate=("sigmoid",)) -> Node:
         attrs = {"hidden": int(params["w_hh"].shape[1]), "direction": direction, "returns": returns,
                  "activation": activation}
+        if self.cell.op != "rnn":
+            attrs["gate"] = gate[0]
+            if gate[0] == "hard_sigmoid":
+                attrs["gate_alpha"], attrs["gate_beta"] = float(gate[1]), float(gate[2])
         if direction == "bidirectional":
             if merge not in MERGES:
                 raise Unsupported(f"layer '{name}': merge_mode={merge!r} not converted")
@@ -158,7 +166,7 @@ class Recurrent(OpDef):
         problems = []
         if config.get("activation", "tanh") not in allowed:
             problems.append(f"activation={config.get('activation')!r}")
-        if self.cell.op != "rnn" and config.get("recurrent_activation", "sigmoid") != "sigmoid":
+        if self.cell.op != "rnn" and config.get("recurrent_activation", "sigmoid") not in ONNX_GATES:
             problems.append(f"recurrent_activation={config.get('recurrent_activation')!r}")
         return problems
 
@@ -186,21 +194,33 @@ class Recurrent(OpDef):
     def from_keras(self, layer):
         config = layer.config
         params = self.from_keras_weights(layer.weights, config, "", layer.name)
-        return [self.node(layer.name, layer.inputs, layer.outputs, params, **self.keras_attrs(config))]
+        return [self.node(layer.name, layer.inputs, layer.outputs, params, **self.keras_attrs(config, layer.keras_version))]
 
-    def keras_attrs(self, config) -> dict:
+    def keras_attrs(self, config, keras_version: str) -> dict:
+        gate = config.get("recurrent_activation", "sigmoid")
         return {"returns": "sequence" if config.get("return_sequences") else "final",
                 "activation": config.get("activation", "tanh"),
-                "linear_before_reset": config.get("reset_after", True)}
+                "linear_before_reset": config.get("reset_after", True),
+                "gate": (gate, *KERAS_HARD_SIGMOID["2" if keras_version.startswith("2") else "3"])
+                if gate == "hard_sigmoid" else (gate,)}
 
     def keras_config(self, node) -> dict:
         config = {"units": node.attrs["hidden"], "return_sequences": node.attrs["returns"] == "sequence",
                   "use_bias": "b_ih" in node.params, "activation": node.attrs["activation"]}
         if self.cell.op != "rnn":
-            config["recurrent_activation"] = "sigmoid"
+            config["recurrent_activation"] = self._keras_gate(node)
         if self.cell.op == "gru":
             config["reset_after"] = node.attrs["linear_before_reset"]
         return config
+
+    @staticmethod
+    def _keras_gate(node) -> str:
+        if node.attrs["gate"] == "sigmoid":
+            return "sigmoid"
+        if np.allclose((node.attrs["gate_alpha"], node.attrs["gate_beta"]), KERAS_HARD_SIGMOID["3"]):
+            return "hard_sigmoid"
+        raise Unsupported(f"layer '{node.name}': gates with a hard_sigmoid of slope {node.attrs['gate_alpha']:g}; Keras "
+                          "3's hard_sigmoid is x/6 + 0.5 (Keras 2's was 0.2x + 0.5), so no Keras 3 layer computes it")
 
     def to_keras_weights(self, node, prefix: str) -> list:
         params = {key: node.params[prefix + key] for key in PARAMS if prefix + key in node.params}
@@ -221,6 +241,9 @@ class Recurrent(OpDef):
 
     # -- torch ------------------------------------------------------------------
     def torch_module(self, node, graph):
+        if node.attrs.get("gate", "sigmoid") != "sigmoid":
+            raise Unsupported(f"layer '{node.name}': gates with hard_sigmoid; torch's {self.cell.torch} has sigmoid "
+                              "gates only")
         if self.cell.op == "gru" and not node.attrs["linear_before_reset"]:
             raise Unsupported(f"layer '{node.name}': a GRU with the reset gate before the recurrent matmul (Keras "
                               "reset_after=False) has no torch module")
@@ -305,8 +328,7 @@ class Recurrent(OpDef):
         attrs = {"hidden_size": hidden, "direction": node.attrs["direction"]}
         if self.cell.op == "gru":
             attrs["linear_before_reset"] = int(node.attrs["linear_before_reset"])
-        if node.attrs["activation"] != "tanh":
-            attrs["activations"] = [node.attrs["activation"].capitalize()] * directions
+        attrs.update(self._onnx_activations(node, directions))
         sequence, final = f"{name}/Y", f"{name}/Y_h"
         builder.node(self.cell.onnx, inputs, [sequence, final], name, **attrs)
         merge = MERGES[node.attrs.get("merge", "concat")]
@@ -326,6 +348,19 @@ class Recurrent(OpDef):
             shape = builder.initializer(f"{name}.shape", np.array([0, directions * hidden], np.int64))
             builder.node("Reshape", [f"{name}/batch_first", shape], node.outputs, f"{name}/merge_directions")
 
+    def _onnx_activations(self, node, directions: int) -> dict:
+        """ONNX's activations attribute (per direction: f, g[, h]) where it is not the default; HardSigmoid's
+        alpha and beta, one per HardSigmoid in order (as onnxruntime consumes them)."""
+        gate = node.attrs.get("gate", "sigmoid")
+        if self.cell.op == "rnn":
+            return {"activations": [node.attrs["activation"].capitalize()] * directions} \
+                if node.attrs["activation"] != "tanh" else {}
+        if gate == "sigmoid":
+            return {}
+        functions = [ONNX_GATES[gate], "Tanh"] + (["Tanh"] if self.cell.op == "lstm" else [])
+        return {"activations": functions * directions, "activation_alpha": [node.attrs["gate_alpha"]] * directions,
+                "activation_beta": [node.attrs["gate_beta"]] * directions}
+
     def from_onnx(self, onnx_node, context):
         """An ONNX recurrent op that the batch-first pass matched; any other form is refused."""
         name, attrs = context.name(onnx_node), context.attrs(onnx_node)
@@ -333,27 +368,31 @@ class Recurrent(OpDef):
         if record is None:
             raise Unsupported(f"{onnx_node.op_type} '{name}': only the batch-first form exporters write (time-major "
                               "transposes around it, zero initial states, one output used) converts")
-        problems = [f"{key}={attrs[key]}" for key in ("clip", "input_forget", "activation_alpha", "activation_beta")
-                    if attrs.get(key)]
+        problems = [f"{key}={attrs[key]}" for key in ("clip", "input_forget") if attrs.get(key)]
         if any(len(onnx_node.input) > index and onnx_node.input[index] for index in (4, 5, 6, 7)):
             problems.append("sequence lengths, initial states or peepholes")
-        activation = self._onnx_activation(attrs, problems)
+        activation, gate = self._onnx_activation(attrs, problems)
         if problems:
             raise Unsupported(f"{onnx_node.op_type} '{name}': {', '.join(problems)} not converted")
         direction = attrs.get("direction", "forward")
         params = self._onnx_params(onnx_node, context, DIRECTIONS[direction], name)
         return [self.node(name, [record.input], [record.output], params, direction=direction, returns=record.returns,
-                          activation=activation, linear_before_reset=attrs.get("linear_before_reset", 0))]
+                          activation=activation, linear_before_reset=attrs.get("linear_before_reset", 0), gate=gate)]
 
-    def _onnx_activation(self, attrs, problems) -> str:
+    def _onnx_activation(self, attrs, problems) -> tuple:
+        """(the cell activation, the gate activation) from ONNX's activations, alphas and betas."""
         defaults = {"rnn": ["Tanh"], "lstm": ["Sigmoid", "Tanh", "Tanh"], "gru": ["Sigmoid", "Tanh"]}[self.cell.op]
         found = attrs.get("activations") or []
         directions = len(DIRECTIONS[attrs.get("direction", "forward")])
-        if self.cell.op == "rnn" and found in (["Relu"] * directions,):
-            return "relu"
-        if found and found != defaults * directions:
-            problems.append(f"activations={found}")
-        return "tanh"
+        alphas, betas = attrs.get("activation_alpha") or [], attrs.get("activation_beta") or []
+        if self.cell.op == "rnn" and found in (["Relu"] * directions,) and not alphas:
+            return "relu", ("sigmoid",)
+        hard = ["HardSigmoid", *defaults[1:]] * directions
+        if found == hard and len(set(alphas)) <= 1 and len(set(betas)) <= 1:
+            return "tanh", ("hard_sigmoid", alphas[0] if alphas else 0.2, betas[0] if betas else 0.5)
+        if found and found != defaults * directions or alphas or betas:
+            problems.append(f"activations={found} (alpha {alphas}, beta {betas})")
+        return "tanh", ("sigmoid",)
 
     def _onnx_params(self, onnx_node, context, prefixes, name) -> dict:
         w, r = context.weight(onnx_node, 1), context.weight(onnx_node, 2)
@@ -407,7 +446,7 @@ class KerasBidirectional(KerasReader):
             directions.update(op.from_keras_weights(weights, inner, prefix, layer.name))
         return [op.node(layer.name, layer.inputs, layer.outputs, directions, direction="bidirectional",
                         merge=layer.config.get("merge_mode", "concat"),
-                        **op.keras_attrs(inner))]
+                        **op.keras_attrs(inner, layer.keras_version))]
 
 
 RECURRENT = {cell.op: register_op(Recurrent(cell)) for cell in CELLS}

@@ -43,6 +43,10 @@ def keras2_model(model: dict) -> dict:
     if lacking:
         raise Unsupported(f"Keras 2 has no activation for {', '.join(lacking)}, so a legacy .h5 would not load "
                           "there; write .keras (Keras 3) instead")
+    differing = [f"'{layer['name']}'" for layer in config["layers"] if "hard_sigmoid" in json.dumps(layer["config"])]
+    if differing:
+        raise Unsupported(f"{', '.join(differing)} use hard_sigmoid, whose slope is 0.2 in Keras 2 and 1/6 in Keras 3, "
+                          "so a legacy .h5 would compute otherwise in Keras 2; write .keras (Keras 3) instead")
     return {"class_name": model["class_name"], "config": config}
 
 

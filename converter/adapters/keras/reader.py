@@ -48,7 +48,8 @@ def _read(path) -> Graph:
         nodes.extend(relayouts)
         layer = KerasLayer(entry.class_name, entry.name, entry.config, weights, layer_inputs, entry.outputs,
                            shapes.of(layer_inputs), shapes.layouts_of(layer_inputs),
-                           _chosen_layout(reader, kinds.get(entry.outputs[0]), shapes.of(layer_inputs)))
+                           _chosen_layout(reader, kinds.get(entry.outputs[0]), shapes.of(layer_inputs)),
+                           str(keras_file.keras_version))
         created = reader.from_keras(layer)
         shapes.add(created)
         nodes.extend(created)
