@@ -212,3 +212,20 @@ def keras_encoder_block(keras, seed=0):
     x = keras.layers.LayerNormalization(epsilon=1e-6, name="ln2")(keras.layers.Add(name="res2")([x, f]))
     x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
     return seeded_keras(keras.Model(ids, keras.layers.Dense(CLASSES, name="head")(x)), seed)
+
+
+class TimeMajorTagger(nn.Module):
+    """The older torch idiom: a time-major (batch_first=False) bidirectional GRU between transposes, then a
+    time-major LSTM whose last step out[-1] feeds the head."""
+
+    def __init__(self):
+        super().__init__()
+        self.gru = nn.GRU(EMBED, HIDDEN, bidirectional=True)
+        self.lstm = nn.LSTM(2 * HIDDEN, 5)
+        self.head = nn.Linear(5, CLASSES)
+
+    def forward(self, x):
+        out, _ = self.gru(x.transpose(0, 1))
+        out = out.transpose(0, 1)
+        last, _ = self.lstm(out.permute(1, 0, 2))
+        return self.head(last[-1])

@@ -71,7 +71,7 @@ KERAS_MODELS = {"text_cnn": keras_text_cnn, "layer_norms": keras_layer_norms, "r
 NOT_YET = {("transformer", "onnx"): "unsupported node"}
 TORCH_MODELS = {"text_cnn": "TextCNN", "layer_norms": "LayerNormVariants", "recurrent": "StackedRNN",
                 "text_lstm": "LSTMTagger", "gru": "GRUClassifier", "transformer": "TransformerClassifier",
-                "attention": "AttentionBlock"}
+                "attention": "AttentionBlock", "time_major": "TimeMajorTagger"}
 
 
 @pytest.mark.parametrize("source, target", DIRECTIONS, ids=DIRECTION_IDS)
@@ -183,7 +183,9 @@ def test_keras_sequence_models_from_legacy_h5(name, saved_by, tmp_path):
 
 
 TORCH_ONLY = [("gru", "torch", "keras"), ("gru", "torch", "onnx"), ("gru", "onnx", "keras"), ("gru", "onnx", "torch"),
-              ("attention", "torch", "keras"), ("attention", "torch", "onnx")]
+              ("attention", "torch", "keras"), ("attention", "torch", "onnx"),
+              ("time_major", "torch", "keras"), ("time_major", "torch", "onnx"), ("time_major", "onnx", "keras"),
+              ("time_major", "onnx", "torch")]
 
 
 @pytest.mark.parametrize("name, source, target", TORCH_ONLY, ids=[f"{n}-{s}->{t}" for n, s, t in TORCH_ONLY])

@@ -303,7 +303,7 @@ class Recurrent(OpDef):
 
     def _refuse_torch_options(self, layer) -> None:
         module, problems = layer.module, []
-        if not module.batch_first:
+        if not module.batch_first and not layer.options.get("time_major"):
             problems.append("batch_first=False (time-major input; wconv keeps the batch axis first)")
         if getattr(module, "proj_size", 0):
             problems.append(f"proj_size={module.proj_size}")

@@ -97,6 +97,16 @@ class Transpose(OpDef):
         rank = len(dims)
         return [self.node(call.name, call.inputs[:1], call.outputs, [d % rank for d in dims])]
 
+    def from_torch_swap(self, call):
+        """``x.transpose(a, b)`` / ``torch.transpose(x, a, b)``: a permutation swapping two axes."""
+        shape = call.input_shapes[0]
+        first, second = call.argument("dim0", 1, None), call.argument("dim1", 2, None)
+        if shape is None or not isinstance(first, int) or not isinstance(second, int):
+            raise Unsupported(f"'{call.name}': transpose({first}, {second}) needs both axes and the input's rank")
+        perm = list(range(len(shape)))
+        perm[first % len(shape)], perm[second % len(shape)] = perm[second % len(shape)], perm[first % len(shape)]
+        return [self.node(call.name, call.inputs[:1], call.outputs, perm)]
+
     def to_onnx(self, node, builder):
         perm = framework_perm(node, builder.graph, "onnx")
         if is_identity(perm):
@@ -116,4 +126,6 @@ TRANSPOSE = register_op(Transpose())
 register_keras("Permute", TRANSPOSE)
 register_torch_function("permute", TRANSPOSE.from_torch_function)
 register_torch_function("torch.permute", TRANSPOSE.from_torch_function)
+register_torch_function("transpose", TRANSPOSE.from_torch_swap)
+register_torch_function("torch.transpose", TRANSPOSE.from_torch_swap)
 register_onnx("Transpose", TRANSPOSE.from_onnx)

@@ -9,7 +9,8 @@ wconv wrap them to take and give batch-first values, and torch.onnx chains stack
   next layer; wconv writes ``Transpose([2, 0, 1, 3])`` then ``Reshape([0, 0, D*H])``;
 - Y_h (D, N, H) to the final state (N, D*H): ``Transpose([1, 0, 2])`` then ``Reshape`` (wconv),
   ``Squeeze``/``Gather`` of the one direction, or torch's h_n[-1]: ``Gather(-1)`` of the ``Concat`` of
-  the stacked layers' Y_h; or ``Gather(axis=1, -1)`` of the batch-first sequence (torch's ``out[:, -1]``);
+  the stacked layers' Y_h; or ``Gather(axis=1, -1)`` of the batch-first sequence (torch's ``out[:, -1]``),
+  ``Gather(axis=0, -1)`` of the time-major one (``out[-1]``);
 - zero initial states, which torch.onnx builds from the input's shape (Shape/Gather/Concat/Expand of
   zeros): zeros are what a missing initial state means.
 
@@ -139,6 +140,8 @@ class _Rewrite:
         after = self.only_consumer(merged)
         if _is_transpose(after, [1, 0, 2]):
             return "sequence", after.output[0], chain + [after]
+        if directions == 1 and after is not None and self._is_last(after, axis=0):  # torch's out[-1], time-major
+            return "final", after.output[0], chain + [after]
         if all(user.op_type in RECURRENT_OPS and user.input[0] == merged for user in self.consumers.get(merged, [])) \
                 and merged not in self.outputs:
             self.time_major[merged] = merged  # the next layer reads it; the IR holds it batch-first

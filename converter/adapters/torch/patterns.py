@@ -25,18 +25,55 @@ class RecurrentUse:
     returns: str  # "sequence" or "final"
     output: object  # the fx node whose value that is
     absorbed: set  # the fx nodes between the module call and it
+    input: object = None  # for a time-major module: the batch-first value transposed into it
+
+
+def recurrent_uses(traced) -> dict:
+    """fx node of each recurrent module call -> how the model uses it (read before the calls around it)."""
+    return {node: recurrent_use(node, traced.get_submodule(node.target)) for node in traced.graph.nodes
+            if node.op == "call_module" and type(traced.get_submodule(node.target)).__name__ in RECURRENT_MODULES}
 
 
 def recurrent_use(fx_node, module) -> RecurrentUse:
-    """How the traced model uses a recurrent module's outputs: the whole sequence or the final state."""
-    use = _recurrent_use(fx_node, module)
+    """How the traced model uses a recurrent module's outputs: the whole sequence or the final state.
+
+    A time-major module (``batch_first=False``) converts when the model transposes a batch-first value into
+    it (``x.transpose(0, 1)``) and its sequence back (or takes its last step, ``out[-1]``)."""
+    source = None
+    if not module.batch_first:
+        source = fx_node.args[0] if fx_node.args else None
+        if not _swaps_batch_and_time(source) or len(source.users) != 1:
+            raise _unsupported(fx_node, "is time-major (batch_first=False) and its input is not a batch-first value "
+                                        "transposed with x.transpose(0, 1)")
+    use = _recurrent_use(fx_node, module, time_major=source is not None)
     use.absorbed |= _unused_items(fx_node) | {n for node in use.absorbed for n in _unused_items(node)}
+    if source is not None:
+        use.input, use.absorbed = source.args[0], use.absorbed | {source}
     return use
 
 
-def _recurrent_use(fx_node, module) -> RecurrentUse:
+def _swaps_batch_and_time(fx_node) -> bool:
+    """``x.transpose(0, 1)``, ``x.transpose(1, 0)`` or ``x.permute(1, 0, 2)`` of a rank-3 value."""
+    if getattr(fx_node, "op", None) != "call_method" or len(fx_node.args) < 2:
+        return False
+    arguments = [a for a in fx_node.args[1:]]
+    arguments = list(arguments[0]) if len(arguments) == 1 and isinstance(arguments[0], (list, tuple)) else arguments
+    return (fx_node.target == "transpose" and sorted(arguments) == [0, 1]) or \
+        (fx_node.target == "permute" and arguments == [1, 0, 2])
+
+
+def _recurrent_use(fx_node, module, time_major: bool) -> RecurrentUse:
     used = _used_items(fx_node)
     one_direction = not module.bidirectional
+    if set(used) == {0} and len(used[0]) == 1 and time_major:
+        sequence = used[0][0]
+        after = _only_user(sequence)
+        if _swaps_batch_and_time(after):
+            return RecurrentUse("sequence", after, {sequence, after})
+        if after is not None and _is_item(after) and after.args[1] == -1 and one_direction:
+            return RecurrentUse("final", after, {sequence, after})  # out[-1]: the last step, time-major
+        raise _unsupported(fx_node, "is time-major and its sequence is used otherwise than transposed back "
+                                    "(out.transpose(0, 1)) or at its last step (out[-1])")
     if set(used) == {0} and len(used[0]) == 1:
         sequence = used[0][0]
         step = _only_user(sequence)

@@ -81,7 +81,9 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
     shapes = Shapes(inputs)
     outputs, nodes, used = [], [], set()
     names = module_call_names(traced)
-    skipped = set()  # fx nodes read together with an earlier call (a recurrent layer's output unpacking)
+    recurrent = patterns.recurrent_uses(traced)
+    # fx nodes read together with a call: a recurrent layer's transposes and output unpacking
+    skipped = set().union(*(use.absorbed for use in recurrent.values()))
     for fx_node in steps(traced.graph.nodes, "reading torch layers"):
         if fx_node in skipped:
             continue
@@ -90,9 +92,11 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
         elif fx_node.op == "call_module":
             layer = _layer(traced, fx_node, names[fx_node], state, used, shapes)
             if layer.class_name in patterns.RECURRENT_MODULES:
-                use = patterns.recurrent_use(fx_node, layer.module)
+                use = recurrent[fx_node]
                 layer.options["returns"], layer.outputs = use.returns, [use.output.name]
-                skipped |= use.absorbed
+                if use.input is not None:  # a time-major module between transposes: read batch-first
+                    layer.options["time_major"], layer.inputs = True, [use.input.name]
+                    layer.input_shapes = shapes.of(layer.inputs)
             elif layer.class_name in patterns.ATTENTION_MODULES:
                 layer.inputs, output, absorbed = patterns.attention_call(fx_node)
                 layer.outputs, layer.input_shapes = [output.name], shapes.of(layer.inputs)
