@@ -122,7 +122,43 @@ def isolated(function, *args, what: str, file_size: int = 0) -> None:
         message, status = _wait(pid, reader, seconds)
     finally:
         os.close(reader)
+    if not message and status is not None and os.WIFSIGNALED(status) and os.WTERMSIG(status) in CRASHES:
+        message, status = _spawned(function, args, file_size, seconds)
     _outcome(message, status, what)
+
+
+# Signals of a crash rather than a limit. A fork of a process whose other threads held state (torch, TensorFlow,
+# a torch.onnx.export just before) can crash on its own, so a crashed child is run again once in a fresh
+# interpreter (slower to start, nothing inherited); a file that crashes that one too is refused.
+CRASHES = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGABRT, signal.SIGFPE}
+
+
+def _spawned(function, args, file_size: int, seconds: float) -> tuple[bytes | None, int | None]:
+    """(what a fresh interpreter running ``function(*args)`` under the same limits wrote, its wait status)."""
+    import subprocess
+    import sys
+
+    request = json.dumps({"function": f"{function.__module__}:{function.__qualname__}", "args": list(args),
+                          "file_size": file_size})
+    code = "import sys; from converter.untrusted import spawned_main; spawned_main(sys.stdin.read())"
+    try:
+        done = subprocess.run([sys.executable, "-c", code], input=request.encode(), capture_output=True,
+                              timeout=seconds, check=False)
+    except subprocess.TimeoutExpired:
+        return None, None
+    status = (-done.returncode) & 0x7F if done.returncode < 0 else done.returncode << 8  # as os.waitpid gives it
+    return done.stdout, status
+
+
+def spawned_main(request: str) -> None:
+    """The fresh interpreter's side of ``_spawned``: the child's work, its report on stdout."""
+    import importlib
+
+    job = json.loads(request)
+    module, _, name = job["function"].partition(":")
+    function = getattr(importlib.import_module(module), name)
+    report = os.dup(1)
+    _child(function, tuple(job["args"]), report, job["file_size"])
 
 
 def _child(function, args, writer: int, file_size: int) -> None:
