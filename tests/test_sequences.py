@@ -199,6 +199,18 @@ def test_torch_models(name, source, target, tmp_path, keras):
     assert_close(reference, run_file(target, out, x))
 
 
+def assert_keras_port_matches(model, target, tmp_path, seed) -> None:
+    """Seed the Keras model's weights, convert it to ``target``, compare both on a seeded sequence."""
+    from sequence_models import seeded_keras
+
+    model = seeded_keras(model, seed)
+    model.save(tmp_path / "a.keras")
+    out = tmp_path / f"b{SUFFIX[target]}"
+    converter.convert(tmp_path / "a.keras", out)
+    x = sequence()
+    assert_close(np.asarray(model(x)), run_file(target, out, x))
+
+
 def refusal(tmp_path, path, **options) -> str:
     out = tmp_path / "refused.pt"
     with pytest.raises(converter.WconvError) as error:
@@ -223,10 +235,19 @@ def test_keras_gru_reset_after_false_goes_to_onnx_and_is_refused_for_torch(tmp_p
 
 def test_unconvertible_recurrent_uses_are_refused(tmp_path, keras):
     x_in = keras.Input((STEPS, 6))
-    y = keras.layers.LSTM(5, go_backwards=True, name="backwards")(x_in)
+    y = keras.layers.LSTM(5, activation="relu", name="relu_lstm")(x_in)
     keras.Model(x_in, keras.layers.LSTM(3, name="lstm2")(keras.layers.RepeatVector(4)(y))).save(tmp_path / "a.keras")
     message = refusal(tmp_path, tmp_path / "a.keras")
-    assert "'backwards' (LSTM: go_backwards=True" in message and "RepeatVector" in message
+    assert "'relu_lstm' (LSTM: activation='relu'" in message and "RepeatVector" in message
+
+
+@pytest.mark.parametrize("target", ["torch", "onnx", "keras"])
+def test_go_backwards(target, tmp_path, keras):
+    """Keras go_backwards=True runs over the steps last to first and returns the outputs in that order."""
+    x_in = keras.Input((STEPS, 6))
+    y = keras.layers.GRU(5, go_backwards=True, return_sequences=True, name="back_sequence")(x_in)
+    y = keras.layers.LSTM(4, go_backwards=True, name="back_final")(y)
+    assert_keras_port_matches(keras.Model(x_in, y), target, tmp_path, seed=12)
 
 
 @pytest.mark.parametrize("cls, message", [("BidirectionalLastStep", "not its final state"),
@@ -277,17 +298,10 @@ def test_inspect_names_each_inputs_axes(tmp_path, keras):
 @pytest.mark.parametrize("merge", ["sum", "mul", "ave"])
 def test_bidirectional_merge_modes(merge, target, tmp_path, keras):
     """Keras Bidirectional's sum/mul/ave combine the two directions, for the sequence and the final state."""
-    from sequence_models import seeded_keras
-
     x_in = keras.Input((STEPS, 6))
     y = keras.layers.Bidirectional(keras.layers.GRU(5, return_sequences=True), merge_mode=merge, name="seq")(x_in)
     y = keras.layers.Bidirectional(keras.layers.LSTM(4), merge_mode=merge, name="final")(y)
-    model = seeded_keras(keras.Model(x_in, y), 9)
-    model.save(tmp_path / "a.keras")
-    out = tmp_path / f"b{SUFFIX[target]}"
-    converter.convert(tmp_path / "a.keras", out)
-    x = sequence()
-    assert_close(np.asarray(model(x)), run_file(target, out, x))
+    assert_keras_port_matches(keras.Model(x_in, y), target, tmp_path, seed=9)
 
 
 @pytest.mark.parametrize("saved_by", ["keras2-h5", "keras3-h5"])
@@ -315,3 +329,42 @@ def test_hard_sigmoid_gates_follow_the_files_keras_version(saved_by, tmp_path):
         with pytest.raises(converter.WconvError, match="slope 0.2;") as error:
             converter.convert(tmp_path / "a.h5", tmp_path / "d.keras")
         assert error.value.exit_code == 3
+
+
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_keras2_cudnn_layers_with_their_doubled_bias(cell, tmp_path):
+    """A TF 1-era CuDNNLSTM/CuDNNGRU .h5 (no TensorFlow here builds one: made from a Keras 2 file, its class
+    renamed and its bias split in two random halves, the cuDNN layout): the same function as the plain layer
+    whose bias is their sum (a GRU with reset_after=True)."""
+    import h5py
+    import tf_keras
+
+    from sequence_models import seeded_keras
+
+    x_in = tf_keras.Input((STEPS, 6))
+    layer = getattr(tf_keras.layers, cell)(5, return_sequences=True, name="rnn")
+    y = tf_keras.layers.Bidirectional(getattr(tf_keras.layers, cell)(4), name="bi")(layer(x_in))
+    model = seeded_keras(tf_keras.Model(x_in, y), 4)
+    model.save(tmp_path / "plain.h5")
+    rng = np.random.default_rng(8)
+    with h5py.File(tmp_path / "plain.h5", "r+") as f:
+        config = json.loads(f.attrs["model_config"])
+        for entry in config["config"]["layers"]:
+            if entry["class_name"] == cell:
+                entry["class_name"] = f"CuDNN{cell}"
+            if entry["class_name"] == "Bidirectional":
+                entry["config"]["layer"]["class_name"] = f"CuDNN{cell}"
+        f.attrs["model_config"] = json.dumps(config).encode()
+        for group in ("rnn", "bi"):
+            for name in f[f"model_weights/{group}"].attrs["weight_names"]:
+                name = name.decode() if isinstance(name, bytes) else name
+                if name.endswith("bias:0"):
+                    dataset = f"model_weights/{group}/{name}"
+                    bias = np.asarray(f[dataset])  # LSTM: (4H,), one bias; GRU with reset_after: (2, 3H)
+                    half = rng.normal(0, 0.5, bias.shape).astype(np.float32)
+                    stacked = np.concatenate([half, bias - half]) if cell == "LSTM" else bias.reshape(-1)
+                    del f[dataset]
+                    f[dataset] = stacked
+    x = sequence()
+    converter.convert(tmp_path / "plain.h5", tmp_path / "out.pt")
+    assert_close(np.asarray(model(x)), run_file("torch", tmp_path / "out.pt", x))

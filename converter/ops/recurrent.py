@@ -101,13 +101,17 @@ class Recurrent(OpDef):
 
     # -- the node ---------------------------------------------------------------
     def node(self, name, inputs, outputs, params, *, direction="forward", returns="sequence", activation="tanh",
-             linear_before_reset=True, merge="concat", gate=("sigmoid",)) -> Node:
+             linear_before_reset=True, merge="concat", gate=("sigmoid",), reverse=False) -> Node:
         attrs = {"hidden": int(params["w_hh"].shape[1]), "direction": direction, "returns": returns,
                  "activation": activation}
         if self.cell.op != "rnn":
             attrs["gate"] = gate[0]
             if gate[0] == "hard_sigmoid":
                 attrs["gate_alpha"], attrs["gate_beta"] = float(gate[1]), float(gate[2])
+        if reverse:  # Keras go_backwards: runs over the steps last to first, outputs in that order
+            if direction != "forward":
+                raise Unsupported(f"layer '{name}': go_backwards inside a bidirectional layer is not converted")
+            attrs["reverse"] = True
         if direction == "bidirectional":
             if merge not in MERGES:
                 raise Unsupported(f"layer '{name}': merge_mode={merge!r} not converted")
@@ -152,8 +156,6 @@ class Recurrent(OpDef):
         problems = []
         if config.get("return_state"):
             problems.append("return_state=True")
-        if config.get("go_backwards"):
-            problems.append("go_backwards=True (outside Bidirectional)")
         if config.get("stateful"):
             problems.append("stateful=True")
         if config.get("time_major"):
@@ -199,14 +201,15 @@ class Recurrent(OpDef):
     def keras_attrs(self, config, keras_version: str) -> dict:
         gate = config.get("recurrent_activation", "sigmoid")
         return {"returns": "sequence" if config.get("return_sequences") else "final",
-                "activation": config.get("activation", "tanh"),
+                "activation": config.get("activation", "tanh"), "reverse": bool(config.get("go_backwards")),
                 "linear_before_reset": config.get("reset_after", True),
                 "gate": (gate, *KERAS_HARD_SIGMOID["2" if keras_version.startswith("2") else "3"])
                 if gate == "hard_sigmoid" else (gate,)}
 
     def keras_config(self, node) -> dict:
         config = {"units": node.attrs["hidden"], "return_sequences": node.attrs["returns"] == "sequence",
-                  "use_bias": "b_ih" in node.params, "activation": node.attrs["activation"]}
+                  "use_bias": "b_ih" in node.params, "activation": node.attrs["activation"],
+                  "go_backwards": node.attrs.get("reverse", False)}
         if self.cell.op != "rnn":
             config["recurrent_activation"] = self._keras_gate(node)
         if self.cell.op == "gru":
@@ -258,7 +261,8 @@ class Recurrent(OpDef):
         return f"nn.{self.cell.torch}({', '.join(options)})"
 
     def torch_forward(self, node, graph, module, args):
-        call, hidden = f"{module}({args[0]})", node.attrs["hidden"]
+        source = f"torch.flip({args[0]}, [1])" if node.attrs.get("reverse") else args[0]
+        call, hidden = f"{module}({source})", node.attrs["hidden"]
         merge = MERGES[node.attrs.get("merge", "concat")]
         if node.attrs["returns"] == "sequence":  # (N, T, D*H)
             return f"{call}[0]" + (f".unflatten(-1, (2, {hidden})).{merge[0]}(-2)" if merge else "")
@@ -324,7 +328,13 @@ class Recurrent(OpDef):
                   builder.initializer(f"{name}.R", stacked("w_hh"))]
         if "b_ih" in node.params:
             inputs.append(builder.initializer(f"{name}.B", np.concatenate([stacked("b_ih"), stacked("b_hh")], axis=1)))
-        builder.node("Transpose", node.inputs[:1], inputs[:1], f"{name}/to_time_major", perm=[1, 0, 2])
+        if node.attrs.get("reverse"):  # Keras go_backwards: the steps last to first, outputs in that order
+            builder.node("Transpose", node.inputs[:1], [f"{name}/forward_in_time"], f"{name}/to_time_major", perm=[1, 0, 2])
+            steps = [builder.initializer(f"{name}.{key}", np.array([value], np.int64))
+                     for key, value in (("start", -1), ("end", np.iinfo(np.int64).min), ("axis", 0), ("step", -1))]
+            builder.node("Slice", [f"{name}/forward_in_time", *steps], inputs[:1], f"{name}/backwards_in_time")
+        else:
+            builder.node("Transpose", node.inputs[:1], inputs[:1], f"{name}/to_time_major", perm=[1, 0, 2])
         attrs = {"hidden_size": hidden, "direction": node.attrs["direction"]}
         if self.cell.op == "gru":
             attrs["linear_before_reset"] = int(node.attrs["linear_before_reset"])
@@ -435,7 +445,9 @@ class KerasBidirectional(KerasReader):
         if backward and (backward.get("class_name") != config["layer"].get("class_name") or any(
                 backward.get("config", {}).get(key) != inner.get(key) for key in INFERENCE_KEYS)):
             problems.append("a backward_layer that computes otherwise than the forward one")
-        inner_problem = op.keras_blocker({k: v for k, v in inner.items() if k != "go_backwards"})
+        if inner.get("go_backwards"):
+            problems.append("a forward layer with go_backwards=True")
+        inner_problem = op.keras_blocker(inner)
         return ", ".join(problems + ([inner_problem] if inner_problem else [])) or None
 
     def from_keras(self, layer):
@@ -449,10 +461,58 @@ class KerasBidirectional(KerasReader):
                         **op.keras_attrs(inner, layer.keras_version))]
 
 
+class KerasCuDNN(KerasReader):
+    """Keras 2's ``CuDNNLSTM``/``CuDNNGRU`` (TF 1 era .h5): cuDNN's layer keeps both biases, stacked in one (2G,)
+    vector (input then recurrent), which is torch's split exactly; its GRU applies the reset gate after the
+    recurrent matmul (reset_after=True). Gates in Keras' order, sigmoid and tanh."""
+
+    input_kind = views.FEATURES_LAST
+
+    def __init__(self, op: Recurrent):
+        self.op = op
+
+    def keras_weight_names(self, config):
+        return ["kernel", "recurrent_kernel", "bias"]
+
+    def keras_blocker(self, config):
+        return self.op.keras_blocker(self._plain(config))
+
+    @staticmethod
+    def _plain(config) -> dict:
+        return {**config, "activation": "tanh", "recurrent_activation": "sigmoid", "reset_after": True,
+                "use_bias": True}
+
+    def from_keras_weights(self, weights, config, prefix, layer) -> dict:
+        gates = len(self.op.cell.gates["keras"]) * int(config["units"])
+        bias = weights["bias"]
+        if bias.shape != (2 * gates,):
+            raise WeightMismatch(f"layer '{layer}': cuDNN bias of shape {bias.shape}, expected ({2 * gates},)")
+        split = bias.reshape(2, gates)
+        plain = {**weights, "bias": split if self.op.cell.op == "gru" else split[0]}
+        params = self.op.from_keras_weights(plain, self._plain(config), prefix, layer)
+        if self.op.cell.op == "lstm":
+            params[prefix + "b_hh"] = self.op._reordered({"b": split[1]}, "keras", "torch", f"layer '{layer}'")["b"]
+        return params
+
+    def keras_attrs(self, config, keras_version: str) -> dict:
+        return self.op.keras_attrs(self._plain(config), keras_version)
+
+    def node(self, *args, **kwargs):
+        return self.op.node(*args, **kwargs)
+
+    def from_keras(self, layer):
+        params = self.from_keras_weights(layer.weights, layer.config, "", layer.name)
+        return [self.node(layer.name, layer.inputs, layer.outputs, params,
+                          **self.keras_attrs(layer.config, layer.keras_version))]
+
+
 RECURRENT = {cell.op: register_op(Recurrent(cell)) for cell in CELLS}
-RECURRENT_BY_KERAS = {op.cell.keras: op for op in RECURRENT.values()}
+CUDNN = {"CuDNNLSTM": KerasCuDNN(RECURRENT["lstm"]), "CuDNNGRU": KerasCuDNN(RECURRENT["gru"])}
+RECURRENT_BY_KERAS = {**{op.cell.keras: op for op in RECURRENT.values()}, **CUDNN}
 for _op in RECURRENT.values():
     register_keras(_op.cell.keras, _op)
     register_torch_module(_op.cell.torch, _op.from_torch)
     register_onnx(_op.cell.onnx, _op.from_onnx)
 register_keras("Bidirectional", KerasBidirectional())
+for _class, _reader in CUDNN.items():
+    register_keras(_class, _reader)
