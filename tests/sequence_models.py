@@ -229,3 +229,17 @@ class TimeMajorTagger(nn.Module):
         out = out.transpose(0, 1)
         last, _ = self.lstm(out.permute(1, 0, 2))
         return self.head(last[-1])
+
+
+class BiLSTMClassifier(nn.Module):
+    """The common torch idiom for a bidirectional layer's final state: torch.cat([h_n[-2], h_n[-1]], dim=1)."""
+
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(VOCABULARY, EMBED)
+        self.lstm = nn.LSTM(EMBED, HIDDEN, num_layers=2, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(2 * HIDDEN, CLASSES)
+
+    def forward(self, ids):
+        _, (h, _) = self.lstm(self.emb(ids))
+        return self.head(torch.cat([h[-2], h[-1]], dim=1))

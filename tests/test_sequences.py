@@ -71,7 +71,7 @@ KERAS_MODELS = {"text_cnn": keras_text_cnn, "layer_norms": keras_layer_norms, "r
 NOT_YET = {("transformer", "onnx"): "unsupported node"}
 TORCH_MODELS = {"text_cnn": "TextCNN", "layer_norms": "LayerNormVariants", "recurrent": "StackedRNN",
                 "text_lstm": "LSTMTagger", "gru": "GRUClassifier", "transformer": "TransformerClassifier",
-                "attention": "AttentionBlock", "time_major": "TimeMajorTagger"}
+                "attention": "AttentionBlock", "time_major": "TimeMajorTagger", "bi_final": "BiLSTMClassifier"}
 
 
 @pytest.mark.parametrize("source, target", DIRECTIONS, ids=DIRECTION_IDS)
@@ -185,14 +185,15 @@ def test_keras_sequence_models_from_legacy_h5(name, saved_by, tmp_path):
 TORCH_ONLY = [("gru", "torch", "keras"), ("gru", "torch", "onnx"), ("gru", "onnx", "keras"), ("gru", "onnx", "torch"),
               ("attention", "torch", "keras"), ("attention", "torch", "onnx"),
               ("time_major", "torch", "keras"), ("time_major", "torch", "onnx"), ("time_major", "onnx", "keras"),
-              ("time_major", "onnx", "torch")]
+              ("time_major", "onnx", "torch"), ("bi_final", "torch", "keras"), ("bi_final", "torch", "onnx")]
 
 
 @pytest.mark.parametrize("name, source, target", TORCH_ONLY, ids=[f"{n}-{s}->{t}" for n, s, t in TORCH_ONLY])
 def test_torch_models(name, source, target, tmp_path, keras):
-    """``out, _ = gru(x); head(out[:, -1])`` (the last step of a one-direction GRU is its final state);
-    nn.MultiheadAttention packed (in_proj_weight) and with kdim/vdim (q/k/v_proj_weight), as cross-attention."""
-    x = sequence()
+    """torch idioms: ``head(out[:, -1])`` of a one-direction GRU (its final state); nn.MultiheadAttention packed
+    (in_proj_weight) and with kdim/vdim (q/k/v_proj_weight), as cross-attention; time-major layers between
+    transposes; a bidirectional LSTM's ``torch.cat([h_n[-2], h_n[-1]], dim=1)``."""
+    x = tokens() if name == "bi_final" else sequence()
     path, options, reference = make_source(source, name, tmp_path, keras, x)
     out = tmp_path / f"out{SUFFIX[target]}"
     converter.convert(path, out, **options)
@@ -368,3 +369,14 @@ def test_keras2_cudnn_layers_with_their_doubled_bias(cell, tmp_path):
     x = sequence()
     converter.convert(tmp_path / "plain.h5", tmp_path / "out.pt")
     assert_close(np.asarray(model(x)), run_file("torch", tmp_path / "out.pt", x))
+
+
+@pytest.mark.parametrize("name", ["text_cnn", "recurrent", "text_lstm", "layer_norms"])
+def test_keras_to_torch_and_back(name, tmp_path, keras):
+    """Keras -> torch port (its generated module) -> Keras again: the same predictions as the original."""
+    model = KERAS_MODELS[name](keras)
+    model.save(tmp_path / "a.keras")
+    converter.convert(tmp_path / "a.keras", tmp_path / "b.pt")
+    converter.convert(tmp_path / "b.pt", tmp_path / "c.keras", module=f"{tmp_path / 'b.py'}:Model")
+    x = INPUTS[name]()
+    assert_close(np.asarray(model(x, training=False)), run_file("keras", tmp_path / "c.keras", x))

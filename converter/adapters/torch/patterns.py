@@ -83,7 +83,7 @@ def _recurrent_use(fx_node, module, time_major: bool) -> RecurrentUse:
                                             "state (the backward direction has seen one step there)")
             return RecurrentUse("final", step, {sequence, step})
         return RecurrentUse("sequence", sequence, {sequence})
-    if set(used) == {1} and len(used[1]) == 1 and one_direction:
+    if set(used) == {1} and len(used[1]) == 1:
         state, absorbed = used[1][0], set(used[1])
         if type(module).__name__ == "LSTM":  # (h_n, c_n)
             inner = _used_items(state)
@@ -91,10 +91,40 @@ def _recurrent_use(fx_node, module, time_major: bool) -> RecurrentUse:
                 raise _unsupported(fx_node, "uses c_n")
             state = inner[0][0]
             absorbed.add(state)
-        last = _only_user(state)
-        if last is not None and _is_item(last) and last.args[1] in (-1, module.num_layers - 1):
-            return RecurrentUse("final", last, absorbed | {last})
+        found = _last_layer_state(state, module) if one_direction else _both_directions(state, module)
+        if found is not None:
+            return RecurrentUse("final", found[0], absorbed | found[1])
     raise _unsupported(fx_node, "uses its outputs otherwise")
+
+
+def _last_layer_state(state, module):
+    """``h_n[-1]``: the final state of the last layer."""
+    last = _only_user(state)
+    if last is not None and _is_item(last) and last.args[1] in (-1, module.num_layers - 1):
+        return last, {last}
+    return None
+
+
+def _both_directions(state, module):
+    """The last layer's two final states side by side, forward first: ``torch.cat([h_n[-2], h_n[-1]], dim=1)``,
+    or ``h_n.permute(1, 0, 2).reshape(-1, 2 * H)`` (one layer; what wconv writes)."""
+    users = list(state.users)
+    if len(users) == 1 and getattr(users[0], "target", None) == "permute" and list(users[0].args[1:]) == [1, 0, 2]:
+        merged = _only_user(users[0])
+        width = 2 * module.hidden_size
+        if module.num_layers == 1 and merged is not None and getattr(merged, "target", None) == "reshape" \
+                and list(merged.args[1:]) == [-1, width]:
+            return merged, {users[0], merged}
+        return None
+    items = {user.args[1]: user for user in users if _is_item(user)}
+    cat = _only_user(items[-1]) if set(items) == {-2, -1} else None
+    if cat is None or _only_user(items[-2]) is not cat or getattr(cat, "op", None) != "call_function" or \
+            getattr(cat.target, "__name__", "") not in ("cat", "concat"):
+        return None
+    dim = cat.kwargs.get("dim", cat.args[1] if len(cat.args) > 1 else 0)
+    if list(cat.args[0]) == [items[-2], items[-1]] and dim in (1, -1):
+        return cat, {items[-2], items[-1], cat}
+    return None
 
 
 def _used_items(fx_node) -> dict:
