@@ -28,9 +28,9 @@ def _inspect(path, module, module_args, input_shape) -> dict:
     layout = graph.source.get("layout", "channels_first")
     layers = []
     for node in graph.nodes:
-        file_params = OPS[node.op].params_to(framework, node) if framework and node.params else {}
-        names = {canonical: OPS[node.op].conventions[framework].params[canonical][0]
-                 for canonical in node.params} if framework else {}
+        op = OPS[node.op]
+        file_params = op.params_to(framework, node) if framework and node.params else {}
+        names = {canonical: op.file_param_name(framework, canonical) for canonical in node.params} if framework else {}
         layers.append({
             "name": node.name,
             "op": node.op,
@@ -39,8 +39,8 @@ def _inspect(path, module, module_args, input_shape) -> dict:
             "attrs": node.attrs,
             "fused": node.fused,
             "params": [
-                {"canonical": p, "canonical_shape": list(a.shape), "canonical_axes": OPS[node.op].params[p],
-                 "file_name": names.get(p, p), "file_shape": list(file_params.get(names.get(p), a).shape)}
+                {"canonical": p, "canonical_shape": list(a.shape), "canonical_axes": op.param_axes(p),
+                 "file_name": names.get(p, p), "file_shape": _file_shape(file_params, names.get(p), a, framework)}
                 for p, a in node.params.items()
             ],
         })
@@ -88,6 +88,14 @@ def _value(graph, name: str, layout: str) -> dict:
     shape, pattern = graph.shape(name), graph.layout(name)
     in_file = views.shape_to(shape, pattern, "keras" if layout == "channels_last" else "torch")
     return {"name": name, "shape": _shape(in_file), "canonical_shape": _shape(shape), "layout": pattern}
+
+
+def _file_shape(file_params: dict, name, canonical, framework):
+    """The param's shape in the file; the canonical one for a file of canonical layouts (.wconv); None where the
+    file holds it inside another tensor (a recurrent layer's gates of both directions)."""
+    if name in file_params:
+        return list(file_params[name].shape)
+    return list(canonical.shape) if not framework else None
 
 
 def _shape(shape):

@@ -295,6 +295,23 @@ def test_inspect_names_each_inputs_axes(tmp_path, keras):
     assert described["inputs"][0]["layout"] == "n t" and described["outputs"][0]["layout"] == "n f"
 
 
+@pytest.mark.parametrize("name", ["recurrent", "text_lstm", "transformer"])
+def test_inspect_shows_recurrent_and_attention_layers(name, tmp_path, keras):
+    """Their gates and projections sit inside other tensors in Keras and ONNX: the canonical params are listed,
+    and the file's shape is left unknown rather than guessed."""
+    from test_bad_input import wconv
+
+    KERAS_MODELS[name](keras).save(tmp_path / "a.keras")
+    converter.convert(tmp_path / "a.keras", tmp_path / "b.onnx")
+    readable = [tmp_path / "a.keras"] + ([] if name == "transformer" else [tmp_path / "b.onnx"])  # see NOT_YET
+    for path in readable:
+        result = wconv("inspect", path, "--json")
+        assert result.returncode == 0, result.stderr
+        layers = {layer["name"]: layer for layer in json.loads(result.stdout)["layers"]}
+        recurrent = [layer for layer in layers.values() if layer["op"] in ("lstm", "gru", "rnn", "attention")]
+        assert recurrent and all(param["canonical_shape"] for layer in recurrent for param in layer["params"])
+
+
 @pytest.mark.parametrize("target", ["torch", "onnx", "keras"])
 @pytest.mark.parametrize("merge", ["sum", "mul", "ave"])
 def test_bidirectional_merge_modes(merge, target, tmp_path, keras):

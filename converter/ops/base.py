@@ -121,6 +121,14 @@ class OpDef(KerasReader):
             named[name] = permute(array, self.params[canonical], axes, what=f"layer '{node.name}' {canonical}")
         return named
 
+    def param_axes(self, param: str) -> str:
+        """The canonical axes of one of a node's params (a recurrent layer's backward params share the forward's)."""
+        return self.params[param]
+
+    def file_param_name(self, framework: str, param: str) -> str:
+        entry = self.conventions[framework].params.get(param)
+        return entry[0] if entry else param
+
     # -- shapes ------------------------------------------------------------------
     def output_shapes(self, node, input_shapes: list) -> list:
         """Shapes of the outputs; raise ShapeMismatch when params do not fit the inputs."""

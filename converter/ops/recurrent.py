@@ -271,9 +271,18 @@ class Recurrent(OpDef):
             return f"{final}[0]"
         return f"{final}.{merge[0]}(0)" if merge else f"{final}.permute(1, 0, 2).reshape(-1, {2 * hidden})"
 
+    def param_axes(self, param):
+        return self.params[param.removeprefix("reverse_")]
+
+    def file_param_name(self, framework, param):
+        name = super().file_param_name(framework, param.removeprefix("reverse_"))
+        return f"{name} (backward)" if param.startswith("reverse_") else name
+
     def params_to(self, framework, node):
+        """torch's state_dict entries; Keras and ONNX hold the gates of both directions and both biases in other
+        tensors, which their writers build (``to_keras_weights``, ``to_onnx``), so nothing pairs one to one."""
         if framework != "torch":
-            raise Unsupported(f"layer '{node.name}': {framework} params are written by its writer")
+            return {}
         named = {}
         for prefix in DIRECTIONS[node.attrs["direction"]]:
             suffix = "_reverse" if prefix else ""
