@@ -30,15 +30,6 @@ def target(pattern: str, kind: str, framework: str) -> str:
     return views.default(kind, len(views.axes(pattern)))
 
 
-def permutation(source: str, target_pattern: str, framework: str) -> list[int]:
-    """The IR permutation from ``source`` to ``target_pattern`` that leaves ``framework``'s tensor as it is."""
-    source_order, target_order = views.order(source, framework), views.order(target_pattern, framework)
-    perm = [0] * len(source_order)
-    for k, axis in enumerate(target_order):
-        perm[axis] = source_order[k]
-    return perm
-
-
 def conform(inputs: list[str], kind: str | None, layouts: dict, framework: str, made: dict) -> list[Node]:
     """Relayout nodes that must run before an op of input ``kind`` so that each of ``inputs`` has that kind;
     ``inputs`` is rewired to them. ``made``: (value, pattern) -> relayout output, shared by consumers."""
@@ -62,8 +53,9 @@ def conform(inputs: list[str], kind: str | None, layouts: dict, framework: str, 
         key = (value, wanted)
         if key not in made:
             output = f"{value}/as_{wanted.replace(' ', '')}"
-            created.append(_ops()["transpose"].node(output, [value], [output], permutation(pattern, wanted, framework),
-                                                    layout=wanted))
+            unchanged = list(range(len(views.axes(pattern))))  # the framework's tensor is left as it is
+            perm = views.transpose_from(unchanged, pattern, wanted, framework)
+            created.append(_ops()["transpose"].node(output, [value], [output], perm, layout=wanted))
             made[key] = output
             layouts[output] = wanted
         inputs[index] = made[key]

@@ -136,6 +136,16 @@ def transpose_in(perm, source: str, target: str, framework: str) -> list[int]:
     return [int(inverse[perm[target_order[k]]]) for k in range(len(target_order))]
 
 
+def transpose_from(framework_perm, source: str, target: str, framework: str) -> list[int]:
+    """The IR permutation from ``source`` to ``target`` that a framework's own permutation of its tensors
+    (``framework_perm``; the identity for a relayout) amounts to: the inverse of ``transpose_in``."""
+    source_order, target_order = order(source, framework), order(target, framework)
+    perm = [0] * len(target_order)
+    for k, axis in enumerate(target_order):
+        perm[axis] = source_order[framework_perm[k]]
+    return perm
+
+
 def _check_rank(array, pattern: str) -> None:
     if np.ndim(array) != len(axes(pattern)):
         raise ShapeMismatch(f"a value of layout '{pattern}' needs {len(axes(pattern))} axes, "

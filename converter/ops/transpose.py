@@ -62,17 +62,8 @@ class Transpose(OpDef):
         if source is None or sorted(keras_perm) != list(range(len(views.axes(source)))):
             raise Unsupported(f"layer '{layer.name}' (Permute): dims {layer.config['dims']} do not fit its input")
         node = self.node(layer.name, layer.inputs, layer.outputs, keras_perm, layout=layer.output_layout)
-        node.attrs["perm"] = self.ir_perm(keras_perm, source, node.attrs["layout"])
+        node.attrs["perm"] = views.transpose_from(keras_perm, source, node.attrs["layout"], "keras")
         return [node]
-
-    @staticmethod
-    def ir_perm(keras_perm, source: str, target: str) -> list[int]:
-        """Keras' permutation of its views as an IR permutation from ``source`` to ``target``."""
-        source_order, target_order = views.order(source, "keras"), views.order(target, "keras")
-        perm = [0] * len(keras_perm)
-        for k, axis in enumerate(target_order):
-            perm[axis] = source_order[keras_perm[k]]
-        return perm
 
     def to_keras(self, node, graph):
         keras_perm = framework_perm(node, graph, "keras")
