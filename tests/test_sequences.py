@@ -397,3 +397,22 @@ def test_keras_to_torch_and_back(name, tmp_path, keras):
     converter.convert(tmp_path / "b.pt", tmp_path / "c.keras", module=f"{tmp_path / 'b.py'}:Model")
     x = INPUTS[name]()
     assert_close(np.asarray(model(x, training=False)), run_file("keras", tmp_path / "c.keras", x))
+
+
+@pytest.mark.parametrize("target", ["torch", "keras"])
+@pytest.mark.parametrize("opset", [13, 16])
+def test_layer_norm_spelled_out_by_older_exporters(opset, target, tmp_path):
+    """torch.onnx before opset 17 writes LayerNorm as ReduceMean/Sub/Pow/ReduceMean/Add/Sqrt/Div(/Mul/Add):
+    read back as one LayerNorm, with or without gamma and beta."""
+    import torch
+
+    import sequence_models
+
+    model = seeded(sequence_models.LayerNormVariants())
+    x = sequence()
+    torch.onnx.export(model, torch.from_numpy(x), tmp_path / "a.onnx", dynamo=False, opset_version=opset,
+                      input_names=["x"])
+    out = tmp_path / f"b{SUFFIX[target]}"
+    converter.convert(tmp_path / "a.onnx", out)
+    assert_close(run_torch_model(model, x), run_file(target, out, x))
+    assert converter.read(tmp_path / "a.onnx").nodes[0].op == "layernorm"

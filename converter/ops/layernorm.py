@@ -115,7 +115,7 @@ class LayerNorm(OpDef):
             raise Unsupported(f"LayerNormalization '{name}': axis={axis}; only the last axis converts")
         if attrs.get("stash_type", 1) != 1:
             raise Unsupported(f"LayerNormalization '{name}': stash_type={attrs['stash_type']}; only float32 converts")
-        params = {"scale": context.weight(onnx_node, 1)}
+        params = {"scale": context.weight(onnx_node, 1)} if len(onnx_node.input) > 1 and onnx_node.input[1] else {}
         if len(onnx_node.input) > 2 and onnx_node.input[2]:
             params["bias"] = context.weight(onnx_node, 2)
         return [self.node(name, [onnx_node.input[0]], onnx_node.output[:1], params, attrs.get("epsilon", 1e-5))]

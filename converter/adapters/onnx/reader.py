@@ -10,7 +10,7 @@ from ... import untrusted
 from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
-from . import constants as constants_pass, recurrent_pass
+from . import constants as constants_pass, layernorm_pass, recurrent_pass
 from . import tensors
 from .context import OnnxContext
 
@@ -51,6 +51,7 @@ def _read(path) -> Graph:
     initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     inputs = [Value(i.name, _shape(i)) for i in model.graph.input if i.name not in initializers]
     onnx_nodes, constants, consumed = constants_pass.fold(list(model.graph.node), initializers)
+    onnx_nodes = layernorm_pass.fuse(onnx_nodes, constants, {o.name for o in model.graph.output})
     onnx_nodes, recurrent, plumbing = recurrent_pass.batch_first(onnx_nodes, constants,
                                                                  {o.name for o in model.graph.output})
     refuse_unsupported(onnx_nodes)
