@@ -62,29 +62,38 @@ def conform(inputs: list[str], kind: str | None, layouts: dict, framework: str, 
     return created
 
 
-def preferred(consumers: dict, value: str, rank: int) -> str | None:
-    """The pattern of ``rank`` that the ops consuming ``value`` compute on, looking through ops that take any
-    layout (breadth first, the nearest op that says wins); None if none says. ``consumers``: value -> nodes."""
+def preferred_kind(consumers: dict, value: str, op_of) -> str | None:
+    """The layout kind that the nearest layer consuming ``value`` computes on, looking through layers that take
+    any layout (breadth first); None if none says. ``consumers``: value -> the IR nodes or Keras layer entries
+    reading it; ``op_of``: one of those -> its op or Keras reader (None for a class wconv does not know)."""
     queue, seen = [value], set()
     while queue:
         for consumer in consumers.get(queue.pop(0), []):
-            if consumer.name in seen:
+            if id(consumer) in seen:
                 continue
-            seen.add(consumer.name)
-            op = _ops()[consumer.op]
-            kind = getattr(op, "input_kind", None)
-            if kind in views.KINDS:
-                return views.default(kind, rank)
-            if not getattr(op, "free_layout", False):
+            seen.add(id(consumer))
+            op = op_of(consumer)
+            if op is None:
+                continue
+            if op.input_kind in views.KINDS:
+                return op.input_kind
+            if not op.free_layout:
                 queue.extend(consumer.outputs)
     return None
 
 
-def consumers_of(graph: Graph) -> dict:
+def preferred(consumers: dict, value: str, rank: int) -> str | None:
+    """The pattern of ``rank`` that the IR nodes consuming ``value`` compute on (``preferred_kind``)."""
+    kind = preferred_kind(consumers, value, lambda node: _ops()[node.op])
+    return views.default(kind, rank) if kind else None
+
+
+def consumers_of(layers) -> dict:
+    """value -> the IR nodes (or Keras layer entries) that read it."""
     found = {}
-    for node in graph.nodes:
-        for value in node.inputs:
-            found.setdefault(value, []).append(node)
+    for layer in layers:
+        for value in layer.inputs:
+            found.setdefault(value, []).append(layer)
     return found
 
 
@@ -93,17 +102,17 @@ def assign(graph: Graph, framework: str) -> None:
     the graph needs, in one walk in graph order."""
     from .shapes import Shapes
 
-    consumers = consumers_of(graph)
+    consumers = consumers_of(graph.nodes)
     for value in graph.inputs:
         if value.layout is None and value.shape is not None:
             value.layout = _preferred_or_map(consumers, value.name, len(value.shape))
     shapes, nodes, made = Shapes(graph.inputs), [], {}
     for node in graph.nodes:
-        inserted = conform(node.inputs, getattr(_ops()[node.op], "input_kind", None), shapes.layouts, framework, made)
+        inserted = conform(node.inputs, _ops()[node.op].input_kind, shapes.layouts, framework, made)
         shapes.add(inserted)
         nodes.extend(inserted)
         op = _ops()[node.op]
-        if getattr(op, "free_layout", False) and node.attrs.get("layout") is None:
+        if op.free_layout and node.attrs.get("layout") is None:
             shape = op.output_shapes(node, shapes.of(node.inputs))[0]
             if shape is not None:
                 node.attrs["layout"] = _preferred_or_map(consumers, node.outputs[0], len(shape))

@@ -30,8 +30,12 @@ def _read(path) -> Graph:
     keras_file = open_keras(path)
     layout = parse_model(keras_file.config)
     refuse_unsupported(layout.layers)
-    kinds = consumer_kinds(layout.layers)
-    inputs = [_input_value(v, kinds.get(v.name)) for v in layout.inputs]
+    consumers = relayout.consumers_of(layout.layers)
+
+    def kind(value):  # for values whose layout is a choice: model inputs, Permute outputs
+        return relayout.preferred_kind(consumers, value, lambda entry: KERAS_CLASSES.get(entry.class_name))
+
+    inputs = [_input_value(v, kind(v.name)) for v in layout.inputs]
     shapes = Shapes(inputs)
     nodes, used, made = [], set(), {}
     path_keys = _keras3_path_keys(keras_file.config, layout)
@@ -46,9 +50,9 @@ def _read(path) -> Graph:
         relayouts = relayout.conform(layer_inputs, reader.input_kind, shapes.layouts, "keras", made)
         shapes.add(relayouts)
         nodes.extend(relayouts)
+        chosen = _chosen_layout(kind(entry.outputs[0]), shapes.of(layer_inputs)) if reader.free_layout else None
         layer = KerasLayer(entry.class_name, entry.name, entry.config, weights, layer_inputs, entry.outputs,
-                           shapes.of(layer_inputs), shapes.layouts_of(layer_inputs),
-                           _chosen_layout(reader, kinds.get(entry.outputs[0]), shapes.of(layer_inputs)),
+                           shapes.of(layer_inputs), shapes.layouts_of(layer_inputs), chosen,
                            str(keras_file.keras_version))
         created = reader.from_keras(layer)
         shapes.add(created)
@@ -62,32 +66,6 @@ def _read(path) -> Graph:
     return flatten_order.to_canonical(finish(graph, "keras"))
 
 
-def consumer_kinds(entries) -> dict:
-    """Value -> the layout kind of the layers that consume it (looking through layers that take any
-    layout), for values whose layout is a choice: model inputs, Permute outputs."""
-    consumers = {}
-    for entry in entries:
-        for value in entry.inputs:
-            consumers.setdefault(value, []).append(entry)
-
-    def kind_of(value, seen):
-        for entry in consumers.get(value, []):
-            if entry.name in seen:
-                continue
-            seen.add(entry.name)
-            op = KERAS_CLASSES.get(entry.class_name)
-            kind = getattr(op, "input_kind", None)
-            if kind in views.KINDS:
-                return kind
-            if op is not None and not op.free_layout:
-                found = next((k for k in (kind_of(v, seen) for v in entry.outputs) if k), None)
-                if found:
-                    return found
-        return None
-
-    return {value: kind_of(value, set()) for value in consumers}
-
-
 def _input_value(value: Value, kind: str | None) -> Value:
     """A model input in IR order: Keras holds it in its view of the pattern its first layers compute on."""
     if value.shape is None:
@@ -96,9 +74,9 @@ def _input_value(value: Value, kind: str | None) -> Value:
     return Value(value.name, views.shape_from(value.shape, pattern, "keras"), layout=pattern)
 
 
-def _chosen_layout(reader, kind: str | None, input_shapes) -> str | None:
+def _chosen_layout(kind: str | None, input_shapes) -> str | None:
     """For a layer whose output layout is a choice (Permute): the pattern its consumers compute on."""
-    if not reader.free_layout or not input_shapes or input_shapes[0] is None:
+    if not input_shapes or input_shapes[0] is None:
         return None
     return views.default(kind or views.CHANNELS_FIRST, len(input_shapes[0]))
 
