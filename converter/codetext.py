@@ -4,8 +4,9 @@ Model files are data; the generated ``Model`` is code that users import. So ever
 file reaches the source only through this module: names become ASCII identifiers
 (``identifier``), free text becomes escaped docstring text (``docstring_text``), values become
 plain literals (``literal``). And ``verify`` checks the finished module against the one shape wconv
-writes (a docstring, three imports, one ``Model`` class whose methods call only ``nn`` modules,
-``torch``/``F`` functions and tensor methods), so a value that slipped through an op's template
+writes (a docstring, three imports, wconv's fixed helper classes where a layer needs one, and one
+``Model`` class whose methods call only ``nn`` modules, those helpers, ``torch``/``F`` functions and
+tensor methods), so a value that slipped through an op's template
 is refused before a file is written, whichever op wrote it.
 """
 
@@ -101,6 +102,9 @@ class _Refused(Exception):
 class _Checker:
     """Walks the generated module; any construct wconv does not write is refused."""
 
+    def __init__(self):
+        self.helpers = set()  # the helper classes the module defines, which __init__ may construct
+
     def module(self, tree: ast.Module) -> None:
         try:
             self._module(tree)
@@ -109,11 +113,18 @@ class _Checker:
                            "become a plain literal") from None
 
     def _module(self, tree) -> None:
+        from .adapters.torch import cells  # here, not above: the adapters import the op table, which imports this
+
         body = list(tree.body)
         expected = ["docstring", "import torch", "import torch.nn.functional as F", "from torch import nn", "class"]
-        if len(body) != len(expected):
+        if len(body) < len(expected):
             raise _Refused(f"{len(body)} top-level statements instead of {len(expected)}")
-        docstring, *imports, cls = body
+        docstring, *imports, cls = body[:4] + body[-1:]
+        for helper in body[4:-1]:  # helper classes: exactly wconv's own text, nothing from a file
+            if not cells.is_helper(helper):
+                raise _Refused(f"a top-level statement that is not one of wconv's helper classes: "
+                               f"{ast.unparse(helper)[:80]}")
+            self.helpers.add(helper.name)
         if not (isinstance(docstring, ast.Expr) and isinstance(docstring.value, ast.Constant)
                 and isinstance(docstring.value.value, str)):
             raise _Refused("the module does not start with its docstring")
@@ -239,7 +250,7 @@ class _Checker:
         """``float``/``super``; ``nn.<Module>``, ``torch.<fn>``, ``F.<fn>`` from the allowlists;
         ``self.<layer>``; and a tensor method on an allowed expression (``x.permute``)."""
         if isinstance(func, ast.Name):
-            if func.id not in ("float", "super"):
+            if func.id not in ("float", "super") and func.id not in self.helpers:
                 raise _Refused(f"a call of '{func.id}'")
             return
         if isinstance(func, ast.Subscript) and self._is_self_attribute(func.value) and \

@@ -165,6 +165,27 @@ class TimeMajor(nn.Module):
         return self.gru(x)[0]
 
 
+class ExplicitRecurrent(nn.Module):
+    """Named like wconv's helper class, but computing something else (a mean over time, per step)."""
+
+    def __init__(self):
+        super().__init__()
+        self.weight_ih_l0 = nn.Parameter(torch.ones(3 * HIDDEN, EMBED))
+
+    def forward(self, x):
+        h = F.linear(x, self.weight_ih_l0)
+        return h, h.mean(1)
+
+
+class LookalikeCell(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.gru = ExplicitRecurrent()
+
+    def forward(self, x):
+        return self.gru(x)[0]
+
+
 class AttentionBlock(nn.Module):
     """Self-attention with kdim/vdim projections from another sequence (cross-attention), residual, LayerNorm."""
 

@@ -220,18 +220,58 @@ def refusal(tmp_path, path, **options) -> str:
     return str(error.value)
 
 
-def test_keras_gru_reset_after_false_goes_to_onnx_and_is_refused_for_torch(tmp_path, keras):
-    """Keras 2 / TF1 GRUs apply the reset gate before the recurrent matmul: ONNX linear_before_reset=0."""
+@pytest.mark.parametrize("target", ["torch", "onnx", "keras"])
+def test_keras_gru_reset_after_false(target, tmp_path, keras):
+    """Keras 2 / TF1 GRUs apply the reset gate before the recurrent matmul: ONNX linear_before_reset=0, and in
+    torch (whose GRU cannot) the generated module's explicit cell."""
     x_in = keras.Input((STEPS, 6))
     y = keras.layers.GRU(5, reset_after=False, return_sequences=True, name="gru")(x_in)
-    from sequence_models import seeded_keras
+    y = keras.layers.Bidirectional(keras.layers.GRU(4, reset_after=False), name="bi")(y)
+    assert_keras_port_matches(keras.Model(x_in, y), target, tmp_path, seed=3)
+    if target == "torch":
+        assert "ExplicitRecurrent('gru', 6, 5, reset_after=False)" in (tmp_path / "b.py").read_text()
 
-    model = seeded_keras(keras.Model(x_in, y), 3)
-    model.save(tmp_path / "a.keras")
+
+def test_explicit_cells_read_back_and_validate(tmp_path):
+    """A Keras 2 model with torch-less recurrences (hard-sigmoid gates, reset_after=False) -> torch's explicit
+    cells -> ONNX and Keras 3 (whose hard_sigmoid has another slope: refused); validate runs the torch port layer
+    by layer."""
+    import tf_keras
+
+    from sequence_models import seeded_keras
+    from test_bad_input import wconv
+
+    x_in = tf_keras.Input((STEPS, 6))
+    y = tf_keras.layers.GRU(5, reset_after=False, recurrent_activation="hard_sigmoid", return_sequences=True,
+                            name="gru")(x_in)
+    y = tf_keras.layers.Bidirectional(tf_keras.layers.LSTM(4, recurrent_activation="hard_sigmoid"), name="bi")(y)
+    model = seeded_keras(tf_keras.Model(x_in, y), 5)
+    model.save(tmp_path / "a.h5")
     x = sequence()
-    converter.convert(tmp_path / "a.keras", tmp_path / "b.onnx")
-    assert_close(np.asarray(model(x)), run_file("onnx", tmp_path / "b.onnx", x))
-    assert "reset_after=False" in refusal(tmp_path, tmp_path / "a.keras")
+    converter.convert(tmp_path / "a.h5", tmp_path / "b.pt")
+    assert_close(np.asarray(model(x)), run_file("torch", tmp_path / "b.pt", x))
+    converter.convert(tmp_path / "b.pt", tmp_path / "c.onnx", module=f"{tmp_path / 'b.py'}:Model")
+    assert_close(np.asarray(model(x)), run_file("onnx", tmp_path / "c.onnx", x))
+    with pytest.raises(converter.WconvError, match="slope 0.2;") as error:
+        converter.convert(tmp_path / "b.pt", tmp_path / "d.keras", module=f"{tmp_path / 'b.py'}:Model")
+    assert error.value.exit_code == 3 and not (tmp_path / "d.keras").exists()
+    result = wconv("validate", tmp_path / "b.pt", tmp_path / "c.onnx", "--json",  # the torch port, layer by layer
+                   "--source-module", f"{tmp_path / 'b.py'}:Model")
+    assert result.returncode == 0, result.stdout + result.stderr
+    layers = json.loads(result.stdout)["layers"]  # the explicit GRU's sequence, recorded as one layer
+    assert layers[0]["name"].startswith("gru ") and all(layer["ok"] for layer in layers)
+
+
+def test_a_lookalike_explicit_cell_is_not_read_as_wconvs(tmp_path):
+    """A user's class that is named like wconv's helper but written otherwise is traced as any module (and here
+    refused), never read as the helper."""
+    import torch
+
+    import sequence_models
+
+    torch.save(seeded(sequence_models.LookalikeCell()).state_dict(), tmp_path / "a.pt")
+    message = refusal(tmp_path, tmp_path / "a.pt", module=f"{SEQUENCE_MODELS}:LookalikeCell", input_shape=[STEPS, 6])
+    assert "direct use of the tensor 'gru.weight_ih_l0'" in message  # its insides, traced: not one layer
 
 
 def test_unconvertible_recurrent_uses_are_refused(tmp_path, keras):
@@ -325,7 +365,8 @@ def test_bidirectional_merge_modes(merge, target, tmp_path, keras):
 @pytest.mark.parametrize("saved_by", ["keras2-h5", "keras3-h5"])
 def test_hard_sigmoid_gates_follow_the_files_keras_version(saved_by, tmp_path):
     """recurrent_activation='hard_sigmoid' (Keras 2's default in older models) is 0.2x + 0.5 in Keras 2 and
-    x/6 + 0.5 in Keras 3: ONNX takes either (HardSigmoid alpha), Keras 3 only its own, torch neither."""
+    x/6 + 0.5 in Keras 3: ONNX takes either (HardSigmoid alpha), torch either (an explicit cell), Keras 3 only its
+    own."""
     from sequence_models import seeded_keras
 
     framework = __import__("tf_keras" if saved_by == "keras2-h5" else "keras")
@@ -339,7 +380,8 @@ def test_hard_sigmoid_gates_follow_the_files_keras_version(saved_by, tmp_path):
     assert_close(np.asarray(model(x)), run_file("onnx", tmp_path / "b.onnx", x))
     converter.convert(tmp_path / "b.onnx", tmp_path / "c.onnx")  # HardSigmoid read back from ONNX
     assert_close(np.asarray(model(x)), run_file("onnx", tmp_path / "c.onnx", x))
-    assert "sigmoid gates only" in refusal(tmp_path, tmp_path / "a.h5")
+    converter.convert(tmp_path / "a.h5", tmp_path / "e.pt")  # torch: the generated module's explicit cells
+    assert_close(np.asarray(model(x)), run_file("torch", tmp_path / "e.pt", x))
     if saved_by == "keras3-h5":
         converter.convert(tmp_path / "b.onnx", tmp_path / "d.keras")
         assert_close(np.asarray(model(x)), run_file("keras", tmp_path / "d.keras", x))

@@ -149,6 +149,10 @@ class OpDef(KerasReader):
         """Source of the ``nn`` constructor call, e.g. ``nn.Linear(2000, 32)``; None for a plain function."""
         raise Unsupported(f"layer '{node.name}' ({node.op}) has no torch module")
 
+    def torch_helper(self, node) -> str | None:
+        """The name of a helper class (``adapters/torch/cells.py``) that torch_module constructs, if any."""
+        return None
+
     def torch_forward(self, node, graph, module: str | None, args: list[str]) -> str:
         """The forward() expression; ``module`` is ``self.<attribute>`` when torch_module gave one."""
         return f"{module}({', '.join(args)})"

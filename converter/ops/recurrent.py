@@ -7,7 +7,8 @@ Each framework stacks the gates in its own order (``Cell.gates``); they are reor
 
 - Keras keeps one bias: it reads as ``b_ih`` with ``b_hh`` zero, and is written as their sum. A Keras
   GRU with ``reset_after=True`` keeps both, as a (2, G) bias; with ``reset_after=False`` it applies the
-  reset gate before the recurrent matmul (ONNX ``linear_before_reset=0``), which torch's GRU cannot.
+  reset gate before the recurrent matmul (ONNX ``linear_before_reset=0``), which torch's GRU cannot: the
+  generated module writes it, and hard-sigmoid gates, out step by step (``adapters/torch/cells.py``).
 - A node returns the whole sequence (N, T, D*H) or the final state (N, D*H): Keras' return_sequences;
   torch's ``out`` or ``h_n``; ONNX's Y or Y_h. Bidirectional outputs concatenate forward then backward,
   as torch, Keras' merge_mode='concat' and ONNX do; Keras' other merge modes (sum, mul, ave) combine the
@@ -243,18 +244,30 @@ class Recurrent(OpDef):
                                            "merge_mode": node.attrs["merge"]}, weights)
 
     # -- torch ------------------------------------------------------------------
+    def torch_helper(self, node):
+        """torch's layers have sigmoid gates, and its GRU resets after the recurrent matmul; anything else is written
+        out step by step (``adapters/torch/cells.py``)."""
+        explicit = node.attrs.get("gate", "sigmoid") != "sigmoid" or \
+            self.cell.op == "gru" and not node.attrs["linear_before_reset"]
+        return "ExplicitRecurrent" if explicit else None
+
     def torch_module(self, node, graph):
-        if node.attrs.get("gate", "sigmoid") != "sigmoid":
-            raise Unsupported(f"layer '{node.name}': gates with hard_sigmoid; torch's {self.cell.torch} has sigmoid "
-                              "gates only")
-        if self.cell.op == "gru" and not node.attrs["linear_before_reset"]:
-            raise Unsupported(f"layer '{node.name}': a GRU with the reset gate before the recurrent matmul (Keras "
-                              "reset_after=False) has no torch module")
         features = int(node.params["w_ih"].shape[1])
+        bidirectional = node.attrs["direction"] == "bidirectional"
+        if self.torch_helper(node):
+            options = [literal(self.cell.op), str(features), str(node.attrs["hidden"])]
+            options += ["bias=False"] if "b_ih" not in node.params else []
+            options += ["bidirectional=True"] if bidirectional else []
+            if node.attrs["gate"] == "hard_sigmoid":
+                options += [f"gate_alpha={literal(node.attrs['gate_alpha'])}",
+                            f"gate_beta={literal(node.attrs['gate_beta'])}"]
+            if self.cell.op == "gru" and not node.attrs["linear_before_reset"]:
+                options.append("reset_after=False")
+            return f"ExplicitRecurrent({', '.join(options)})"
         options = [str(features), str(node.attrs["hidden"]), "batch_first=True"]
         if "b_ih" not in node.params:
             options.append("bias=False")
-        if node.attrs["direction"] == "bidirectional":
+        if bidirectional:
             options.append("bidirectional=True")
         if node.attrs["activation"] != "tanh":
             options.append(f"nonlinearity={literal(node.attrs['activation'])}")
@@ -310,7 +323,7 @@ class Recurrent(OpDef):
             outputs = layer.outputs if last else [f"{layer.name}.{index}/out"]
             nodes.append(self.node(name, [source], outputs, params, direction=directions,
                                    returns=layer.options.get("returns", "sequence") if last else "sequence",
-                                   activation=getattr(module, "nonlinearity", "tanh")))
+                                   activation=getattr(module, "nonlinearity", "tanh"), **_explicit_attrs(module)))
             source = outputs[0]
         return nodes
 
@@ -430,6 +443,25 @@ class Recurrent(OpDef):
         return params
 
 
+def _explicit_attrs(module) -> dict:
+    """What a generated module's ``ExplicitRecurrent`` computes beyond torch's layers (nothing for nn.LSTM/GRU)."""
+    if type(module).__name__ != "ExplicitRecurrent":
+        return {}
+    gate = ("sigmoid",) if module.gate_alpha is None else ("hard_sigmoid", module.gate_alpha, module.gate_beta)
+    return {"gate": gate, "linear_before_reset": module.reset_after}
+
+
+def read_explicit(layer):
+    """A generated module's ``ExplicitRecurrent``, read only when its class is exactly wconv's text."""
+    from ..adapters.torch.cells import is_helper_class  # not above: the adapters import this op table
+
+    module = layer.module
+    if not is_helper_class(type(module)) or module.cell not in ("lstm", "gru"):
+        raise Unsupported(f"layer '{layer.name}' (ExplicitRecurrent): not the class wconv generates, so what it "
+                          "computes is unknown")
+    return RECURRENT[module.cell].from_torch(layer)
+
+
 class KerasBidirectional(KerasReader):
     """Keras ``Bidirectional(layer, merge_mode='concat')``: one IR node with both directions."""
 
@@ -522,6 +554,7 @@ for _op in RECURRENT.values():
     register_keras(_op.cell.keras, _op)
     register_torch_module(_op.cell.torch, _op.from_torch)
     register_onnx(_op.cell.onnx, _op.from_onnx)
+register_torch_module("ExplicitRecurrent", read_explicit)
 register_keras("Bidirectional", KerasBidirectional())
 for _class, _reader in CUDNN.items():
     register_keras(_class, _reader)

@@ -74,8 +74,9 @@ def record_layers(torch, model, inputs) -> dict:
     activation, as ``<module>+activation``: what Keras records for a layer with ``activation=``.
     """
     from ..adapters.torch.reader import fused_activation, module_call_names
+    from ..adapters.torch.tracing import trace
 
-    traced = torch.fx.symbolic_trace(model)
+    traced = trace(model)
     names = module_call_names(traced)
     recorded, owners = {}, {}
 

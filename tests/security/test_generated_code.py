@@ -133,3 +133,25 @@ def test_escaping_helpers():
     assert literal(1 - 0.99) == "0.01" and literal(float("nan")) == "float('nan')"
     with pytest.raises(BadInput):
         literal(object())
+
+
+def _module_with_helper(helper_text: str) -> str:
+    return ('"""doc"""\n\nimport torch\nimport torch.nn.functional as F\nfrom torch import nn\n\n'
+            f'{helper_text}\n\nclass Model(nn.Module):\n    def __init__(self):\n        super().__init__()\n'
+            "        self.gru = ExplicitRecurrent('gru', 3, 2, reset_after=False)\n\n"
+            '    def forward(self, x):\n        y = self.gru(x)[0]\n        return y\n')
+
+
+def test_verify_accepts_wconvs_helper_class_and_nothing_else_in_its_place():
+    """The helper class (a loop over time steps) is accepted only as wconv's exact text: one changed statement,
+    or a lookalike class under the same name, is refused."""
+    from converter.adapters.torch.cells import EXPLICIT_RECURRENT
+
+    verify(_module_with_helper(EXPLICIT_RECURRENT))
+    for changed in (EXPLICIT_RECURRENT.replace("return torch.sigmoid(x)", "return __import__('os').system('x')"),
+                    EXPLICIT_RECURRENT + "\nimport os\n",
+                    "class ExplicitRecurrent(nn.Module):\n    pass\n"):
+        with pytest.raises(BadInput):
+            verify(_module_with_helper(changed))
+    with pytest.raises(BadInput):  # a helper the module does not define cannot be constructed
+        verify(_module_with_helper("").replace("ExplicitRecurrent('gru'", "Other('gru'"))

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from ...errors import Unsupported
 
-RECURRENT_MODULES = {"LSTM", "GRU", "RNN"}
+RECURRENT_MODULES = {"LSTM", "GRU", "RNN", "ExplicitRecurrent"}  # the last: cells.py
 ATTENTION_MODULES = {"MultiheadAttention"}
 
 
@@ -85,7 +85,7 @@ def _recurrent_use(fx_node, module, time_major: bool) -> RecurrentUse:
         return RecurrentUse("sequence", sequence, {sequence})
     if set(used) == {1} and len(used[1]) == 1:
         state, absorbed = used[1][0], set(used[1])
-        if type(module).__name__ == "LSTM":  # (h_n, c_n)
+        if type(module).__name__ == "LSTM" or getattr(module, "cell", None) == "lstm":  # (h_n, c_n)
             inner = _used_items(state)
             if set(inner) != {0} or len(inner[0]) != 1:
                 raise _unsupported(fx_node, "uses c_n")

@@ -10,7 +10,6 @@ from typing import Sequence
 
 from ... import untrusted
 from ...errors import BadInput, Unsupported, WeightMismatch, about
-from ...frameworks import require
 from ...ir import Graph, Value
 from ...ops import OPS, TORCH_FUNCTIONS, TORCH_MODULES
 from ...ops.activations import Activation
@@ -19,6 +18,7 @@ from ...shapes import Shapes, finish
 from . import patterns
 from .module import load_module
 from .state_dict import load_state_dict
+from .tracing import trace
 
 
 @dataclass
@@ -67,12 +67,8 @@ def read(path: str | PathLike, module: str, module_args: str | dict | None = Non
 
 def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph:
     """Trace ``model`` and take its weights from ``state`` (name -> numpy array)."""
-    torch = require("torch")
     model.eval()
-    try:
-        traced = torch.fx.symbolic_trace(model)
-    except Exception as error:  # fx raises many types for untraceable control flow
-        raise Unsupported(f"{type(model).__name__} cannot be traced by torch.fx: {error}") from None
+    traced = trace(model)
     refuse_unsupported(traced)
     placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
     recorded = getattr(model, "wconv_input_shapes", None) or [None] * len(placeholders)

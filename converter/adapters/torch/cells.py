@@ -1,0 +1,114 @@
+"""Helper classes a generated module carries where no ``torch.nn`` layer computes what the source does.
+
+torch's LSTM and GRU have sigmoid gates only, and its GRU applies the reset gate after the recurrent
+matmul. Keras 2 models (and the TF 1 era .h5 files people still port) use hard-sigmoid gates and GRUs
+with ``reset_after=False``. For those the generated module carries ``ExplicitRecurrent``: the layer
+written out step by step, with torch's parameter names, shapes, gate order and return values, so
+everything around it (state_dict keys, ``out, _ = self.gru(x)``, ``h_n[-1]``) reads as for nn.GRU.
+
+The class text is fixed here, never built from a model file: ``codetext.verify`` accepts a helper
+class in a generated module only if it is exactly this text, and the torch reader reads a module of
+this name only if its class is exactly this text (anything else computes something else).
+"""
+
+from __future__ import annotations
+
+import ast
+import inspect
+import textwrap
+
+EXPLICIT_RECURRENT = '''
+class ExplicitRecurrent(nn.Module):
+    """An LSTM or GRU layer written out step by step (batch first), for what nn.LSTM and nn.GRU do not compute:
+    hard-sigmoid gates, clamp(gate_alpha * x + gate_beta, 0, 1), and a GRU that applies its reset gate before
+    the recurrent matmul (Keras reset_after=False, ONNX linear_before_reset=0). Parameters are named, shaped and
+    gate-ordered as torch's own layers (LSTM i f g o, GRU r z n); it returns what they return:
+    (out, (h_n, c_n)) for an LSTM, (out, h_n) for a GRU."""
+
+    def __init__(self, cell, input_size, hidden_size, bias=True, bidirectional=False, gate_alpha=None,
+                 gate_beta=0.5, reset_after=True):
+        super().__init__()
+        self.cell, self.input_size, self.hidden_size, self.bias = cell, input_size, hidden_size, bias
+        self.bidirectional, self.num_layers, self.batch_first = bidirectional, 1, True
+        self.gate_alpha, self.gate_beta, self.reset_after = gate_alpha, gate_beta, reset_after
+        self.directions = ["", "_reverse"] if bidirectional else [""]
+        rows = {"lstm": 4, "gru": 3}[cell] * hidden_size
+        for suffix in self.directions:
+            self.register_parameter("weight_ih_l0" + suffix, nn.Parameter(torch.empty(rows, input_size)))
+            self.register_parameter("weight_hh_l0" + suffix, nn.Parameter(torch.empty(rows, hidden_size)))
+            if bias:
+                self.register_parameter("bias_ih_l0" + suffix, nn.Parameter(torch.empty(rows)))
+                self.register_parameter("bias_hh_l0" + suffix, nn.Parameter(torch.empty(rows)))
+
+    def gate(self, x):
+        if self.gate_alpha is None:
+            return torch.sigmoid(x)
+        return torch.clamp(self.gate_alpha * x + self.gate_beta, 0.0, 1.0)
+
+    def forward(self, x):
+        sequences, finals, cells = [], [], []
+        for suffix in self.directions:
+            weights = [getattr(self, name + suffix, None)
+                       for name in ("weight_ih_l0", "weight_hh_l0", "bias_ih_l0", "bias_hh_l0")]
+            steps = list(x.unbind(1))
+            h = c = x.new_zeros(x.shape[0], self.hidden_size)
+            outputs = []
+            for step in reversed(steps) if suffix else steps:  # the backward direction runs last to first
+                h, c = self.step(step, h, c, *weights)
+                outputs.append(h)
+            if suffix:
+                outputs.reverse()
+            sequences.append(torch.stack(outputs, 1))
+            finals.append(h)
+            cells.append(c)
+        out, h_n, c_n = torch.cat(sequences, 2), torch.stack(finals), torch.stack(cells)
+        return (out, (h_n, c_n)) if self.cell == "lstm" else (out, h_n)
+
+    def step(self, x, h, c, w_ih, w_hh, b_ih, b_hh):
+        """One time step: the new hidden state and (an LSTM's) cell state."""
+        x_gates = F.linear(x, w_ih, b_ih)
+        if self.cell == "lstm":
+            i, f, g, o = (x_gates + F.linear(h, w_hh, b_hh)).chunk(4, 1)
+            c = self.gate(f) * c + self.gate(i) * torch.tanh(g)
+            return self.gate(o) * torch.tanh(c), c
+        x_r, x_z, x_n = x_gates.chunk(3, 1)
+        w_hr, w_hz, w_hn = w_hh.chunk(3, 0)
+        b_hr, b_hz, b_hn = b_hh.chunk(3, 0) if b_hh is not None else (None, None, None)
+        r = self.gate(x_r + F.linear(h, w_hr, b_hr))
+        z = self.gate(x_z + F.linear(h, w_hz, b_hz))
+        if self.reset_after:
+            n = torch.tanh(x_n + r * F.linear(h, w_hn, b_hn))
+        else:
+            n = torch.tanh(x_n + F.linear(r * h, w_hn, b_hn))
+        return (1 - z) * n + z * h, c
+'''
+
+HELPERS = {"ExplicitRecurrent": EXPLICIT_RECURRENT}
+
+
+def _shape(text: str) -> str:
+    return ast.dump(ast.parse(textwrap.dedent(text)).body[0])
+
+
+_SHAPES = {name: _shape(text) for name, text in HELPERS.items()}
+
+
+def is_helper(statement: ast.stmt) -> bool:
+    """True for a class statement that is exactly one of the helpers' text (as ``codetext.verify`` checks)."""
+    return isinstance(statement, ast.ClassDef) and _SHAPES.get(statement.name) == ast.dump(statement)
+
+
+def is_helper_class(cls) -> bool:
+    """True when the class ``cls`` was defined by exactly one helper's text (a module wconv generated)."""
+    if cls.__name__ not in HELPERS:
+        return False
+    try:
+        text = inspect.getsource(cls)
+    except (OSError, TypeError):
+        return False
+    return _shape(text) == _SHAPES[cls.__name__]
+
+
+def source(names) -> str:
+    """The helpers' text, in a fixed order, for the generated module."""
+    return "".join(HELPERS[name] + "\n" for name in HELPERS if name in names)
