@@ -10,6 +10,7 @@ from typing import Sequence
 from . import formats, ir_file, untrusted
 from .errors import BadInput, about
 from .ir import Graph
+from .shapes import declare_input_dtype
 from .outputs import check_outputs, transaction
 
 
@@ -20,14 +21,20 @@ class Conversion:
 
 
 def read(path: str | PathLike, format: str | None = None, *, module: str | None = None,
-         module_args: str | dict | None = None, input_shape: Sequence[int] | None = None) -> Graph:
+         module_args: str | dict | None = None, input_shape: Sequence[int] | None = None,
+         input_dtype: str | None = None) -> Graph:
     """Read a model file into the canonical IR.
 
     ``format``: keras, torch, onnx or ir (detected from the content when omitted).
     A torch state_dict holds no architecture: give ``module`` as ``pkg.mod:Class`` or ``file.py:Class``.
+    ``input_dtype`` (float32, or int64 for token ids) declares what the inputs take; it is inferred from the
+    layers that read them, and a declaration that contradicts them is an error.
     """
     with untrusted.malformed_input(path):
-        return _read(path, format, module, module_args, input_shape)
+        graph = _read(path, format, module, module_args, input_shape)
+    with about(path):
+        declare_input_dtype(graph, input_dtype)
+    return graph
 
 
 def _read(path, format, module, module_args, input_shape) -> Graph:
@@ -115,7 +122,7 @@ def _writer(kind: str, path):
 
 def convert(source: str | PathLike, target: str | PathLike, *, source_format: str | None = None,
             target_format: str | None = None, module: str | None = None, module_args: str | dict | None = None,
-            input_shape: Sequence[int] | None = None, force: bool = False,
+            input_shape: Sequence[int] | None = None, input_dtype: str | None = None, force: bool = False,
             keep_input_layout: bool = False) -> Conversion:
     """Read ``source``, write ``target``. Output problems are found before any reading.
 
@@ -125,7 +132,8 @@ def convert(source: str | PathLike, target: str | PathLike, *, source_format: st
     formats.detect(source)  # a missing or unknown source is the first thing to say, before any output problem
     check_output_format(target, target_format)
     check_outputs([source], output_paths(target, target_format), force)
-    graph = read(source, source_format, module=module, module_args=module_args, input_shape=input_shape)
+    graph = read(source, source_format, module=module, module_args=module_args, input_shape=input_shape,
+                 input_dtype=input_dtype)
     if keep_input_layout:
         graph.interface = _kept_interface(graph, target_format or formats.for_output(target), source)
     with about(source):  # a layer that cannot be written is the source's layer

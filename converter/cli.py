@@ -22,6 +22,8 @@ DIRECTIONS = [("keras", "torch"), ("torch", "keras"), ("keras", "onnx"),
 ModuleOption = typer.Option(None, "--module", help="The nn.Module of a torch state_dict: pkg.mod:Class or file.py:Class.")
 ModuleArgsOption = typer.Option(None, "--module-args", help="JSON keyword arguments for the module's constructor.")
 InputShapeOption = typer.Option(None, "--input-shape", help="Input shape without the batch axis, e.g. 3,224,224.")
+InputDtypeOption = typer.Option(None, "--input-dtype", help="float32, or int64 for token ids (inferred from the "
+                                                            "layers that read the input; checked when given).")
 ForceOption = typer.Option(False, "--force", help="Overwrite existing outputs.")
 JsonOption = typer.Option(False, "--json", help="Print a machine-readable report on stdout.")
 KeepLayoutOption = typer.Option(False, "--keep-input-layout",
@@ -88,14 +90,14 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 
 
 def run_conversion(source, target, source_format, target_format, module, module_args, input_shape, force,
-                   check, as_json, keep_input_layout=False):
+                   check, as_json, keep_input_layout=False, input_dtype=None):
     from . import api
 
     with errors_to_exit_codes():
         with shown(sys.stderr.isatty()):
             result = api.convert(source, target, source_format=source_format, target_format=target_format,
                                  module=module, module_args=module_args, input_shape=parse_shape(input_shape),
-                                 force=force, keep_input_layout=keep_input_layout)
+                                 input_dtype=input_dtype, force=force, keep_input_layout=keep_input_layout)
         summary = {"source": str(source), "outputs": [str(p) for p in result.outputs],
                    "layers": len(result.graph.nodes), "parameters": result.graph.parameter_count(),
                    "notes": list(result.graph.source.get("notes", []))}
@@ -105,7 +107,7 @@ def run_conversion(source, target, source_format, target_format, module, module_
 
             with shown(sys.stderr.isatty()):
                 report = validate(source, target, source_module=module, source_module_args=module_args,
-                                  input_shape=parse_shape(input_shape))
+                                  input_shape=parse_shape(input_shape), input_dtype=input_dtype)
             summary["check"] = report.to_dict()
         from .report import print_conversion
 
@@ -127,13 +129,14 @@ def conversion_command(source_format: str | None, target_format: str | None):
         module: Optional[str] = ModuleOption,
         module_args: Optional[str] = ModuleArgsOption,
         input_shape: Optional[str] = InputShapeOption,
+        input_dtype: Optional[str] = InputDtypeOption,
         force: bool = ForceOption,
         check: bool = CheckOption,
         as_json: bool = JsonOption,
         keep_input_layout: bool = KeepLayoutOption,
     ):
         run_conversion(source, target, source_format, target_format, module, module_args, input_shape, force,
-                       check, as_json, keep_input_layout)
+                       check, as_json, keep_input_layout, input_dtype)
 
     command.__doc__ = (f"Convert a {source_format} model to {target_format}." if source_format
                        else "Convert between any two formats, inferred from content and extension.")
@@ -151,6 +154,7 @@ def inspect(
     module: Optional[str] = ModuleOption,
     module_args: Optional[str] = ModuleArgsOption,
     input_shape: Optional[str] = InputShapeOption,
+    input_dtype: Optional[str] = InputDtypeOption,
     as_json: bool = JsonOption,
 ):
     """List layers, parameter names and shapes, in the file's convention and canonically."""
@@ -158,7 +162,8 @@ def inspect(
     from .report import print_inspection
 
     with errors_to_exit_codes():
-        description = inspect_file(file, module=module, module_args=module_args, input_shape=parse_shape(input_shape))
+        description = inspect_file(file, module=module, module_args=module_args, input_shape=parse_shape(input_shape),
+                                   input_dtype=input_dtype)
         print_inspection(description, as_json)
 
 
@@ -186,6 +191,7 @@ def validate(
                                                 help="nn.Module for a torch TARGET (default: wconv's generated .py)."),
     module_args: Optional[str] = ModuleArgsOption,
     input_shape: Optional[str] = InputShapeOption,
+    input_dtype: Optional[str] = InputDtypeOption,
     inputs: Optional[str] = typer.Option(None, "--inputs", help="Inputs as .npy or .npz instead of random ones."),
     batch: int = typer.Option(4, "--batch", help="Batch size of the random inputs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
@@ -207,7 +213,7 @@ def validate(
         with shown(sys.stderr.isatty()):
             report = run(source, target, source_module=source_module, target_module=target_module,
                          source_module_args=module_args, input_shape=parse_shape(input_shape),
-                         inputs=load_inputs(inputs) if inputs else None, batch=batch, seed=seed, atol=atol,
+                         input_dtype=input_dtype, inputs=load_inputs(inputs) if inputs else None, batch=batch, seed=seed, atol=atol,
                          rtol=rtol, source_layout=_layout(source_layout), target_layout=_layout(target_layout))
         print_validation(report, as_json)
         if junit:

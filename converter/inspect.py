@@ -13,17 +13,18 @@ from .ops import OPS
 FILE_CONVENTION = {"keras": "keras", "torch": "torch", "onnx": "onnx", "ir": None}
 
 
-def inspect_file(path, *, module=None, module_args=None, input_shape=None) -> dict:
+def inspect_file(path, *, module=None, module_args=None, input_shape=None, input_dtype=None) -> dict:
     """A description of the model as plain data (what ``--json`` prints)."""
     with untrusted.malformed_input(path):
-        return _inspect(path, module, module_args, input_shape)
+        return _inspect(path, module, module_args, input_shape, input_dtype)
 
 
-def _inspect(path, module, module_args, input_shape) -> dict:
+def _inspect(path, module, module_args, input_shape, input_dtype) -> dict:
     kind = untrusted.open_input(path)
     if kind == "torch" and not module:
         return _state_dict_only(path)
-    graph = api.read(path, kind, module=module, module_args=module_args, input_shape=input_shape)
+    graph = api.read(path, kind, module=module, module_args=module_args, input_shape=input_shape,
+                     input_dtype=input_dtype)
     framework = FILE_CONVENTION[kind]
     layout = graph.source.get("layout", "channels_first")
     layers = []

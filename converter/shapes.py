@@ -3,7 +3,7 @@ value gets the axis pattern its producer gives it."""
 
 from __future__ import annotations
 
-from .errors import Unsupported
+from .errors import BadInput, Unsupported
 from .ir import Graph, Value
 from .ops import OPS
 from .passes import fold_crops, fold_pads
@@ -62,6 +62,23 @@ def _integer_inputs(graph: Graph) -> None:
             value.dtype = "int64"
             if value.shape is not None and len(value.shape) == 2:
                 value.layout = views.TOKENS  # held alike everywhere, as any (batch, x) value; named for what it is
+
+
+INPUT_DTYPES = ("float32", "int64")
+
+
+def declare_input_dtype(graph: Graph, dtype: str | None) -> None:
+    """Check a declared input dtype (--input-dtype) against the one the layers reading each input take."""
+    if dtype is None:
+        return
+    if dtype not in INPUT_DTYPES:
+        raise BadInput(f"--input-dtype {dtype!r}: expected one of {', '.join(INPUT_DTYPES)}")
+    for value in graph.inputs:
+        if value.dtype != dtype:
+            readers = [f"'{node.name}' ({node.op})" for node in graph.consumers(value.name)]
+            takes = "int64 token ids" if value.dtype == "int64" else "float32 numbers"
+            raise BadInput(f"--input-dtype {dtype}: input '{value.name}' is read by {', '.join(readers)}, which "
+                           f"take{'s' if len(readers) == 1 else ''} {takes}")
 
 
 def token_limit(graph: Graph, value: str) -> int | None:

@@ -97,13 +97,15 @@ def load_inputs(path) -> list[np.ndarray]:
             for a in arrays]
 
 
-def interface_of(path, module=None, module_args=None, input_shape=None) -> tuple[list[tuple], runners.Interface]:
+def interface_of(path, module=None, module_args=None, input_shape=None,
+                 input_dtype=None) -> tuple[list[tuple], runners.Interface]:
     """The source's input shapes and the axis patterns of its inputs and outputs (unknown, so feature maps,
     when ``input_shape`` is given for a model wconv cannot read)."""
     try:
-        graph = api.read(path, module=module, module_args=module_args, input_shape=input_shape)
+        graph = api.read(path, module=module, module_args=module_args, input_shape=input_shape,
+                         input_dtype=input_dtype)
     except WconvError:
-        if not input_shape:
+        if not input_shape or input_dtype == "int64":  # ids need the table size, which only a reading gives
             raise
         return [(None, *input_shape)], runners.Interface()
     if input_shape:
@@ -192,14 +194,14 @@ def _run(path, function, inputs):
 
 
 def validate(source, target, *, source_module=None, target_module=None, source_module_args=None,
-             target_module_args=None, input_shape=None, inputs: list[np.ndarray] | None = None, batch: int = 4,
-             seed: int = 0, atol: float | None = None, rtol: float | None = None, layers: bool = True,
+             target_module_args=None, input_shape=None, input_dtype=None, inputs: list[np.ndarray] | None = None,
+             batch: int = 4, seed: int = 0, atol: float | None = None, rtol: float | None = None, layers: bool = True,
              source_layout: str | None = None, target_layout: str | None = None) -> Report:
     """Compare ``source`` and ``target`` on seeded random inputs (or ``inputs``), layer by layer too."""
     for path in (source, target):  # both files exist and are models before any framework is imported
         formats.detect(path)
     try:
-        shapes, interface = interface_of(source, source_module, source_module_args, input_shape)
+        shapes, interface = interface_of(source, source_module, source_module_args, input_shape, input_dtype)
     except WconvError:
         if inputs is None:
             raise

@@ -128,6 +128,32 @@ def test_token_inputs_are_int64_and_validate_draws_ids_below_the_vocabulary(tmp_
     assert report.ok and report.layers and all(layer.ok for layer in report.layers)
 
 
+def test_input_dtype_on_the_command_line(tmp_path):
+    """A torch source with token ids: --input-shape 11 --input-dtype int64 (int64 is also inferred from its
+    nn.Embedding); a dtype its first layer cannot take is refused (exit 2) naming that layer, nothing written."""
+    import torch
+
+    import sequence_models
+    from test_bad_input import wconv
+
+    torch.save(seeded(sequence_models.TextCNN()).state_dict(), tmp_path / "a.pt")
+    module = f"{SEQUENCE_MODELS}:TextCNN"
+    for dtype in ("int64", None):
+        out = tmp_path / f"b_{dtype}.onnx"
+        given = ["--input-dtype", dtype] if dtype else []
+        result = wconv("torch-to-onnx", tmp_path / "a.pt", out, "--module", module, "--input-shape", str(STEPS),
+                       *given, "--check", "--json")
+        assert result.returncode == 0, result.stderr
+        assert onnx.load(out).graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.INT64
+    result = wconv("torch-to-onnx", tmp_path / "a.pt", tmp_path / "c.onnx", "--module", module, "--input-shape",
+                   str(STEPS), "--input-dtype", "float32")
+    assert result.returncode == 2 and "input 'ids' is read by 'emb' (embedding), which takes int64 token ids" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1 and not (tmp_path / "c.onnx").exists()
+    result = wconv("inspect", tmp_path / "a.pt", "--module", module, "--input-shape", str(STEPS), "--input-dtype",
+                   "int8")
+    assert result.returncode == 2 and "expected one of float32, int64" in result.stderr
+
+
 def test_mask_zero_is_refused_naming_the_layer(tmp_path, keras):
     ids = keras.Input((STEPS,), dtype="int32")
     x = keras.layers.Embedding(VOCABULARY, 4, mask_zero=True, name="masked")(ids)
