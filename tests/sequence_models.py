@@ -264,3 +264,43 @@ class BiLSTMClassifier(nn.Module):
     def forward(self, ids):
         _, (h, _) = self.lstm(self.emb(ids))
         return self.head(torch.cat([h[-2], h[-1]], dim=1))
+
+
+DECODER_STEPS, DECODER_FEATURES = 7, 4
+
+
+def keras_seq2seq(keras, cell="LSTM", bidirectional=False, seed=0):
+    """An encoder-decoder (Keras' lstm_seq2seq example): the encoder returns its final states (return_state=True),
+    the decoder starts from them (initial_state=) over another sequence (T 11 vs 7, F 6 vs 4); its final
+    state is returned beside the tags."""
+    source = keras.Input((STEPS, EMBED), name="source")
+    target = keras.Input((DECODER_STEPS, DECODER_FEATURES), name="target")
+    layer = getattr(keras.layers, cell)
+    encoder = layer(HIDDEN, return_state=True, name="encoder")
+    if bidirectional:
+        encoder = keras.layers.Bidirectional(encoder, name="encoder")
+    _, *states = encoder(source)
+    decoder = layer(HIDDEN, return_sequences=True, return_state=True, name="decoder")
+    if bidirectional:
+        decoder = keras.layers.Bidirectional(decoder, name="decoder")
+    tags, *final = decoder(target, initial_state=states)
+    tags = keras.layers.Dense(CLASSES, name="tags")(tags)
+    return seeded_keras(keras.Model([source, target], [tags, final[0]]), seed)
+
+
+def seq2seq_inputs(batch=4):
+    return [sequence(batch), sequence(batch, DECODER_STEPS, DECODER_FEATURES, seed=5)]
+
+
+class RawStateSeq2Seq(nn.Module):
+    """A torch encoder-decoder that hands the encoder's (h_n, c_n) on whole: not read yet (refused, named)."""
+
+    def __init__(self):
+        super().__init__()
+        self.encoder = nn.LSTM(EMBED, HIDDEN, batch_first=True)
+        self.decoder = nn.LSTM(DECODER_FEATURES, HIDDEN, batch_first=True)
+
+    def forward(self, source, target):
+        _, state = self.encoder(source)
+        out, _ = self.decoder(target, state)
+        return out

@@ -484,3 +484,70 @@ def test_layer_norm_spelled_out_by_older_exporters(opset, target, tmp_path):
     converter.convert(tmp_path / "a.onnx", out)
     assert_close(run_torch_model(model, x), run_file(target, out, x))
     assert converter.read(tmp_path / "a.onnx").nodes[0].op == "layernorm"
+
+
+def run_all(framework, path, inputs) -> list:
+    """Every output of a model file with several inputs and outputs, run by its own framework."""
+    if framework == "keras":
+        import keras
+
+        return [np.asarray(o) for o in keras.saving.load_model(path, compile=False)(inputs, training=False)]
+    if framework == "torch":
+        import torch
+
+        with torch.no_grad():
+            return [o.numpy() for o in torch_generated(path)(*[torch.from_numpy(x) for x in inputs])]
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {i.name: x for i, x in zip(session.get_inputs(), inputs)})
+
+
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["forward", "bidirectional"])
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_encoder_decoder_states(cell, bidirectional, tmp_path, keras):
+    """return_state=True and initial_state=[...] (Keras' seq2seq): the encoder's final states start the decoder,
+    whose tags and final state are the outputs. Keras -> torch, ONNX and Keras, and each port read back."""
+    from sequence_models import keras_seq2seq, seq2seq_inputs
+
+    model = keras_seq2seq(keras, cell, bidirectional)
+    model.save(tmp_path / "a.keras")
+    x = seq2seq_inputs()
+    reference = [np.asarray(o) for o in model(x)]
+    for target in ("torch", "onnx", "keras"):
+        port = tmp_path / f"port{SUFFIX[target]}"
+        converter.convert(tmp_path / "a.keras", port)
+        for expected, found in zip(reference, run_all(target, port, x), strict=True):
+            assert_close(expected, found)
+        if target == "keras":
+            continue
+        options = {"module": f"{tmp_path / 'port.py'}:Model"} if target == "torch" else {}
+        for back in {"torch", "onnx", "keras"} - {target}:
+            again = tmp_path / f"from_{target}{SUFFIX[back]}"
+            converter.convert(port, again, **options)
+            for expected, found in zip(reference, run_all(back, again, x), strict=True):
+                assert_close(expected, found)
+
+
+def test_keras2_encoder_decoder_from_h5(tmp_path):
+    """tf_keras records initial states as more inbound tensors of the decoder's call."""
+    import tf_keras
+
+    from sequence_models import keras_seq2seq, seq2seq_inputs
+
+    model = keras_seq2seq(tf_keras, "LSTM")
+    model.save(tmp_path / "a.h5")
+    x = seq2seq_inputs()
+    converter.convert(tmp_path / "a.h5", tmp_path / "b.pt")
+    for expected, found in zip([np.asarray(o) for o in model(x)], run_all("torch", tmp_path / "b.pt", x), strict=True):
+        assert_close(expected, found)
+
+
+def test_states_handed_on_whole_are_refused_naming_the_form(tmp_path):
+    import torch
+
+    import sequence_models
+
+    torch.save(seeded(sequence_models.RawStateSeq2Seq()).state_dict(), tmp_path / "a.pt")
+    message = refusal(tmp_path, tmp_path / "a.pt", module=f"{SEQUENCE_MODELS}:RawStateSeq2Seq", input_shape=[STEPS, 6])
+    assert "'encoder' (recurrent): passes its output tuple on whole" in message and "handed on whole" in message

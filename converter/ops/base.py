@@ -59,6 +59,7 @@ class KerasSpec:
     pre: KerasSpec | None = None  # a layer to apply first (ZeroPadding before an asymmetric conv)
     post: KerasSpec | None = None  # a layer to apply after (Cropping after a transposed conv)
     call_order: list | None = None  # called with these IR inputs as positional arguments (attention: q, v, k)
+    call_keywords: dict | None = None  # keyword -> the IR inputs passed as a list (an RNN's initial_state)
 
 
 class KerasReader:
@@ -154,8 +155,13 @@ class OpDef(KerasReader):
         return None
 
     def torch_forward(self, node, graph, module: str | None, args: list[str]) -> str:
-        """The forward() expression; ``module`` is ``self.<attribute>`` when torch_module gave one."""
+        """The forward() expression; ``module`` is ``self.<attribute>`` when torch_module gave one. For a node with
+        several outputs, the expression whose value ``torch_unpack`` takes apart."""
         return f"{module}({', '.join(args)})"
+
+    def torch_unpack(self, node, result: str) -> list[str]:
+        """One expression per output of a node with several, from the variable holding torch_forward's value."""
+        raise Unsupported(f"layer '{node.name}' ({node.op}) has several outputs, which torch does not give")
 
     def torch_buffers(self, node) -> dict[str, np.ndarray]:
         """state_dict entries torch keeps beside the params (BatchNorm's num_batches_tracked)."""

@@ -102,9 +102,18 @@ class Recurrent(OpDef):
 
     # -- the node ---------------------------------------------------------------
     def node(self, name, inputs, outputs, params, *, direction="forward", returns="sequence", activation="tanh",
-             linear_before_reset=True, merge="concat", gate=("sigmoid",), reverse=False) -> Node:
+             linear_before_reset=True, merge="concat", gate=("sigmoid",), reverse=False, states=False) -> Node:
+        """``inputs``: the sequence, then optionally the initial states; ``outputs``: the sequence or final state,
+        then the final states when ``states`` (Keras' return_state). States are (N, H) each, per direction its
+        h (and an LSTM's c), forward first: Keras' order."""
         attrs = {"hidden": int(params["w_hh"].shape[1]), "direction": direction, "returns": returns,
                  "activation": activation}
+        count = self.state_count(direction)
+        if len(inputs) not in (1, 1 + count) or len(outputs) != (1 + count if states else 1):
+            raise Unsupported(f"layer '{name}' ({self.name}): {len(inputs) - 1} initial state(s) and "
+                              f"{len(outputs) - 1} returned state(s); expected none or {count}")
+        if states:
+            attrs["states"] = True
         if self.cell.op != "rnn":
             attrs["gate"] = gate[0]
             if gate[0] == "hard_sigmoid":
@@ -119,7 +128,11 @@ class Recurrent(OpDef):
             attrs["merge"] = merge
         if self.cell.op == "gru":
             attrs["linear_before_reset"] = bool(linear_before_reset)
-        return Node(self.name, name, list(inputs[:1]), list(outputs), params, attrs)
+        return Node(self.name, name, list(inputs), list(outputs), params, attrs)
+
+    def state_count(self, direction: str) -> int:
+        """States per layer call: h (and an LSTM's c) per direction."""
+        return len(DIRECTIONS[direction]) * (2 if self.cell.op == "lstm" else 1)
 
     def _directions(self, node) -> int:
         return len(DIRECTIONS[node.attrs["direction"]])
@@ -133,15 +146,20 @@ class Recurrent(OpDef):
         for prefix in DIRECTIONS[node.attrs["direction"]]:
             expect_dim(node.name, f"{prefix}w_ih rows (gates x hidden)", gates * hidden, node.params[f"{prefix}w_ih"].shape[0])
             expect_dim(node.name, "input features", node.params[f"{prefix}w_ih"].shape[1], shape[2] if shape else None)
+        batch = shape[0] if shape else None
+        for index, state in enumerate(input_shapes[1:]):
+            expect_dim(node.name, f"initial state {index + 1} width", hidden, state[-1] if state else None)
+        states = [(batch, hidden)] * (len(node.outputs) - 1)
         width = self._directions(node) * hidden if node.attrs.get("merge", "concat") == "concat" else hidden
         if node.attrs["returns"] == "final":
-            return [(shape[0] if shape else None, width)]
-        return [(shape[0], shape[1], width) if shape else None]
+            return [(batch, width)] + states
+        return [(shape[0], shape[1], width) if shape else None] + states
 
     def output_layouts(self, node, input_layouts, output_shapes):
+        states = [views.VECTOR] * (len(node.outputs) - 1)
         if node.attrs["returns"] == "final":
-            return [views.VECTOR]
-        return [input_layouts[0] or views.default(views.FEATURES_LAST, 3)]
+            return [views.VECTOR] + states
+        return [input_layouts[0] or views.default(views.FEATURES_LAST, 3)] + states
 
     # -- params, per direction -------------------------------------------------
     def _reordered(self, params: dict, source: str, target: str, what: str) -> dict:
@@ -155,8 +173,6 @@ class Recurrent(OpDef):
 
     def keras_blocker(self, config):
         problems = []
-        if config.get("return_state"):
-            problems.append("return_state=True")
         if config.get("stateful"):
             problems.append("stateful=True")
         if config.get("time_major"):
@@ -197,11 +213,13 @@ class Recurrent(OpDef):
     def from_keras(self, layer):
         config = layer.config
         params = self.from_keras_weights(layer.weights, config, "", layer.name)
-        return [self.node(layer.name, layer.inputs, layer.outputs, params, **self.keras_attrs(config, layer.keras_version))]
+        return [self.node(layer.name, layer.inputs, keras_outputs(layer, self.state_count("forward")), params,
+                          **self.keras_attrs(config, layer.keras_version))]
 
     def keras_attrs(self, config, keras_version: str) -> dict:
         gate = config.get("recurrent_activation", "sigmoid")
         return {"returns": "sequence" if config.get("return_sequences") else "final",
+                "states": bool(config.get("return_state")),
                 "activation": config.get("activation", "tanh"), "reverse": bool(config.get("go_backwards")),
                 "linear_before_reset": config.get("reset_after", True),
                 "gate": (gate, *KERAS_HARD_SIGMOID["2" if keras_version.startswith("2") else "3"])
@@ -209,6 +227,7 @@ class Recurrent(OpDef):
 
     def keras_config(self, node) -> dict:
         config = {"units": node.attrs["hidden"], "return_sequences": node.attrs["returns"] == "sequence",
+                  "return_state": node.attrs.get("states", False),
                   "use_bias": "b_ih" in node.params, "activation": node.attrs["activation"],
                   "go_backwards": node.attrs.get("reverse", False)}
         if self.cell.op != "rnn":
@@ -237,11 +256,12 @@ class Recurrent(OpDef):
 
     def to_keras(self, node, graph):
         config = self.keras_config(node)
+        initial = {"initial_state": list(range(1, len(node.inputs)))} if len(node.inputs) > 1 else None
         if node.attrs["direction"] == "forward":
-            return KerasSpec(self.cell.keras, config, self.to_keras_weights(node, ""))
+            return KerasSpec(self.cell.keras, config, self.to_keras_weights(node, ""), call_keywords=initial)
         weights = self.to_keras_weights(node, "") + self.to_keras_weights(node, "reverse_")
         return KerasSpec("Bidirectional", {"layer": KerasSpec(self.cell.keras, config),
-                                           "merge_mode": node.attrs["merge"]}, weights)
+                                           "merge_mode": node.attrs["merge"]}, weights, call_keywords=initial)
 
     # -- torch ------------------------------------------------------------------
     def torch_helper(self, node):
@@ -274,15 +294,35 @@ class Recurrent(OpDef):
         return f"nn.{self.cell.torch}({', '.join(options)})"
 
     def torch_forward(self, node, graph, module, args):
+        """The module call (with initial states stacked per direction, as torch takes them); for one output,
+        that output taken from it, for several the call alone (``torch_unpack`` takes it apart)."""
         source = f"torch.flip({args[0]}, [1])" if node.attrs.get("reverse") else args[0]
-        call, hidden = f"{module}({source})", node.attrs["hidden"]
-        merge = MERGES[node.attrs.get("merge", "concat")]
+        states = args[1:]
+        if self.cell.op == "lstm" and states:  # Keras order h, c per direction -> torch's (h_0, c_0)
+            states = [f"({self._stacked(states[0::2])}, {self._stacked(states[1::2])})"]
+        elif states:
+            states = [self._stacked(states)]
+        call = f"{module}({', '.join([source] + states)})"
+        return call if len(node.outputs) > 1 else self.torch_unpack(node, call)[0]
+
+    @staticmethod
+    def _stacked(states) -> str:
+        return f"torch.stack([{', '.join(states)}])"  # (directions, N, H)
+
+    def torch_unpack(self, node, result: str) -> list[str]:
+        """Each output from the module's ``(out, h_n)`` or ``(out, (h_n, c_n))``: the sequence or final state, then
+        the states in Keras' order (h, c per direction)."""
+        hidden, merge = node.attrs["hidden"], MERGES[node.attrs.get("merge", "concat")]
+        h_n = f"{result}[1][0]" if self.cell.op == "lstm" else f"{result}[1]"  # (directions, N, H)
         if node.attrs["returns"] == "sequence":  # (N, T, D*H)
-            return f"{call}[0]" + (f".unflatten(-1, (2, {hidden})).{merge[0]}(-2)" if merge else "")
-        final = f"{call}[1][0]" if self.cell.op == "lstm" else f"{call}[1]"  # h_n: (directions, N, H)
-        if node.attrs["direction"] == "forward":
-            return f"{final}[0]"
-        return f"{final}.{merge[0]}(0)" if merge else f"{final}.permute(1, 0, 2).reshape(-1, {2 * hidden})"
+            first = f"{result}[0]" + (f".unflatten(-1, (2, {hidden})).{merge[0]}(-2)" if merge else "")
+        elif node.attrs["direction"] == "forward":
+            first = f"{h_n}[0]"
+        else:
+            first = f"{h_n}.{merge[0]}(0)" if merge else f"{h_n}.permute(1, 0, 2).reshape(-1, {2 * hidden})"
+        kinds = [h_n, f"{result}[1][1]"] if self.cell.op == "lstm" else [h_n]
+        states = [f"{kind}[{direction}]" for direction in range(self._directions(node)) for kind in kinds]
+        return [first] + states[:len(node.outputs) - 1]
 
     def param_axes(self, param):
         return self.params[param.removeprefix("reverse_")]
@@ -321,9 +361,11 @@ class Recurrent(OpDef):
             last = index == module.num_layers - 1
             name = layer.name if module.num_layers == 1 else f"{layer.name}.{index}"
             outputs = layer.outputs if last else [f"{layer.name}.{index}/out"]
-            nodes.append(self.node(name, [source], outputs, params, direction=directions,
+            nodes.append(self.node(name, [source] + (layer.inputs[1:] if index == 0 else []), outputs, params,
+                                   direction=directions,
                                    returns=layer.options.get("returns", "sequence") if last else "sequence",
-                                   activation=getattr(module, "nonlinearity", "tanh"), **_explicit_attrs(module)))
+                                   activation=getattr(module, "nonlinearity", "tanh"), states=len(outputs) > 1,
+                                   **_explicit_attrs(module)))
             source = outputs[0]
         return nodes
 
@@ -350,6 +392,8 @@ class Recurrent(OpDef):
                   builder.initializer(f"{name}.R", stacked("w_hh"))]
         if "b_ih" in node.params:
             inputs.append(builder.initializer(f"{name}.B", np.concatenate([stacked("b_ih"), stacked("b_hh")], axis=1)))
+        if len(node.inputs) > 1:  # initial_h (and initial_c): (D, N, H), after optional B and sequence_lens
+            inputs += [""] * (5 - len(inputs)) + self._onnx_initial_states(node, builder)
         if node.attrs.get("reverse"):  # Keras go_backwards: the steps last to first, outputs in that order
             builder.node("Transpose", node.inputs[:1], [f"{name}/forward_in_time"], f"{name}/to_time_major", perm=[1, 0, 2])
             steps = [builder.initializer(f"{name}.{key}", np.array([value], np.int64))
@@ -362,7 +406,9 @@ class Recurrent(OpDef):
             attrs["linear_before_reset"] = int(node.attrs["linear_before_reset"])
         attrs.update(self._onnx_activations(node, directions))
         sequence, final = f"{name}/Y", f"{name}/Y_h"
-        builder.node(self.cell.onnx, inputs, [sequence, final], name, **attrs)
+        results = [sequence, final] + ([f"{name}/Y_c"] if self.cell.op == "lstm" and len(node.outputs) > 1 else [])
+        builder.node(self.cell.onnx, inputs, results, name, **attrs)
+        self._onnx_final_states(node, builder, results[1:])
         merge = MERGES[node.attrs.get("merge", "concat")]
         if merge:  # combine the directions: Y (T, 2, N, H) over axis 1, Y_h (2, N, H) over axis 0
             axis = 1 if node.attrs["returns"] == "sequence" else 0
@@ -374,11 +420,36 @@ class Recurrent(OpDef):
         if node.attrs["returns"] == "sequence":  # Y: (T, D, N, H) -> (N, T, D, H) -> (N, T, D*H)
             builder.node("Transpose", [sequence], [f"{name}/batch_first"], f"{name}/to_batch_first", perm=[2, 0, 1, 3])
             shape = builder.initializer(f"{name}.shape", np.array([0, 0, directions * hidden], np.int64))
-            builder.node("Reshape", [f"{name}/batch_first", shape], node.outputs, f"{name}/merge_directions")
+            builder.node("Reshape", [f"{name}/batch_first", shape], node.outputs[:1], f"{name}/merge_directions")
         else:  # Y_h: (D, N, H) -> (N, D, H) -> (N, D*H)
             builder.node("Transpose", [final], [f"{name}/batch_first"], f"{name}/to_batch_first", perm=[1, 0, 2])
             shape = builder.initializer(f"{name}.shape", np.array([0, directions * hidden], np.int64))
-            builder.node("Reshape", [f"{name}/batch_first", shape], node.outputs, f"{name}/merge_directions")
+            builder.node("Reshape", [f"{name}/batch_first", shape], node.outputs[:1], f"{name}/merge_directions")
+
+    def _onnx_initial_states(self, node, builder) -> list[str]:
+        """ONNX's initial_h (and initial_c), (D, N, H), stacked from the IR's (N, H) states (Keras order)."""
+        kinds = ("h", "c") if self.cell.op == "lstm" else ("h",)
+        axis = builder.initializer(f"{node.name}.state_axis", np.array([0], np.int64))
+        stacked = []
+        for offset, kind in enumerate(kinds):
+            states = node.inputs[1 + offset::len(kinds)]
+            for state in states:
+                builder.node("Unsqueeze", [state, axis], [f"{node.name}/{state}/initial"], f"{node.name}/{state}/unsqueeze")
+            builder.node("Concat", [f"{node.name}/{state}/initial" for state in states], [f"{node.name}/initial_{kind}"],
+                         f"{node.name}/initial_{kind}", axis=0)
+            stacked.append(f"{node.name}/initial_{kind}")
+        return stacked
+
+    def _onnx_final_states(self, node, builder, results: list[str]) -> None:
+        """The IR's final states (Keras order: h, c per direction) from ONNX's Y_h (and Y_c), (D, N, H)."""
+        if len(node.outputs) == 1:
+            return
+        kinds = results[:2 if self.cell.op == "lstm" else 1]
+        at = [builder.initializer(f"{node.name}.direction{direction}", np.array(direction, np.int64))
+              for direction in range(self._directions(node))]
+        for index, output in enumerate(node.outputs[1:]):
+            direction, kind = divmod(index, len(kinds))
+            builder.node("Gather", [kinds[kind], at[direction]], [output], f"{node.name}/state{index}", axis=0)
 
     def _onnx_activations(self, node, directions: int) -> dict:
         """ONNX's activations attribute (per direction: f, g[, h]) where it is not the default; HardSigmoid's
@@ -401,15 +472,17 @@ class Recurrent(OpDef):
             raise Unsupported(f"{onnx_node.op_type} '{name}': only the batch-first form exporters write (time-major "
                               "transposes around it, zero initial states, one output used) converts")
         problems = [f"{key}={attrs[key]}" for key in ("clip", "input_forget") if attrs.get(key)]
-        if any(len(onnx_node.input) > index and onnx_node.input[index] for index in (4, 5, 6, 7)):
-            problems.append("sequence lengths, initial states or peepholes")
+        if any(len(onnx_node.input) > index and onnx_node.input[index] for index in (4, 7)):
+            problems.append("sequence lengths or peepholes")
         activation, gate = self._onnx_activation(attrs, problems)
         if problems:
             raise Unsupported(f"{onnx_node.op_type} '{name}': {', '.join(problems)} not converted")
         direction = attrs.get("direction", "forward")
         params = self._onnx_params(onnx_node, context, DIRECTIONS[direction], name)
-        return [self.node(name, [record.input], [record.output], params, direction=direction, returns=record.returns,
-                          activation=activation, linear_before_reset=attrs.get("linear_before_reset", 0), gate=gate)]
+        states = [state or f"{name}/unused_state{index}" for index, state in enumerate(record.states)]
+        return [self.node(name, [record.input] + record.initial, [record.output] + states, params, direction=direction,
+                          returns=record.returns, activation=activation, states=bool(states),
+                          linear_before_reset=attrs.get("linear_before_reset", 0), gate=gate)]
 
     def _onnx_activation(self, attrs, problems) -> tuple:
         """(the cell activation, the gate activation) from ONNX's activations, alphas and betas."""
@@ -441,6 +514,15 @@ class Recurrent(OpDef):
             found = self._reordered(found, "onnx", "torch", f"{onnx_node.op_type} '{name}'")
             params.update({prefix + key: array for key, array in found.items()})
         return params
+
+
+def keras_outputs(layer, states: int) -> list[str]:
+    """A Keras recurrent layer's output tensors: ``name``, then with return_state its states ``name:1``, ..."""
+    config = layer.config.get("layer", {}).get("config", layer.config) if layer.class_name == "Bidirectional" \
+        else layer.config
+    if not config.get("return_state"):
+        return list(layer.outputs)
+    return [layer.outputs[0]] + [f"{layer.outputs[0]}:{index}" for index in range(1, states + 1)]
 
 
 def _explicit_attrs(module) -> dict:
@@ -497,7 +579,8 @@ class KerasBidirectional(KerasReader):
         for prefix, keras_prefix in (("", "forward_"), ("reverse_", "backward_")):
             weights = {k[len(keras_prefix):]: v for k, v in layer.weights.items() if k.startswith(keras_prefix)}
             directions.update(op.from_keras_weights(weights, inner, prefix, layer.name))
-        return [op.node(layer.name, layer.inputs, layer.outputs, directions, direction="bidirectional",
+        return [op.node(layer.name, layer.inputs, keras_outputs(layer, op.state_count("bidirectional")), directions,
+                        direction="bidirectional",
                         merge=layer.config.get("merge_mode", "concat"),
                         **op.keras_attrs(inner, layer.keras_version))]
 
@@ -541,9 +624,12 @@ class KerasCuDNN(KerasReader):
     def node(self, *args, **kwargs):
         return self.op.node(*args, **kwargs)
 
+    def state_count(self, direction: str) -> int:
+        return self.op.state_count(direction)
+
     def from_keras(self, layer):
         params = self.from_keras_weights(layer.weights, layer.config, "", layer.name)
-        return [self.node(layer.name, layer.inputs, layer.outputs, params,
+        return [self.node(layer.name, layer.inputs, keras_outputs(layer, self.op.state_count("forward")), params,
                           **self.keras_attrs(layer.config, layer.keras_version))]
 
 

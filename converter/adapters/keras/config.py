@@ -131,8 +131,9 @@ def _batch_shape(config: dict):
     return tuple(shape) if shape else None
 
 
-# Tensors a layer may take by keyword, in the order they follow its positional ones (attention's value, key).
-TENSOR_KEYWORDS = ("value", "key")
+# Tensors a layer may take by keyword, in the order they follow its positional ones (attention's value, key; a
+# recurrent layer's initial states).
+TENSOR_KEYWORDS = ("value", "key", "initial_state")
 
 
 def _call_inputs(call) -> list[str]:
@@ -143,7 +144,8 @@ def _call_inputs(call) -> list[str]:
     # Keras 2: [[layer, node, tensor, kwargs], ...]; a second tensor may come as kwargs {"value": [layer, node, tensor]}
     names = [_tensor_name(ref) for ref in call]
     keywords = call[0][3] if call and len(call[0]) > 3 and isinstance(call[0][3], dict) else {}
-    return names + [_tensor_name(keywords[key]) for key in TENSOR_KEYWORDS if isinstance(keywords.get(key), list)]
+    return names + [_tensor_name(ref) for key in TENSOR_KEYWORDS if isinstance(keywords.get(key), list)
+                    for ref in _references(keywords[key])]
 
 
 def call_problems(call) -> list[str]:

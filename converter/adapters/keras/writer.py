@@ -31,15 +31,24 @@ def build(graph: Graph):
         if spec.pre is not None:
             args = [getattr(keras.layers, spec.pre.class_name)(name=keras_name(f"{name}_pad"), **spec.pre.config)(args[0])]
         layer = getattr(keras.layers, spec.class_name)(name=keras_name(name), **_config(keras, spec.config))
-        result = layer(*[args[i] for i in spec.call_order]) if spec.call_order else \
-            layer(args[0] if len(args) == 1 else args)
+        result = _call(layer, spec, args)
         if spec.post is not None:
             result = getattr(keras.layers, spec.post.class_name)(name=keras_name(f"{name}_crop"), **spec.post.config)(result)
-        tensors[outputs[0]] = result
+        tensors.update(zip(outputs, result if len(outputs) > 1 else [result]))
         if spec.weights:
             layer.set_weights(spec.weights)
     return keras.Model(_structure(graph, tensors, [v.name for v in graph.inputs], "input_keys"),
                        _structure(graph, tensors, graph.outputs, "output_keys"), name=keras_name(graph.name))
+
+
+def _call(layer, spec: KerasSpec, args: list):
+    """The layer applied to its IR inputs: positionally, in ``call_order``, or some as keyword lists."""
+    if spec.call_order:
+        return layer(*[args[i] for i in spec.call_order])
+    keywords = {key: [args[i] for i in indices] for key, indices in (spec.call_keywords or {}).items()}
+    if keywords:
+        return layer(args[0], **keywords)
+    return layer(args[0] if len(args) == 1 else args)
 
 
 def _structure(graph: Graph, tensors: dict, names: list[str], keys: str):

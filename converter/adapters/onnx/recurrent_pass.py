@@ -12,7 +12,10 @@ wconv wrap them to take and give batch-first values, and torch.onnx chains stack
   the stacked layers' Y_h; or ``Gather(axis=1, -1)`` of the batch-first sequence (torch's ``out[:, -1]``),
   ``Gather(axis=0, -1)`` of the time-major one (``out[-1]``);
 - zero initial states, which torch.onnx builds from the input's shape (Shape/Gather/Concat/Expand of
-  zeros): zeros are what a missing initial state means.
+  zeros): zeros are what a missing initial state means;
+- states in and out (Keras' initial_state and return_state, as wconv writes them): initial_h/initial_c a
+  ``Concat`` (axis 0) of ``Unsqueeze`` (axis 0) of (N, H) values, one per direction; final states
+  ``Gather`` (axis 0) of Y_h/Y_c at a direction.
 
 Each match becomes a record (its batch-first input, what it returns, the value that holds it, batch-first)
 and its plumbing leaves the graph. A recurrent op in any other form stays, and its reader refuses it.
@@ -20,13 +23,16 @@ and its plumbing leaves the graph. A recurrent op in any other form stays, and i
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 SHAPE_ARITHMETIC = {"Shape", "Gather", "Unsqueeze", "Concat", "Expand", "Constant", "ConstantOfShape", "Slice",
                     "Cast", "Squeeze", "Reshape"}
+# Nodes dropped when nothing uses what they give: the arithmetic above, and the transposes that batch-first a
+# recurrent output nobody uses (an encoder whose states alone are used: Keras' ``_, h, c = encoder(x)``).
+WEIGHTLESS_PLUMBING = SHAPE_ARITHMETIC | {"Transpose"}
 
 
 @dataclass
@@ -34,6 +40,8 @@ class BatchFirst:
     input: str
     returns: str  # "sequence" or "final"
     output: str
+    states: list = field(default_factory=list)  # final states taken out, (N, H) values in Keras order ("": unused)
+    initial: list = field(default_factory=list)  # initial states, (N, H) values in Keras order
 
 
 def batch_first(nodes: list, constants: dict, graph_outputs: set) -> tuple[list, dict, set]:
@@ -67,7 +75,7 @@ def _without_zero_states(nodes, constants, graph_outputs):
                 node.input[index] = ""
     while True:  # shape arithmetic none of whose outputs is used any more
         used = {name for n in nodes for name in n.input} | graph_outputs
-        alive = [n for n in nodes if n.op_type not in SHAPE_ARITHMETIC or any(name in used for name in n.output)]
+        alive = [n for n in nodes if n.op_type not in WEIGHTLESS_PLUMBING or any(name in used for name in n.output)]
         if len(alive) == len(nodes):
             return nodes
         nodes = alive
@@ -90,7 +98,7 @@ class _Rewrite:
         return users[0] if len(users) == 1 and value not in self.outputs else None
 
     def used(self, value) -> bool:
-        return bool(value) and (value in self.consumers or value in self.outputs)
+        return bool(value) and (bool(self.consumers.get(value)) or value in self.outputs)
 
     def match(self, node) -> None:
         attrs = {a.name: a for a in node.attribute}
@@ -104,7 +112,15 @@ class _Rewrite:
         source_name, plumbing = source
         outputs = list(node.output) + [""] * (3 - len(node.output))
         sequence, final, cell = outputs[:3]
+        initial = self._initial_states(node, directions)
+        states = self._final_states([final, cell] if node.op_type == "LSTM" else [final], directions)
+        if initial is None or states is None:
+            return
         final_used = self.used(final) and final not in self.layer_states.get("inner", set())
+        if states[0] and not self.used(sequence) and not final_used and not self.used(cell):  # the states alone
+            self.records[id(node)] = BatchFirst(source_name, "final", f"{final}/unused", states[0], initial[0])
+            self.removed |= {id(n) for n in plumbing + states[1] + initial[1]}
+            return
         if self.used(cell) or self.used(sequence) == final_used:
             return
         found = self._sequence(node, sequence, directions) if self.used(sequence) else self._final(final, directions)
@@ -114,8 +130,51 @@ class _Rewrite:
         step = self.only_consumer(output)
         if returns == "sequence" and directions == 1 and step is not None and self._is_last(step, axis=1):
             returns, output, chain = "final", step.output[0], chain + [step]  # out[:, -1]
-        self.records[id(node)] = BatchFirst(source_name, returns, output)
-        self.removed |= {id(n) for n in plumbing + chain}
+        self.records[id(node)] = BatchFirst(source_name, returns, output, states[0], initial[0])
+        self.removed |= {id(n) for n in plumbing + chain + states[1] + initial[1]}
+
+    def _initial_states(self, node, directions: int):
+        """([(N, H) values in Keras order], their plumbing) for initial_h/initial_c stacked by Concat of
+        Unsqueeze; ([], []) without; None for another form."""
+        given = [node.input[index] if len(node.input) > index else "" for index in (5, 6)]
+        given = [value for value in given if value]
+        if not given:
+            return [], []
+        per_kind, plumbing = [], []
+        for value in given:
+            concat = self.producer.get(value)
+            if concat is None or concat.op_type != "Concat" or len(concat.input) != directions or \
+                    self.only_consumer(value) is not node or _attr(concat, "axis") != 0:
+                return None
+            unsqueezes = [self.producer.get(v) for v in concat.input]
+            if any(u is None or u.op_type != "Unsqueeze" or self._axes(u) != [0] or self.only_consumer(u.output[0])
+                   is not concat for u in unsqueezes):
+                return None
+            per_kind.append([u.input[0] for u in unsqueezes])
+            plumbing += [concat] + unsqueezes
+        if node.op_type == "LSTM" and len(per_kind) != 2:
+            return None
+        return [per_kind[kind][d] for d in range(directions) for kind in range(len(per_kind))], plumbing
+
+    def _final_states(self, kinds: list, directions: int):
+        """([(N, H) values in Keras order, "" where unused], the Gathers) for Y_h/Y_c taken apart by direction with
+        Gather (axis 0); those Gathers leave the consumers (what remains of Y_h is the final state)."""
+        gathers = {}
+        for kind, value in enumerate(kinds):
+            for user in list(self.consumers.get(value, []) if value else []):
+                index = self.constants.get(user.input[1]) if user.op_type == "Gather" else None
+                if index is None or np.ndim(index) != 0 or _attr(user, "axis", 0) != 0 or \
+                        not -directions <= int(index) < directions:
+                    continue
+                position = (int(index) % directions) * len(kinds) + kind
+                if position in gathers:
+                    return None
+                gathers[position] = user
+                self.consumers[value].remove(user)
+        if not gathers:
+            return [], []
+        states = [gathers[p].output[0] if p in gathers else "" for p in range(directions * len(kinds))]
+        return states, list(gathers.values())
 
     def _batch_first_input(self, node):
         value = node.input[0]
@@ -224,6 +283,10 @@ class _Rewrite:
     @staticmethod
     def _hidden(node) -> int:
         return next(a.i for a in node.attribute if a.name == "hidden_size")
+
+
+def _attr(node, name, default=None):
+    return next((a.i for a in node.attribute if a.name == name), default)
 
 
 def _is_transpose(node, perm) -> bool:

@@ -50,6 +50,11 @@ class Names:
         for node in graph.nodes:
             for output in node.outputs:
                 self.variable.setdefault(output, identifier(output, variables))
+        self.variables = variables
+
+    def scratch(self, name: str) -> str:
+        """A new variable for an intermediate value no IR value names."""
+        return identifier(name, self.variables)
 
 
 def module_plan(graph: Graph):
@@ -134,6 +139,10 @@ def layers(graph: Graph, names: Names) -> tuple[list[str], list[str]]:
             init.append(f"        {module} = {constructor}")
         call = op.torch_forward(node, graph, module, [names.variable[v] for v in node.inputs])
         outputs = node.outputs
+        if len(outputs) > 1:  # held once, then taken apart: out, h, c = result[0], result[1][0][0], ...
+            result = names.scratch(f"{node.name}_result")
+            forward.append(f"        {result} = {call}")
+            call = ", ".join(op.torch_unpack(node, result))
         if activation is not None:
             call, outputs = OPS[activation.op].torch_call(activation, call), activation.outputs
         forward.append(f"        {', '.join(names.variable[v] for v in outputs)} = {call}")

@@ -12,9 +12,10 @@ the module call.
 from __future__ import annotations
 
 import operator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ...errors import Unsupported
+from .recurrent_states import final_states, initial_states, state_kinds
 
 RECURRENT_MODULES = {"LSTM", "GRU", "RNN", "ExplicitRecurrent"}  # the last: cells.py
 ATTENTION_MODULES = {"MultiheadAttention"}
@@ -23,9 +24,11 @@ ATTENTION_MODULES = {"MultiheadAttention"}
 @dataclass
 class RecurrentUse:
     returns: str  # "sequence" or "final"
-    output: object  # the fx node whose value that is
+    output: object  # the fx node whose value that is (None: unused, the model takes the states only)
     absorbed: set  # the fx nodes between the module call and it
     input: object = None  # for a time-major module: the batch-first value transposed into it
+    states: list | None = None  # final states taken out (fx node or None per state, Keras order), if any
+    initial: list = field(default_factory=list)  # initial states passed in (fx nodes, Keras order)
 
 
 def recurrent_uses(traced) -> dict:
@@ -45,7 +48,16 @@ def recurrent_use(fx_node, module) -> RecurrentUse:
         if not _swaps_batch_and_time(source) or len(source.users) != 1:
             raise _unsupported(fx_node, "is time-major (batch_first=False) and its input is not a batch-first value "
                                         "transposed with x.transpose(0, 1)")
-    use = _recurrent_use(fx_node, module, time_major=source is not None)
+    initial = initial_states(fx_node, module)
+    if initial is None:
+        raise _unsupported(fx_node, "takes initial states otherwise than stacked (N, H) values, torch.stack([h])")
+    try:
+        use = _recurrent_use(fx_node, module, time_major=source is not None)
+    except Unsupported:
+        if source is not None or not final_states(fx_node, module):
+            raise
+        use = _with_states(fx_node, module)
+    use.initial, use.absorbed = initial[0], use.absorbed | initial[1]
     use.absorbed |= _unused_items(fx_node) | {n for node in use.absorbed for n in _unused_items(node)}
     if source is not None:
         use.input, use.absorbed = source.args[0], use.absorbed | {source}
@@ -86,7 +98,7 @@ def _recurrent_use(fx_node, module, time_major: bool) -> RecurrentUse:
     if set(used) == {1} and len(used[1]) == 1:
         state, absorbed = used[1][0], set(used[1])
         if type(module).__name__ == "LSTM" or getattr(module, "cell", None) == "lstm":  # (h_n, c_n)
-            inner = _used_items(state)
+            inner = _used_items(state, fx_node)
             if set(inner) != {0} or len(inner[0]) != 1:
                 raise _unsupported(fx_node, "uses c_n")
             state = inner[0][0]
@@ -95,6 +107,58 @@ def _recurrent_use(fx_node, module, time_major: bool) -> RecurrentUse:
         if found is not None:
             return RecurrentUse("final", found[0], absorbed | found[1])
     raise _unsupported(fx_node, "uses its outputs otherwise")
+
+
+def _with_states(fx_node, module) -> RecurrentUse:
+    """A call whose final states are taken out (``result[1][0][0]``, see recurrent_states.py), beside the sequence,
+    the final state, or alone."""
+    chains = final_states(fx_node, module)
+    if not chains:
+        raise _unsupported(fx_node, "uses its outputs otherwise")
+    in_chains = {n for entries in chains.values() for _, chain in entries for n in chain}
+    dead = _dead_items(fx_node)  # unpacked and never used: the ``_`` of Keras' ``_, h, c = encoder(x)``
+    uses = [user for user in fx_node.users if _is_item(user) and user not in dead and user not in in_chains]
+    one_direction, returns, primary, absorbed = not module.bidirectional, "final", None, set()
+    sequence = [user for user in uses if user.args[1] == 0]
+    if len(sequence) == 1:
+        returns, primary, absorbed = "sequence", sequence[0], {sequence[0]}
+        step = _only_user(primary)
+        if one_direction and step is not None and _is_item(step) and _last_step(step.args[1]):
+            returns, primary, absorbed = "final", step, absorbed | {step}
+    elif len(uses) == 1 and uses[0].args[1] == 1 and not one_direction:  # wconv's h_n.permute(1, 0, 2).reshape
+        h_n = _only_user(uses[0]) if state_kinds(module) == 2 else uses[0]
+        found = _both_directions(h_n, module) if h_n is not None else None
+        if found is None:
+            raise _unsupported(fx_node, "uses its outputs otherwise")
+        primary, absorbed = found[0], {uses[0], h_n} | found[1]
+    elif uses:
+        raise _unsupported(fx_node, "uses its outputs otherwise")
+    elif one_direction and chains.get(0):  # the last step's h: the final state, then the states
+        primary, chain = chains[0].pop(0)
+        absorbed |= set(chain)
+    states = []
+    for position in range(state_kinds(module) * (1 if one_direction else 2)):
+        entries = chains.get(position, [])
+        if len(entries) > 1:
+            raise _unsupported(fx_node, "takes one of its final states twice")
+        states.append(entries[0][0] if entries else None)
+        absorbed |= set(entries[0][1]) if entries else set()
+    return RecurrentUse(returns, primary, absorbed | dead, states=states)
+
+
+def _dead_items(fx_node) -> set:
+    """The getitem nodes under ``fx_node`` whose values reach nothing but other such nodes."""
+    dead = set()
+
+    def visit(node) -> bool:
+        results = [visit(user) for user in list(node.users) if _is_item(user)]
+        is_dead = _is_item(node) and all(results) and all(_is_item(user) for user in node.users)
+        if is_dead:
+            dead.add(node)
+        return is_dead
+
+    visit(fx_node)
+    return dead
 
 
 def _last_layer_state(state, module):
@@ -127,12 +191,12 @@ def _both_directions(state, module):
     return None
 
 
-def _used_items(fx_node) -> dict:
-    """index -> the getitem nodes taking that item and used by something."""
+def _used_items(fx_node, layer=None) -> dict:
+    """index -> the getitem nodes taking that item and used by something (``layer``: the call it came from)."""
     found = {}
     for user in fx_node.users:
         if not _is_item(user) or not isinstance(user.args[1], int):
-            raise _unsupported(fx_node, "passes its output tuple on whole")
+            raise _unsupported(layer or fx_node, "passes its output tuple on whole")
         if user.users:
             found.setdefault(user.args[1], []).append(user)
     return found
@@ -161,7 +225,9 @@ def _last_step(index) -> bool:
 
 def _unsupported(fx_node, what: str) -> Unsupported:
     return Unsupported(f"layer '{fx_node.target}' (recurrent): {what}; wconv converts `out, _ = rnn(x)` (the "
-                       "sequence), `out[:, -1]` and `h_n[-1]` (the final state of a one-direction layer)")
+                       "sequence), `out[:, -1]` and `h_n[-1]` (the final state of a one-direction layer), and a "
+                       "one-layer module's states as (N, H) values: `h_n[d]`, `c_n[d]` out and "
+                       "`rnn(x, (torch.stack([h]), torch.stack([c])))` in (not (h_n, c_n) handed on whole)")
 
 
 def stacked_for_mean(fx_node, function_name) -> list | None:
@@ -178,10 +244,13 @@ def stacked_for_mean(fx_node, function_name) -> list | None:
 
 
 def absorbed(fx_node, function_name) -> bool:
-    """A ``torch.stack`` read together with the ``.mean(0)`` that is its only user."""
+    """A ``torch.stack`` read together with the ``.mean(0)`` that is its only user, or with the module call it
+    gives initial states (recurrent_states.py)."""
     if fx_node.op != "call_function" or function_name(fx_node) != "torch.stack" or len(fx_node.users) != 1:
         return False
-    return stacked_for_mean(next(iter(fx_node.users)), function_name) is not None
+    user = next(iter(fx_node.users))
+    return stacked_for_mean(user, function_name) is not None or \
+        user.op == "call_module" and fx_node not in user.args[:1]
 
 
 def attention_call(fx_node) -> tuple[list[str], object, set]:

@@ -89,7 +89,9 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
             layer = _layer(traced, fx_node, names[fx_node], state, used, shapes)
             if layer.class_name in patterns.RECURRENT_MODULES:
                 use = recurrent[fx_node]
-                layer.options["returns"], layer.outputs = use.returns, [use.output.name]
+                layer.options["returns"], layer.outputs = use.returns, _recurrent_outputs(layer.name, use)
+                layer.inputs = layer.inputs[:1] + [n.name for n in use.initial]
+                layer.input_shapes = shapes.of(layer.inputs)
                 if use.input is not None:  # a time-major module between transposes: read batch-first
                     layer.options["time_major"], layer.inputs = True, [use.input.name]
                     layer.input_shapes = shapes.of(layer.inputs)
@@ -116,6 +118,14 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
         raise WeightMismatch(f"state_dict entries the module does not use: {unused}")
     graph = Graph(type(model).__name__, inputs, outputs, nodes, source={"format": "torch", "path": source})
     return finish(graph)
+
+
+def _recurrent_outputs(name: str, use) -> list[str]:
+    """The fx names of what the model takes from a recurrent call: its output, then any final states (values it
+    does not use named after the layer)."""
+    outputs = [use.output.name if use.output is not None else f"{name}/unused_output"]
+    return outputs + [node.name if node is not None else f"{name}/unused_state{index}"
+                      for index, node in enumerate(use.states or [])]
 
 
 def module_call_names(traced) -> dict:

@@ -1,0 +1,77 @@
+"""A recurrent module's states in a traced model: initial states passed in, final states taken out.
+
+Keras' ``return_state=True`` / ``initial_state=[...]`` (an encoder handing its states to a decoder) become, in
+a generated torch module, ``result = self.decoder(x, (torch.stack([h]), torch.stack([c])))`` and
+``out, h, c = result[0], result[1][0][0], result[1][1][0]``: states are (N, H) values, stacked per direction
+as torch takes them (one layer). These functions find both forms in an fx graph, in Keras' state order
+(h, then an LSTM's c, per direction, forward first).
+"""
+
+from __future__ import annotations
+
+import operator
+
+
+def state_kinds(module) -> int:
+    """States per direction: h, and an LSTM's c."""
+    return 2 if type(module).__name__ == "LSTM" or getattr(module, "cell", None) == "lstm" else 1
+
+
+def initial_states(fx_node, module) -> tuple[list, set] | None:
+    """(the (N, H) fx nodes in Keras order, the stacks read with the call) for ``rnn(x, torch.stack([...]))`` or
+    an LSTM's ``(torch.stack([...]), torch.stack([...]))``; ([], set()) without; None for any other form."""
+    if len(fx_node.args) < 2 and "hx" not in fx_node.kwargs:
+        return [], set()
+    given = fx_node.kwargs.get("hx", fx_node.args[1] if len(fx_node.args) > 1 else None)
+    if given is None:
+        return [], set()
+    stacks = list(given) if isinstance(given, (tuple, list)) else [given]
+    directions = 2 if module.bidirectional else 1
+    if module.num_layers != 1 or len(stacks) != state_kinds(module) or \
+            not all(_stack_of(stack, directions) for stack in stacks):
+        return None
+    per_kind = [list(stack.args[0]) for stack in stacks]
+    return [per_kind[kind][direction] for direction in range(directions) for kind in range(len(stacks))], set(stacks)
+
+
+def _stack_of(fx_node, count: int) -> bool:
+    """``torch.stack([a, b, ...])`` of ``count`` values on a new first axis, used only by the call."""
+    return getattr(fx_node, "op", None) == "call_function" and getattr(fx_node.target, "__name__", "") == "stack" \
+        and len(fx_node.users) == 1 and fx_node.kwargs.get("dim", fx_node.args[1] if len(fx_node.args) > 1 else 0) == 0 \
+        and isinstance(fx_node.args[0], (list, tuple)) and len(fx_node.args[0]) == count
+
+
+def final_states(fx_node, module) -> dict:
+    """position (Keras order) -> [(the fx node holding that (N, H) state, the getitem chain to it)], in graph
+    order, for ``result[1][d]`` (GRU, RNN) and ``result[1][k][d]`` (LSTM: k 0 for h, 1 for c) of a one-layer
+    module."""
+    if module.num_layers != 1:
+        return {}
+    kinds, directions = state_kinds(module), 2 if module.bidirectional else 1
+    found = {}
+    for first in fx_node.users:
+        if not (_is_item(first) and first.args[1] == 1):
+            continue
+        chain, kind, current = [first], 0, first
+        if kinds == 2:
+            current = _only_user(current)
+            if current is None or not _is_item(current) or current.args[1] not in (0, 1):
+                continue
+            kind = current.args[1]
+            chain.append(current)
+        last = _only_user(current)
+        if last is None or not _is_item(last) or not isinstance(last.args[1], int) or not last.users or \
+                not -directions <= last.args[1] < directions:
+            continue
+        position = (last.args[1] % directions) * kinds + kind
+        found.setdefault(position, []).append((last, chain + [last]))
+    return found
+
+
+def _is_item(fx_node) -> bool:
+    return fx_node.op == "call_function" and fx_node.target is operator.getitem
+
+
+def _only_user(fx_node):
+    users = list(fx_node.users)
+    return users[0] if len(users) == 1 else None
