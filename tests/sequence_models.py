@@ -293,12 +293,15 @@ def seq2seq_inputs(batch=4):
 
 
 class RawStateSeq2Seq(nn.Module):
-    """A torch encoder-decoder that hands the encoder's (h_n, c_n) on whole: not read yet (refused, named)."""
+    """A torch encoder-decoder as people write one: the encoder's (h_n, c_n) (a GRU's h_n) handed on whole."""
 
-    def __init__(self):
+    wconv_input_shapes = [(STEPS, EMBED), (DECODER_STEPS, DECODER_FEATURES)]  # two inputs: --input-shape takes one
+
+    def __init__(self, cell="LSTM", bidirectional=False):
         super().__init__()
-        self.encoder = nn.LSTM(EMBED, HIDDEN, batch_first=True)
-        self.decoder = nn.LSTM(DECODER_FEATURES, HIDDEN, batch_first=True)
+        layer = getattr(nn, cell)
+        self.encoder = layer(EMBED, HIDDEN, batch_first=True, bidirectional=bidirectional)
+        self.decoder = layer(DECODER_FEATURES, HIDDEN, batch_first=True, bidirectional=bidirectional)
 
     def forward(self, source, target):
         _, state = self.encoder(source)

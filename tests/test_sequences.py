@@ -491,12 +491,14 @@ def run_all(framework, path, inputs) -> list:
     if framework == "keras":
         import keras
 
-        return [np.asarray(o) for o in keras.saving.load_model(path, compile=False)(inputs, training=False)]
+        outputs = keras.saving.load_model(path, compile=False)(inputs, training=False)
+        return [np.asarray(o) for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
     if framework == "torch":
         import torch
 
         with torch.no_grad():
-            return [o.numpy() for o in torch_generated(path)(*[torch.from_numpy(x) for x in inputs])]
+            outputs = torch_generated(path)(*[torch.from_numpy(x) for x in inputs])
+        return [o.numpy() for o in (outputs if isinstance(outputs, (list, tuple)) else [outputs])]
     import onnxruntime
 
     session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
@@ -543,11 +545,22 @@ def test_keras2_encoder_decoder_from_h5(tmp_path):
         assert_close(expected, found)
 
 
-def test_states_handed_on_whole_are_refused_naming_the_form(tmp_path):
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["forward", "bidirectional"])
+@pytest.mark.parametrize("cell", ["LSTM", "GRU"])
+def test_torch_encoder_decoder_handing_its_state_on_whole(cell, bidirectional, tmp_path):
+    """torch's seq2seq idiom, ``_, state = self.encoder(x); out, _ = self.decoder(y, state)``: to ONNX, Keras and
+    torch, the same predictions."""
     import torch
 
     import sequence_models
 
-    torch.save(seeded(sequence_models.RawStateSeq2Seq()).state_dict(), tmp_path / "a.pt")
-    message = refusal(tmp_path, tmp_path / "a.pt", module=f"{SEQUENCE_MODELS}:RawStateSeq2Seq", input_shape=[STEPS, 6])
-    assert "'encoder' (recurrent): passes its output tuple on whole" in message and "handed on whole" in message
+    model = seeded(sequence_models.RawStateSeq2Seq(cell, bidirectional))
+    torch.save(model.state_dict(), tmp_path / "a.pt")
+    x = sequence_models.seq2seq_inputs()
+    with torch.no_grad():
+        reference = model(*[torch.from_numpy(a) for a in x]).numpy()
+    for target in ("onnx", "keras", "torch"):
+        out = tmp_path / f"b{SUFFIX[target]}"
+        converter.convert(tmp_path / "a.pt", out, module=f"{SEQUENCE_MODELS}:RawStateSeq2Seq",
+                          module_args={"cell": cell, "bidirectional": bidirectional})
+        assert_close(reference, run_all(target, out, x)[0])

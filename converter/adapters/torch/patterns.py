@@ -15,7 +15,7 @@ import operator
 from dataclasses import dataclass, field
 
 from ...errors import Unsupported
-from .recurrent_states import final_states, initial_states, state_kinds
+from .recurrent_states import final_states, handed_on, initial_states, state_kinds, state_name
 
 RECURRENT_MODULES = {"LSTM", "GRU", "RNN", "ExplicitRecurrent"}  # the last: cells.py
 ATTENTION_MODULES = {"MultiheadAttention"}
@@ -54,7 +54,7 @@ def recurrent_use(fx_node, module) -> RecurrentUse:
     try:
         use = _recurrent_use(fx_node, module, time_major=source is not None)
     except Unsupported:
-        if source is not None or not final_states(fx_node, module):
+        if source is not None or not final_states(fx_node, module) and not _hands_on(fx_node):
             raise
         use = _with_states(fx_node, module)
     use.initial, use.absorbed = initial[0], use.absorbed | initial[1]
@@ -113,9 +113,10 @@ def _with_states(fx_node, module) -> RecurrentUse:
     """A call whose final states are taken out (``result[1][0][0]``, see recurrent_states.py), beside the sequence,
     the final state, or alone."""
     chains = final_states(fx_node, module)
-    if not chains:
+    whole = _hands_on(fx_node)
+    if module.num_layers != 1 or not chains and not whole:
         raise _unsupported(fx_node, "uses its outputs otherwise")
-    in_chains = {n for entries in chains.values() for _, chain in entries for n in chain}
+    in_chains = {n for entries in chains.values() for _, chain in entries for n in chain} | set(whole)
     dead = _dead_items(fx_node)  # unpacked and never used: the ``_`` of Keras' ``_, h, c = encoder(x)``
     uses = [user for user in fx_node.users if _is_item(user) and user not in dead and user not in in_chains]
     one_direction, returns, primary, absorbed = not module.bidirectional, "final", None, set()
@@ -139,11 +140,19 @@ def _with_states(fx_node, module) -> RecurrentUse:
     states = []
     for position in range(state_kinds(module) * (1 if one_direction else 2)):
         entries = chains.get(position, [])
-        if len(entries) > 1:
+        if len(entries) > 1 or entries and whole:
             raise _unsupported(fx_node, "takes one of its final states twice")
-        states.append(entries[0][0] if entries else None)
+        states.append(state_name(fx_node, position) if whole else entries[0][0] if entries else None)
         absorbed |= set(entries[0][1]) if entries else set()
-    return RecurrentUse(returns, primary, absorbed | dead, states=states)
+    return RecurrentUse(returns, primary, absorbed | dead | set(whole), states=states)
+
+
+def _hands_on(fx_node) -> list:
+    """The ``state`` items of ``_, state = rnn(x)`` that go, whole, only into other modules' calls as their
+    initial states."""
+    items = [user for user in fx_node.users if handed_on(user) is fx_node and user.users]
+    return items if items and all(consumer.op == "call_module" and consumer.args[1:2] == (item,)
+                                  for item in items for consumer in item.users) else []
 
 
 def _dead_items(fx_node) -> set:
@@ -227,7 +236,8 @@ def _unsupported(fx_node, what: str) -> Unsupported:
     return Unsupported(f"layer '{fx_node.target}' (recurrent): {what}; wconv converts `out, _ = rnn(x)` (the "
                        "sequence), `out[:, -1]` and `h_n[-1]` (the final state of a one-direction layer), and a "
                        "one-layer module's states as (N, H) values: `h_n[d]`, `c_n[d]` out and "
-                       "`rnn(x, (torch.stack([h]), torch.stack([c])))` in (not (h_n, c_n) handed on whole)")
+                       "`rnn(x, (torch.stack([h]), torch.stack([c])))` in, or `_, state = rnn(x)` handed on whole "
+                       "into another module's call")
 
 
 def stacked_for_mean(fx_node, function_name) -> list | None:

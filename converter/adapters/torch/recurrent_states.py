@@ -17,16 +17,34 @@ def state_kinds(module) -> int:
     return 2 if type(module).__name__ == "LSTM" or getattr(module, "cell", None) == "lstm" else 1
 
 
+def handed_on(fx_node) -> str | None:
+    """The module call whose states ``fx_node`` holds whole: ``state`` of ``_, state = rnn(x)`` (an LSTM's
+    (h_n, c_n), a GRU's h_n), or None."""
+    if getattr(fx_node, "op", None) and _is_item(fx_node) and fx_node.args[1] == 1 and \
+            getattr(fx_node.args[0], "op", None) == "call_module":
+        return fx_node.args[0]
+    return None
+
+
+def state_name(call, position: int) -> str:
+    """The IR name of a state a call hands on whole (no fx node holds it as an (N, H) value)."""
+    return f"{call.name}.state{position}"
+
+
 def initial_states(fx_node, module) -> tuple[list, set] | None:
-    """(the (N, H) fx nodes in Keras order, the stacks read with the call) for ``rnn(x, torch.stack([...]))`` or
-    an LSTM's ``(torch.stack([...]), torch.stack([...]))``; ([], set()) without; None for any other form."""
+    """(the (N, H) values in Keras order: fx nodes, or names of states handed on whole; the nodes read with the
+    call) for ``rnn(x, torch.stack([...]))``, an LSTM's ``(torch.stack([...]), torch.stack([...]))``, or another
+    one-layer module's states handed on whole (``rnn(x, state)``); ([], set()) without; None for another form."""
     if len(fx_node.args) < 2 and "hx" not in fx_node.kwargs:
         return [], set()
     given = fx_node.kwargs.get("hx", fx_node.args[1] if len(fx_node.args) > 1 else None)
     if given is None:
         return [], set()
-    stacks = list(given) if isinstance(given, (tuple, list)) else [given]
     directions = 2 if module.bidirectional else 1
+    source = handed_on(given)
+    if source is not None and module.num_layers == 1:
+        return [state_name(source, p) for p in range(directions * state_kinds(module))], set()
+    stacks = list(given) if isinstance(given, (tuple, list)) else [given]
     if module.num_layers != 1 or len(stacks) != state_kinds(module) or \
             not all(_stack_of(stack, directions) for stack in stacks):
         return None
