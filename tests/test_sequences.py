@@ -328,7 +328,7 @@ def test_torch_recurrent_forms_that_do_not_convert_are_refused(cls, message, tmp
     assert message in refusal(tmp_path, tmp_path / "a.pt", module=f"{SEQUENCE_MODELS}:{cls}", input_shape=[STEPS, 6])
 
 
-@pytest.mark.parametrize("name", ["recurrent", "text_lstm", "text_cnn"])
+@pytest.mark.parametrize("name", ["recurrent", "text_lstm", "text_cnn", "transformer"])
 def test_wconv_onnx_reads_back(name, tmp_path, keras):
     """Keras -> ONNX (wconv's own time-major plumbing) -> torch and Keras."""
     model = KERAS_MODELS[name](keras)
@@ -369,8 +369,7 @@ def test_inspect_shows_recurrent_and_attention_layers(name, tmp_path, keras):
 
     KERAS_MODELS[name](keras).save(tmp_path / "a.keras")
     converter.convert(tmp_path / "a.keras", tmp_path / "b.onnx")
-    readable = [tmp_path / "a.keras"] + ([] if name == "transformer" else [tmp_path / "b.onnx"])  # see NOT_YET
-    for path in readable:
+    for path in (tmp_path / "a.keras", tmp_path / "b.onnx"):
         result = wconv("inspect", path, "--json")
         assert result.returncode == 0, result.stderr
         layers = {layer["name"]: layer for layer in json.loads(result.stdout)["layers"]}
@@ -564,3 +563,36 @@ def test_torch_encoder_decoder_handing_its_state_on_whole(cell, bidirectional, t
         converter.convert(tmp_path / "a.pt", out, module=f"{SEQUENCE_MODELS}:RawStateSeq2Seq",
                           module_args={"cell": cell, "bidirectional": bidirectional})
         assert_close(reference, run_all(target, out, x)[0])
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["biased", "unbiased"])
+def test_cross_attention_through_wconvs_onnx(bias, tmp_path, keras):
+    """Keras MultiHeadAttention over another sequence (T 11 vs 7, F 6 vs 4), key_dim != value_dim, output_shape
+    != query features, with and without biases: Keras -> ONNX (spelled out) -> torch and Keras."""
+    from sequence_models import DECODER_FEATURES, DECODER_STEPS, seeded_keras, seq2seq_inputs
+
+    query = keras.Input((STEPS, 6), name="query")
+    context = keras.Input((DECODER_STEPS, DECODER_FEATURES), name="context")
+    y = keras.layers.MultiHeadAttention(num_heads=3, key_dim=5, value_dim=2, output_shape=8, use_bias=bias,
+                                        name="cross")(query, context)
+    model = seeded_keras(keras.Model([query, context], y), 6)
+    model.save(tmp_path / "a.keras")
+    x = seq2seq_inputs()
+    converter.convert(tmp_path / "a.keras", tmp_path / "b.onnx")
+    assert [node.op for node in converter.read(tmp_path / "b.onnx").nodes] == ["attention"]
+    for target in ("torch", "keras"):
+        out = tmp_path / f"c{SUFFIX[target]}"
+        converter.convert(tmp_path / "b.onnx", out)
+        assert_close(np.asarray(model(x)), run_all(target, out, x)[0])
+
+
+def test_a_file_cannot_claim_the_attention_node_the_reader_makes(tmp_path):
+    """The ONNX reader's attention pass makes a node only it reads; the same op type in a file is refused."""
+    from onnx import TensorProto, helper
+
+    node = helper.make_node("WconvAttention", ["x", "x", "x"], ["y"], name="claimed")
+    value = helper.make_tensor_value_info
+    graph = helper.make_graph([node], "g", [value("x", TensorProto.FLOAT, [None, 5, 4])],
+                              [value("y", TensorProto.FLOAT, [None, 5, 4])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "a.onnx")
+    assert "'claimed' is not an ONNX op" in refusal(tmp_path, tmp_path / "a.onnx")

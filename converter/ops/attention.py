@@ -8,8 +8,8 @@ The IR keeps one weight per projection, rows grouped by head: ``wq`` ((h d), e),
   E features (else ``q/k/v_proj_weight``) and needs heads x key_dim = value dims = output = E, with
   every bias or none. Anything else (Keras' ``key_dim`` is often E itself, per head) is written as
   explicit attention: four ``nn.Linear`` and ``F.scaled_dot_product_attention``.
-- ONNX (opset 20 has no attention op): MatMul/Add projections, Reshape/Transpose to heads, MatMul,
-  Softmax, MatMul, and back. Reading that pattern back is not done yet.
+- ONNX (opset < 23 has no attention op): MatMul/Add projections, Reshape/Transpose to heads, MatMul,
+  Softmax, MatMul, and back; ``adapters/onnx/attention_pass.py`` reads that form back (not torch.onnx's).
 - Masks (Keras ``attention_mask``, ``use_causal_mask``; torch ``attn_mask``, ``key_padding_mask``,
   ``is_causal``) are refused.
 """
@@ -26,7 +26,7 @@ from ..errors import Unsupported
 from ..ir import Node
 from ..layouts import permute
 from .base import Convention, KerasSpec, OpDef, expect_dim
-from .registry import register_keras, register_op, register_torch_module
+from .registry import register_keras, register_onnx, register_op, register_torch_module
 
 PROJECTIONS = (("q", "query"), ("k", "key"), ("v", "value"), ("o", "output"))
 
@@ -220,6 +220,13 @@ class Attention(OpDef):
         return [self.node(layer.name, layer.inputs[:3], layer.outputs, params, module.num_heads)]
 
     # -- ONNX -------------------------------------------------------------------
+    def from_onnx(self, onnx_node, context):
+        """The attention the ONNX reader's attention pass matched; a node of this type in a file is refused."""
+        match = context.attention.get(id(onnx_node))
+        if match is None:
+            raise Unsupported(f"{onnx_node.op_type} '{context.name(onnx_node)}' is not an ONNX op")
+        return [self.node(match.name, match.inputs, [match.output], match.params, match.heads)]
+
     def to_onnx(self, node, builder):
         """Projections, heads apart, softmax(q k^T / sqrt(d)) v, heads together, output projection."""
         name, p, a = node.name, node.params, node.attrs
@@ -260,3 +267,4 @@ class Attention(OpDef):
 ATTENTION = register_op(Attention())
 register_keras("MultiHeadAttention", ATTENTION)
 register_torch_module("MultiheadAttention", ATTENTION.from_torch)
+register_onnx("WconvAttention", ATTENTION.from_onnx)  # made by adapters/onnx/attention_pass.py, never read from files

@@ -14,6 +14,7 @@ class OnnxContext:
         self.used: set[str] = set()
         self.absorbed: set[int] = set()  # ids of nodes folded into an earlier one
         self.recurrent: dict = {}  # id(recurrent node) -> its batch-first form (recurrent_pass.BatchFirst)
+        self.attention: dict = {}  # id(node attention_pass made) -> what it matched (attention_pass.AttentionMatch)
         self.consumers: dict[str, list] = {}
         for node in nodes:
             for name in node.input:
