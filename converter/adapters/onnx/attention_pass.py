@@ -20,6 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .wiring import Wiring
+
 FUSED_OP = "WconvAttention"
 
 
@@ -51,19 +53,7 @@ def fuse(nodes: list, constants: dict, graph_outputs: set) -> tuple[list, dict, 
     return [made.get(id(n), n) for n in nodes if id(n) not in replaced or id(n) in made], records, consumed
 
 
-class _Graph:
-    def __init__(self, nodes, constants, outputs):
-        self.constants, self.outputs = constants, outputs
-        self.producer = {name: n for n in nodes for name in n.output}
-        self.consumers = {}
-        for n in nodes:
-            for name in n.input:
-                self.consumers.setdefault(name, []).append(n)
-
-    def only_consumer(self, value):
-        users = self.consumers.get(value, [])
-        return users[0] if len(users) == 1 and value not in self.outputs else None
-
+class _Graph(Wiring):
     def single_use_producer(self, value):
         node = self.producer.get(value)
         return node if node is not None and self.only_consumer(value) is not None else None

@@ -27,6 +27,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .wiring import Wiring
+
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 SHAPE_ARITHMETIC = {"Shape", "Gather", "Unsqueeze", "Concat", "Expand", "Constant", "ConstantOfShape", "Slice",
                     "Cast", "Squeeze", "Reshape"}
@@ -81,24 +83,12 @@ def _without_zero_states(nodes, constants, graph_outputs):
         nodes = alive
 
 
-class _Rewrite:
+class _Rewrite(Wiring):
     def __init__(self, nodes, constants, outputs):
-        self.constants, self.outputs = constants, outputs
-        self.producer = {name: n for n in nodes for name in n.output}
-        self.consumers = {}
-        for n in nodes:
-            for name in n.input:
-                self.consumers.setdefault(name, []).append(n)
+        super().__init__(nodes, constants, outputs)
         self.time_major = {}  # a time-major (T, N, F) value -> the batch-first IR value it stands for
         self.records, self.removed = {}, set()
         self.layer_states = self._layer_states(nodes)
-
-    def only_consumer(self, value):
-        users = self.consumers.get(value, [])
-        return users[0] if len(users) == 1 and value not in self.outputs else None
-
-    def used(self, value) -> bool:
-        return bool(value) and (bool(self.consumers.get(value)) or value in self.outputs)
 
     def match(self, node) -> None:
         attrs = {a.name: a for a in node.attribute}
