@@ -565,25 +565,61 @@ def test_torch_encoder_decoder_handing_its_state_on_whole(cell, bidirectional, t
         assert_close(reference, run_all(target, out, x)[0])
 
 
+@pytest.mark.parametrize("causal", [False, True], ids=["unmasked", "causal"])
 @pytest.mark.parametrize("bias", [True, False], ids=["biased", "unbiased"])
-def test_cross_attention_through_wconvs_onnx(bias, tmp_path, keras):
+def test_attention_nn_multiheadattention_cannot_take(bias, causal, tmp_path, keras):
     """Keras MultiHeadAttention over another sequence (T 11 vs 7, F 6 vs 4), key_dim != value_dim, output_shape
-    != query features, with and without biases: Keras -> ONNX (spelled out) -> torch and Keras."""
+    != query features, with and without biases, with and without use_causal_mask (query step i sees key steps
+    0..i): to torch (ExplicitAttention), ONNX (spelled out) and Keras, and each port read back into the others."""
     from sequence_models import DECODER_FEATURES, DECODER_STEPS, seeded_keras, seq2seq_inputs
 
     query = keras.Input((STEPS, 6), name="query")
     context = keras.Input((DECODER_STEPS, DECODER_FEATURES), name="context")
     y = keras.layers.MultiHeadAttention(num_heads=3, key_dim=5, value_dim=2, output_shape=8, use_bias=bias,
-                                        name="cross")(query, context)
+                                        name="cross")(query, context, use_causal_mask=causal)
     model = seeded_keras(keras.Model([query, context], y), 6)
     model.save(tmp_path / "a.keras")
     x = seq2seq_inputs()
-    converter.convert(tmp_path / "a.keras", tmp_path / "b.onnx")
-    assert [node.op for node in converter.read(tmp_path / "b.onnx").nodes] == ["attention"]
-    for target in ("torch", "keras"):
-        out = tmp_path / f"c{SUFFIX[target]}"
-        converter.convert(tmp_path / "b.onnx", out)
-        assert_close(np.asarray(model(x)), run_all(target, out, x)[0])
+    reference = np.asarray(model(x))
+    for target in ("torch", "onnx", "keras"):
+        port = tmp_path / f"port{SUFFIX[target]}"
+        converter.convert(tmp_path / "a.keras", port)
+        assert_close(reference, run_all(target, port, x)[0])
+        options = {"module": f"{tmp_path / 'port.py'}:Model"} if target == "torch" else {}
+        read = converter.read(port, **options)
+        assert [(n.op, n.attrs.get("causal", False)) for n in read.nodes] == [("attention", causal)]
+        for back in {"torch", "onnx", "keras"} - {target, "keras" if target == "keras" else None}:
+            again = tmp_path / f"from_{target}{SUFFIX[back]}"
+            converter.convert(port, again, **options)
+            assert_close(reference, run_all(back, again, x)[0])
+
+
+def test_causal_self_attention_block(tmp_path, keras):
+    """A decoder block: causal self-attention whose sizes nn.MultiheadAttention could take (the mask alone makes
+    it explicit), residual, LayerNorm; a later step never changes an earlier one's output."""
+    from sequence_models import seeded_keras
+
+    x_in = keras.Input((STEPS, 6), name="x")
+    a = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3, name="self")(x_in, x_in, use_causal_mask=True)
+    model = seeded_keras(keras.Model(x_in, keras.layers.LayerNormalization(name="ln")(x_in + a)), 8)
+    model.save(tmp_path / "a.keras")
+    x = sequence()
+    changed = x.copy()
+    changed[:, 6:] += 1.0  # steps 6.. differ: outputs at steps 0..5 must not
+    for target in ("torch", "onnx"):
+        port = tmp_path / f"b{SUFFIX[target]}"
+        converter.convert(tmp_path / "a.keras", port)
+        assert_close(np.asarray(model(x)), run_file(target, port, x))
+        assert_close(run_file(target, port, x)[:, :6], run_file(target, port, changed)[:, :6])
+    assert "ExplicitAttention(6, 6, 6, 2, 3, 3, 6, causal=True)" in (tmp_path / "b.py").read_text()
+
+
+def test_attention_masks_other_than_causal_are_refused(tmp_path, keras):
+    x_in = keras.Input((STEPS, 6), name="x")
+    mask = keras.Input((STEPS, STEPS), dtype="bool", name="mask")
+    a = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3, name="masked")(x_in, x_in, attention_mask=mask)
+    keras.Model([x_in, mask], a).save(tmp_path / "a.keras")
+    assert "'masked' (MultiHeadAttention: called with attention_mask=a tensor" in refusal(tmp_path, tmp_path / "a.keras")
 
 
 def test_a_file_cannot_claim_the_attention_node_the_reader_makes(tmp_path):

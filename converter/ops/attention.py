@@ -6,12 +6,14 @@ The IR keeps one weight per projection, rows grouped by head: ``wq`` ((h d), e),
 
 - torch's ``nn.MultiheadAttention`` packs q, k and v into ``in_proj_weight`` (3E, E) when they all have
   E features (else ``q/k/v_proj_weight``) and needs heads x key_dim = value dims = output = E, with
-  every bias or none. Anything else (Keras' ``key_dim`` is often E itself, per head) is written as
-  explicit attention: four ``nn.Linear`` and ``F.scaled_dot_product_attention``.
+  every bias or none. Anything else (Keras' ``key_dim`` is often E itself, per head), and a causal mask, is
+  written as the generated module's ``ExplicitAttention`` (``adapters/torch/cells.py``): four ``nn.Linear``
+  and ``F.scaled_dot_product_attention``.
 - ONNX (opset < 23 has no attention op): MatMul/Add projections, Reshape/Transpose to heads, MatMul,
   Softmax, MatMul, and back; ``adapters/onnx/attention_pass.py`` reads that form back (not torch.onnx's).
-- Masks (Keras ``attention_mask``, ``use_causal_mask``; torch ``attn_mask``, ``key_padding_mask``,
-  ``is_causal``) are refused.
+- A causal mask (Keras ``use_causal_mask=True``; ``is_causal`` of the explicit form; in ONNX a Trilu mask
+  before the softmax) is the ``causal`` attribute: query step i attends to key steps 0..i. Other masks (Keras
+  ``attention_mask``; torch ``attn_mask``, ``key_padding_mask``) are refused.
 """
 
 from __future__ import annotations
@@ -63,11 +65,13 @@ class Attention(OpDef):
     notes = ("torch's nn.MultiheadAttention needs heads x key_dim = value dims = output = query features; "
              "otherwise wconv writes explicit attention (nn.Linear x 4 + F.scaled_dot_product_attention).",)
 
-    def node(self, name, inputs, outputs, params, heads: int) -> Node:
+    def node(self, name, inputs, outputs, params, heads: int, causal: bool = False) -> Node:
         key_dim = params["wq"].shape[0] // heads
         value_dim = params["wv"].shape[0] // heads
-        return Node(self.name, name, list(inputs), list(outputs), params,
-                    {"heads": int(heads), "key_dim": int(key_dim), "value_dim": int(value_dim)})
+        attrs = {"heads": int(heads), "key_dim": int(key_dim), "value_dim": int(value_dim)}
+        if causal:
+            attrs["causal"] = True
+        return Node(self.name, name, list(inputs), list(outputs), params, attrs)
 
     def output_shapes(self, node, input_shapes):
         query, key, value = input_shapes
@@ -112,7 +116,8 @@ class Attention(OpDef):
                                                        self.params[f"{kind}{short}"], what=f"layer '{layer.name}' "
                                                        f"{projection} {suffix}")
         expect_dim(layer.name, "num_heads", layer.config["num_heads"], w["query_kernel"].shape[1])
-        return [self.node(layer.name, [query, key, value], layer.outputs, params, layer.config["num_heads"])]
+        return [self.node(layer.name, [query, key, value], layer.outputs, params, layer.config["num_heads"],
+                          causal=bool(layer.call_options.get("use_causal_mask")))]
 
     def to_keras(self, node, graph):
         a, p = node.attrs, node.params
@@ -131,7 +136,8 @@ class Attention(OpDef):
         weights.append(permute(p["wo"], "o (h v)", "h v o", h=heads))
         if bias:
             weights.append(p["bo"])
-        return KerasSpec("MultiHeadAttention", config, weights, call_order=[0, 2, 1])
+        return KerasSpec("MultiHeadAttention", config, weights, call_order=[0, 2, 1],
+                         call_options={"use_causal_mask": True} if a.get("causal") else None)
 
     def _biases(self, node) -> bool:
         present = [f"b{short}" in node.params for short, _ in PROJECTIONS]
@@ -141,10 +147,14 @@ class Attention(OpDef):
 
     # -- torch ------------------------------------------------------------------
     def packs(self, node) -> bool:
-        """Whether ``nn.MultiheadAttention`` computes exactly this node."""
+        """Whether ``nn.MultiheadAttention`` computes exactly this node (with no mask to build at run time)."""
         a, p = node.attrs, node.params
         embed = p["wq"].shape[1]
-        return a["key_dim"] == a["value_dim"] and a["heads"] * a["key_dim"] == embed == p["wo"].shape[0]
+        return a["key_dim"] == a["value_dim"] and a["heads"] * a["key_dim"] == embed == p["wo"].shape[0] and \
+            not a.get("causal")
+
+    def torch_helper(self, node):
+        return None if self.packs(node) else "ExplicitAttention"
 
     def torch_module(self, node, graph):
         p, bias = node.params, self._biases(node)
@@ -156,22 +166,18 @@ class Attention(OpDef):
             if p["wk"].shape[1] != embed or p["wv"].shape[1] != embed:
                 options += [f"kdim={int(p['wk'].shape[1])}", f"vdim={int(p['wv'].shape[1])}"]
             return f"nn.MultiheadAttention({', '.join(options)})"
-        linears = [f"nn.Linear({int(p[w].shape[1])}, {int(p[w].shape[0])}{'' if bias else ', bias=False'})"
-                   for w in ("wq", "wk", "wv", "wo")]
-        return f"nn.ModuleList([{', '.join(linears)}])"
+        a = node.attrs
+        sizes = [p["wq"].shape[1], p["wk"].shape[1], p["wv"].shape[1], a["heads"], a["key_dim"], a["value_dim"],
+                 p["wo"].shape[0]]
+        options = [literal(int(size)) for size in sizes] + (["bias=False"] if not bias else []) + \
+            (["causal=True"] if a.get("causal") else [])
+        return f"ExplicitAttention({', '.join(options)})"
 
     def torch_forward(self, node, graph, module, args):
         query, key, value = args
         if self.packs(node):
             return f"{module}({query}, {key}, {value}, need_weights=False)[0]"
-        heads, key_dim, value_dim = (literal(int(node.attrs[k])) for k in ("heads", "key_dim", "value_dim"))
-
-        def split(index, x, size):
-            return f"{module}[{index}]({x}).unflatten(-1, ({heads}, {size})).transpose(1, 2)"
-
-        attended = (f"F.scaled_dot_product_attention({split(0, query, key_dim)}, {split(1, key, key_dim)}, "
-                    f"{split(2, value, value_dim)})")
-        return f"{module}[3]({attended}.transpose(1, 2).flatten(2))"
+        return f"{module}({query}, {key}, {value})"
 
     def params_to(self, framework, node):
         """torch's state_dict entries; Keras' and ONNX's tensors are built by their writers (no one-to-one pairs)."""
@@ -180,10 +186,10 @@ class Attention(OpDef):
         p, bias = node.params, self._biases(node)
         if not self.packs(node):
             named = {}
-            for index, short in enumerate("qkvo"):
-                named[f"{index}.weight"] = p[f"w{short}"]
+            for short, projection in PROJECTIONS:
+                named[f"{projection}.weight"] = p[f"w{short}"]
                 if bias:
-                    named[f"{index}.bias"] = p[f"b{short}"]
+                    named[f"{projection}.bias"] = p[f"b{short}"]
             return named
         embed = p["wq"].shape[1]
         if p["wk"].shape[1] == embed and p["wv"].shape[1] == embed:
@@ -219,13 +225,27 @@ class Attention(OpDef):
         expect_dim(layer.name, "embed_dim", embed, wq.shape[0])
         return [self.node(layer.name, layer.inputs[:3], layer.outputs, params, module.num_heads)]
 
+    def from_explicit(self, layer):
+        """A generated module's ``ExplicitAttention``, read only when its class is exactly wconv's text."""
+        from ..adapters.torch.cells import is_helper_class  # not above: the adapters import this op table
+
+        module, w = layer.module, layer.weights
+        if not is_helper_class(type(module)):
+            raise Unsupported(f"layer '{layer.name}' (ExplicitAttention): not the class wconv generates, so what it "
+                              "computes is unknown")
+        params = {f"{kind}{short}": w[f"{projection}.{name}"] for short, projection in PROJECTIONS
+                  for kind, name in (("w", "weight"), ("b", "bias")) if f"{projection}.{name}" in w}
+        expect_dim(layer.name, "heads x key_dim", module.heads * module.key_dim, params["wq"].shape[0])
+        expect_dim(layer.name, "heads x value_dim", module.heads * module.value_dim, params["wv"].shape[0])
+        return [self.node(layer.name, layer.inputs[:3], layer.outputs, params, module.heads, causal=module.causal)]
+
     # -- ONNX -------------------------------------------------------------------
     def from_onnx(self, onnx_node, context):
         """The attention the ONNX reader's attention pass matched; a node of this type in a file is refused."""
         match = context.attention.get(id(onnx_node))
         if match is None:
             raise Unsupported(f"{onnx_node.op_type} '{context.name(onnx_node)}' is not an ONNX op")
-        return [self.node(match.name, match.inputs, [match.output], match.params, match.heads)]
+        return [self.node(match.name, match.inputs, [match.output], match.params, match.heads, causal=match.causal)]
 
     def to_onnx(self, node, builder):
         """Projections, heads apart, softmax(q k^T / sqrt(d)) v, heads together, output projection."""
@@ -246,13 +266,27 @@ class Attention(OpDef):
         builder.node("MatMul", [q, k], [f"{name}/scores"], f"{name}/scores")
         scale = builder.initializer(f"{name}.scale", np.array(1.0 / math.sqrt(a["key_dim"]), np.float32))
         builder.node("Mul", [f"{name}/scores", scale], [f"{name}/scaled"], f"{name}/scale")
-        builder.node("Softmax", [f"{name}/scaled"], [f"{name}/weights"], f"{name}/softmax", axis=-1)
+        scores = self._causal_mask(builder, name, f"{name}/scaled") if a.get("causal") else f"{name}/scaled"
+        builder.node("Softmax", [scores], [f"{name}/weights"], f"{name}/softmax", axis=-1)
         builder.node("MatMul", [f"{name}/weights", v], [f"{name}/attended"], f"{name}/attend")
         builder.node("Transpose", [f"{name}/attended"], [f"{name}/joined_t"], f"{name}/join_t", perm=[0, 2, 1, 3])
         shape = builder.initializer(f"{name}.joined", np.array([0, 0, heads * a["value_dim"]], np.int64))
         builder.node("Reshape", [f"{name}/joined_t", shape], [f"{name}/joined"], f"{name}/join")
         out = self._linear(builder, f"{name}/o", f"{name}/joined", p["wo"], p.get("bo"))
         builder.node("Identity", [out], node.outputs, f"{name}/output")
+
+    @staticmethod
+    def _causal_mask(builder, name, scores) -> str:
+        """-inf above the diagonal of the last two axes (query step i keeps key steps 0..i), sized at run time:
+        Where(Cast(Trilu(Expand(1, Shape(scores)), upper=0), bool), scores, -inf)."""
+        one = builder.initializer(f"{name}.one", np.array(1.0, np.float32))
+        hidden = builder.initializer(f"{name}.masked", np.array(-np.inf, np.float32))
+        builder.node("Shape", [scores], [f"{name}/scores_shape"], f"{name}/scores_shape")
+        builder.node("Expand", [one, f"{name}/scores_shape"], [f"{name}/ones"], f"{name}/ones")
+        builder.node("Trilu", [f"{name}/ones"], [f"{name}/lower"], f"{name}/lower", upper=0)
+        builder.node("Cast", [f"{name}/lower"], [f"{name}/keep"], f"{name}/keep", to=9)  # BOOL
+        builder.node("Where", [f"{name}/keep", scores, hidden], [f"{name}/causal"], f"{name}/causal")
+        return f"{name}/causal"
 
     @staticmethod
     def _linear(builder, name, x, weight, bias) -> str:
@@ -267,4 +301,5 @@ class Attention(OpDef):
 ATTENTION = register_op(Attention())
 register_keras("MultiHeadAttention", ATTENTION)
 register_torch_module("MultiheadAttention", ATTENTION.from_torch)
+register_torch_module("ExplicitAttention", ATTENTION.from_explicit)
 register_onnx("WconvAttention", ATTENTION.from_onnx)  # made by adapters/onnx/attention_pass.py, never read from files

@@ -47,6 +47,7 @@ class KerasLayer:
     input_layouts: list = field(default_factory=list)  # the inputs' axis patterns (views.py)
     output_layout: str | None = None  # for ops whose output layout is chosen: what the layer's consumers compute on
     keras_version: str = "3"  # of the file: where Keras 2 and 3 differ (hard_sigmoid's slope)
+    call_options: dict = field(default_factory=dict)  # plain call arguments wconv converts (use_causal_mask)
 
 
 @dataclass
@@ -60,6 +61,7 @@ class KerasSpec:
     post: KerasSpec | None = None  # a layer to apply after (Cropping after a transposed conv)
     call_order: list | None = None  # called with these IR inputs as positional arguments (attention: q, v, k)
     call_keywords: dict | None = None  # keyword -> the IR inputs passed as a list (an RNN's initial_state)
+    call_options: dict | None = None  # plain call arguments (MultiHeadAttention's use_causal_mask)
 
 
 class KerasReader:

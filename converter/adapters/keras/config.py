@@ -23,6 +23,7 @@ class LayerEntry:
     inputs: list[str]
     outputs: list[str]
     call_problems: list = field(default_factory=list)  # call arguments wconv does not convert (masks)
+    call_options: dict = field(default_factory=dict)  # plain call arguments wconv converts (CALL_OPTIONS)
 
 
 @dataclass
@@ -108,7 +109,7 @@ def _functional(config: dict) -> ModelLayout:
             raise Unsupported(f"layer '{name}' ({layer['class_name']}) is called {len(calls)} times; "
                               "shared layers are not supported")
         entries.append(LayerEntry(layer["class_name"], name, layer["config"], _call_inputs(calls[0]), [name],
-                                  call_problems(calls[0])))
+                                  call_problems(calls[0]), call_options(calls[0])))
     outputs = [_tensor_name(ref) for ref in _references(config.get("output_layers", []))]
     ordered = [_tensor_name(ref) for ref in _references(config.get("input_layers", []))]
     by_name = {value.name: value for value in inputs}
@@ -148,12 +149,26 @@ def _call_inputs(call) -> list[str]:
                     for ref in _references(keywords[key])]
 
 
+# Plain call arguments that change what a layer computes and that wconv converts (as an attribute of the op).
+CALL_OPTIONS = ("use_causal_mask",)
+
+
+def _call_keywords(call) -> dict:
+    return call.get("kwargs", {}) if isinstance(call, dict) else \
+        (call[0][3] if call and len(call[0]) > 3 and isinstance(call[0][3], dict) else {})
+
+
 def call_problems(call) -> list[str]:
     """Call arguments that change what a layer computes and that wconv does not convert (masks)."""
-    keywords = call.get("kwargs", {}) if isinstance(call, dict) else \
-        (call[0][3] if call and len(call[0]) > 3 and isinstance(call[0][3], dict) else {})
-    return [f"{key}={'a tensor' if isinstance(value, (dict, list)) else value!r}" for key, value in keywords.items()
-            if key not in TENSOR_KEYWORDS and key not in ("training",) and value not in (None, False)]
+    return [f"{key}={'a tensor' if isinstance(value, (dict, list)) else repr(value)}"
+            for key, value in _call_keywords(call).items()
+            if key not in TENSOR_KEYWORDS + ("training",) and value not in (None, False)
+            and not (key in CALL_OPTIONS and isinstance(value, bool))]
+
+
+def call_options(call) -> dict:
+    return {key: value for key, value in _call_keywords(call).items()
+            if key in CALL_OPTIONS and isinstance(value, bool)}
 
 
 def keras3_tensors(args) -> list:

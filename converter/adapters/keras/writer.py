@@ -44,7 +44,7 @@ def build(graph: Graph):
 def _call(layer, spec: KerasSpec, args: list):
     """The layer applied to its IR inputs: positionally, in ``call_order``, or some as keyword lists."""
     if spec.call_order:
-        return layer(*[args[i] for i in spec.call_order])
+        return layer(*[args[i] for i in spec.call_order], **(spec.call_options or {}))
     keywords = {key: [args[i] for i in indices] for key, indices in (spec.call_keywords or {}).items()}
     if keywords:
         return layer(args[0], **keywords)

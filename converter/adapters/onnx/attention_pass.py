@@ -7,7 +7,8 @@ The form wconv writes (``ops/attention.py``)::
     v = Transpose[0,2,1,3](Reshape[0,0,h,v](MatMul(value, Wv) [+ bv]))
     out = MatMul(Reshape[0,0,h*v](Transpose[0,2,1,3](MatMul(Softmax(MatMul(q, k) * 1/sqrt(d)), v))), Wo) [+ bo]
 
-(the scale also as ``Div`` by sqrt(d)). Each match becomes one node that only ``ops/attention.py`` reads, by
+(the scale also as ``Div`` by sqrt(d)); a causal mask between the scale and the softmax:
+``Where(Cast(Trilu(Expand(1, Shape(scaled)), upper=0), bool), scaled, -inf)``. Each match becomes one node that only ``ops/attention.py`` reads, by
 the identity of the node this pass made, never by its op type: a file cannot claim it. Anything else stays as
 it is; torch.onnx's spelling (packed projections split with Gather, time-major reshapes whose sizes it computes
 from shapes, the scale split over q and k) is not matched.
@@ -32,6 +33,7 @@ class AttentionMatch:
     output: str
     heads: int
     params: dict  # IR param -> array, canonical: wq ((h d), e), bq, ...
+    causal: bool = False
 
 
 def fuse(nodes: list, constants: dict, graph_outputs: set) -> tuple[list, dict, set]:
@@ -61,7 +63,12 @@ class _Graph(Wiring):
     def match(self, softmax):
         if _attr(softmax, "axis", -1) not in (-1, 3):
             return None
-        scaled = self.single_use_producer(softmax.input[0])
+        scaled, mask = self.single_use_producer(softmax.input[0]), []
+        if scaled is not None and scaled.op_type == "Where":
+            found = self._causal(scaled)
+            if found is None:
+                return None
+            scaled, mask = self.producer.get(found[0]), found[1]
         scores, scale = self._scaled(scaled)
         if scores is None or scores.op_type != "MatMul":
             return None
@@ -81,14 +88,33 @@ class _Graph(Wiring):
         output = self._projection_after(joined[-1].output[0])
         if output is None:
             return None
-        chain = [*q[3], *k[3], *v[3], scores, scaled, softmax, attend, *joined, *output[0]]
+        chain = [*q[3], *k[3], *v[3], scores, scaled, *mask, softmax, attend, *joined, *output[0]]
         params = {}
         for short, found in (("q", q), ("k", k), ("v", v), ("o", output)):
             params[f"w{short}"] = found[-2].T
             if found[-1] is not None:
                 params[f"b{short}"] = found[-1]
         name = softmax.name.rsplit("/", 1)[0] if "/" in softmax.name.strip("/") else chain[-1].output[0]
-        return chain, AttentionMatch(name, [q[0], k[0], v[0]], chain[-1].output[0], heads, params)
+        return chain, AttentionMatch(name, [q[0], k[0], v[0]], chain[-1].output[0], heads, params, bool(mask))
+
+    def _causal(self, where):
+        """(the scaled scores, the mask's nodes) for the causal Where above, else None."""
+        keep, scores, hidden = where.input
+        value = self.constants.get(hidden)
+        if value is None or np.size(value) != 1 or float(np.ravel(value)[0]) > -1e9:
+            return None
+        cast = self.single_use_producer(keep)
+        trilu = self.single_use_producer(cast.input[0]) if cast is not None and cast.op_type == "Cast" and \
+            _attr(cast, "to", 0) == 9 else None
+        expand = self.single_use_producer(trilu.input[0]) if trilu is not None and trilu.op_type == "Trilu" and \
+            _attr(trilu, "upper", 1) == 0 and len(trilu.input) == 1 else None
+        one = self.constants.get(expand.input[0]) if expand is not None and expand.op_type == "Expand" else None
+        shape = self.single_use_producer(expand.input[1]) if one is not None and np.size(one) == 1 and \
+            float(np.ravel(one)[0]) == 1.0 else None
+        if shape is None or shape.op_type != "Shape" or shape.input[0] != scores or shape.attribute or \
+                sorted(id(n) for n in self.consumers.get(scores, [])) != sorted((id(shape), id(where))):
+            return None
+        return scores, [shape, expand, trilu, cast, where]
 
     def _scaled(self, node):
         """(the scores MatMul, the factor) for ``Mul(scores, c)`` or ``Div(scores, c)``."""

@@ -1,5 +1,8 @@
 """Helper classes a generated module carries where no ``torch.nn`` layer computes what the source does.
 
+``ExplicitAttention``: Keras' MultiHeadAttention often has a key_dim of its own (not E / heads), a value_dim
+apart from it, an output width of its own, or a causal mask; nn.MultiheadAttention takes none of these.
+
 torch's LSTM and GRU have sigmoid gates only, and its GRU applies the reset gate after the recurrent
 matmul. Keras 2 models (and the TF 1 era .h5 files people still port) use hard-sigmoid gates and GRUs
 with ``reset_after=False``. For those the generated module carries ``ExplicitRecurrent``: the layer
@@ -83,7 +86,30 @@ class ExplicitRecurrent(nn.Module):
         return (1 - z) * n + z * h, c
 '''
 
-HELPERS = {"ExplicitRecurrent": EXPLICIT_RECURRENT}
+EXPLICIT_ATTENTION = '''
+class ExplicitAttention(nn.Module):
+    """Multi-head attention with sizes nn.MultiheadAttention cannot take (query and key size per head apart from
+    the value's, an output width of its own) or a causal mask: four projections around
+    F.scaled_dot_product_attention, scaled by 1/sqrt(key_dim). Causal: query step i attends to key steps 0..i."""
+
+    def __init__(self, query_size, key_size, value_size, heads, key_dim, value_dim, output_size, bias=True,
+                 causal=False):
+        super().__init__()
+        self.heads, self.key_dim, self.value_dim, self.causal = heads, key_dim, value_dim, causal
+        self.query = nn.Linear(query_size, heads * key_dim, bias=bias)
+        self.key = nn.Linear(key_size, heads * key_dim, bias=bias)
+        self.value = nn.Linear(value_size, heads * value_dim, bias=bias)
+        self.output = nn.Linear(heads * value_dim, output_size, bias=bias)
+
+    def forward(self, query, key, value):
+        q = self.query(query).unflatten(-1, (self.heads, self.key_dim)).transpose(1, 2)
+        k = self.key(key).unflatten(-1, (self.heads, self.key_dim)).transpose(1, 2)
+        v = self.value(value).unflatten(-1, (self.heads, self.value_dim)).transpose(1, 2)
+        attended = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        return self.output(attended.transpose(1, 2).flatten(2))
+'''
+
+HELPERS = {"ExplicitRecurrent": EXPLICIT_RECURRENT, "ExplicitAttention": EXPLICIT_ATTENTION}
 
 
 def _shape(text: str) -> str:

@@ -95,6 +95,9 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
                 if use.input is not None:  # a time-major module between transposes: read batch-first
                     layer.options["time_major"], layer.inputs = True, [use.input.name]
                     layer.input_shapes = shapes.of(layer.inputs)
+            elif layer.class_name == "ExplicitAttention":  # wconv's helper (cells.py): query, key, value in
+                layer.inputs = [getattr(a, "name", a) for a in fx_node.args[:3]]
+                layer.input_shapes = shapes.of(layer.inputs)
             elif layer.class_name in patterns.ATTENTION_MODULES:
                 layer.inputs, output, absorbed = patterns.attention_call(fx_node)
                 layer.outputs, layer.input_shapes = [output.name], shapes.of(layer.inputs)
