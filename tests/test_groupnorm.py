@@ -75,3 +75,25 @@ def test_onnx_group_normalization(opset, target, tmp_path):
     converter.convert(tmp_path / "a.onnx", out)
     x = np.random.default_rng(6).standard_normal((3, CHANNELS, 7, 5)).astype(np.float32)
     assert_close(RUNNERS["onnx"](tmp_path / "a.onnx", x), RUNNERS[target](out, x))
+
+
+@pytest.mark.parametrize("target", ["keras", "torch"])
+@pytest.mark.parametrize("source", ["torch.onnx", "wconv"])
+def test_group_norm_spelled_out_in_onnx(source, target, tmp_path, keras):
+    """torch.onnx before opset 18 and wconv itself write GroupNorm as Reshape/InstanceNormalization/Reshape, then
+    Mul and Add per channel: read back as one GroupNorm."""
+    from sequence_models import seeded
+
+    model = seeded(ConvGroupNorm())
+    x = feature_map()
+    if source == "torch.onnx":
+        torch.onnx.export(model, torch.from_numpy(x), tmp_path / "a.onnx", dynamo=False, opset_version=17,
+                          input_names=["x"])
+    else:
+        torch.save(model.state_dict(), tmp_path / "a.pt")
+        converter.convert(tmp_path / "a.pt", tmp_path / "a.onnx",
+                          module=f"{TESTS / 'test_groupnorm.py'}:ConvGroupNorm", input_shape=[4, 7, 5])
+    assert [node.op for node in converter.read(tmp_path / "a.onnx").nodes] == ["conv2d", "groupnorm"]
+    out = tmp_path / f"b{TARGET_SUFFIX[target]}"
+    converter.convert(tmp_path / "a.onnx", out)
+    assert_close(run_torch_model(model, x), RUNNERS[target](out, x))

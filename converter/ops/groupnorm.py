@@ -4,7 +4,8 @@ Keras ``GroupNormalization(groups, axis=-1)`` on its channels-last view, torch `
 (N, C, ...). ONNX opset 20 has no per-channel group norm: it is written as Reshape to (N, groups, -1),
 InstanceNormalization (the group statistics), Reshape back, Mul and Add by the per-channel gamma and
 beta. Read from ONNX: ``GroupNormalization`` (opset 18's per-group scale and bias repeat over each
-group's channels; opset 21's are per channel). Reading the decomposed form back is not done yet.
+group's channels; opset 21's are per channel), and the decomposed form above (wconv's, and torch.onnx's
+before opset 18), which ``adapters/onnx/groupnorm_pass.py`` reads as one GroupNormalization.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ from ... import untrusted
 from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
-from . import attention_pass, constants as constants_pass, layernorm_pass, recurrent_pass
+from . import attention_pass, constants as constants_pass, groupnorm_pass, layernorm_pass, recurrent_pass
 from . import tensors
 from .context import OnnxContext
 
@@ -52,6 +52,7 @@ def _read(path) -> Graph:
     inputs = [Value(i.name, _shape(i)) for i in model.graph.input if i.name not in initializers]
     onnx_nodes, constants, consumed = constants_pass.fold(list(model.graph.node), initializers)
     onnx_nodes = layernorm_pass.fuse(onnx_nodes, constants, {o.name for o in model.graph.output})
+    onnx_nodes, groupnorm_constants = groupnorm_pass.fuse(onnx_nodes, constants, {o.name for o in model.graph.output})
     onnx_nodes, attention, attention_constants = attention_pass.fuse(onnx_nodes, constants,
                                                                      {o.name for o in model.graph.output})
     onnx_nodes, recurrent, plumbing = recurrent_pass.batch_first(onnx_nodes, constants,
@@ -59,7 +60,8 @@ def _read(path) -> Graph:
     refuse_unsupported(onnx_nodes)
     context = OnnxContext(onnx_nodes, constants, Shapes(inputs))
     context.recurrent, context.attention = recurrent, attention
-    context.used |= consumed | plumbing | attention_constants | (set(constants) - set(initializers))  # not weights
+    context.used |= consumed | plumbing | attention_constants | groupnorm_constants | \
+        (set(constants) - set(initializers))  # folded values and what the passes fused are not weights
     nodes = []
     for onnx_node in steps(onnx_nodes, "reading ONNX nodes"):
         if id(onnx_node) not in context.absorbed:
