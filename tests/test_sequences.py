@@ -504,6 +504,24 @@ def run_all(framework, path, inputs) -> list:
     return session.run(None, {i.name: x for i, x in zip(session.get_inputs(), inputs)})
 
 
+def assert_every_port_matches(source, reference: list, inputs: list, tmp_path) -> None:
+    """``source`` (a Keras file) to torch, ONNX and Keras, and the torch and ONNX ports read back into the other
+    two: every output of every file matches ``reference``."""
+    for target in ("torch", "onnx", "keras"):
+        port = tmp_path / f"port{SUFFIX[target]}"
+        converter.convert(source, port)
+        for expected, found in zip(reference, run_all(target, port, inputs), strict=True):
+            assert_close(expected, found)
+        if target == "keras":
+            continue
+        options = {"module": f"{tmp_path / 'port.py'}:Model"} if target == "torch" else {}
+        for back in {"torch", "onnx", "keras"} - {target}:
+            again = tmp_path / f"from_{target}{SUFFIX[back]}"
+            converter.convert(port, again, **options)
+            for expected, found in zip(reference, run_all(back, again, inputs), strict=True):
+                assert_close(expected, found)
+
+
 @pytest.mark.parametrize("bidirectional", [False, True], ids=["forward", "bidirectional"])
 @pytest.mark.parametrize("cell", ["LSTM", "GRU"])
 def test_encoder_decoder_states(cell, bidirectional, tmp_path, keras):
@@ -515,19 +533,7 @@ def test_encoder_decoder_states(cell, bidirectional, tmp_path, keras):
     model.save(tmp_path / "a.keras")
     x = seq2seq_inputs()
     reference = [np.asarray(o) for o in model(x)]
-    for target in ("torch", "onnx", "keras"):
-        port = tmp_path / f"port{SUFFIX[target]}"
-        converter.convert(tmp_path / "a.keras", port)
-        for expected, found in zip(reference, run_all(target, port, x), strict=True):
-            assert_close(expected, found)
-        if target == "keras":
-            continue
-        options = {"module": f"{tmp_path / 'port.py'}:Model"} if target == "torch" else {}
-        for back in {"torch", "onnx", "keras"} - {target}:
-            again = tmp_path / f"from_{target}{SUFFIX[back]}"
-            converter.convert(port, again, **options)
-            for expected, found in zip(reference, run_all(back, again, x), strict=True):
-                assert_close(expected, found)
+    assert_every_port_matches(tmp_path / "a.keras", reference, x, tmp_path)
 
 
 def test_keras2_encoder_decoder_from_h5(tmp_path):
@@ -632,3 +638,21 @@ def test_a_file_cannot_claim_the_attention_node_the_reader_makes(tmp_path):
                               [value("y", TensorProto.FLOAT, [None, 5, 4])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "a.onnx")
     assert "'claimed' is not an ONNX op" in refusal(tmp_path, tmp_path / "a.onnx")
+
+
+@pytest.mark.parametrize("states", [False, True], ids=["outputs", "with_states"])
+def test_bidirectional_merge_mode_none(states, tmp_path, keras):
+    """merge_mode=None: each direction's sequence (or final state) is an output of its own, before any states:
+    Keras -> torch, ONNX and Keras, and each port read back into the others."""
+    from sequence_models import seeded_keras
+
+    x_in = keras.Input((STEPS, 6), name="x")
+    out = keras.layers.Bidirectional(keras.layers.GRU(5, return_sequences=True, return_state=states),
+                                     merge_mode=None, name="seq")(x_in)
+    final = keras.layers.Bidirectional(keras.layers.LSTM(4), merge_mode=None, name="final")(out[1])
+    outputs = [keras.layers.Dense(3, name="head")(out[0]), *final, *(out[2:] if states else [])]
+    model = seeded_keras(keras.Model(x_in, outputs), 2)
+    model.save(tmp_path / "a.keras")
+    x = [sequence()]
+    reference = [np.asarray(o) for o in model(x[0])]
+    assert_every_port_matches(tmp_path / "a.keras", reference, x, tmp_path)

@@ -12,7 +12,8 @@ Each framework stacks the gates in its own order (``Cell.gates``); they are reor
 - A node returns the whole sequence (N, T, D*H) or the final state (N, D*H): Keras' return_sequences;
   torch's ``out`` or ``h_n``; ONNX's Y or Y_h. Bidirectional outputs concatenate forward then backward,
   as torch, Keras' merge_mode='concat' and ONNX do; Keras' other merge modes (sum, mul, ave) combine the
-  two halves, which torch and ONNX write after the layer.
+  two halves, which torch and ONNX write after the layer; merge_mode=None gives them apart, as two outputs
+  (before any states: Keras' order).
 - ONNX runs time-major; the writer transposes into and out of it (the batch stays first in the IR).
 """
 
@@ -38,6 +39,7 @@ DIRECTIONS = {"forward": ("",), "bidirectional": ("", "reverse_")}
 KERAS_HARD_SIGMOID = {"2": (0.2, 0.5), "3": (1 / 6, 0.5)}
 ONNX_GATES = {"sigmoid": "Sigmoid", "hard_sigmoid": "HardSigmoid"}
 MERGES = {"concat": None, "sum": ("sum", "ReduceSum"), "mul": ("prod", "ReduceProd"), "ave": ("mean", "ReduceMean")}
+SPLIT = "none"  # Keras merge_mode=None: the two directions' outputs apart, forward then backward
 # What a Keras recurrent layer's inference depends on (a Bidirectional's two layers must agree on these).
 INFERENCE_KEYS = ("units", "activation", "recurrent_activation", "use_bias", "return_sequences", "reset_after",
                   "return_state", "stateful", "time_major")
@@ -83,7 +85,7 @@ class Recurrent(OpDef):
                                 {"w_ih": ("kernel", "f G"), "w_hh": ("recurrent_kernel", "k G"),
                                  "b_ih": ("bias", "G (b_ih + b_hh)"), "b_hh": ("bias", "G (summed into b_ih)")},
                                 {"gates": gates["keras"], "returns": "return_sequences",
-                                 "bidirectional": "Bidirectional(merge_mode='concat'|'sum'|'mul'|'ave')",
+                                 "bidirectional": "Bidirectional(merge_mode='concat'|'sum'|'mul'|'ave'|None)",
                                  **({"reset_after": "reset_after=True: bias (2, G) = [b_ih, b_hh]"}
                                     if cell.op == "gru" else {})}),
             "torch": Convention((cell.torch,),
@@ -108,10 +110,11 @@ class Recurrent(OpDef):
         h (and an LSTM's c), forward first: Keras' order."""
         attrs = {"hidden": int(params["w_hh"].shape[1]), "direction": direction, "returns": returns,
                  "activation": activation}
-        count = self.state_count(direction)
-        if len(inputs) not in (1, 1 + count) or len(outputs) != (1 + count if states else 1):
+        merge = SPLIT if merge is None else merge
+        count, primaries = self.state_count(direction), 2 if merge == SPLIT else 1
+        if len(inputs) not in (1, 1 + count) or len(outputs) != primaries + (count if states else 0):
             raise Unsupported(f"layer '{name}' ({self.name}): {len(inputs) - 1} initial state(s) and "
-                              f"{len(outputs) - 1} returned state(s); expected none or {count}")
+                              f"{len(outputs) - primaries} returned state(s); expected none or {count}")
         if states:
             attrs["states"] = True
         if self.cell.op != "rnn":
@@ -123,9 +126,11 @@ class Recurrent(OpDef):
                 raise Unsupported(f"layer '{name}': go_backwards inside a bidirectional layer is not converted")
             attrs["reverse"] = True
         if direction == "bidirectional":
-            if merge not in MERGES:
+            if merge not in MERGES and merge != SPLIT:
                 raise Unsupported(f"layer '{name}': merge_mode={merge!r} not converted")
             attrs["merge"] = merge
+        elif merge == SPLIT:
+            raise Unsupported(f"layer '{name}': merge_mode=None needs two directions")
         if self.cell.op == "gru":
             attrs["linear_before_reset"] = bool(linear_before_reset)
         return Node(self.name, name, list(inputs), list(outputs), params, attrs)
@@ -136,6 +141,11 @@ class Recurrent(OpDef):
 
     def _directions(self, node) -> int:
         return len(DIRECTIONS[node.attrs["direction"]])
+
+    @staticmethod
+    def primaries(node) -> int:
+        """The outputs before the states: the sequence or final state, or (merge_mode=None) one per direction."""
+        return 2 if node.attrs.get("merge") == SPLIT else 1
 
     def output_shapes(self, node, input_shapes):
         shape = input_shapes[0]
@@ -149,17 +159,19 @@ class Recurrent(OpDef):
         batch = shape[0] if shape else None
         for index, state in enumerate(input_shapes[1:]):
             expect_dim(node.name, f"initial state {index + 1} width", hidden, state[-1] if state else None)
-        states = [(batch, hidden)] * (len(node.outputs) - 1)
+        primaries = self.primaries(node)
+        states = [(batch, hidden)] * (len(node.outputs) - primaries)
         width = self._directions(node) * hidden if node.attrs.get("merge", "concat") == "concat" else hidden
         if node.attrs["returns"] == "final":
-            return [(batch, width)] + states
-        return [(shape[0], shape[1], width) if shape else None] + states
+            return [(batch, width)] * primaries + states
+        return [(shape[0], shape[1], width) if shape else None] * primaries + states
 
     def output_layouts(self, node, input_layouts, output_shapes):
-        states = [views.VECTOR] * (len(node.outputs) - 1)
+        primaries = self.primaries(node)
+        states = [views.VECTOR] * (len(node.outputs) - primaries)
         if node.attrs["returns"] == "final":
-            return [views.VECTOR] + states
-        return [input_layouts[0] or views.default(views.FEATURES_LAST, 3)] + states
+            return [views.VECTOR] * primaries + states
+        return [input_layouts[0] or views.default(views.FEATURES_LAST, 3)] * primaries + states
 
     # -- params, per direction -------------------------------------------------
     def _reordered(self, params: dict, source: str, target: str, what: str) -> dict:
@@ -260,8 +272,9 @@ class Recurrent(OpDef):
         if node.attrs["direction"] == "forward":
             return KerasSpec(self.cell.keras, config, self.to_keras_weights(node, ""), call_keywords=initial)
         weights = self.to_keras_weights(node, "") + self.to_keras_weights(node, "reverse_")
-        return KerasSpec("Bidirectional", {"layer": KerasSpec(self.cell.keras, config),
-                                           "merge_mode": node.attrs["merge"]}, weights, call_keywords=initial)
+        merge = None if node.attrs["merge"] == SPLIT else node.attrs["merge"]
+        return KerasSpec("Bidirectional", {"layer": KerasSpec(self.cell.keras, config), "merge_mode": merge},
+                         weights, call_keywords=initial)
 
     # -- torch ------------------------------------------------------------------
     def torch_helper(self, node):
@@ -312,17 +325,22 @@ class Recurrent(OpDef):
     def torch_unpack(self, node, result: str) -> list[str]:
         """Each output from the module's ``(out, h_n)`` or ``(out, (h_n, c_n))``: the sequence or final state, then
         the states in Keras' order (h, c per direction)."""
-        hidden, merge = node.attrs["hidden"], MERGES[node.attrs.get("merge", "concat")]
+        hidden, merge = node.attrs["hidden"], node.attrs.get("merge", "concat")
         h_n = f"{result}[1][0]" if self.cell.op == "lstm" else f"{result}[1]"  # (directions, N, H)
-        if node.attrs["returns"] == "sequence":  # (N, T, D*H)
-            first = f"{result}[0]" + (f".unflatten(-1, (2, {hidden})).{merge[0]}(-2)" if merge else "")
+        sequence = node.attrs["returns"] == "sequence"  # (N, T, D*H)
+        if merge == SPLIT:  # each direction apart: its half of the features, or its final state
+            first = [f"{result}[0][:, :, :{hidden}]", f"{result}[0][:, :, {hidden}:]"] if sequence else \
+                [f"{h_n}[0]", f"{h_n}[1]"]
+        elif sequence:
+            first = [f"{result}[0]" + (f".unflatten(-1, (2, {hidden})).{MERGES[merge][0]}(-2)" if MERGES[merge] else "")]
         elif node.attrs["direction"] == "forward":
-            first = f"{h_n}[0]"
+            first = [f"{h_n}[0]"]
         else:
-            first = f"{h_n}.{merge[0]}(0)" if merge else f"{h_n}.permute(1, 0, 2).reshape(-1, {2 * hidden})"
+            first = [f"{h_n}.{MERGES[merge][0]}(0)" if MERGES[merge] else
+                     f"{h_n}.permute(1, 0, 2).reshape(-1, {2 * hidden})"]
         kinds = [h_n, f"{result}[1][1]"] if self.cell.op == "lstm" else [h_n]
         states = [f"{kind}[{direction}]" for direction in range(self._directions(node)) for kind in kinds]
-        return [first] + states[:len(node.outputs) - 1]
+        return first + states[:len(node.outputs) - len(first)]
 
     def param_axes(self, param):
         return self.params[param.removeprefix("reverse_")]
@@ -361,10 +379,12 @@ class Recurrent(OpDef):
             last = index == module.num_layers - 1
             name = layer.name if module.num_layers == 1 else f"{layer.name}.{index}"
             outputs = layer.outputs if last else [f"{layer.name}.{index}/out"]
+            merge = layer.options.get("merge", "concat") if last else "concat"
             nodes.append(self.node(name, [source] + (layer.inputs[1:] if index == 0 else []), outputs, params,
                                    direction=directions,
                                    returns=layer.options.get("returns", "sequence") if last else "sequence",
-                                   activation=getattr(module, "nonlinearity", "tanh"), states=len(outputs) > 1,
+                                   activation=getattr(module, "nonlinearity", "tanh"),
+                                   states=len(outputs) > (1 if merge else 2), merge=merge,
                                    **_explicit_attrs(module)))
             source = outputs[0]
         return nodes
@@ -406,9 +426,13 @@ class Recurrent(OpDef):
             attrs["linear_before_reset"] = int(node.attrs["linear_before_reset"])
         attrs.update(self._onnx_activations(node, directions))
         sequence, final = f"{name}/Y", f"{name}/Y_h"
-        results = [sequence, final] + ([f"{name}/Y_c"] if self.cell.op == "lstm" and len(node.outputs) > 1 else [])
+        results = [sequence, final] + ([f"{name}/Y_c"] if self.cell.op == "lstm" and
+                                       len(node.outputs) > self.primaries(node) else [])
         builder.node(self.cell.onnx, inputs, results, name, **attrs)
         self._onnx_final_states(node, builder, results[1:])
+        if node.attrs.get("merge") == SPLIT:
+            self._onnx_apart(node, builder, sequence, final)
+            return
         merge = MERGES[node.attrs.get("merge", "concat")]
         if merge:  # combine the directions: Y (T, 2, N, H) over axis 1, Y_h (2, N, H) over axis 0
             axis = 1 if node.attrs["returns"] == "sequence" else 0
@@ -440,14 +464,27 @@ class Recurrent(OpDef):
             stacked.append(f"{node.name}/initial_{kind}")
         return stacked
 
+    def _onnx_apart(self, node, builder, sequence: str, final: str) -> None:
+        """merge_mode=None: each direction's output apart, Gather of Y (axis 1) then batch-first, or of Y_h."""
+        name = node.name
+        for direction, output in enumerate(node.outputs[:2]):
+            at = builder.initializer(f"{name}.output_direction{direction}", np.array(direction, np.int64))
+            if node.attrs["returns"] == "sequence":  # Y (T, 2, N, H) -> (T, N, H) -> (N, T, H)
+                builder.node("Gather", [sequence, at], [f"{name}/Y{direction}"], f"{name}/Y{direction}", axis=1)
+                builder.node("Transpose", [f"{name}/Y{direction}"], [output], f"{name}/to_batch_first{direction}",
+                             perm=[1, 0, 2])
+            else:
+                builder.node("Gather", [final, at], [output], f"{name}/Y_h{direction}", axis=0)
+
     def _onnx_final_states(self, node, builder, results: list[str]) -> None:
         """The IR's final states (Keras order: h, c per direction) from ONNX's Y_h (and Y_c), (D, N, H)."""
-        if len(node.outputs) == 1:
+        primaries = self.primaries(node)
+        if len(node.outputs) == primaries:
             return
         kinds = results[:2 if self.cell.op == "lstm" else 1]
         at = [builder.initializer(f"{node.name}.direction{direction}", np.array(direction, np.int64))
               for direction in range(self._directions(node))]
-        for index, output in enumerate(node.outputs[1:]):
+        for index, output in enumerate(node.outputs[primaries:]):
             direction, kind = divmod(index, len(kinds))
             builder.node("Gather", [kinds[kind], at[direction]], [output], f"{node.name}/state{index}", axis=0)
 
@@ -480,8 +517,10 @@ class Recurrent(OpDef):
         direction = attrs.get("direction", "forward")
         params = self._onnx_params(onnx_node, context, DIRECTIONS[direction], name)
         states = [state or f"{name}/unused_state{index}" for index, state in enumerate(record.states)]
-        return [self.node(name, [record.input] + record.initial, [record.output] + states, params, direction=direction,
+        primaries = record.split or [record.output]
+        return [self.node(name, [record.input] + record.initial, primaries + states, params, direction=direction,
                           returns=record.returns, activation=activation, states=bool(states),
+                          merge=None if record.split else "concat",
                           linear_before_reset=attrs.get("linear_before_reset", 0), gate=gate)]
 
     def _onnx_activation(self, attrs, problems) -> tuple:
@@ -517,12 +556,13 @@ class Recurrent(OpDef):
 
 
 def keras_outputs(layer, states: int) -> list[str]:
-    """A Keras recurrent layer's output tensors: ``name``, then with return_state its states ``name:1``, ..."""
-    config = layer.config.get("layer", {}).get("config", layer.config) if layer.class_name == "Bidirectional" \
-        else layer.config
-    if not config.get("return_state"):
-        return list(layer.outputs)
-    return [layer.outputs[0]] + [f"{layer.outputs[0]}:{index}" for index in range(1, states + 1)]
+    """A Keras recurrent layer's output tensors: ``name`` (and ``name:1``, the backward direction's, for a
+    Bidirectional with merge_mode=None), then with return_state its states ``name:k``, ..."""
+    bidirectional = layer.class_name == "Bidirectional"
+    config = layer.config.get("layer", {}).get("config", layer.config) if bidirectional else layer.config
+    primaries = 2 if bidirectional and layer.config.get("merge_mode", "concat") is None else 1
+    count = primaries + (states if config.get("return_state") else 0)
+    return [layer.outputs[0]] + [f"{layer.outputs[0]}:{index}" for index in range(1, count)]
 
 
 def _explicit_attrs(module) -> dict:
@@ -563,7 +603,8 @@ class KerasBidirectional(KerasReader):
         op, inner = self._inner(config)
         if op is None:
             return f"wraps {config.get('layer', {}).get('class_name')!r}, not a recurrent layer wconv converts"
-        problems = [] if config.get("merge_mode", "concat") in MERGES else [f"merge_mode={config.get('merge_mode')!r}"]
+        problems = [] if config.get("merge_mode", "concat") in (*MERGES, None) else \
+            [f"merge_mode={config.get('merge_mode')!r}"]
         backward = config.get("backward_layer")
         if backward and (backward.get("class_name") != config["layer"].get("class_name") or any(
                 backward.get("config", {}).get(key) != inner.get(key) for key in INFERENCE_KEYS)):

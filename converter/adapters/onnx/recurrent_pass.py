@@ -15,7 +15,9 @@ wconv wrap them to take and give batch-first values, and torch.onnx chains stack
   zeros): zeros are what a missing initial state means;
 - states in and out (Keras' initial_state and return_state, as wconv writes them): initial_h/initial_c a
   ``Concat`` (axis 0) of ``Unsqueeze`` (axis 0) of (N, H) values, one per direction; final states
-  ``Gather`` (axis 0) of Y_h/Y_c at a direction.
+  ``Gather`` (axis 0) of Y_h/Y_c at a direction;
+- each direction's sequence apart (Keras' merge_mode=None): ``Gather`` (axis 1) of Y at each direction, then
+  ``Transpose([1, 0, 2])`` to batch-first.
 
 Each match becomes a record (its batch-first input, what it returns, the value that holds it, batch-first)
 and its plumbing leaves the graph. A recurrent op in any other form stays, and its reader refuses it.
@@ -44,6 +46,7 @@ class BatchFirst:
     output: str
     states: list = field(default_factory=list)  # final states taken out, (N, H) values in Keras order ("": unused)
     initial: list = field(default_factory=list)  # initial states, (N, H) values in Keras order
+    split: list | None = None  # each direction's sequence apart (Keras merge_mode=None): forward, backward
 
 
 def batch_first(nodes: list, constants: dict, graph_outputs: set) -> tuple[list, dict, set]:
@@ -107,6 +110,12 @@ class _Rewrite(Wiring):
         if initial is None or states is None:
             return
         final_used = self.used(final) and final not in self.layer_states.get("inner", set())
+        split = self._split(sequence) if directions == 2 else None
+        if split is not None and not final_used and not self.used(cell):
+            self.records[id(node)] = BatchFirst(source_name, "sequence", split[0][0], states[0], initial[0],
+                                                split[0])
+            self.removed |= {id(n) for n in plumbing + split[1] + states[1] + initial[1]}
+            return
         if states[0] and not self.used(sequence) and not final_used and not self.used(cell):  # the states alone
             self.records[id(node)] = BatchFirst(source_name, "final", f"{final}/unused", states[0], initial[0])
             self.removed |= {id(n) for n in plumbing + states[1] + initial[1]}
@@ -122,6 +131,23 @@ class _Rewrite(Wiring):
             returns, output, chain = "final", step.output[0], chain + [step]  # out[:, -1]
         self.records[id(node)] = BatchFirst(source_name, returns, output, states[0], initial[0])
         self.removed |= {id(n) for n in plumbing + chain + states[1] + initial[1]}
+
+    def _split(self, sequence):
+        """([forward, backward] batch-first values, their nodes) for Y taken apart by direction, else None."""
+        users = self.consumers.get(sequence, [])
+        found = {}
+        for gather in users:
+            index = self.constants.get(gather.input[1]) if gather.op_type == "Gather" and len(gather.input) > 1 \
+                else None
+            if index is None or np.ndim(index) != 0 or _attr(gather, "axis", 0) != 1 or int(index) % 2 in found:
+                return None
+            transpose = self.only_consumer(gather.output[0])
+            if not _is_transpose(transpose, [1, 0, 2]):
+                return None
+            found[int(index) % 2] = (gather, transpose)
+        if set(found) != {0, 1} or len(users) != 2 or sequence in self.outputs:
+            return None
+        return [found[d][1].output[0] for d in (0, 1)], [n for d in (0, 1) for n in found[d]]
 
     def _initial_states(self, node, directions: int):
         """([(N, H) values in Keras order], their plumbing) for initial_h/initial_c stacked by Concat of

@@ -28,6 +28,7 @@ class RecurrentUse:
     absorbed: set  # the fx nodes between the module call and it
     input: object = None  # for a time-major module: the batch-first value transposed into it
     states: list | None = None  # final states taken out (fx node or None per state, Keras order), if any
+    split: list | None = None  # each direction's output apart (Keras merge_mode=None): [forward, backward]
     initial: list = field(default_factory=list)  # initial states passed in (fx nodes, Keras order)
 
 
@@ -53,10 +54,14 @@ def recurrent_use(fx_node, module) -> RecurrentUse:
         raise _unsupported(fx_node, "takes initial states otherwise than stacked (N, H) values, torch.stack([h])")
     try:
         use = _recurrent_use(fx_node, module, time_major=source is not None)
-    except Unsupported:
-        if source is not None or not final_states(fx_node, module) and not _hands_on(fx_node):
+    except Unsupported as error:
+        taken_apart = final_states(fx_node, module) or _hands_on(fx_node) or _split_use(fx_node, module)
+        if source is not None or not taken_apart:
             raise
-        use = _with_states(fx_node, module)
+        try:
+            use = _with_states(fx_node, module)
+        except Unsupported:
+            raise error from None
     use.initial, use.absorbed = initial[0], use.absorbed | initial[1]
     use.absorbed |= _unused_items(fx_node) | {n for node in use.absorbed for n in _unused_items(node)}
     if source is not None:
@@ -114,14 +119,28 @@ def _with_states(fx_node, module) -> RecurrentUse:
     the final state, or alone."""
     chains = final_states(fx_node, module)
     whole = _hands_on(fx_node)
-    if module.num_layers != 1 or not chains and not whole:
+    if module.num_layers != 1:
         raise _unsupported(fx_node, "uses its outputs otherwise")
     in_chains = {n for entries in chains.values() for _, chain in entries for n in chain} | set(whole)
     dead = _dead_items(fx_node)  # unpacked and never used: the ``_`` of Keras' ``_, h, c = encoder(x)``
     uses = [user for user in fx_node.users if _is_item(user) and user not in dead and user not in in_chains]
-    one_direction, returns, primary, absorbed = not module.bidirectional, "final", None, set()
+    one_direction, returns, primary, absorbed, split = not module.bidirectional, "final", None, set(), None
     sequence = [user for user in uses if user.args[1] == 0]
-    if len(sequence) == 1:
+    halves = _halves(sequence, module) if not one_direction and len(sequence) == 2 else None
+    kinds = state_kinds(module)
+    if halves is not None:  # out[:, :, :H], out[:, :, H:]: each direction's sequence apart
+        returns, split, absorbed = "sequence", halves[0], halves[1]
+        uses = [user for user in uses if user not in sequence]
+    elif not one_direction and not uses and not sequence and chains.get(0) and chains.get(kinds):
+        split = []  # h_n[0], h_n[1]: each direction's final state apart
+        for position in (0, kinds):
+            node, chain = chains[position].pop(0)
+            split.append(node)
+            absorbed |= set(chain)
+    if split is not None:
+        if uses:
+            raise _unsupported(fx_node, "uses its outputs otherwise")
+    elif len(sequence) == 1:
         returns, primary, absorbed = "sequence", sequence[0], {sequence[0]}
         step = _only_user(primary)
         if one_direction and step is not None and _is_item(step) and _last_step(step.args[1]):
@@ -144,7 +163,34 @@ def _with_states(fx_node, module) -> RecurrentUse:
             raise _unsupported(fx_node, "takes one of its final states twice")
         states.append(state_name(fx_node, position) if whole else entries[0][0] if entries else None)
         absorbed |= set(entries[0][1]) if entries else set()
-    return RecurrentUse(returns, primary, absorbed | dead | set(whole), states=states)
+    if split is not None and not any(states):
+        states = None
+    return RecurrentUse(returns, primary, absorbed | dead | set(whole), states=states, split=split)
+
+
+def _split_use(fx_node, module) -> bool:
+    """Whether the model takes a two-direction layer's sequence apart by direction (``out[:, :, :H]``, ...)."""
+    items = [user for user in fx_node.users if _is_item(user) and user.args[1] == 0 and user.users]
+    return module.bidirectional and len(items) == 2 and _halves(items, module) is not None
+
+
+def _halves(items, module):
+    """([forward, backward], the nodes read) for ``out[:, :, :H]`` and ``out[:, :, H:]`` of a two-direction
+    layer's sequence ``out``; else None."""
+    hidden, everything = module.hidden_size, slice(None)
+    found = {}
+    for item in items:
+        half = _only_user(item)
+        index = half.args[1] if half is not None and _is_item(half) else None
+        if not isinstance(index, tuple) or len(index) != 3 or index[:2] != (everything, everything):
+            return None
+        if index[2] == slice(None, hidden):
+            found[0] = half
+        elif index[2] == slice(hidden, None):
+            found[1] = half
+    if set(found) != {0, 1}:
+        return None
+    return [found[0], found[1]], set(items) | set(found.values())
 
 
 def _hands_on(fx_node) -> list:

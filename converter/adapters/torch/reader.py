@@ -90,6 +90,7 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
             if layer.class_name in patterns.RECURRENT_MODULES:
                 use = recurrent[fx_node]
                 layer.options["returns"], layer.outputs = use.returns, _recurrent_outputs(layer.name, use)
+                layer.options["merge"] = "concat" if use.split is None else None
                 layer.inputs = layer.inputs[:1] + [getattr(n, "name", n) for n in use.initial]
                 layer.input_shapes = shapes.of(layer.inputs)
                 if use.input is not None:  # a time-major module between transposes: read batch-first
@@ -126,7 +127,10 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
 def _recurrent_outputs(name: str, use) -> list[str]:
     """The fx names of what the model takes from a recurrent call: its output, then any final states (values it
     does not use named after the layer)."""
-    outputs = [use.output.name if use.output is not None else f"{name}/unused_output"]
+    if use.split is not None:
+        outputs = [node.name for node in use.split]
+    else:
+        outputs = [use.output.name if use.output is not None else f"{name}/unused_output"]
     return outputs + [getattr(node, "name", node) if node is not None else f"{name}/unused_state{index}"
                       for index, node in enumerate(use.states or [])]
 
