@@ -9,10 +9,11 @@ import numpy as np
 from .errors import BadInput
 from .ir import Graph, Node, Value
 from .outputs import atomic_path
+from .flatten_rows import take_as
 from .shapes import finish
 
 METADATA_KEY = "wconv_graph"
-SCHEMA = 1
+SCHEMA = 2  # 2: a Keras Flatten is a relayout then a Flatten (1 kept it as the Flatten's 'order' attribute)
 
 
 def to_dict(graph: Graph) -> dict:
@@ -66,8 +67,18 @@ def load(path) -> Graph:
     inputs = [Value(v["name"], tuple(v["shape"]) if v["shape"] else None, v["dtype"], v.get("layout"))
               for v in spec["inputs"]]
     source = spec.get("source", {})
-    return finish(Graph(spec["name"], inputs, spec["outputs"], nodes, source=source),
-                  "keras" if source.get("format") == "keras" else "torch")
+    graph = finish(Graph(spec["name"], inputs, spec["outputs"], nodes, source=source),
+                   "keras" if source.get("format") == "keras" else "torch")
+    return _flatten_orders(graph)
+
+
+def _flatten_orders(graph: Graph) -> Graph:
+    """Schema 1's Flatten(order='channels_last') (Keras' order) as schema 2 spells it: a transpose to Keras' view
+    first."""
+    for node in [n for n in graph.nodes if n.op == "flatten"]:
+        if node.attrs.pop("order", "channels_first") == "channels_last" and graph.layout(node.inputs[0]):
+            take_as(graph, node, "keras")
+    return graph
 
 
 def _metadata(path) -> dict | None:

@@ -1,10 +1,9 @@
-"""Flatten: (N, C, spatial...) -> (N, C*prod(spatial)).
+"""Flatten: (N, C, spatial...) -> (N, C*prod(spatial)), the features in the input's IR order.
 
-``order`` says in which order the features come out: 'channels_first' (the IR's: c, h, w) or
-'channels_last' (Keras' view of the input: h, w, c); the two differ only where Keras holds the input
-otherwise than the IR (``views.py``). Keras' reader and writer rewrite the following Dense kernels'
-rows instead where they can (``adapters/keras/flatten_order.py``), so 'channels_last' stays only
-where the flattened values are used otherwise, and then a transpose is written before the Flatten.
+torch and ONNX flatten in IR order. Keras flattens its own view (channels last): its Flatten reads as a
+relayout to that view and a Flatten (``KerasFlatten``: the relayout is the reader's, as for any layer),
+and a Flatten written to Keras gets a Permute first where Keras holds the input otherwise. Where Dense
+layers follow, the permutation moves into their rows instead (``flatten_rows.py``).
 """
 
 from __future__ import annotations
@@ -15,13 +14,13 @@ import math
 from ..errors import Unsupported
 from ..ir import Node
 from .. import views
-from .base import Convention, KerasSpec, OpDef
+from .base import Convention, KerasReader, KerasSpec, OpDef
 from .registry import register_keras, register_onnx, register_op, register_torch_function, register_torch_module
 
 
 class Flatten(OpDef):
     name = "flatten"
-    summary = "Flatten every axis after the batch; feature order given by 'order'."
+    summary = "Flatten every axis after the batch, in the input's IR order."
     conventions = {
         "keras": Convention(("Flatten",), {}, {"order": "channels_last: (h, w, c)"}),
         "torch": Convention(("Flatten", "torch.flatten"), {}, {"order": "channels_first: (c, h, w)"}),
@@ -40,18 +39,12 @@ class Flatten(OpDef):
         rest = shape[1:]
         return [(shape[0], None if None in rest else math.prod(rest))]
 
-    def node(self, name, inputs, outputs, order) -> Node:
-        return Node(self.name, name, inputs, outputs, attrs={"order": order})
-
-    def keras_weight_names(self, config):
-        return []
-
-    def from_keras(self, layer):
-        return [self.node(layer.name, layer.inputs, layer.outputs, "channels_last")]
+    def node(self, name, inputs, outputs) -> Node:
+        return Node(self.name, name, inputs, outputs)
 
     def to_keras(self, node, graph):
         order = _keras_order(graph, node)
-        if node.attrs["order"] == "channels_first" and order != sorted(order):
+        if order != sorted(order):
             # Keras holds (h, w, c); this Flatten's consumers expect the IR's (c, h, w): Permute first.
             inverse = [order.index(axis) for axis in range(len(order))]
             return KerasSpec("Flatten", {}, pre=KerasSpec("Permute", {"dims": inverse[1:]}))
@@ -61,35 +54,27 @@ class Flatten(OpDef):
         return None
 
     def torch_forward(self, node, graph, module, args):
-        order = _keras_order(graph, node)
-        if node.attrs["order"] == "channels_last" and order != sorted(order):
-            return f"torch.flatten({args[0]}.permute{tuple(order)}, 1)"
         return f"torch.flatten({args[0]}, 1)"
 
     def from_torch(self, layer):
         if layer.module.start_dim != 1 or layer.module.end_dim != -1:
             raise Unsupported(f"layer '{layer.name}' (Flatten): only start_dim=1, end_dim=-1 converts")
-        return [self.node(layer.name, layer.inputs, layer.outputs, "channels_first")]
+        return [self.node(layer.name, layer.inputs, layer.outputs)]
 
     def from_torch_function(self, call):
         start, end = call.argument("start_dim", 1, 0), call.argument("end_dim", 2, -1)
         if start != 1 or end != -1:
             raise Unsupported(f"'{call.name}': flatten(start_dim={start}, end_dim={end}); only start_dim=1 converts")
-        return [self.node(call.name, call.inputs[:1], call.outputs, "channels_first")]
+        return [self.node(call.name, call.inputs[:1], call.outputs)]
 
     def to_onnx(self, node, builder):
-        source = node.inputs[0]
-        order = _keras_order(builder.graph, node)
-        if node.attrs["order"] == "channels_last" and order != sorted(order):
-            builder.node("Transpose", [source], [f"{node.name}/channels_last"], f"{node.name}/transpose", perm=order)
-            source = f"{node.name}/channels_last"
-        builder.node("Flatten", [source], node.outputs, node.name, axis=1)
+        builder.node("Flatten", node.inputs[:1], node.outputs, node.name, axis=1)
 
     def from_onnx(self, onnx_node, context):
         axis = context.attrs(onnx_node).get("axis", 1)
         if axis != 1:
             raise Unsupported(f"Flatten '{context.name(onnx_node)}': axis={axis}; only axis=1 converts")
-        return [self.node(context.name(onnx_node), [onnx_node.input[0]], list(onnx_node.output), "channels_first")]
+        return [self.node(context.name(onnx_node), [onnx_node.input[0]], list(onnx_node.output))]
 
 
 def _keras_order(graph, node) -> list[int]:
@@ -98,8 +83,21 @@ def _keras_order(graph, node) -> list[int]:
     return views.order(layout, "keras") if layout else list(range(len(graph.shape(node.inputs[0]))))
 
 
+class KerasFlatten(KerasReader):
+    """Keras' Flatten takes the features as Keras holds them: its reader's relayout (to a pattern every framework
+    holds alike) puts them in that order before the IR Flatten."""
+
+    input_kind = views.VIEW_FREE
+
+    def keras_weight_names(self, config):
+        return []
+
+    def from_keras(self, layer):
+        return [FLATTEN.node(layer.name, layer.inputs, layer.outputs)]
+
+
 FLATTEN = register_op(Flatten())
-register_keras("Flatten", FLATTEN)
+register_keras("Flatten", KerasFlatten())
 register_torch_module("Flatten", FLATTEN.from_torch)
 register_torch_function("torch.flatten", FLATTEN.from_torch_function)
 register_torch_function("flatten", FLATTEN.from_torch_function)

@@ -2,7 +2,7 @@
 
 Its input is of kind VIEW_FREE (a relayout puts it in the order Keras holds it, where that differs), and so
 is its output: a Keras Reshape and the IR's then mean the same thing. A reshape to (batch, features) is
-read as a Flatten, which knows about feature order.
+read as a Flatten.
 """
 
 from __future__ import annotations
@@ -40,11 +40,11 @@ class Reshape(OpDef):
     def output_layouts(self, node, input_layouts, output_shapes):
         return [None if shape is None else views.default(views.VIEW_FREE, len(shape)) for shape in output_shapes]
 
-    def node(self, name, inputs, outputs, input_shape, target, order="channels_first") -> Node:
-        """A reshape node; a reshape to (batch, features) is a Flatten, which knows about feature order."""
+    def node(self, name, inputs, outputs, input_shape, target) -> Node:
+        """A reshape node; a reshape to (batch, features) is a Flatten (whose Dense rows flatten_rows.py orders)."""
         target = [int(d) for d in target]
         if len(target) == 1 and input_shape is not None and len(input_shape) >= 3:
-            return FLATTEN.node(name, inputs, outputs, order)
+            return FLATTEN.node(name, inputs, outputs)
         if -1 in target:
             if input_shape is None or None in input_shape[1:]:
                 raise Unsupported(f"layer '{name}': reshape with -1 needs the input shape")

@@ -10,7 +10,7 @@ from ...ir import Graph, Value
 from ... import relayout, views
 from ...ops import KERAS_CLASSES, KerasLayer
 from ...shapes import Shapes, finish
-from . import flatten_order
+from ...flatten_rows import prefer
 from .config import parse_model, snake_case
 from .files import open_keras
 
@@ -63,7 +63,7 @@ def _read(path) -> Graph:
     graph = Graph(layout.name, inputs, layout.outputs, nodes,
                   source={"format": "keras", "keras_version": keras_file.keras_version, "layout": "channels_last",
                           "path": str(path), **_keyed(layout)})
-    return flatten_order.to_canonical(finish(graph, "keras"))
+    return prefer(finish(graph, "keras"), "torch")  # Flatten -> Dense rows in the canonical (torch) order
 
 
 def _input_value(value: Value, kind: str | None) -> Value:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from os import PathLike
+import copy
 import inspect
 import re
 
@@ -14,13 +15,14 @@ from ... import views
 from ...ops import OPS, KerasSpec
 from ...outputs import atomic_path
 from ..fusion import fused_pairs
-from . import flatten_order, legacy_h5
+from ...flatten_rows import prefer
+from . import legacy_h5
 
 
 def build(graph: Graph):
     """The IR as an in-memory ``keras.Model`` with the converted weights set."""
     keras = require("keras")
-    graph = flatten_order.to_keras(graph)
+    graph = prefer(copy.deepcopy(graph), "keras")  # Flatten -> Dense rows in Keras' order: no Permute
     tensors = {v.name: keras.Input(shape=views.shape_to(v.shape, v.layout, "keras")[1:], name=keras_name(v.name),
                                    dtype=v.dtype) for v in graph.inputs}
     for name, spec, inputs, outputs in steps(keras_layers(graph, keras), "building Keras layers"):
