@@ -44,13 +44,31 @@ def _markdown_cell(op, framework: str) -> str:
     return "<br>".join(parts)
 
 
+ALIASES = {"linear": "dense", "gemm": "dense", "leakyrelu": "leaky_relu", "linear_activation": "identity",
+           "mha": "attention"}
+
+
 def _op(op_name: str):
-    key = op_name.lower().replace("-", "_")
-    aliases = {"linear": "dense", "gemm": "dense", "leakyrelu": "leaky_relu", "linear_activation": "identity"}
-    key = aliases.get(key, key)
-    if key not in OPS:
-        raise BadInput(f"unknown op '{op_name}'; known: {', '.join(sorted(OPS))}")
-    return OPS[key]
+    """The op named ``op_name``: wconv's name, an alias, or a framework's class name (``MultiHeadAttention``,
+    ``nn.Conv2d``), in any case."""
+    key = _normalized(op_name)
+    key = ALIASES.get(key, key)
+    if key in OPS:
+        return OPS[key]
+    claimed = {op.name for op in OPS.values() for f in FRAMEWORKS
+               if key in {_normalized(name) for name in op.conventions[f].names}}
+    if len(claimed) == 1:
+        return OPS[claimed.pop()]
+    if claimed:
+        raise BadInput(f"'{op_name}' is the name of several ops: {', '.join(sorted(claimed))}; name one")
+    raise BadInput(f"unknown op '{op_name}'; known: {', '.join(sorted(OPS))}")
+
+
+def _normalized(name: str) -> str:
+    name = name.lower().replace("-", "_")
+    for prefix in ("torch.nn.functional.", "torch.nn.", "nn.", "torch.", "f."):
+        name = name.removeprefix(prefix)
+    return name
 
 
 def _param_text(op, framework: str, param: str) -> str:

@@ -20,6 +20,7 @@ def sections() -> dict[str, str]:
         "explain-dense": f"```\n{explain('dense').rstrip()}\n```",
         "explain-lstm": f"```\n{explain('lstm').rstrip()}\n```",
         "explain-gru": f"```\n{explain('gru').rstrip()}\n```",
+        "explain-mha": f"```\n{explain('mha').rstrip()}\n```",
         "exit-codes": codes,
         "ops-table": markdown_table().rstrip(),
     }

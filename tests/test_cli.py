@@ -82,3 +82,11 @@ def test_inspect_refuses_a_pickled_object(tmp_path, torch):
 
     torch.save({"model": Pickled()}, tmp_path / "evil.pt")
     assert_clean_failure(wconv("inspect", tmp_path / "evil.pt"), 2, tmp_path / "evil.pt", "refused global")
+
+
+def test_explain_mha_by_any_of_its_names():
+    """`wconv explain mha` (the issue's name), Keras' and torch's class names: the packing side by side."""
+    for name in ("mha", "MultiHeadAttention", "nn.MultiheadAttention"):
+        result = wconv("explain", name)
+        assert result.returncode == 0, result.stderr
+        assert "in_proj_weight[:E]" in result.stdout and "query kernel (e h d)" in result.stdout

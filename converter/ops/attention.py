@@ -47,7 +47,7 @@ class Attention(OpDef):
                              "wv": ("value kernel", "s h v"), "bv": ("value bias", "h v"),
                              "wo": ("attention_output kernel", "h v o"), "bo": ("attention_output bias", "o")},
                             {"heads": "num_heads", "key_dim": "key_dim (per head)", "value_dim": "value_dim=key_dim",
-                             "inputs": "call(query, value, key=value)"}),
+                             "inputs": "call(query, value, key=value)", "causal": "call(..., use_causal_mask=True)"}),
         "torch": Convention(("MultiheadAttention",),
                             {"wq": ("in_proj_weight[:E]", "(h d) e"), "bq": ("in_proj_bias[:E]", "(h d)"),
                              "wk": ("in_proj_weight[E:2E]", "(h d) k"), "bk": ("in_proj_bias[E:2E]", "(h d)"),
@@ -55,15 +55,18 @@ class Attention(OpDef):
                              "wo": ("out_proj.weight", "o (h v)"), "bo": ("out_proj.bias", "o")},
                             {"heads": "num_heads", "key_dim": "embed_dim / num_heads",
                              "inputs": "forward(query, key, value), batch_first=True",
-                             "packing": "in_proj_weight (3E, E) = [q; k; v]; q/k/v_proj_weight when kdim/vdim != E"}),
+                             "packing": "in_proj_weight (3E, E) = [q; k; v]; q/k/v_proj_weight when kdim/vdim != E",
+                             "causal": "generated ExplicitAttention(..., causal=True)"}),
         "onnx": Convention(("MatMul/Softmax/MatMul",),
                            {"wq": ("MatMul B", "e (h d)"), "bq": ("Add", "(h d)"), "wk": ("MatMul B", "k (h d)"),
                             "bk": ("Add", "(h d)"), "wv": ("MatMul B", "s (h v)"), "bv": ("Add", "(h v)"),
                             "wo": ("MatMul B", "(h v) o"), "bo": ("Add", "o")},
-                           {"inputs": "decomposed (opset 20 has no attention op)"}),
+                           {"inputs": "spelled out (opsets before 23 have no attention op)",
+                            "causal": "Where(Trilu(...), scores, -inf) before the Softmax"}),
     }
-    notes = ("torch's nn.MultiheadAttention needs heads x key_dim = value dims = output = query features; "
-             "otherwise wconv writes explicit attention (nn.Linear x 4 + F.scaled_dot_product_attention).",)
+    notes = ("torch's nn.MultiheadAttention needs heads x key_dim = value dims = output = query features and no "
+             "mask built at run time; otherwise wconv writes the generated module's ExplicitAttention (query, key, "
+             "value, output nn.Linear + F.scaled_dot_product_attention), the same weights unpacked.",)
 
     def node(self, name, inputs, outputs, params, heads: int, causal: bool = False) -> Node:
         key_dim = params["wq"].shape[0] // heads
