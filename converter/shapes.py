@@ -53,8 +53,16 @@ def finish(graph: Graph, framework: str = "torch") -> Graph:
 
 
 def _integer_inputs(graph: Graph) -> None:
-    """Model inputs read by ops that take integer ids (Embedding) are int64 (torch's index type)."""
+    """Model inputs read by ops that take integer ids (Embedding) are int64 (torch's index type); those read as
+    boolean masks (attention's) are bool."""
     for value in graph.inputs:
+        masks = [node for node in graph.nodes for index in OPS[node.op].boolean_inputs
+                 if index < len(node.inputs) and node.inputs[index] == value.name]
+        if masks:
+            if len(masks) != len(graph.consumers(value.name)):
+                raise Unsupported(f"input '{value.name}' is read both as a boolean mask and as numbers")
+            value.dtype = "bool"
+            continue
         readers = [OPS[node.op] for node in graph.nodes if value.name in node.inputs]
         if readers and any(op.integer_input for op in readers):
             if not all(op.integer_input for op in readers):

@@ -72,29 +72,32 @@ class Report:
         return {**asdict(self), "ok": self.ok, "first_mismatch": self.first_mismatch}
 
 
-def random_inputs(shapes, batch: int, seed: int, limits=None) -> list[np.ndarray]:
+def random_inputs(shapes, batch: int, seed: int, limits=None, dtypes=None) -> list[np.ndarray]:
     """Seeded normal inputs: never all ones, which would hide transposition bugs. An input with a limit takes
-    integer ids (int64, uniform below the limit: the rows of the table they index)."""
+    integer ids (int64, uniform below the limit: the rows of the table they index); a bool input is a mask,
+    three quarters True."""
     elements = sum(batch * math.prod(int(d) for d in shape[1:]) for shape in shapes)
     if elements * 4 > INPUT_BYTES:
         raise BadInput(f"inputs of shapes {[list(s[1:]) for s in shapes]} with batch {batch} need "
                        f"{elements * 4 / 2**30:.1f} GB; pass a smaller --input-shape or --batch")
     rng = np.random.default_rng(seed)
-    limits = limits or [None] * len(shapes)
-    return [rng.integers(0, limit, (batch, *shape[1:]), dtype=np.int64) if limit else
-            rng.standard_normal((batch, *shape[1:])).astype(np.float32) for shape, limit in zip(shapes, limits)]
+    limits, dtypes = limits or [None] * len(shapes), dtypes or [None] * len(shapes)
+    return [rng.random((batch, *shape[1:])) < 0.75 if dtype == "bool" else
+            rng.integers(0, limit, (batch, *shape[1:]), dtype=np.int64) if limit else
+            rng.standard_normal((batch, *shape[1:])).astype(np.float32)
+            for shape, limit, dtype in zip(shapes, limits, dtypes)]
 
 
 def load_inputs(path) -> list[np.ndarray]:
     """Inputs from ``.npy`` (one input) or ``.npz`` (one array per input, in file order); integer arrays
-    (token ids) stay int64, everything else is float32."""
+    (token ids) stay int64, boolean ones (masks) bool, everything else is float32."""
     try:
         loaded = np.load(path, allow_pickle=False)
     except (OSError, ValueError) as error:
         raise BadInput(f"{path}: not a readable .npy/.npz ({error})") from None
     arrays = [loaded[key] for key in loaded.files] if hasattr(loaded, "files") else [loaded]
-    return [np.asarray(a, dtype=np.int64 if np.issubdtype(np.asarray(a).dtype, np.integer) else np.float32)
-            for a in arrays]
+    return [np.asarray(a, dtype=bool if np.asarray(a).dtype == bool else
+                       np.int64 if np.issubdtype(np.asarray(a).dtype, np.integer) else np.float32) for a in arrays]
 
 
 def interface_of(path, module=None, module_args=None, input_shape=None,
@@ -208,7 +211,7 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
         interface = runners.Interface()  # given inputs: run a model wconv cannot read, taking feature maps
     if inputs is None:
         with about(source):
-            inputs = random_inputs(shapes, batch, seed, interface.limits)
+            inputs = random_inputs(shapes, batch, seed, interface.limits, interface.dtypes)
     with stage(f"loading {Path(source).name}"):
         source_runner = runners.load(source, module=source_module, module_args=source_module_args, layout=source_layout,
                                      interface=interface)

@@ -307,3 +307,16 @@ class RawStateSeq2Seq(nn.Module):
         _, state = self.encoder(source)
         out, _ = self.decoder(target, state)
         return out
+
+
+class MaskedAttention(nn.Module):
+    """nn.MultiheadAttention with an attn_mask (True: may not attend), which wconv refuses."""
+
+    wconv_input_shapes = [(STEPS, EMBED), (STEPS, STEPS)]
+
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(EMBED, 2, batch_first=True)
+
+    def forward(self, x, blocked):
+        return self.attn(x, x, x, attn_mask=blocked, need_weights=False)[0]

@@ -620,12 +620,44 @@ def test_causal_self_attention_block(tmp_path, keras):
     assert "ExplicitAttention(6, 6, 6, 2, 3, 3, 6, causal=True)" in (tmp_path / "b.py").read_text()
 
 
-def test_attention_masks_other_than_causal_are_refused(tmp_path, keras):
+@pytest.mark.parametrize("causal", [False, True], ids=["mask", "mask_and_causal"])
+def test_attention_mask_input(causal, tmp_path, keras):
+    """Keras' attention_mask (N, T, S), with and without use_causal_mask, one query step masked whole (Keras then
+    averages every value): to torch, ONNX and Keras and back; validate draws boolean masks."""
+    from sequence_models import DECODER_FEATURES, DECODER_STEPS, seeded_keras, seq2seq_inputs
+    from test_bad_input import wconv
+
+    query = keras.Input((STEPS, 6), name="query")
+    context = keras.Input((DECODER_STEPS, DECODER_FEATURES), name="context")
+    mask = keras.Input((STEPS, DECODER_STEPS), dtype="bool", name="mask")
+    y = keras.layers.MultiHeadAttention(num_heads=3, key_dim=5, value_dim=2, name="cross")(
+        query, context, attention_mask=mask, use_causal_mask=causal)
+    model = seeded_keras(keras.Model([query, context, mask], y), 6)
+    model.save(tmp_path / "a.keras")
+    x = seq2seq_inputs() + [np.random.default_rng(1).random((4, STEPS, DECODER_STEPS)) < 0.6]
+    x[2][0, 3] = False
+    assert_every_port_matches(tmp_path / "a.keras", [np.asarray(model(x))], x, tmp_path)
+    assert "mask (N, 11, 7) bool mask" in (tmp_path / "port.py").read_text()
+    result = wconv("validate", tmp_path / "a.keras", tmp_path / "port.onnx", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_attention_masks_wconv_does_not_convert_are_refused(tmp_path, keras):
+    """Keras 3 with dropout gives a query step masked whole zero weights (its other path averages); torch's
+    nn.MultiheadAttention masks mean the opposite (True: do not attend)."""
     x_in = keras.Input((STEPS, 6), name="x")
     mask = keras.Input((STEPS, STEPS), dtype="bool", name="mask")
-    a = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3, name="masked")(x_in, x_in, attention_mask=mask)
+    a = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3, dropout=0.1, name="masked")(x_in, x_in,
+                                                                                          attention_mask=mask)
     keras.Model([x_in, mask], a).save(tmp_path / "a.keras")
-    assert "'masked' (MultiHeadAttention: called with attention_mask=a tensor" in refusal(tmp_path, tmp_path / "a.keras")
+    assert "'masked'" in refusal(tmp_path, tmp_path / "a.keras") and "dropout=0.1" in refusal(tmp_path, tmp_path / "a.keras")
+    import torch
+
+    import sequence_models
+
+    torch.save(seeded(sequence_models.MaskedAttention()).state_dict(), tmp_path / "b.pt")
+    message = refusal(tmp_path, tmp_path / "b.pt", module=f"{SEQUENCE_MODELS}:MaskedAttention")
+    assert "called with attn_mask" in message
 
 
 def test_a_file_cannot_claim_the_attention_node_the_reader_makes(tmp_path):

@@ -12,8 +12,12 @@ The IR keeps one weight per projection, rows grouped by head: ``wq`` ((h d), e),
 - ONNX (opset < 23 has no attention op): MatMul/Add projections, Reshape/Transpose to heads, MatMul,
   Softmax, MatMul, and back; ``adapters/onnx/attention_pass.py`` reads that form back (not torch.onnx's).
 - A causal mask (Keras ``use_causal_mask=True``; ``is_causal`` of the explicit form; in ONNX a Trilu mask
-  before the softmax) is the ``causal`` attribute: query step i attends to key steps 0..i. Other masks (Keras
-  ``attention_mask``; torch ``attn_mask``, ``key_padding_mask``) are refused.
+  before the softmax) is the ``causal`` attribute: query step i attends to key steps 0..i.
+- Keras' ``attention_mask`` (N, T, S), True where a query step may attend to a key step, is a fourth input, with
+  Keras' meaning: masked scores are set to -1e9 before the softmax, so a query step that may attend to nothing
+  averages every value (torch's SDPA with a boolean mask would give NaN there). Keras 3 computes that case
+  otherwise when its layer has dropout (zero weights): that combination is refused. torch's ``attn_mask`` and
+  ``key_padding_mask`` (True where *not* to attend, float masks added) are refused.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ PROJECTIONS = (("q", "query"), ("k", "key"), ("v", "value"), ("o", "output"))
 class Attention(OpDef):
     name = "attention"
     input_kind = views.FEATURES_LAST
+    boolean_inputs = (3,)  # the attention mask
     summary = "Multi-head scaled dot-product attention of (query, key, value), with input and output projections."
     params = {"wq": "(h d) e", "bq": "(h d)", "wk": "(h d) k", "bk": "(h d)", "wv": "(h v) s", "bv": "(h v)",
               "wo": "o (h v)", "bo": "o"}
@@ -62,7 +67,8 @@ class Attention(OpDef):
                             "bk": ("Add", "(h d)"), "wv": ("MatMul B", "s (h v)"), "bv": ("Add", "(h v)"),
                             "wo": ("MatMul B", "(h v) o"), "bo": ("Add", "o")},
                            {"inputs": "spelled out (opsets before 23 have no attention op)",
-                            "causal": "Where(Trilu(...), scores, -inf) before the Softmax"}),
+                            "causal": "Where(Trilu(...), scores, -1e9) before the Softmax",
+                            "mask": "Where(mask, scores, -1e9) before the Softmax"}),
     }
     notes = ("torch's nn.MultiheadAttention needs heads x key_dim = value dims = output = query features and no "
              "mask built at run time; otherwise wconv writes the generated module's ExplicitAttention (query, key, "
@@ -77,7 +83,14 @@ class Attention(OpDef):
         return Node(self.name, name, list(inputs), list(outputs), params, attrs)
 
     def output_shapes(self, node, input_shapes):
-        query, key, value = input_shapes
+        query, key, value = input_shapes[:3]
+        if len(input_shapes) > 3:
+            mask = input_shapes[3]
+            if mask is not None and len(mask) != 3:
+                raise Unsupported(f"layer '{node.name}': an attention mask of shape {tuple(mask)}; wconv converts "
+                                  "(batch, query steps, key steps)")
+            expect_dim(node.name, "mask query steps", query[1] if query else None, mask[1] if mask else None)
+            expect_dim(node.name, "mask key steps", key[1] if key else None, mask[2] if mask else None)
         p = node.params
         for what, weight, shape in (("query", "wq", query), ("key", "wk", key), ("value", "wv", value)):
             expect_dim(node.name, f"{what} features", p[weight].shape[1], shape[-1] if shape else None)
@@ -105,10 +118,17 @@ class Attention(OpDef):
         return ", ".join(problems) + " not converted" if problems else None
 
     def from_keras(self, layer):
-        if len(layer.inputs) not in (2, 3):
-            raise Unsupported(f"layer '{layer.name}' (MultiHeadAttention): called with {len(layer.inputs)} tensors; "
-                              "wconv converts call(query, value[, key])")
-        query, value, key = (layer.inputs + layer.inputs[1:2])[:3]
+        tensors, mask = layer.inputs, []
+        if layer.call_options.get("attention_mask"):  # passed last (adapters/keras/config.py)
+            tensors, mask = tensors[:-1], tensors[-1:]
+            if layer.config.get("dropout") and layer.keras_version.startswith("3"):
+                raise Unsupported(f"layer '{layer.name}' (MultiHeadAttention): an attention_mask with dropout="
+                                  f"{layer.config['dropout']}; Keras 3 then gives a query step that may attend to "
+                                  "nothing zero weights, where its other path (and wconv) averages every value")
+        if len(tensors) not in (2, 3):
+            raise Unsupported(f"layer '{layer.name}' (MultiHeadAttention): called with {len(tensors)} tensors; "
+                              "wconv converts call(query, value[, key][, attention_mask])")
+        query, value, key = (tensors + tensors[1:2])[:3]
         w = layer.weights
         keras = self.conventions["keras"].params
         params = {}
@@ -119,7 +139,7 @@ class Attention(OpDef):
                                                        self.params[f"{kind}{short}"], what=f"layer '{layer.name}' "
                                                        f"{projection} {suffix}")
         expect_dim(layer.name, "num_heads", layer.config["num_heads"], w["query_kernel"].shape[1])
-        return [self.node(layer.name, [query, key, value], layer.outputs, params, layer.config["num_heads"],
+        return [self.node(layer.name, [query, key, value, *mask], layer.outputs, params, layer.config["num_heads"],
                           causal=bool(layer.call_options.get("use_causal_mask")))]
 
     def to_keras(self, node, graph):
@@ -140,7 +160,8 @@ class Attention(OpDef):
         if bias:
             weights.append(p["bo"])
         return KerasSpec("MultiHeadAttention", config, weights, call_order=[0, 2, 1],
-                         call_options={"use_causal_mask": True} if a.get("causal") else None)
+                         call_options={"use_causal_mask": True} if a.get("causal") else None,
+                         call_keywords={"attention_mask": 3} if len(node.inputs) > 3 else None)
 
     def _biases(self, node) -> bool:
         present = [f"b{short}" in node.params for short, _ in PROJECTIONS]
@@ -154,7 +175,7 @@ class Attention(OpDef):
         a, p = node.attrs, node.params
         embed = p["wq"].shape[1]
         return a["key_dim"] == a["value_dim"] and a["heads"] * a["key_dim"] == embed == p["wo"].shape[0] and \
-            not a.get("causal")
+            not a.get("causal") and len(node.inputs) == 3
 
     def torch_helper(self, node):
         return None if self.packs(node) else "ExplicitAttention"
@@ -177,10 +198,10 @@ class Attention(OpDef):
         return f"ExplicitAttention({', '.join(options)})"
 
     def torch_forward(self, node, graph, module, args):
-        query, key, value = args
+        query, key, value = args[:3]
         if self.packs(node):
             return f"{module}({query}, {key}, {value}, need_weights=False)[0]"
-        return f"{module}({query}, {key}, {value})"
+        return f"{module}({', '.join(args)})"
 
     def params_to(self, framework, node):
         """torch's state_dict entries; Keras' and ONNX's tensors are built by their writers (no one-to-one pairs)."""
@@ -240,7 +261,7 @@ class Attention(OpDef):
                   for kind, name in (("w", "weight"), ("b", "bias")) if f"{projection}.{name}" in w}
         expect_dim(layer.name, "heads x key_dim", module.heads * module.key_dim, params["wq"].shape[0])
         expect_dim(layer.name, "heads x value_dim", module.heads * module.value_dim, params["wv"].shape[0])
-        return [self.node(layer.name, layer.inputs[:3], layer.outputs, params, module.heads, causal=module.causal)]
+        return [self.node(layer.name, layer.inputs[:4], layer.outputs, params, module.heads, causal=module.causal)]
 
     # -- ONNX -------------------------------------------------------------------
     def from_onnx(self, onnx_node, context):
@@ -262,7 +283,7 @@ class Attention(OpDef):
             builder.node("Transpose", [f"{name}/{short}_heads"], [f"{name}/{short}_t"], f"{name}/{short}_t", perm=perm)
             return f"{name}/{short}_t"
 
-        query, key, value = node.inputs
+        query, key, value = node.inputs[:3]
         q = project(query, "q", a["key_dim"], [0, 2, 1, 3])
         k = project(key, "k", a["key_dim"], [0, 2, 3, 1])
         v = project(value, "v", a["value_dim"], [0, 2, 1, 3])
@@ -270,7 +291,14 @@ class Attention(OpDef):
         scale = builder.initializer(f"{name}.scale", np.array(1.0 / math.sqrt(a["key_dim"]), np.float32))
         builder.node("Mul", [f"{name}/scores", scale], [f"{name}/scaled"], f"{name}/scale")
         scores = self._causal_mask(builder, name, f"{name}/scaled") if a.get("causal") else f"{name}/scaled"
-        builder.node("Softmax", [scores], [f"{name}/weights"], f"{name}/softmax", axis=-1)
+        weights = f"{name}/weights"
+        if len(node.inputs) > 3:  # Keras' mask: -1e9 where a step may not attend (attention_pass reads it back)
+            axis = builder.initializer(f"{name}.heads_axis", np.array([1], np.int64))
+            builder.node("Unsqueeze", [node.inputs[3], axis], [f"{name}/mask"], f"{name}/mask")
+            hidden = builder.initializer(f"{name}.hidden", np.array(-1e9, np.float32))
+            builder.node("Where", [f"{name}/mask", scores, hidden], [f"{name}/masked"], f"{name}/masked")
+            scores = f"{name}/masked"
+        builder.node("Softmax", [scores], [weights], f"{name}/softmax", axis=-1)
         builder.node("MatMul", [f"{name}/weights", v], [f"{name}/attended"], f"{name}/attend")
         builder.node("Transpose", [f"{name}/attended"], [f"{name}/joined_t"], f"{name}/join_t", perm=[0, 2, 1, 3])
         shape = builder.initializer(f"{name}.joined", np.array([0, 0, heads * a["value_dim"]], np.int64))
@@ -280,10 +308,11 @@ class Attention(OpDef):
 
     @staticmethod
     def _causal_mask(builder, name, scores) -> str:
-        """-inf above the diagonal of the last two axes (query step i keeps key steps 0..i), sized at run time:
-        Where(Cast(Trilu(Expand(1, Shape(scores)), upper=0), bool), scores, -inf)."""
+        """-1e9 above the diagonal of the last two axes (query step i keeps key steps 0..i), sized at run time:
+        Where(Cast(Trilu(Expand(1, Shape(scores)), upper=0), bool), scores, -1e9). -1e9 as for Keras' mask, so
+        that with one too, a query step that may attend to nothing averages every value as in Keras."""
         one = builder.initializer(f"{name}.one", np.array(1.0, np.float32))
-        hidden = builder.initializer(f"{name}.masked", np.array(-np.inf, np.float32))
+        hidden = builder.initializer(f"{name}.masked", np.array(-1e9, np.float32))
         builder.node("Shape", [scores], [f"{name}/scores_shape"], f"{name}/scores_shape")
         builder.node("Expand", [one, f"{name}/scores_shape"], [f"{name}/ones"], f"{name}/ones")
         builder.node("Trilu", [f"{name}/ones"], [f"{name}/lower"], f"{name}/lower", upper=0)

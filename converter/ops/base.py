@@ -60,7 +60,7 @@ class KerasSpec:
     pre: KerasSpec | None = None  # a layer to apply first (ZeroPadding before an asymmetric conv)
     post: KerasSpec | None = None  # a layer to apply after (Cropping after a transposed conv)
     call_order: list | None = None  # called with these IR inputs as positional arguments (attention: q, v, k)
-    call_keywords: dict | None = None  # keyword -> the IR inputs passed as a list (an RNN's initial_state)
+    call_keywords: dict | None = None  # keyword -> an IR input's index, or a list of them (an RNN's initial_state)
     call_options: dict | None = None  # plain call arguments (MultiHeadAttention's use_causal_mask)
 
 
@@ -94,6 +94,7 @@ class OpDef(KerasReader):
     notes: tuple[str, ...] = ()
     elementwise = False  # True: output element i depends on input element i only (keeps any layout)
     integer_input = False  # True: takes integer ids (Embedding); a model input it reads is int64
+    boolean_inputs: tuple = ()  # indices of inputs that are boolean masks (attention's); a model input there is bool
 
     # -- params through layouts -------------------------------------------------
     def params_from(self, framework: str, named: dict, layer: str, optional=None) -> dict[str, np.ndarray]:

@@ -28,13 +28,14 @@ class Interface:
     inputs: list = field(default_factory=list)
     outputs: list = field(default_factory=list)
     limits: list = field(default_factory=list)  # per input: the ids it takes are below this (None: numbers)
+    dtypes: list = field(default_factory=list)  # per input: float32, int64 (ids) or bool (masks)
 
     @classmethod
     def of(cls, graph) -> Interface:
         from ..shapes import token_limit
 
         return cls([v.layout for v in graph.inputs], [graph.layout(name) for name in graph.outputs],
-                   [token_limit(graph, v.name) for v in graph.inputs])
+                   [token_limit(graph, v.name) for v in graph.inputs], [v.dtype for v in graph.inputs])
 
     def input(self, index: int, rank: int) -> str:
         return known_pattern(self.inputs, index, rank)

@@ -132,9 +132,10 @@ def _batch_shape(config: dict):
     return tuple(shape) if shape else None
 
 
-# Tensors a layer may take by keyword, in the order they follow its positional ones (attention's value, key; a
-# recurrent layer's initial states).
-TENSOR_KEYWORDS = ("value", "key", "initial_state")
+# Tensors a layer may take by keyword, in the order they follow its positional ones (attention's value, key and
+# mask; a recurrent layer's initial states). A layer told of a mask finds it last (call_options).
+TENSOR_KEYWORDS = ("value", "key", "initial_state", "attention_mask")
+MASK_KEYWORDS = ("attention_mask",)
 
 
 def _call_inputs(call) -> list[str]:
@@ -167,8 +168,10 @@ def call_problems(call) -> list[str]:
 
 
 def call_options(call) -> dict:
-    return {key: value for key, value in _call_keywords(call).items()
-            if key in CALL_OPTIONS and isinstance(value, bool)}
+    """Plain options (CALL_OPTIONS) and, for a mask passed as a tensor, ``{keyword: True}``."""
+    keywords = _call_keywords(call)
+    options = {key: value for key, value in keywords.items() if key in CALL_OPTIONS and isinstance(value, bool)}
+    return options | {key: True for key in MASK_KEYWORDS if isinstance(keywords.get(key), (dict, list))}
 
 
 def keras3_tensors(args) -> list:

@@ -44,13 +44,16 @@ def build(graph: Graph):
 
 
 def _call(layer, spec: KerasSpec, args: list):
-    """The layer applied to its IR inputs: positionally, in ``call_order``, or some as keyword lists."""
+    """The layer applied to its IR inputs: positionally (in ``call_order``), some by keyword (one tensor, or a
+    list), with plain options."""
+    keywords = {key: [args[i] for i in index] if isinstance(index, list) else args[index]
+                for key, index in (spec.call_keywords or {}).items()}
+    keywords.update(spec.call_options or {})
     if spec.call_order:
-        return layer(*[args[i] for i in spec.call_order], **(spec.call_options or {}))
-    keywords = {key: [args[i] for i in indices] for key, indices in (spec.call_keywords or {}).items()}
-    if keywords:
+        return layer(*[args[i] for i in spec.call_order], **keywords)
+    if spec.call_keywords:
         return layer(args[0], **keywords)
-    return layer(args[0] if len(args) == 1 else args)
+    return layer(args[0] if len(args) == 1 else args, **keywords)
 
 
 def _structure(graph: Graph, tensors: dict, names: list[str], keys: str):

@@ -7,10 +7,11 @@ The form wconv writes (``ops/attention.py``)::
     v = Transpose[0,2,1,3](Reshape[0,0,h,v](MatMul(value, Wv) [+ bv]))
     out = MatMul(Reshape[0,0,h*v](Transpose[0,2,1,3](MatMul(Softmax(MatMul(q, k) * 1/sqrt(d)), v))), Wo) [+ bo]
 
-(the scale also as ``Div`` by sqrt(d)); a causal mask between the scale and the softmax:
-``Where(Cast(Trilu(Expand(1, Shape(scaled)), upper=0), bool), scaled, -inf)``. Each match becomes one node that only ``ops/attention.py`` reads, by
-the identity of the node this pass made, never by its op type: a file cannot claim it. Anything else stays as
-it is; torch.onnx's spelling (packed projections split with Gather, time-major reshapes whose sizes it computes
+(the scale also as ``Div`` by sqrt(d)). Between the scale and the softmax, a causal mask
+``Where(Cast(Trilu(Expand(1, Shape(scaled)), upper=0), bool), scaled, -1e9)`` (-inf too, without a mask input),
+then Keras' mask ``Where(Unsqueeze(mask, 1), scores, -1e9)``. Each match becomes one node that only
+``ops/attention.py`` reads, by the identity of the node this pass made, never by its op type: a file cannot claim
+it. Anything else stays as it is; torch.onnx's spelling (packed projections split with Gather, time-major reshapes whose sizes it computes
 from shapes, the scale split over q and k) is not matched.
 """
 
@@ -63,19 +64,23 @@ class _Graph(Wiring):
     def match(self, softmax):
         if _attr(softmax, "axis", -1) not in (-1, 3):
             return None
-        scaled, mask = self.single_use_producer(softmax.input[0]), []
+        scaled, weights = self.single_use_producer(softmax.input[0]), softmax.output[0]
+        masked = self._masked(scaled)
+        if masked is not None:  # Keras' attention_mask
+            scaled = self.producer.get(scaled.input[1])
+        causal = []
         if scaled is not None and scaled.op_type == "Where":
             found = self._causal(scaled)
-            if found is None:
-                return None
-            scaled, mask = self.producer.get(found[0]), found[1]
+            if found is None or masked and float(np.ravel(self.constants[scaled.input[2]])[0]) != np.float32(-1e9):
+                return None  # with a mask too, only -1e9 computes what the IR means (a row masked whole averages)
+            scaled, causal = self.producer.get(found[0]), found[1]
         scores, scale = self._scaled(scaled)
         if scores is None or scores.op_type != "MatMul":
             return None
         q = self._heads(scores.input[0], [0, 2, 1, 3])
         k = self._heads(scores.input[1], [0, 2, 3, 1])
-        attend = self.only_consumer(softmax.output[0])
-        if q is None or k is None or attend is None or attend.op_type != "MatMul" or attend.input[0] != softmax.output[0]:
+        attend = self.only_consumer(weights)
+        if q is None or k is None or attend is None or attend.op_type != "MatMul" or attend.input[0] != weights:
             return None
         v = self._heads(attend.input[1], [0, 2, 1, 3])
         heads, key_dim = q[1], q[2]
@@ -88,14 +93,32 @@ class _Graph(Wiring):
         output = self._projection_after(joined[-1].output[0])
         if output is None:
             return None
-        chain = [*q[3], *k[3], *v[3], scores, scaled, *mask, softmax, attend, *joined, *output[0]]
+        mask_nodes = masked[1] if masked else []
+        chain = [*q[3], *k[3], *v[3], scores, scaled, *causal, *mask_nodes, softmax, attend, *joined, *output[0]]
         params = {}
         for short, found in (("q", q), ("k", k), ("v", v), ("o", output)):
             params[f"w{short}"] = found[-2].T
             if found[-1] is not None:
                 params[f"b{short}"] = found[-1]
         name = softmax.name.rsplit("/", 1)[0] if "/" in softmax.name.strip("/") else chain[-1].output[0]
-        return chain, AttentionMatch(name, [q[0], k[0], v[0]], chain[-1].output[0], heads, params, bool(mask))
+        inputs = [q[0], k[0], v[0]] + ([masked[0]] if masked else [])
+        return chain, AttentionMatch(name, inputs, chain[-1].output[0], heads, params, bool(causal))
+
+    def _masked(self, where):
+        """(the (N, T, S) mask, its nodes) for Keras' mask before the softmax: Where(Unsqueeze(mask, axis 1),
+        scores, -1e9); else None."""
+        if where is None or where.op_type != "Where":
+            return None
+        unsqueeze = self.single_use_producer(where.input[0])
+        hidden = self.constants.get(where.input[2])
+        if unsqueeze is None or unsqueeze.op_type != "Unsqueeze" or self._axes(unsqueeze) != [1] or \
+                hidden is None or np.size(hidden) != 1 or float(np.ravel(hidden)[0]) != np.float32(-1e9):
+            return None
+        return unsqueeze.input[0], [unsqueeze, where]
+
+    def _axes(self, node):
+        axes = self.constants.get(node.input[1]) if len(node.input) > 1 else None
+        return None if axes is None else [int(a) for a in np.ravel(axes)]
 
     def _causal(self, where):
         """(the scaled scores, the mask's nodes) for the causal Where above, else None."""

@@ -89,8 +89,9 @@ class ExplicitRecurrent(nn.Module):
 EXPLICIT_ATTENTION = '''
 class ExplicitAttention(nn.Module):
     """Multi-head attention with sizes nn.MultiheadAttention cannot take (query and key size per head apart from
-    the value's, an output width of its own) or a causal mask: four projections around
-    F.scaled_dot_product_attention, scaled by 1/sqrt(key_dim). Causal: query step i attends to key steps 0..i."""
+    the value's, an output width of its own) or a mask: four projections around scaled dot-product attention,
+    scaled by 1/sqrt(key_dim). Causal: query step i attends to key steps 0..i. mask (N, T, S): True where query
+    step t may attend to key step s, as Keras means it: a step that may attend to nothing averages every value."""
 
     def __init__(self, query_size, key_size, value_size, heads, key_dim, value_dim, output_size, bias=True,
                  causal=False):
@@ -101,11 +102,18 @@ class ExplicitAttention(nn.Module):
         self.value = nn.Linear(value_size, heads * value_dim, bias=bias)
         self.output = nn.Linear(heads * value_dim, output_size, bias=bias)
 
-    def forward(self, query, key, value):
+    def forward(self, query, key, value, mask=None):
         q = self.query(query).unflatten(-1, (self.heads, self.key_dim)).transpose(1, 2)
         k = self.key(key).unflatten(-1, (self.heads, self.key_dim)).transpose(1, 2)
         v = self.value(value).unflatten(-1, (self.heads, self.value_dim)).transpose(1, 2)
-        attended = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        if mask is None:
+            attended = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        else:
+            keep = mask.unsqueeze(1)  # the same for every head
+            if self.causal:
+                keep = keep & torch.ones(keep.shape[-2:], dtype=torch.bool, device=keep.device).tril()
+            scores = (q @ k.transpose(-2, -1)) / self.key_dim ** 0.5
+            attended = torch.softmax(scores.masked_fill(~keep, -1e9), dim=-1) @ v
         return self.output(attended.transpose(1, 2).flatten(2))
 '''
 

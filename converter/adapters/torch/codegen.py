@@ -168,6 +168,8 @@ def _input_text(graph: Graph, value) -> str:
     text = f"{value.name} {_shape_text(_interface_shape(graph, value), pattern)}"
     if value.dtype.startswith("int"):
         return f"{text} {value.dtype} token ids"
+    if value.dtype == "bool":
+        return f"{text} bool mask"
     return f"{text} [{pattern}]" if pattern else text
 
 

@@ -97,7 +97,7 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
                     layer.options["time_major"], layer.inputs = True, [use.input.name]
                     layer.input_shapes = shapes.of(layer.inputs)
             elif layer.class_name == "ExplicitAttention":  # wconv's helper (cells.py): query, key, value in
-                layer.inputs = [getattr(a, "name", a) for a in fx_node.args[:3]]
+                layer.inputs = [getattr(a, "name", a) for a in fx_node.args[:4]]
                 layer.input_shapes = shapes.of(layer.inputs)
             elif layer.class_name in patterns.ATTENTION_MODULES:
                 layer.inputs, output, absorbed = patterns.attention_call(fx_node)
