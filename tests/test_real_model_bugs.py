@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
+import torch
 import torch_convnets
 
 import converter
-from conftest import TESTS
+from conftest import RUNNERS, TESTS, assert_close, run_torch_model
 from test_bad_input import assert_clean_failure, wconv
 
 TORCH_FILE = TESTS / "torch_convnets.py"
@@ -208,3 +210,37 @@ def test_legacy_h5_activations_load_in_keras2_or_are_refused(activation, fused, 
     x = batch(7)
     loaded = tf_keras.models.load_model(tmp_path / "out.h5", compile=False)
     assert_close(np.asarray(model(x)), loaded.predict(x, verbose=0))
+
+
+class ViewHead(torch.nn.Module):
+    """The older flatten idiom, x.view(x.size(0), -1): torch.onnx folds the size into the Reshape's target."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 4, 3)
+        self.head = torch.nn.Linear(4 * 5 * 3, 2)
+
+    def forward(self, x):
+        y = torch.relu(self.conv(x))
+        return self.head(y.view(y.size(0), -1))
+
+
+@pytest.mark.parametrize("batch", [1, 2])
+def test_reshape_to_the_exported_batch_size_keeps_the_batch(batch, tmp_path):
+    """A file exported for one batch size has it in its Reshape targets ([2, -1]): the batch stays first, and the
+    port takes any batch. allowzero=1 matters only where a target has a 0."""
+    import onnx
+
+    from sequence_models import seeded
+
+    model = seeded(ViewHead())
+    x = np.random.default_rng(1).standard_normal((batch, 3, 7, 5)).astype(np.float32)
+    torch.onnx.export(model, torch.from_numpy(x), tmp_path / "a.onnx", dynamo=False, opset_version=17,
+                      input_names=["x"])
+    exported = onnx.load(tmp_path / "a.onnx")
+    reshape = next(n for n in exported.graph.node if n.op_type == "Reshape")
+    reshape.attribute.append(onnx.helper.make_attribute("allowzero", 1))
+    onnx.save(exported, tmp_path / "a.onnx")
+    converter.convert(tmp_path / "a.onnx", tmp_path / "b.pt")
+    other = np.random.default_rng(2).standard_normal((3, 3, 7, 5)).astype(np.float32)  # another batch size
+    assert_close(run_torch_model(model, other), RUNNERS["torch"](tmp_path / "b.pt", other))

@@ -92,8 +92,12 @@ class Reshape(OpDef):
         target = [int(d) for d in context.weight(onnx_node, 1)]
         shape = context.shape(onnx_node.input[0])
         name = context.name(onnx_node)
-        if context.attrs(onnx_node).get("allowzero", 0) or target[0] not in (0, -1) + ((shape[0],) if shape else ()):
-            raise Unsupported(f"Reshape '{name}' to {target}: the batch axis must stay first")
+        if context.attrs(onnx_node).get("allowzero", 0) and 0 in target:  # 0 is then a size, not "keep"
+            raise Unsupported(f"Reshape '{name}' to {target} with allowzero=1: an axis of size 0")
+        batch = (0, -1) + ((context.static_batch,) if context.static_batch else ())
+        if target[0] not in batch:
+            raise Unsupported(f"Reshape '{name}' to {target}: the batch axis must stay first (the target's first "
+                              f"size is {target[0]}, not the batch)")
         rest = [shape[i + 1] if d == 0 and shape else d for i, d in enumerate(target[1:])]
         if target[0] == -1 and -1 in rest:
             raise Unsupported(f"Reshape '{name}' to {target}: two axes of unknown size")

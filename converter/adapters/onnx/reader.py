@@ -60,6 +60,7 @@ def _read(path) -> Graph:
     refuse_unsupported(onnx_nodes)
     context = OnnxContext(onnx_nodes, constants, Shapes(inputs))
     context.recurrent, context.attention = recurrent, attention
+    context.static_batch = _static_batch(model.graph, initializers)
     context.used |= consumed | plumbing | attention_constants | groupnorm_constants | \
         (set(constants) - set(initializers))  # folded values and what the passes fused are not weights
     nodes = []
@@ -101,6 +102,17 @@ def _shape(value_info) -> tuple:
     dims = value_info.type.tensor_type.shape.dim
     shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
     return (None,) + shape[1:] if shape else shape
+
+
+def _static_batch(graph, initializers) -> int | None:
+    """The first size every graph input declares, if they all declare the same fixed one."""
+    sizes = set()
+    for value in graph.input:
+        if value.name not in initializers:
+            dims = value.type.tensor_type.shape.dim
+            sizes.add(dims[0].dim_value if dims and dims[0].HasField("dim_value") else None)
+    found = sizes.pop() if len(sizes) == 1 else None
+    return found or None
 
 
 def _opset(model) -> int:
