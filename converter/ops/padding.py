@@ -44,6 +44,23 @@ def resolve(layer: str, padding, sizes, kernel, strides, dilations) -> list[int]
     return [int(p) for p in padding]
 
 
+def ceil_mode_pads(layer: str, sizes, kernel, strides, pads) -> list[int]:
+    """``pads`` with the end padding that ceil_mode's last, partial windows read (torch's rule, which ONNX's
+    MaxPool follows: a window starting beyond the input and its begin padding is dropped). For max pooling
+    that padding is -inf, as every pooling pad is, so the explicit pads compute the same."""
+    if any(size is None for size in sizes):
+        raise Unsupported(f"layer '{layer}': ceil_mode needs the input's spatial sizes; pass --input-shape")
+    n = len(kernel)
+    ends = []
+    for i, (size, k, s) in enumerate(zip(sizes, kernel, strides)):
+        begin, end = pads[i], pads[n + i]
+        count = -(-(size + begin + end - k) // s) + 1  # ceil
+        if (count - 1) * s >= size + begin:
+            count -= 1
+        ends.append(end + max(0, (count - 1) * s + k - (size + begin + end)))
+    return list(pads[:n]) + ends
+
+
 def output_sizes(sizes, kernel, strides, dilations, pads) -> list:
     n = len(kernel)
     return [

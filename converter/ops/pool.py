@@ -29,9 +29,13 @@ class Pool(OpDef):
         self.conventions = {
             "keras": Convention((self.keras_class,), {}, {"padding": "'valid' or 'same' (TF)", **count}),
             "torch": Convention((self.torch_class,), {}, {"padding": "symmetric; asymmetric via F.pad",
+                                                           **({"ceil_mode": "True: -inf end padding"}
+                                                              if kind == "max" else {}),
                                                            **({"count_include_pad": "count_include_pad=True"}
                                                               if count else {})}),
-            "onnx": Convention((onnx,), {}, {"padding": "pads", **({"count_include_pad": "count_include_pad=0"}
+            "onnx": Convention((onnx,), {}, {"padding": "pads",
+                                             **({"ceil_mode": "1: -inf end padding"} if kind == "max" else {}),
+                                             **({"count_include_pad": "count_include_pad=0"}
                                                                     if count else {})}),
         }
 
@@ -45,11 +49,18 @@ class Pool(OpDef):
         sizes = padding.output_sizes(padding.spatial(shape), a["kernel"], a["strides"], [1] * self.rank, a["pads"])
         return [(shape[0], shape[1], *sizes)]
 
-    def node(self, name, inputs, outputs, input_shape, kernel, strides, pad_spec, count_include_pad) -> Node:
+    def node(self, name, inputs, outputs, input_shape, kernel, strides, pad_spec, count_include_pad,
+             ceil_mode=False) -> Node:
+        """``ceil_mode`` (max pooling): the partial windows at the end become explicit -inf padding."""
         kernel = padding.as_list(kernel, self.rank)
         strides = padding.as_list(strides if strides is not None else kernel, self.rank)
         sizes = padding.spatial(input_shape) if input_shape else [None] * self.rank
         pads = padding.resolve(name, pad_spec, sizes, kernel, strides, [1] * self.rank)
+        if ceil_mode:
+            if self.kind != "max":
+                raise Unsupported(f"layer '{name}': average pooling with ceil_mode (its divisor at the partial "
+                                  "windows) is not converted")
+            pads = padding.ceil_mode_pads(name, sizes, kernel, strides, pads)
         attrs = {"kernel": kernel, "strides": strides, "pads": pads}
         if self.kind == "avg":
             attrs["count_include_pad"] = bool(count_include_pad) if any(pads) else False
@@ -111,8 +122,6 @@ class Pool(OpDef):
 
     def from_torch(self, layer):
         module = layer.module
-        if getattr(module, "ceil_mode", False):
-            raise Unsupported(f"layer '{layer.name}' ({layer.class_name}): ceil_mode=True is not supported")
         if self.kind == "max" and (padding.as_list(module.dilation, self.rank) != [1] * self.rank
                                    or module.return_indices):
             raise Unsupported(f"layer '{layer.name}' ({layer.class_name}): dilation or return_indices")
@@ -121,7 +130,7 @@ class Pool(OpDef):
         shape = layer.input_shapes[0] if layer.input_shapes else None
         pads = padding.as_list(module.padding, self.rank) * 2
         return [self.node(layer.name, layer.inputs, layer.outputs, shape, module.kernel_size, module.stride, pads,
-                          getattr(module, "count_include_pad", False))]
+                          getattr(module, "count_include_pad", False), getattr(module, "ceil_mode", False))]
 
     # -- ONNX -------------------------------------------------------------------------
     def to_onnx(self, node, builder):
@@ -133,15 +142,15 @@ class Pool(OpDef):
     def from_onnx(self, onnx_node, context):
         attrs = context.attrs(onnx_node)
         name = context.name(onnx_node)
-        if attrs.get("ceil_mode", 0) or any(d != 1 for d in attrs.get("dilations", [1])):
-            raise Unsupported(f"{onnx_node.op_type} '{name}': ceil_mode or dilations are not supported")
+        if any(d != 1 for d in attrs.get("dilations", [1])):
+            raise Unsupported(f"{onnx_node.op_type} '{name}': dilations are not supported")
         if attrs.get("auto_pad", "NOTSET") not in ("NOTSET", "VALID", "SAME_UPPER"):
             raise Unsupported(f"{onnx_node.op_type} '{name}': auto_pad={attrs['auto_pad']} is not supported")
         pad_spec = {"VALID": "valid", "SAME_UPPER": "same"}.get(attrs.get("auto_pad"),
                                                                 attrs.get("pads", [0] * 2 * self.rank))
         return [self.node(name, [onnx_node.input[0]], list(onnx_node.output)[:1],
                           context.shape(onnx_node.input[0]), attrs["kernel_shape"], attrs.get("strides", 1),
-                          pad_spec, attrs.get("count_include_pad", 0))]
+                          pad_spec, attrs.get("count_include_pad", 0), bool(attrs.get("ceil_mode", 0)))]
 
 
 class GlobalPool(OpDef):
