@@ -1,7 +1,7 @@
 """The op table: importing this package registers every op family."""
 
 from . import (  # noqa: F401  (registration side effects)
-    activations, attention, batchnorm, conv, conv_transpose, crop, dense, dropout, embedding, flatten, groupnorm,
+    activations, adaptive_pool, attention, batchnorm, conv, conv_transpose, crop, dense, dropout, embedding, flatten, groupnorm,
     layernorm, merge, pad, pool, prelu, recurrent, reshape, transformer, transpose, upsample,
 )
 from .base import FRAMEWORKS, Convention, KerasLayer, KerasSpec, OpDef

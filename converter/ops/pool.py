@@ -201,12 +201,6 @@ class GlobalPool(OpDef):
         axes = tuple(range(2, len(graph.shape(node.inputs[0]))))
         return f"torch.{'amax' if self.kind == 'max' else 'mean'}({args[0]}, dim={literal(axes)})"
 
-    def from_torch(self, layer):
-        size = layer.module.output_size
-        if any(s != 1 for s in padding.as_list(size, 1 if isinstance(size, int) else len(size))):
-            raise Unsupported(f"layer '{layer.name}' ({layer.class_name}): only output_size=1 converts")
-        return [self.node(layer.name, layer.inputs, layer.outputs, True)]
-
     def from_torch_function(self, call):
         shape = call.input_shapes[0]
         dims = call.argument("dim", 1, None)
@@ -287,8 +281,6 @@ GLOBAL_POOLS = {kind: register_op(GlobalPool(kind)) for kind in KINDS}
 for _global in GLOBAL_POOLS.values():
     for _class in _global.keras_classes:
         register_keras(_class, _global)
-    for _class in _global.torch_classes:
-        register_torch_module(_class, _global.from_torch)
     register_onnx(_global.onnx_type, _global.from_onnx)
 register_onnx("ReduceMean", GLOBAL_POOLS["avg"].from_onnx_reduce)
 register_onnx("ReduceMax", GLOBAL_POOLS["max"].from_onnx_reduce)
