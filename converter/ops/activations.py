@@ -49,6 +49,7 @@ class Row:
     torch_functions: tuple = ()
     attrs: dict = field(default_factory=dict)
     keras_aliases: tuple = ()  # other names Keras files use for it (Keras 2's 'swish')
+    keras2: dict = field(default_factory=dict)  # attr values Keras 2's activation function uses instead
 
 
 ROWS = (
@@ -80,6 +81,11 @@ ROWS = (
     Row("hard_silu", "x * relu6(x + 3) / 6 (hard swish)", "hard_silu", "Hardswish", "HardSwish", None,
         ("torch.nn.functional.hardswish",), keras_aliases=("hard_swish",)),
     Row("mish", "x * tanh(softplus(x))", "mish", "Mish", "Mish", None, ("torch.nn.functional.mish",)),
+    # Keras 3's and torch's x/6 + 1/2; Keras 2's 'hard_sigmoid' was 0.2x + 1/2 (read by the file's version).
+    Row("hard_sigmoid", "clip(alpha * x + beta, 0, 1)", "hard_sigmoid", "Hardsigmoid", "HardSigmoid", None,
+        ("torch.nn.functional.hardsigmoid",),
+        {"alpha": Attr(1 / 6, None, 1 / 6, None, ("alpha", 0.2)), "beta": Attr(0.5, None, 0.5, None, ("beta", 0.5))},
+        keras2={"alpha": 0.2}),
 )
 
 
@@ -264,7 +270,43 @@ class Silu(Activation):
         builder.node("Mul", [node.inputs[0], gate], node.outputs, node.name)
 
 
-SPECIAL = {"relu6": Relu6, "silu": Silu}
+class HardSigmoid(Activation):
+    """clip(alpha x + beta, 0, 1). torch's Hardsigmoid and Keras 3's hard_sigmoid fix alpha = 1/6 and beta = 1/2;
+    ONNX's HardSigmoid takes both (alpha defaults to 0.2, Keras 2's slope), so it is always written out."""
+
+    STANDARD = {"alpha": 1 / 6, "beta": 0.5}
+
+    def node(self, name, inputs, outputs, **attrs) -> Node:
+        values = {key: float(attrs.get(key, value)) for key, value in self.STANDARD.items()}
+        values = {key: self.STANDARD[key] if np.isclose(value, self.STANDARD[key], rtol=1e-6, atol=0) else value
+                  for key, value in values.items()}  # 1/6 read back from float32 attributes
+        return Node(self.name, name, inputs, outputs, {}, values)
+
+    def _standard(self, node, target: str) -> None:
+        if node.attrs != self.STANDARD:
+            raise Unsupported(f"layer '{node.name}': a hard sigmoid of slope {node.attrs['alpha']:g} and offset "
+                              f"{node.attrs['beta']:g}; {target}'s is x/6 + 1/2 (Keras 2's 0.2x + 1/2 converts to "
+                              "ONNX only)")
+
+    def torch_arguments(self, node) -> str:
+        self._standard(node, "torch")
+        return ""
+
+    def to_keras(self, node, graph):
+        self._standard(node, "Keras 3")
+        return KerasSpec("Activation", {"activation": "hard_sigmoid"})
+
+    def from_torch(self, layer):
+        return [self.node(layer.name, layer.inputs, layer.outputs)]
+
+    def from_torch_function(self, call):
+        return [self.node(call.name, call.inputs[:1], call.outputs)]
+
+    def to_onnx(self, node, builder):
+        builder.node("HardSigmoid", node.inputs[:1], node.outputs, node.name, **node.attrs)
+
+
+SPECIAL = {"relu6": Relu6, "silu": Silu, "hard_sigmoid": HardSigmoid}
 ACTIVATIONS = {row.op: register_op(SPECIAL.get(row.op, Activation)(row)) for row in ROWS}
 BY_KERAS_NAME = {name: ACTIVATIONS[row.op] for row in ROWS for name in (row.keras, *row.keras_aliases) if name}
 
@@ -279,8 +321,10 @@ def from_onnx_sigmoid(onnx_node, context):
     return ACTIVATIONS["sigmoid"].from_onnx(onnx_node, context)
 
 
-def from_keras_activation(keras_name, name: str, inputs, outputs, fused: bool = False, layout=None) -> Node:
-    """The node for ``Activation(keras_name)`` or a layer's fused ``activation=keras_name``."""
+def from_keras_activation(keras_name, name: str, inputs, outputs, fused: bool = False, layout=None,
+                          keras_version: str = "3") -> Node:
+    """The node for ``Activation(keras_name)`` or a layer's fused ``activation=keras_name``, as the file's Keras
+    version computes it."""
     if isinstance(keras_name, dict):  # Keras 3 may serialize a function as a config dict
         keras_name = keras_name.get("config", keras_name.get("class_name"))
     op = BY_KERAS_NAME.get(keras_name)
@@ -288,6 +332,8 @@ def from_keras_activation(keras_name, name: str, inputs, outputs, fused: bool = 
         raise Unsupported(f"layer '{name}': activation '{keras_name}' is not supported "
                           f"(supported: {', '.join(sorted(BY_KERAS_NAME))})")
     attrs = {key: _from_keras(attr, attr.keras_function, layout) for key, attr in op.row.attrs.items()}
+    if str(keras_version).startswith("2"):
+        attrs.update(op.row.keras2)
     node = op.node(name, inputs, outputs, **attrs)
     node.fused = fused
     return node
@@ -303,7 +349,8 @@ class KerasActivationLayer(KerasReader):
     @staticmethod
     def from_keras(layer):
         return [from_keras_activation(layer.config.get("activation"), layer.name, layer.inputs, layer.outputs,
-                                      layout=layer.input_layouts[0] if layer.input_layouts else None)]
+                                      layout=layer.input_layouts[0] if layer.input_layouts else None,
+                                      keras_version=layer.keras_version)]
 
 
 class KerasReLULayer(KerasReader):

@@ -178,7 +178,8 @@ def _with_activation(node, config, layer, rank):
     node.outputs = [hidden]
     return [node, activations.from_keras_activation(activation, f"{layer.name}.activation", [hidden],
                                                     layer.outputs, fused=True,
-                                                    layout=views.default(views.CHANNELS_FIRST, rank + 2))]
+                                                    layout=views.default(views.CHANNELS_FIRST, rank + 2),
+                                                    keras_version=layer.keras_version)]
 
 
 def _keras_zero_padding(rank: int, pads) -> KerasSpec:

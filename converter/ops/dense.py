@@ -59,7 +59,8 @@ class Dense(OpDef):
         hidden = f"{layer.name}/linear"
         return [
             Node(self.name, layer.name, layer.inputs, [hidden], params),
-            activations.from_keras_activation(activation, f"{layer.name}.activation", [hidden], layer.outputs, fused=True),
+            activations.from_keras_activation(activation, f"{layer.name}.activation", [hidden], layer.outputs, fused=True,
+                                              keras_version=layer.keras_version),
         ]
 
     def to_keras(self, node, graph):
