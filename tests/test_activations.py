@@ -7,6 +7,7 @@ import json
 import numpy as np
 import onnx
 import pytest
+import torch
 
 import converter
 from conftest import RUNNERS, TARGET_SUFFIX, TORCH_MODELS, assert_predictions_match, run_torch_model
@@ -73,3 +74,36 @@ def test_keras_fused_activation_stays_fused(tmp_path, keras):
     back = keras.saving.load_model(tmp_path / "c.keras")
     assert [type(layer).__name__ for layer in back.layers] == ["InputLayer", "Dense", "Dense", "Dropout"]
     assert [layer.get_config()["activation"] for layer in back.layers[1:3]] == ["elu", "elu"]
+
+
+class Gelus(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(4, 6)
+        self.exact = torch.nn.GELU()
+        self.fc2 = torch.nn.Linear(6, 3)
+        self.approximate = torch.nn.GELU(approximate="tanh")
+
+    def forward(self, x):
+        return self.approximate(self.fc2(self.exact(self.fc(x))))
+
+
+@pytest.mark.parametrize("target", ["torch", "keras"])
+def test_gelu_spelled_out_by_torch_onnx(target, tmp_path):
+    """Before opset 20 torch.onnx writes GELU with Erf (exact) or Tanh (approximate): read back as one GELU."""
+    from conftest import assert_close
+    from sequence_models import seeded
+
+    model = seeded(Gelus())
+    x = (np.random.default_rng(3).standard_normal((5, 4)) * 2).astype(np.float32)
+    torch.onnx.export(model, torch.from_numpy(x), tmp_path / "a.onnx", dynamo=False, opset_version=17,
+                      input_names=["x"])
+    assert [(n.op, n.attrs.get("approximate")) for n in converter.read(tmp_path / "a.onnx").nodes] == \
+        [("dense", None), ("gelu", "none"), ("dense", None), ("gelu", "tanh")]
+    out = tmp_path / f"b{TARGET_SUFFIX[target]}"
+    if target == "keras":  # Keras' gelu activation is the exact one only
+        with pytest.raises(converter.WconvError, match="Keras has no gelu with {'approximate': 'tanh'}"):
+            converter.convert(tmp_path / "a.onnx", out)
+        return
+    converter.convert(tmp_path / "a.onnx", out)
+    assert_close(run_torch_model(model, x), RUNNERS[target](out, x))

@@ -10,7 +10,7 @@ from ... import untrusted
 from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
-from . import attention_pass, constants as constants_pass, groupnorm_pass, layernorm_pass, recurrent_pass
+from . import attention_pass, constants as constants_pass, gelu_pass, groupnorm_pass, layernorm_pass, recurrent_pass
 from . import tensors
 from .context import OnnxContext
 
@@ -51,18 +51,19 @@ def _read(path) -> Graph:
     initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     inputs = [Value(i.name, _shape(i)) for i in model.graph.input if i.name not in initializers]
     onnx_nodes, constants, consumed = constants_pass.fold(list(model.graph.node), initializers)
-    onnx_nodes = layernorm_pass.fuse(onnx_nodes, constants, {o.name for o in model.graph.output})
-    onnx_nodes, groupnorm_constants = groupnorm_pass.fuse(onnx_nodes, constants, {o.name for o in model.graph.output})
-    onnx_nodes, attention, attention_constants = attention_pass.fuse(onnx_nodes, constants,
-                                                                     {o.name for o in model.graph.output})
-    onnx_nodes, recurrent, plumbing = recurrent_pass.batch_first(onnx_nodes, constants,
-                                                                 {o.name for o in model.graph.output})
+    outputs = {o.name for o in model.graph.output}
+    # Ops exporters spell out, each read back as the one op (the constants they used are not weights)
+    onnx_nodes = layernorm_pass.fuse(onnx_nodes, constants, outputs)
+    for spelled_out in (groupnorm_pass, gelu_pass):
+        onnx_nodes, fused = spelled_out.fuse(onnx_nodes, constants, outputs)
+        consumed |= fused
+    onnx_nodes, attention, fused = attention_pass.fuse(onnx_nodes, constants, outputs)
+    onnx_nodes, recurrent, plumbing = recurrent_pass.batch_first(onnx_nodes, constants, outputs)
     refuse_unsupported(onnx_nodes)
     context = OnnxContext(onnx_nodes, constants, Shapes(inputs))
     context.recurrent, context.attention = recurrent, attention
     context.static_batch = _static_batch(model.graph, initializers)
-    context.used |= consumed | plumbing | attention_constants | groupnorm_constants | \
-        (set(constants) - set(initializers))  # folded values and what the passes fused are not weights
+    context.used |= consumed | fused | plumbing | (set(constants) - set(initializers))  # folded values: not weights
     nodes = []
     for onnx_node in steps(onnx_nodes, "reading ONNX nodes"):
         if id(onnx_node) not in context.absorbed:
