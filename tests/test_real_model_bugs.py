@@ -244,3 +244,27 @@ def test_reshape_to_the_exported_batch_size_keeps_the_batch(batch, tmp_path):
     converter.convert(tmp_path / "a.onnx", tmp_path / "b.pt")
     other = np.random.default_rng(2).standard_normal((3, 3, 7, 5)).astype(np.float32)  # another batch size
     assert_close(run_torch_model(model, other), RUNNERS["torch"](tmp_path / "b.pt", other))
+
+
+@pytest.mark.parametrize("opset", [11, 13])
+def test_squeeze_after_global_pool(opset, tmp_path):
+    """tf2onnx drops a global pool's 1 x 1 with Squeeze (axes an attribute before opset 13, an input after)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    weight = rng.normal(0, 0.5, (4, 3, 3, 3)).astype(np.float32)
+    axes = [2, 3]
+    squeeze = helper.make_node("Squeeze", ["pooled"] + (["axes"] if opset >= 13 else []), ["y"], name="squeeze",
+                               **({"axes": axes} if opset < 13 else {}))
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], name="conv"),
+             helper.make_node("GlobalAveragePool", ["c"], ["pooled"], name="pool"), squeeze]
+    initializers = [numpy_helper.from_array(weight, "w")] + \
+        ([numpy_helper.from_array(np.array(axes, np.int64), "axes")] if opset >= 13 else [])
+    graph = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 9, 7])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 4])], initializers)
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)]), tmp_path / "a.onnx")
+    x = rng.standard_normal((2, 3, 9, 7)).astype(np.float32)
+    for target, suffix in (("torch", ".pt"), ("keras", ".keras")):
+        converter.convert(tmp_path / "a.onnx", tmp_path / f"b{suffix}")
+        assert_close(RUNNERS["onnx"](tmp_path / "a.onnx", x), RUNNERS[target](tmp_path / f"b{suffix}", x))

@@ -83,6 +83,21 @@ def _keras_order(graph, node) -> list[int]:
     return views.order(layout, "keras") if layout else list(range(len(graph.shape(node.inputs[0]))))
 
 
+def from_onnx_squeeze(onnx_node, context):
+    """Squeeze of every axis after the channels, each of size 1 (tf2onnx after GlobalAveragePool): a Flatten."""
+    name, shape = context.name(onnx_node), context.shape(onnx_node.input[0])
+    attrs = context.attrs(onnx_node)
+    axes = attrs.get("axes")
+    if axes is None and len(onnx_node.input) > 1 and onnx_node.input[1]:
+        axes = [int(a) for a in context.weight(onnx_node, 1)]
+    rank = len(shape) if shape else 0
+    squeezed = sorted(a % rank for a in axes) if axes is not None and rank else None
+    if rank < 3 or squeezed != list(range(2, rank)) or any(shape[a] != 1 for a in squeezed):
+        raise Unsupported(f"Squeeze '{name}' of axes {axes} of a {tuple(shape) if shape else 'rank-unknown'} "
+                          "value; only every axis after the channels, each of size 1, converts")
+    return [FLATTEN.node(name, [onnx_node.input[0]], list(onnx_node.output))]
+
+
 class KerasFlatten(KerasReader):
     """Keras' Flatten takes the features as Keras holds them: its reader's relayout (to a pattern every framework
     holds alike) puts them in that order before the IR Flatten."""
@@ -102,3 +117,4 @@ register_torch_module("Flatten", FLATTEN.from_torch)
 register_torch_function("torch.flatten", FLATTEN.from_torch_function)
 register_torch_function("flatten", FLATTEN.from_torch_function)
 register_onnx("Flatten", FLATTEN.from_onnx)
+register_onnx("Squeeze", from_onnx_squeeze)
