@@ -268,3 +268,23 @@ def test_squeeze_after_global_pool(opset, tmp_path):
     for target, suffix in (("torch", ".pt"), ("keras", ".keras")):
         converter.convert(tmp_path / "a.onnx", tmp_path / f"b{suffix}")
         assert_close(RUNNERS["onnx"](tmp_path / "a.onnx", x), RUNNERS[target](tmp_path / f"b{suffix}", x))
+
+
+@pytest.mark.parametrize("trans_b", [0, 1])
+def test_gemm_alpha_and_beta_scale_the_weights(trans_b, tmp_path):
+    """Y = alpha A B + beta C (ONNX's Gemm; exporters of scaled layers write it): a Dense with B and C scaled."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(4)
+    weight = rng.normal(0, 0.5, (3, 5) if trans_b else (5, 3)).astype(np.float32)
+    bias = rng.normal(0, 0.5, 3).astype(np.float32)
+    node = helper.make_node("Gemm", ["x", "w", "b"], ["y"], name="gemm", alpha=0.25, beta=-1.5, transB=trans_b)
+    graph = helper.make_graph([node], "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 5])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 3])],
+                              [numpy_helper.from_array(weight, "w"), numpy_helper.from_array(bias, "b")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "a.onnx")
+    x = rng.standard_normal((4, 5)).astype(np.float32)
+    for target, suffix in (("torch", ".pt"), ("keras", ".keras")):
+        converter.convert(tmp_path / "a.onnx", tmp_path / f"b{suffix}")
+        assert_close(RUNNERS["onnx"](tmp_path / "a.onnx", x), RUNNERS[target](tmp_path / f"b{suffix}", x))

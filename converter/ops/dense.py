@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import numpy as np
+
 from ..errors import Unsupported
 from ..ir import Node
 from ..layouts import permute
@@ -100,15 +102,19 @@ class Dense(OpDef):
                      node.name)
 
     def from_gemm(self, onnx_node, context):
+        """Y = alpha A B + beta C: alpha and beta scale the (constant) kernel and bias."""
         attrs = context.attrs(onnx_node)
-        if attrs.get("alpha", 1.0) != 1.0 or attrs.get("beta", 1.0) != 1.0 or attrs.get("transA", 0):
-            raise Unsupported(
-                f"Gemm '{context.name(onnx_node)}': only alpha=1, beta=1, transA=0 are supported, found {attrs}"
-            )
+        if attrs.get("transA", 0):
+            raise Unsupported(f"Gemm '{context.name(onnx_node)}': transA=1 multiplies the input's transpose, whose "
+                              "first axis is not the batch")
         has_bias = len(onnx_node.input) > 2 and onnx_node.input[2]
         bias = context.bias(onnx_node, 2) if has_bias else None
+        if bias is not None:
+            bias = bias * np.float32(attrs.get("beta", 1.0))
         kernel_axes = "o i" if attrs.get("transB", 0) else "i o"
-        return [self._from_onnx(context, onnx_node, kernel_axes, bias, list(onnx_node.output))]
+        node = self._from_onnx(context, onnx_node, kernel_axes, bias, list(onnx_node.output))
+        node.params["kernel"] = node.params["kernel"] * np.float32(attrs.get("alpha", 1.0))
+        return [node]
 
     def from_matmul(self, onnx_node, context):
         bias, outputs = context.bias_add_after(onnx_node)
