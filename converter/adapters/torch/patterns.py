@@ -11,11 +11,10 @@ the module call.
 
 from __future__ import annotations
 
-import operator
 from dataclasses import dataclass, field
 
 from ...errors import Unsupported
-from .recurrent_states import final_states, handed_on, initial_states, state_kinds, state_name
+from .recurrent_states import final_states, handed_on, initial_states, is_item, only_user, state_kinds, state_name
 
 RECURRENT_MODULES = {"LSTM", "GRU", "RNN", "ExplicitRecurrent"}  # the last: cells.py
 ATTENTION_MODULES = {"MultiheadAttention"}
@@ -84,17 +83,17 @@ def _recurrent_use(fx_node, module, time_major: bool) -> RecurrentUse:
     one_direction = not module.bidirectional
     if set(used) == {0} and len(used[0]) == 1 and time_major:
         sequence = used[0][0]
-        after = _only_user(sequence)
+        after = only_user(sequence)
         if _swaps_batch_and_time(after):
             return RecurrentUse("sequence", after, {sequence, after})
-        if after is not None and _is_item(after) and after.args[1] == -1 and one_direction:
+        if after is not None and is_item(after) and after.args[1] == -1 and one_direction:
             return RecurrentUse("final", after, {sequence, after})  # out[-1]: the last step, time-major
         raise _unsupported(fx_node, "is time-major and its sequence is used otherwise than transposed back "
                                     "(out.transpose(0, 1)) or at its last step (out[-1])")
     if set(used) == {0} and len(used[0]) == 1:
         sequence = used[0][0]
-        step = _only_user(sequence)
-        if step is not None and _is_item(step) and _last_step(step.args[1]):
+        step = only_user(sequence)
+        if step is not None and is_item(step) and _last_step(step.args[1]):
             if not one_direction:
                 raise _unsupported(fx_node, "takes out[:, -1] of a bidirectional layer, which is not its final "
                                             "state (the backward direction has seen one step there)")
@@ -102,7 +101,7 @@ def _recurrent_use(fx_node, module, time_major: bool) -> RecurrentUse:
         return RecurrentUse("sequence", sequence, {sequence})
     if set(used) == {1} and len(used[1]) == 1:
         state, absorbed = used[1][0], set(used[1])
-        if type(module).__name__ == "LSTM" or getattr(module, "cell", None) == "lstm":  # (h_n, c_n)
+        if state_kinds(module) == 2:  # an LSTM's (h_n, c_n)
             inner = _used_items(state, fx_node)
             if set(inner) != {0} or len(inner[0]) != 1:
                 raise _unsupported(fx_node, "uses c_n")
@@ -123,7 +122,7 @@ def _with_states(fx_node, module) -> RecurrentUse:
         raise _unsupported(fx_node, "uses its outputs otherwise")
     in_chains = {n for entries in chains.values() for _, chain in entries for n in chain} | set(whole)
     dead = _dead_items(fx_node)  # unpacked and never used: the ``_`` of Keras' ``_, h, c = encoder(x)``
-    uses = [user for user in fx_node.users if _is_item(user) and user not in dead and user not in in_chains]
+    uses = [user for user in fx_node.users if is_item(user) and user not in dead and user not in in_chains]
     one_direction, returns, primary, absorbed, split = not module.bidirectional, "final", None, set(), None
     sequence = [user for user in uses if user.args[1] == 0]
     halves = _halves(sequence, module) if not one_direction and len(sequence) == 2 else None
@@ -142,11 +141,11 @@ def _with_states(fx_node, module) -> RecurrentUse:
             raise _unsupported(fx_node, "uses its outputs otherwise")
     elif len(sequence) == 1:
         returns, primary, absorbed = "sequence", sequence[0], {sequence[0]}
-        step = _only_user(primary)
-        if one_direction and step is not None and _is_item(step) and _last_step(step.args[1]):
+        step = only_user(primary)
+        if one_direction and step is not None and is_item(step) and _last_step(step.args[1]):
             returns, primary, absorbed = "final", step, absorbed | {step}
     elif len(uses) == 1 and uses[0].args[1] == 1 and not one_direction:  # wconv's h_n.permute(1, 0, 2).reshape
-        h_n = _only_user(uses[0]) if state_kinds(module) == 2 else uses[0]
+        h_n = only_user(uses[0]) if kinds == 2 else uses[0]
         found = _both_directions(h_n, module) if h_n is not None else None
         if found is None:
             raise _unsupported(fx_node, "uses its outputs otherwise")
@@ -157,7 +156,7 @@ def _with_states(fx_node, module) -> RecurrentUse:
         primary, chain = chains[0].pop(0)
         absorbed |= set(chain)
     states = []
-    for position in range(state_kinds(module) * (1 if one_direction else 2)):
+    for position in range(kinds * (1 if one_direction else 2)):
         entries = chains.get(position, [])
         if len(entries) > 1 or entries and whole:
             raise _unsupported(fx_node, "takes one of its final states twice")
@@ -170,7 +169,7 @@ def _with_states(fx_node, module) -> RecurrentUse:
 
 def _split_use(fx_node, module) -> bool:
     """Whether the model takes a two-direction layer's sequence apart by direction (``out[:, :, :H]``, ...)."""
-    items = [user for user in fx_node.users if _is_item(user) and user.args[1] == 0 and user.users]
+    items = [user for user in fx_node.users if is_item(user) and user.args[1] == 0 and user.users]
     return module.bidirectional and len(items) == 2 and _halves(items, module) is not None
 
 
@@ -180,8 +179,8 @@ def _halves(items, module):
     hidden, everything = module.hidden_size, slice(None)
     found = {}
     for item in items:
-        half = _only_user(item)
-        index = half.args[1] if half is not None and _is_item(half) else None
+        half = only_user(item)
+        index = half.args[1] if half is not None and is_item(half) else None
         if not isinstance(index, tuple) or len(index) != 3 or index[:2] != (everything, everything):
             return None
         if index[2] == slice(None, hidden):
@@ -206,8 +205,8 @@ def _dead_items(fx_node) -> set:
     dead = set()
 
     def visit(node) -> bool:
-        results = [visit(user) for user in list(node.users) if _is_item(user)]
-        is_dead = _is_item(node) and all(results) and all(_is_item(user) for user in node.users)
+        results = [visit(user) for user in list(node.users) if is_item(user)]
+        is_dead = is_item(node) and all(results) and all(is_item(user) for user in node.users)
         if is_dead:
             dead.add(node)
         return is_dead
@@ -218,8 +217,8 @@ def _dead_items(fx_node) -> set:
 
 def _last_layer_state(state, module):
     """``h_n[-1]``: the final state of the last layer."""
-    last = _only_user(state)
-    if last is not None and _is_item(last) and last.args[1] in (-1, module.num_layers - 1):
+    last = only_user(state)
+    if last is not None and is_item(last) and last.args[1] in (-1, module.num_layers - 1):
         return last, {last}
     return None
 
@@ -229,15 +228,15 @@ def _both_directions(state, module):
     or ``h_n.permute(1, 0, 2).reshape(-1, 2 * H)`` (one layer; what wconv writes)."""
     users = list(state.users)
     if len(users) == 1 and getattr(users[0], "target", None) == "permute" and list(users[0].args[1:]) == [1, 0, 2]:
-        merged = _only_user(users[0])
+        merged = only_user(users[0])
         width = 2 * module.hidden_size
         if module.num_layers == 1 and merged is not None and getattr(merged, "target", None) == "reshape" \
                 and list(merged.args[1:]) == [-1, width]:
             return merged, {users[0], merged}
         return None
-    items = {user.args[1]: user for user in users if _is_item(user)}
-    cat = _only_user(items[-1]) if set(items) == {-2, -1} else None
-    if cat is None or _only_user(items[-2]) is not cat or getattr(cat, "op", None) != "call_function" or \
+    items = {user.args[1]: user for user in users if is_item(user)}
+    cat = only_user(items[-1]) if set(items) == {-2, -1} else None
+    if cat is None or only_user(items[-2]) is not cat or getattr(cat, "op", None) != "call_function" or \
             getattr(cat.target, "__name__", "") not in ("cat", "concat"):
         return None
     dim = cat.kwargs.get("dim", cat.args[1] if len(cat.args) > 1 else 0)
@@ -250,7 +249,7 @@ def _used_items(fx_node, layer=None) -> dict:
     """index -> the getitem nodes taking that item and used by something (``layer``: the call it came from)."""
     found = {}
     for user in fx_node.users:
-        if not _is_item(user) or not isinstance(user.args[1], int):
+        if not is_item(user) or not isinstance(user.args[1], int):
             raise _unsupported(layer or fx_node, "passes its output tuple on whole")
         if user.users:
             found.setdefault(user.args[1], []).append(user)
@@ -259,16 +258,7 @@ def _used_items(fx_node, layer=None) -> dict:
 
 def _unused_items(fx_node) -> set:
     """Items unpacked and never used (the ``_`` of ``out, _ = rnn(x)``)."""
-    return {user for user in fx_node.users if _is_item(user) and not user.users}
-
-
-def _is_item(fx_node) -> bool:
-    return fx_node.op == "call_function" and fx_node.target is operator.getitem
-
-
-def _only_user(fx_node):
-    users = list(fx_node.users)
-    return users[0] if len(users) == 1 else None
+    return {user for user in fx_node.users if is_item(user) and not user.users}
 
 
 def _last_step(index) -> bool:
@@ -305,8 +295,13 @@ def absorbed(fx_node, function_name) -> bool:
     if fx_node.op != "call_function" or function_name(fx_node) != "torch.stack" or len(fx_node.users) != 1:
         return False
     user = next(iter(fx_node.users))
-    return stacked_for_mean(user, function_name) is not None or \
-        user.op == "call_module" and fx_node not in user.args[:1]
+    return stacked_for_mean(user, function_name) is not None or user.op == "call_module" and _is_hx(fx_node, user)
+
+
+def _is_hx(fx_node, call) -> bool:
+    """Whether ``fx_node`` is a module call's initial state: its second argument (``hx``), or in that tuple."""
+    given = call.kwargs.get("hx", call.args[1] if len(call.args) > 1 else None)
+    return given is fx_node or isinstance(given, (tuple, list)) and fx_node in given
 
 
 def attention_call(fx_node) -> tuple[list[str], object, set]:

@@ -20,7 +20,7 @@ def state_kinds(module) -> int:
 def handed_on(fx_node) -> str | None:
     """The module call whose states ``fx_node`` holds whole: ``state`` of ``_, state = rnn(x)`` (an LSTM's
     (h_n, c_n), a GRU's h_n), or None."""
-    if getattr(fx_node, "op", None) and _is_item(fx_node) and fx_node.args[1] == 1 and \
+    if getattr(fx_node, "op", None) and is_item(fx_node) and fx_node.args[1] == 1 and \
             getattr(fx_node.args[0], "op", None) == "call_module":
         return fx_node.args[0]
     return None
@@ -68,17 +68,17 @@ def final_states(fx_node, module) -> dict:
     kinds, directions = state_kinds(module), 2 if module.bidirectional else 1
     found = {}
     for first in fx_node.users:
-        if not (_is_item(first) and first.args[1] == 1):
+        if not (is_item(first) and first.args[1] == 1):
             continue
         chain, kind, current = [first], 0, first
         if kinds == 2:
-            current = _only_user(current)
-            if current is None or not _is_item(current) or current.args[1] not in (0, 1):
+            current = only_user(current)
+            if current is None or not is_item(current) or current.args[1] not in (0, 1):
                 continue
             kind = current.args[1]
             chain.append(current)
-        last = _only_user(current)
-        if last is None or not _is_item(last) or not isinstance(last.args[1], int) or not last.users or \
+        last = only_user(current)
+        if last is None or not is_item(last) or not isinstance(last.args[1], int) or not last.users or \
                 not -directions <= last.args[1] < directions:
             continue
         position = (last.args[1] % directions) * kinds + kind
@@ -86,10 +86,11 @@ def final_states(fx_node, module) -> dict:
     return found
 
 
-def _is_item(fx_node) -> bool:
+def is_item(fx_node) -> bool:
+    """A getitem: ``x[k]`` of a traced value (the items of a module's output tuple, and slices)."""
     return fx_node.op == "call_function" and fx_node.target is operator.getitem
 
 
-def _only_user(fx_node):
+def only_user(fx_node):
     users = list(fx_node.users)
     return users[0] if len(users) == 1 else None
