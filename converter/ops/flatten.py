@@ -86,10 +86,7 @@ def _keras_order(graph, node) -> list[int]:
 def from_onnx_squeeze(onnx_node, context):
     """Squeeze of every axis after the channels, each of size 1 (tf2onnx after GlobalAveragePool): a Flatten."""
     name, shape = context.name(onnx_node), context.shape(onnx_node.input[0])
-    attrs = context.attrs(onnx_node)
-    axes = attrs.get("axes")
-    if axes is None and len(onnx_node.input) > 1 and onnx_node.input[1]:
-        axes = [int(a) for a in context.weight(onnx_node, 1)]
+    axes = context.axes(onnx_node)
     rank = len(shape) if shape else 0
     squeezed = sorted(a % rank for a in axes) if axes is not None and rank else None
     if rank < 3 or squeezed != list(range(2, rank)) or any(shape[a] != 1 for a in squeezed):

@@ -241,9 +241,7 @@ class GlobalPool(OpDef):
         """ReduceMean/ReduceMax over every spatial axis (axes as attribute before opset 18, input after)."""
         attrs = context.attrs(onnx_node)
         name = context.name(onnx_node)
-        axes = attrs.get("axes")
-        if axes is None and len(onnx_node.input) > 1 and onnx_node.input[1]:
-            axes = [int(a) for a in context.weight(onnx_node, 1)]
+        axes = context.axes(onnx_node)
         if axes is None:
             raise Unsupported(f"{onnx_node.op_type} '{name}' over every axis (no axes) is not converted")
         return self._reduction(name, [onnx_node.input[0]], list(onnx_node.output), context.shape(onnx_node.input[0]),

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .wiring import Wiring
+from .wiring import Wiring, int_attr, is_transpose
 
 FUSED_OP = "WconvAttention"
 
@@ -62,7 +62,7 @@ class _Graph(Wiring):
         return node if node is not None and self.only_consumer(value) is not None else None
 
     def match(self, softmax):
-        if _attr(softmax, "axis", -1) not in (-1, 3):
+        if int_attr(softmax, "axis", -1) not in (-1, 3):
             return None
         scaled, weights = self.single_use_producer(softmax.input[0]), softmax.output[0]
         masked = self._masked(scaled)
@@ -111,14 +111,10 @@ class _Graph(Wiring):
             return None
         unsqueeze = self.single_use_producer(where.input[0])
         hidden = self.constants.get(where.input[2])
-        if unsqueeze is None or unsqueeze.op_type != "Unsqueeze" or self._axes(unsqueeze) != [1] or \
+        if unsqueeze is None or unsqueeze.op_type != "Unsqueeze" or self.axes(unsqueeze) != [1] or \
                 hidden is None or np.size(hidden) != 1 or float(np.ravel(hidden)[0]) != np.float32(-1e9):
             return None
         return unsqueeze.input[0], [unsqueeze, where]
-
-    def _axes(self, node):
-        axes = self.constants.get(node.input[1]) if len(node.input) > 1 else None
-        return None if axes is None else [int(a) for a in np.ravel(axes)]
 
     def _causal(self, where):
         """(the scaled scores, the mask's nodes) for the causal Where above, else None."""
@@ -128,9 +124,9 @@ class _Graph(Wiring):
             return None
         cast = self.single_use_producer(keep)
         trilu = self.single_use_producer(cast.input[0]) if cast is not None and cast.op_type == "Cast" and \
-            _attr(cast, "to", 0) == 9 else None
+            int_attr(cast, "to", 0) == 9 else None
         expand = self.single_use_producer(trilu.input[0]) if trilu is not None and trilu.op_type == "Trilu" and \
-            _attr(trilu, "upper", 1) == 0 and len(trilu.input) == 1 else None
+            int_attr(trilu, "upper", 1) == 0 and len(trilu.input) == 1 else None
         one = self.constants.get(expand.input[0]) if expand is not None and expand.op_type == "Expand" else None
         shape = self.single_use_producer(expand.input[1]) if one is not None and np.size(one) == 1 and \
             float(np.ravel(one)[0]) == 1.0 else None
@@ -152,7 +148,7 @@ class _Graph(Wiring):
     def _heads(self, value, perm):
         """(the projected input, heads, size, the nodes, W, b) for Transpose[perm](Reshape[0,0,h,size](projection))."""
         transpose = self.single_use_producer(value)
-        if transpose is None or transpose.op_type != "Transpose" or list(_ints(transpose, "perm")) != perm:
+        if not is_transpose(transpose, perm):
             return None
         reshape = self.single_use_producer(transpose.input[0])
         shape = self._shape(reshape)
@@ -202,7 +198,7 @@ class _Graph(Wiring):
     def _joined(self, attend, width):
         """Transpose[0,2,1,3] then Reshape[0,0,width] after the attention MatMul."""
         transpose = self.only_consumer(attend.output[0])
-        if transpose is None or transpose.op_type != "Transpose" or list(_ints(transpose, "perm")) != [0, 2, 1, 3]:
+        if not is_transpose(transpose, [0, 2, 1, 3]):
             return None
         reshape = self.only_consumer(transpose.output[0])
         if self._shape(reshape) != [0, 0, width]:
@@ -219,14 +215,6 @@ class _Graph(Wiring):
 
     def _shape(self, reshape):
         if reshape is None or reshape.op_type != "Reshape" or reshape.input[1] not in self.constants or \
-                _attr(reshape, "allowzero", 0):
+                int_attr(reshape, "allowzero", 0):
             return None
         return [int(d) for d in np.ravel(self.constants[reshape.input[1]])]
-
-
-def _attr(node, name, default):
-    return next((a.i for a in node.attribute if a.name == name), default)
-
-
-def _ints(node, name):
-    return next((list(a.ints) for a in node.attribute if a.name == name), [])

@@ -46,6 +46,14 @@ class OnnxContext:
         self.used.add(name)
         return self.initializers[name]
 
+    def axes(self, node) -> list[int] | None:
+        """A reduction's or Squeeze's axes: the ``axes`` attribute (older opsets), else the constant second input;
+        None when it has neither."""
+        axes = self.attrs(node).get("axes")
+        if axes is None and len(node.input) > 1 and node.input[1]:
+            axes = [int(a) for a in self.weight(node, 1)]
+        return axes
+
     def bias(self, node, index: int) -> np.ndarray:
         bias = self.weight(node, index)
         # Gemm broadcasts C; (1, o) is the one other spelling exporters use for a per-output bias.

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .wiring import Wiring
+from .wiring import Wiring, int_attr, is_transpose
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
 SHAPE_ARITHMETIC = {"Shape", "Gather", "Unsqueeze", "Concat", "Expand", "Constant", "ConstantOfShape", "Slice",
@@ -139,10 +139,10 @@ class _Rewrite(Wiring):
         for gather in users:
             index = self.constants.get(gather.input[1]) if gather.op_type == "Gather" and len(gather.input) > 1 \
                 else None
-            if index is None or np.ndim(index) != 0 or _attr(gather, "axis", 0) != 1 or int(index) % 2 in found:
+            if index is None or np.ndim(index) != 0 or int_attr(gather, "axis", 0) != 1 or int(index) % 2 in found:
                 return None
             transpose = self.only_consumer(gather.output[0])
-            if not _is_transpose(transpose, [1, 0, 2]):
+            if not is_transpose(transpose, [1, 0, 2]):
                 return None
             found[int(index) % 2] = (gather, transpose)
         if set(found) != {0, 1} or len(users) != 2 or sequence in self.outputs:
@@ -160,10 +160,10 @@ class _Rewrite(Wiring):
         for value in given:
             concat = self.producer.get(value)
             if concat is None or concat.op_type != "Concat" or len(concat.input) != directions or \
-                    self.only_consumer(value) is not node or _attr(concat, "axis") != 0:
+                    self.only_consumer(value) is not node or int_attr(concat, "axis") != 0:
                 return None
             unsqueezes = [self.producer.get(v) for v in concat.input]
-            if any(u is None or u.op_type != "Unsqueeze" or self._axes(u) != [0] or self.only_consumer(u.output[0])
+            if any(u is None or u.op_type != "Unsqueeze" or self.axes(u) != [0] or self.only_consumer(u.output[0])
                    is not concat for u in unsqueezes):
                 return None
             per_kind.append([u.input[0] for u in unsqueezes])
@@ -179,7 +179,7 @@ class _Rewrite(Wiring):
         for kind, value in enumerate(kinds):
             for user in list(self.consumers.get(value, []) if value else []):
                 index = self.constants.get(user.input[1]) if user.op_type == "Gather" else None
-                if index is None or np.ndim(index) != 0 or _attr(user, "axis", 0) != 0 or \
+                if index is None or np.ndim(index) != 0 or int_attr(user, "axis", 0) != 0 or \
                         not -directions <= int(index) < directions:
                     continue
                 position = (int(index) % directions) * len(kinds) + kind
@@ -197,7 +197,7 @@ class _Rewrite(Wiring):
         if value in self.time_major:
             return self.time_major[value], []
         source = self.producer.get(value)
-        if _is_transpose(source, [1, 0, 2]) and self.only_consumer(value) is node:
+        if is_transpose(source, [1, 0, 2]) and self.only_consumer(value) is node:
             return source.input[0], [source]
         return None
 
@@ -213,7 +213,7 @@ class _Rewrite(Wiring):
             return None
         merged = chain[-1].output[0]  # time-major (T, N, D*H)
         after = self.only_consumer(merged)
-        if _is_transpose(after, [1, 0, 2]):
+        if is_transpose(after, [1, 0, 2]):
             return "sequence", after.output[0], chain + [after]
         if directions == 1 and after is not None and self._is_last(after, axis=0):  # torch's out[-1], time-major
             return "final", after.output[0], chain + [after]
@@ -274,7 +274,7 @@ class _Rewrite(Wiring):
 
     def _fits(self, node, check) -> bool:
         if node.op_type == "Transpose":
-            return _is_transpose(node, check)
+            return is_transpose(node, check)
         if node.op_type == "Reshape":  # (a, b, D, H) -> (a, b, D*H), or (N, D, H) -> (N, D*H)
             shape = self.constants.get(node.input[1]) if len(node.input) > 1 else None
             if shape is None or len(np.ravel(shape)) != len(check):
@@ -282,29 +282,13 @@ class _Rewrite(Wiring):
             shape = [int(d) for d in np.ravel(shape)]
             return shape[:-1] == list(check[:-1]) and shape[-1] in (-1, check[-1])
         if node.op_type == "Squeeze":
-            return self._axes(node) == [check]
+            return self.axes(node) == [check]
         if node.op_type == "Gather":
             attrs = {a.name: a.i for a in node.attribute}
             index = self.constants.get(node.input[1])
             return attrs.get("axis", 0) == 0 and index is not None and np.ndim(index) == 0 and int(index) in (0, -1)
         return False
 
-    def _axes(self, node):
-        if len(node.input) > 1 and node.input[1]:
-            axes = self.constants.get(node.input[1])
-            return None if axes is None else [int(a) for a in np.ravel(axes)]
-        return next(([int(a) for a in attribute.ints] for attribute in node.attribute if attribute.name == "axes"),
-                    None)
-
     @staticmethod
     def _hidden(node) -> int:
         return next(a.i for a in node.attribute if a.name == "hidden_size")
-
-
-def _attr(node, name, default=None):
-    return next((a.i for a in node.attribute if a.name == name), default)
-
-
-def _is_transpose(node, perm) -> bool:
-    return node is not None and node.op_type == "Transpose" and \
-        next((list(a.ints) for a in node.attribute if a.name == "perm"), None) == perm
