@@ -43,7 +43,7 @@ def finish(graph: Graph, framework: str = "torch") -> Graph:
     fold_pads(graph)
     fold_crops(graph)
     relayout.assign(graph, framework)
-    _integer_inputs(graph)
+    _input_dtypes(graph)
     shapes = Shapes(graph.inputs)
     shapes.add(graph.nodes)
     graph.values = {name: Value(name, shape, layout=shapes.layouts[name]) for name, shape in shapes.known.items()}
@@ -52,7 +52,7 @@ def finish(graph: Graph, framework: str = "torch") -> Graph:
     return graph
 
 
-def _integer_inputs(graph: Graph) -> None:
+def _input_dtypes(graph: Graph) -> None:
     """Model inputs read by ops that take integer ids (Embedding) are int64 (torch's index type); those read as
     boolean masks (attention's) are bool."""
     for value in graph.inputs:
