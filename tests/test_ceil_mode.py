@@ -45,12 +45,16 @@ def test_max_pool_ceil_mode(target, size, tmp_path):
     assert_close(run_torch_model(model, x), RUNNERS[target](again, x))
 
 
-def test_average_pool_ceil_mode_is_refused(tmp_path):
-    model = nn.Sequential(nn.Linear(5, 5), nn.Unflatten(1, (1, 5, 1)), nn.AvgPool2d((2, 1), ceil_mode=True))
-    torch.save(model.state_dict(), tmp_path / "a.pt")
+def test_average_pool_ceil_mode_counting_its_padding_is_refused(tmp_path):
+    """torch divides such a pool's partial windows by a count that includes the padding but not the overflow,
+    which no other framework does. Without padding (or without counting it), it converts (test_library_idioms)."""
     path = tmp_path / "m.py"
     path.write_text("from torch import nn\n\n\nclass M(nn.Sequential):\n    def __init__(self):\n        super().__init__("
-                    "nn.Linear(5, 5), nn.Unflatten(1, (1, 5, 1)), nn.AvgPool2d((2, 1), ceil_mode=True))\n")
-    with pytest.raises(converter.WconvError, match="average pooling with ceil_mode") as error:
+                    "nn.Linear(5, 5), nn.Unflatten(1, (1, 5, 1)), nn.AvgPool2d((2, 1), padding=(1, 0), "
+                    "ceil_mode=True))\n")
+    model = nn.Sequential(nn.Linear(5, 5), nn.Unflatten(1, (1, 5, 1)), nn.AvgPool2d((2, 1), padding=(1, 0),
+                                                                                   ceil_mode=True))
+    torch.save(model.state_dict(), tmp_path / "a.pt")
+    with pytest.raises(converter.WconvError, match="average pooling with ceil_mode counts its padding") as error:
         converter.convert(tmp_path / "a.pt", tmp_path / "b.onnx", module=f"{path}:M")
     assert error.value.exit_code == 3

@@ -47,7 +47,8 @@ def resolve(layer: str, padding, sizes, kernel, strides, dilations) -> list[int]
 def ceil_mode_pads(layer: str, sizes, kernel, strides, pads) -> list[int]:
     """``pads`` with the end padding that ceil_mode's last, partial windows read (torch's rule, which ONNX's
     MaxPool follows: a window starting beyond the input and its begin padding is dropped). For max pooling
-    that padding is -inf, as every pooling pad is, so the explicit pads compute the same."""
+    that padding is -inf, as every pooling pad is, so the explicit pads compute the same; average pooling that
+    does not count padding divides by the input values a window holds, as torch does at partial windows."""
     if any(size is None for size in sizes):
         raise Unsupported(f"layer '{layer}': ceil_mode needs the input's spatial sizes; pass --input-shape")
     n = len(kernel)

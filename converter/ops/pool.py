@@ -57,10 +57,11 @@ class Pool(OpDef):
         sizes = padding.spatial(input_shape) if input_shape else [None] * self.rank
         pads = padding.resolve(name, pad_spec, sizes, kernel, strides, [1] * self.rank)
         if ceil_mode:
-            if self.kind != "max":
-                raise Unsupported(f"layer '{name}': average pooling with ceil_mode (its divisor at the partial "
-                                  "windows) is not converted")
+            if self.kind == "avg" and count_include_pad and any(pads):
+                raise Unsupported(f"layer '{name}': average pooling with ceil_mode counts its padding {pads} but "
+                                  "not the partial windows' overflow; no other framework divides so")
             pads = padding.ceil_mode_pads(name, sizes, kernel, strides, pads)
+            count_include_pad = False  # torch never counts the partial windows' overflow, and there is no other pad
         attrs = {"kernel": kernel, "strides": strides, "pads": pads}
         if self.kind == "avg":
             attrs["count_include_pad"] = bool(count_include_pad) if any(pads) else False
@@ -81,8 +82,11 @@ class Pool(OpDef):
         shape = graph.shape(node.inputs[0])
         name = padding.keras_name(a["pads"], padding.spatial(shape), a["kernel"], a["strides"], [1] * self.rank)
         config = {"pool_size": a["kernel"], "strides": a["strides"]}
-        if name is None and self.kind == "max" and _non_negative(graph, node.inputs[0]):
-            # Zeros pad like -inf when every value is >= 0 (torch ResNet's MaxPool2d(3, 2, padding=1) after ReLU).
+        counted = self.kind == "avg" and a.get("count_include_pad") and any(a["pads"])
+        if counted or name is None and self.kind == "max" and _non_negative(graph, node.inputs[0]):
+            # Average pooling that counts its padding averages over zeros: ZeroPadding then 'valid' is exact
+            # (Inception's F.avg_pool2d(x, 3, 1, 1)). For max pooling, zeros pad like -inf when every value is
+            # >= 0 (torch ResNet's MaxPool2d(3, 2, padding=1) after ReLU).
             pre = KerasSpec(f"ZeroPadding{self.rank}D", {"padding": padding.to_keras_pairs(a["pads"])})
             return KerasSpec(self.keras_class, {**config, "padding": "valid"}, pre=pre)
         if name is None or (name == "same" and a.get("count_include_pad")):
@@ -91,19 +95,29 @@ class Pool(OpDef):
         return KerasSpec(self.keras_class, {**config, "padding": name})
 
     # -- torch ------------------------------------------------------------------------
-    def _module_pads(self, attrs):
-        """The pads torch's pooling module can take itself (symmetric, at most half the kernel), else None."""
-        pads = attrs["pads"]
-        if padding.symmetric(pads) and all(p <= k // 2 for p, k in zip(pads[: self.rank], attrs["kernel"])):
-            return pads[: self.rank]
-        return None
+    def _module_form(self, node, graph):
+        """(padding, ceil_mode) for torch's pooling module when it can take the pads itself: symmetric ones of at
+        most half the kernel, or those plus the end padding that ceil_mode adds (ResNet-D's AvgPool2d(2,
+        ceil_mode=True, count_include_pad=False) on odd sizes); else None."""
+        a, rank = node.attrs, self.rank
+        pads, begins = a["pads"], a["pads"][:rank]
+        if not all(p <= k // 2 for p, k in zip(begins, a["kernel"])):
+            return None
+        if padding.symmetric(pads):
+            return begins, False
+        sizes = padding.spatial(graph.shape(node.inputs[0]))
+        ceil_pads = padding.ceil_mode_pads(node.name, sizes, a["kernel"], a["strides"], begins * 2) \
+            if None not in sizes else None
+        return (begins, True) if ceil_pads == pads else None
 
     def torch_module(self, node, graph):
         a = node.attrs
-        pads = self._module_pads(a) or [0] * self.rank
+        pads, ceil_mode = self._module_form(node, graph) or ([0] * self.rank, False)
         options = [f"kernel_size={_text(a['kernel'])}", f"stride={_text(a['strides'])}"]
         if any(pads):
             options.append(f"padding={_text(pads)}")
+        if ceil_mode:
+            options.append("ceil_mode=True")
         if self.kind == "avg" and not a["count_include_pad"]:
             options.append("count_include_pad=False")
         return f"nn.{self.torch_class}({', '.join(options)})"
@@ -112,7 +126,7 @@ class Pool(OpDef):
         """Pads torch's module cannot take (asymmetric, or over half the kernel) go in an explicit F.pad:
         -inf for max pooling, zeros for average pooling that counts the padding; otherwise refused."""
         pads = node.attrs["pads"]
-        if self._module_pads(node.attrs) is not None:
+        if self._module_form(node, graph) is not None:
             return f"{module}({args[0]})"
         if self.kind == "avg" and not node.attrs["count_include_pad"]:
             raise Unsupported(f"layer '{node.name}': torch average pooling cannot exclude padding that is "
