@@ -289,15 +289,23 @@ def test_explicit_cells_read_back_and_validate(tmp_path):
 
 
 def test_a_lookalike_explicit_cell_is_not_read_as_wconvs(tmp_path):
-    """A user's class that is named like wconv's helper but written otherwise is traced as any module (and here
-    refused), never read as the helper."""
+    """A user's class that is named like wconv's helper but written otherwise is traced as any module (here: its
+    ``F.linear`` on its own parameter reads as a Linear), never read as the helper."""
     import torch
 
     import sequence_models
 
-    torch.save(seeded(sequence_models.LookalikeCell()).state_dict(), tmp_path / "a.pt")
-    message = refusal(tmp_path, tmp_path / "a.pt", module=f"{SEQUENCE_MODELS}:LookalikeCell", input_shape=[STEPS, 6])
-    assert "direct use of the tensor 'gru.weight_ih_l0'" in message  # its insides, traced: not one layer
+    model = seeded(sequence_models.LookalikeCell())
+    torch.save(model.state_dict(), tmp_path / "a.pt")
+    options = {"module": f"{SEQUENCE_MODELS}:LookalikeCell", "input_shape": [STEPS, 6]}
+    graph = converter.read(tmp_path / "a.pt", **options)
+    ops = [node.op for node in graph.nodes]
+    assert ops[0] == "dense" and not {"lstm", "gru", "rnn"} & set(ops)  # its insides, traced: not one layer
+    x = np.random.default_rng(2).standard_normal((3, STEPS, 6)).astype(np.float32)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(x)).numpy()
+    converter.convert(tmp_path / "a.pt", tmp_path / "b.onnx", **options)
+    assert_close(reference, run_all("onnx", tmp_path / "b.onnx", [x])[0])
 
 
 def test_unconvertible_recurrent_uses_are_refused(tmp_path, keras):

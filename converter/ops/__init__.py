@@ -2,8 +2,8 @@
 
 from . import (  # noqa: F401  (registration side effects)
     activations, adaptive_pool, attention, batchnorm, conv, conv_transpose, crop, dense, dropout, embedding, flatten,
-    groupnorm, layernorm, merge, pad, pool, prelu, recurrent, recurrent_keras, reshape, transformer, transpose,
-    upsample,
+    groupnorm, layernorm, merge, pad, pool, prelu, recurrent, recurrent_keras, reshape, split, transformer,
+    transpose, upsample,
 )
 from .base import FRAMEWORKS, Convention, KerasLayer, KerasSpec, OpDef
 from .registry import KERAS_CLASSES, ONNX_TYPES, OPS, TORCH_FUNCTIONS, TORCH_MODULES

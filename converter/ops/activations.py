@@ -74,7 +74,7 @@ ROWS = (
         ("leaky_relu", "torch.nn.functional.leaky_relu"),
         {"negative_slope": Attr(0.01, ("negative_slope", 0.3), 0.2, ("negative_slope", 0.01), ("alpha", 0.01),
                                 keras_legacy="alpha")}),
-    Row("identity", "x (Keras 'linear')", "linear", "Identity", "Identity", None),
+    Row("identity", "x (Keras 'linear')", "linear", "Identity", "Identity", None, ("contiguous",)),
     Row("relu6", "min(max(x, 0), 6)", "relu6", "ReLU6", "Clip", None, ("torch.nn.functional.relu6",)),
     Row("silu", "x * sigmoid(x) (swish)", "silu", "SiLU", "Sigmoid+Mul", None, ("torch.nn.functional.silu",),
         keras_aliases=("swish",)),

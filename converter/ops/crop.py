@@ -12,7 +12,7 @@ from ..errors import Unsupported
 from ..ir import Node
 from . import padding
 from .base import Convention, KerasSpec, OpDef
-from .registry import register_keras, register_onnx, register_op, register_torch_function
+from .registry import register_keras, register_onnx, register_op
 from .. import views
 
 
@@ -102,7 +102,6 @@ class Crop(OpDef):
 
 
 CROP = register_op(Crop())
-register_torch_function("operator.getitem", CROP.from_torch_function)
 for _rank in (1, 2, 3):
     register_keras(f"Cropping{_rank}D", CROP)
 register_onnx("Slice", CROP.from_onnx)

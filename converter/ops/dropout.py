@@ -6,7 +6,7 @@ from ..codetext import literal
 from ..errors import Unsupported
 from ..ir import Node
 from .base import Convention, KerasSpec, OpDef
-from .registry import register_keras, register_onnx, register_op, register_torch_module
+from .registry import register_keras, register_onnx, register_op, register_torch_function, register_torch_module
 
 
 class Dropout(OpDef):
@@ -31,6 +31,21 @@ class Dropout(OpDef):
     def from_torch(self, layer):
         return [Node(self.name, layer.name, layer.inputs, layer.outputs, attrs={"rate": layer.module.p})]
 
+    def from_dropout_function(self, call):
+        """``F.dropout(x, p, training)``: the identity when ``training`` is False (``self.training`` in eval())."""
+        if call.argument("training", 2, True) is not False:
+            raise Unsupported(f"'{call.name}': F.dropout with training={call.argument('training', 2, True)} is random; "
+                              "only training=False (eval) converts")
+        return [Node(self.name, call.name, call.inputs[:1], call.outputs, attrs={"rate": float(call.argument("p", 1, 0.5))})]
+
+    def from_stochastic_depth(self, call):
+        """torchvision's ``stochastic_depth(x, p, mode, training)`` (timm's DropPath is traced away): the identity
+        when ``training`` is False, as a module in eval() passes it."""
+        if call.argument("training", 3, True) is not False:
+            raise Unsupported(f"'{call.name}': stochastic_depth with training={call.argument('training', 3, True)} "
+                              "drops rows at random; only training=False (eval) converts")
+        return [Node(self.name, call.name, call.inputs[:1], call.outputs, attrs={"rate": float(call.argument("p", 1, 0))})]
+
     def torch_module(self, node, graph):
         return f"nn.Dropout(p={literal(float(node.attrs.get('rate', 0.5)))})"
 
@@ -54,4 +69,6 @@ class Dropout(OpDef):
 DROPOUT = register_op(Dropout())
 register_keras("Dropout", DROPOUT)
 register_torch_module("Dropout", DROPOUT.from_torch)
+register_torch_function("torchvision.ops.stochastic_depth.stochastic_depth", DROPOUT.from_stochastic_depth)
+register_torch_function("torch.nn.functional.dropout", DROPOUT.from_dropout_function)
 register_onnx("Dropout", DROPOUT.from_onnx)

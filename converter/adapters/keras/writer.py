@@ -32,7 +32,7 @@ def build(graph: Graph):
             continue
         if spec.pre is not None:
             args = [getattr(keras.layers, spec.pre.class_name)(name=keras_name(f"{name}_pad"), **spec.pre.config)(args[0])]
-        layer = getattr(keras.layers, spec.class_name)(name=keras_name(name), **_config(keras, spec.config))
+        layer = keras_class(keras, spec.class_name)(name=keras_name(name), **_config(keras, spec.config))
         result = _call(layer, spec, args)
         if spec.post is not None:
             result = getattr(keras.layers, spec.post.class_name)(name=keras_name(f"{name}_crop"), **spec.post.config)(result)
@@ -99,8 +99,21 @@ def _config(keras, config: dict) -> dict:
             for key, value in config.items()}
 
 
+def keras_class(keras, class_name: str):
+    """A Keras layer class, or one of the ``keras.ops`` operations that Keras 3 saves in functional models as
+    nodes of their own (``ops.split``), which ``load_model`` reads back with no custom objects."""
+    if class_name in OPERATIONS:
+        import importlib
+
+        return getattr(importlib.import_module(OPERATIONS[class_name]), class_name)
+    return getattr(keras.layers, class_name)
+
+
+OPERATIONS = {"Split": "keras.src.ops.numpy"}  # class -> the module Keras records for it in .keras files
+
+
 def _can_fold(keras, spec, activation_spec) -> bool:
-    takes_activation = "activation" in inspect.signature(getattr(keras.layers, spec.class_name).__init__).parameters
+    takes_activation = "activation" in inspect.signature(keras_class(keras, spec.class_name).__init__).parameters
     return takes_activation and activation_spec.class_name == "Activation"
 
 

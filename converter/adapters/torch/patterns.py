@@ -291,7 +291,10 @@ def stacked_for_mean(fx_node, function_name) -> list | None:
 
 def absorbed(fx_node, function_name) -> bool:
     """A ``torch.stack`` read together with the ``.mean(0)`` that is its only user, or with the module call it
-    gives initial states (recurrent_states.py)."""
+    gives initial states (recurrent_states.py); an item of a split's parts, which the split names its output."""
+    if is_item(fx_node) and getattr(fx_node.args[0], "op", None) in ("call_function", "call_method") and \
+            function_name(fx_node.args[0]) in TUPLE_RESULTS:
+        return True
     if fx_node.op != "call_function" or function_name(fx_node) != "torch.stack" or len(fx_node.users) != 1:
         return False
     user = next(iter(fx_node.users))
@@ -320,3 +323,18 @@ def attention_call(fx_node) -> tuple[list[str], object, set]:
                           "wconv converts the attention output (item 0)")
     output = used[0][0]
     return [t.name for t in tensors], output, {output} | _unused_items(fx_node)
+
+
+TUPLE_RESULTS = {"torch.functional.split", "split", "chunk", "torch.chunk"}  # calls giving a tuple of tensors
+
+
+def item_names(fx_node) -> list:
+    """The fx names of the items a tuple-giving call's users take (``parts[1]``), by index; None where no user
+    takes that item. Any other use of the tuple is refused."""
+    items = {}
+    for user in fx_node.users:
+        if not is_item(user) or not isinstance(user.args[1], int):
+            raise Unsupported(f"'{fx_node.name}': its parts are used as {user.name} ({user.op} {user.target}); only "
+                              "taking them one by one (a, b = ... or parts[k]) converts")
+        items[user.args[1]] = user.name
+    return [items.get(index) for index in range(max(items, default=-1) + 1)]

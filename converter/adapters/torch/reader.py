@@ -15,7 +15,7 @@ from ...ops import OPS, TORCH_FUNCTIONS, TORCH_MODULES
 from ...ops.activations import Activation
 from ...progress import steps
 from ...shapes import Shapes, finish
-from . import patterns
+from . import functional_layers, patterns, static_shapes
 from .module import load_module
 from .state_dict import load_state_dict
 from .tracing import trace
@@ -69,11 +69,12 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
     """Trace ``model`` and take its weights from ``state`` (name -> numpy array)."""
     model.eval()
     traced = trace(model)
-    refuse_unsupported(traced)
     placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
     recorded = getattr(model, "wconv_input_shapes", None) or [None] * len(placeholders)
     given = [input_shape] if input_shape else recorded
     inputs = [Value(n.name, _input_shape(traced, n, shape)) for n, shape in zip(placeholders, given)]
+    static_shapes.fold(traced, [v.shape[1:] for v in inputs], [_input_dtype(traced, n) for n in placeholders])
+    refuse_unsupported(traced)
     shapes = Shapes(inputs)
     outputs, nodes, used = [], [], set()
     names = module_call_names(traced)
@@ -104,14 +105,19 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
                 layer.outputs, layer.input_shapes = [output.name], shapes.of(layer.inputs)
                 skipped |= absorbed
             created = TORCH_MODULES[layer.class_name](layer)
-        elif patterns.absorbed(fx_node, function_name):
-            continue  # read with the call that uses it
+        elif fx_node.op == "get_attr" or patterns.absorbed(fx_node, function_name):
+            continue  # a weight read with the functional layer that takes it; a value read with the call using it
+        elif (functional := _functional(fx_node)) is not None:
+            layer = _functional_layer(fx_node, functional, names[fx_node], state, used, shapes)
+            created = TORCH_MODULES[layer.class_name](layer)
         elif (stacked := patterns.stacked_for_mean(fx_node, function_name)) is not None:
             created = [OPS["average"].node(fx_node.name, [n.name for n in stacked], [fx_node.name])]
         elif fx_node.op != "placeholder":
             sources = [n.name for n in fx_node.all_input_nodes]
-            call = TorchCall(function_name(fx_node), fx_node.name, _plain(fx_node.args), _plain(fx_node.kwargs),
-                             sources, [fx_node.name], shapes.of(sources))
+            function = function_name(fx_node)
+            outputs = patterns.item_names(fx_node) if function in patterns.TUPLE_RESULTS else [fx_node.name]
+            call = TorchCall(function, fx_node.name, _plain(fx_node.args), _plain(fx_node.kwargs), sources, outputs,
+                             shapes.of(sources))
             created = TORCH_FUNCTIONS[call.function](call)
             created[0].fused = fused_activation(fx_node)
         if fx_node.op in ("call_module", "call_function", "call_method"):
@@ -136,26 +142,62 @@ def _recurrent_outputs(name: str, use) -> list[str]:
 
 
 def module_call_names(traced) -> dict:
-    """fx node -> the IR name of its module call: the module's path, and ``path#k`` for its k-th call.
+    """fx node -> the IR name of its layer call: the module's path, and ``path#k`` for its k-th call.
 
     A parameter-free module may be called many times (torchvision's ResNets reuse ``self.relu``);
-    each call is its own node. ``validate`` records torch layers under the same names.
+    each call is its own node. A functional layer (``F.batch_norm(x, self.running_mean, ...)``) is named after
+    the module that owns its weights, or is its fx name. ``validate`` records torch layers under the same names.
     """
     seen, names = Counter(), {}
-    for fx_node in _module_call_nodes(traced):
-        seen[fx_node.target] += 1
-        count = seen[fx_node.target]
-        names[fx_node] = fx_node.target if count == 1 else f"{fx_node.target}#{count}"
+    for fx_node, path in _layer_calls(traced):
+        seen[path] += 1
+        names[fx_node] = path if seen[path] == 1 else f"{path}#{seen[path]}"
     return names
 
 
 def module_calls(traced) -> Counter:
-    """Module path -> how many times forward() calls it."""
-    return Counter(fx_node.target for fx_node in _module_call_nodes(traced))
+    """Module path (or a functional layer's weight owner) -> how many times forward() calls it."""
+    return Counter(path for _, path in _layer_calls(traced))
 
 
-def _module_call_nodes(traced):
-    return (fx_node for fx_node in traced.graph.nodes if fx_node.op == "call_module")
+def _layer_calls(traced):
+    for fx_node in traced.graph.nodes:
+        if fx_node.op == "call_module":
+            yield fx_node, fx_node.target
+        elif (functional := _functional(fx_node)) is not None:
+            yield fx_node, _weight_owner(fx_node, functional) or fx_node.name
+
+
+def _functional(fx_node):
+    """The functional layer an fx call is (``F.batch_norm``, ``torch.conv2d``, ...), else None."""
+    if fx_node.op != "call_function":
+        return None
+    return functional_layers.FUNCTIONAL_LAYERS.get(function_name(fx_node))
+
+
+def _weight_owner(fx_node, functional) -> str | None:
+    """The module path owning a functional layer's weights (``stem.bn`` for ``stem.bn.weight``), if one does."""
+    try:
+        keys = functional_layers.weight_keys(fx_node, functional)
+    except Unsupported:
+        return None
+    owners = {key.rpartition(".")[0] for key in keys.values()}
+    return owners.pop() if len(owners) == 1 else None
+
+
+def _only_weight(get_attr) -> bool:
+    """Whether a parameter or buffer is used only as functional layers' weights (``F.layer_norm(x, shape,
+    self.weight, ...)``), not in arithmetic of its own."""
+    def takes(user):
+        functional = _functional(user)
+        if functional is None:
+            return False
+        try:
+            named = functional_layers.arguments(user, functional)
+        except Unsupported:
+            return False  # the call itself is refused
+        return any(named.get(key) is get_attr for key in functional.weights)
+    return bool(get_attr.users) and all(takes(user) for user in get_attr.users)
 
 
 def refuse_unsupported(traced) -> None:
@@ -163,7 +205,17 @@ def refuse_unsupported(traced) -> None:
     problems = []
     calls = module_calls(traced)
     for fx_node in traced.graph.nodes:
-        if fx_node.op == "call_module":
+        if (functional := _functional(fx_node)) is not None:
+            try:
+                keys = functional_layers.weight_keys(fx_node, functional)
+            except Unsupported as error:
+                problems.append(str(error))
+                continue
+            owner = _weight_owner(fx_node, functional)
+            if keys and calls.pop(owner, 1) > 1:
+                problems.append(f"'{fx_node.name}' ({function_name(fx_node)} with the weights of '{owner}', called "
+                                "more than once: shared weights are not supported)")
+        elif fx_node.op == "call_module":
             module = traced.get_submodule(fx_node.target)
             class_name = type(module).__name__
             if class_name not in TORCH_MODULES:
@@ -174,7 +226,7 @@ def refuse_unsupported(traced) -> None:
         elif fx_node.op in ("call_function", "call_method") and function_name(fx_node) not in TORCH_FUNCTIONS \
                 and not patterns.absorbed(fx_node, function_name):
             problems.append(f"'{fx_node.name}' ({function_name(fx_node)})")
-        elif fx_node.op == "get_attr":
+        elif fx_node.op == "get_attr" and not _only_weight(fx_node):
             problems.append(f"'{fx_node.name}' (direct use of the tensor '{fx_node.target}')")
     if problems:
         raise Unsupported(f"{len(problems)} unsupported layer(s): {', '.join(problems)}")
@@ -195,6 +247,24 @@ def _layer(traced, fx_node, name: str, state, used, shapes) -> TorchLayer:
     return TorchLayer(type(module).__name__, name, module, weights, inputs, [fx_node.name], shapes.of(inputs))
 
 
+def _functional_layer(fx_node, functional, name: str, state, used, shapes) -> TorchLayer:
+    """A functional layer as the module it equals, with the weights it names (and the bookkeeping buffers of
+    their owner, such as BatchNorm's ``num_batches_tracked``, which no inference reads)."""
+    keys = functional_layers.weight_keys(fx_node, functional)
+    missing = sorted(key for key in keys.values() if key not in state)
+    if missing:
+        raise WeightMismatch(f"'{fx_node.name}' ({function_name(fx_node)}) needs {missing}, which the state_dict "
+                             "lacks")
+    inputs = [fx_node.args[0].name]
+    input_shapes = shapes.of(inputs)
+    module = functional_layers.build_module(fx_node, functional, state, input_shapes[0])
+    owner = _weight_owner(fx_node, functional)
+    used.update(keys.values())
+    used.update(f"{owner}.{counter}" for counter in functional.counters if f"{owner}.{counter}" in state)
+    weights = {parameter: state[key] for parameter, key in keys.items()}
+    return TorchLayer(type(module).__name__, name, module, weights, inputs, [fx_node.name], input_shapes)
+
+
 def function_name(fx_node) -> str:
     """The registered name of a traced call: ``x.relu()`` -> 'relu', ``F.gelu`` -> 'torch.nn.functional.gelu'."""
     if fx_node.op == "call_method":
@@ -209,13 +279,13 @@ def function_name(fx_node) -> str:
 @lru_cache(maxsize=1)
 def _registered_functions() -> dict:
     """id(function object) -> registered name; builtins do not know their own module path."""
-    import importlib
+    import sys
 
     found = {}
     for name in TORCH_FUNCTIONS:
         module, _, attribute = name.rpartition(".")
-        if module:
-            function = getattr(importlib.import_module(module), attribute, None)
+        if module in sys.modules:  # a library the model has not imported (torchvision) has no calls in it
+            function = getattr(sys.modules[module], attribute, None)
             if function is not None:
                 found.setdefault(id(function), name)
     return found
@@ -228,7 +298,8 @@ def fused_activation(fx_node) -> bool:
         return False
     reader = TORCH_FUNCTIONS.get(function_name(fx_node))
     is_activation = isinstance(getattr(reader, "__self__", None), Activation)
-    return is_activation and sources[0].op == "call_module" and len(sources[0].users) == 1
+    is_layer = sources[0].op == "call_module" or _functional(sources[0]) is not None
+    return is_activation and is_layer and len(sources[0].users) == 1
 
 
 def _plain(value):
@@ -246,6 +317,12 @@ def _flat(value) -> list:
     if isinstance(value, (list, tuple)):
         return [item for v in value for item in _flat(v)]
     return [value]
+
+
+def _input_dtype(traced, placeholder) -> str:
+    """int64 for token ids (an input that an Embedding reads), else float32."""
+    modules = (traced.get_submodule(user.target) for user in placeholder.users if user.op == "call_module")
+    return "int64" if any(type(module).__name__ == "Embedding" for module in modules) else "float32"
 
 
 def _input_shape(traced, placeholder, given):

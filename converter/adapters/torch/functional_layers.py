@@ -1,0 +1,153 @@
+"""Function calls that are layers: ``F.batch_norm(x, self.running_mean, ...)`` computes what ``nn.BatchNorm2d``
+computes with those tensors, so it is read as that module, through the module's reader (one reader per op).
+
+Model libraries write layers this way (timm's ``BatchNormAct2d``, torchvision's ``LayerNorm2d``, Inception's
+``F.avg_pool2d``). The module is built on the meta device from the call's arguments; its weights are the
+parameters and buffers the call names (fx ``get_attr`` nodes), taken from the state_dict under their own keys.
+A weight computed at run time (``self.weight * 2``, weight standardization) is refused.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from ...errors import Unsupported
+from ...frameworks import require
+
+
+@dataclass(frozen=True)
+class FunctionalLayer:
+    """``signature``: the call's argument names after the input, in order; ``weights``: those that are the
+    equivalent module's parameters or buffers (of the same name); ``build(arguments, input shape)``: that module."""
+
+    signature: tuple
+    weights: tuple
+    build: Callable
+    defaults: dict
+    counters: tuple = ()  # buffers of the weights' owner that only training reads (BatchNorm's batch count)
+
+
+def _batch_norm(a, shape):
+    if a["training"]:
+        raise Unsupported("batch_norm with training=True normalizes with batch statistics; no equivalent")
+    classes = {2: "BatchNorm1d", 3: "BatchNorm1d", 4: "BatchNorm2d", 5: "BatchNorm3d"}
+    channels = a["running_mean"].shape[0] if a["running_mean"] is not None else shape[1]
+    return _nn(classes[len(shape)], channels, eps=a["eps"], momentum=a["momentum"], affine=a["weight"] is not None,
+               track_running_stats=a["running_mean"] is not None)
+
+
+def _layer_norm(a, shape):
+    return _nn("LayerNorm", tuple(a["normalized_shape"]), eps=a["eps"], elementwise_affine=a["weight"] is not None,
+               bias=a["bias"] is not None)
+
+
+def _group_norm(a, shape):
+    return _nn("GroupNorm", a["num_groups"], shape[1], eps=a["eps"], affine=a["weight"] is not None)
+
+
+def _linear(a, shape):
+    out_features, in_features = a["weight"].shape
+    return _nn("Linear", in_features, out_features, bias=a["bias"] is not None)
+
+
+def _conv(rank: int):
+    def build(a, shape):
+        out_channels, group_width, *kernel = a["weight"].shape
+        return _nn(f"Conv{rank}d", group_width * a["groups"], out_channels, tuple(kernel), stride=a["stride"],
+                   padding=a["padding"], dilation=a["dilation"], groups=a["groups"], bias=a["bias"] is not None)
+    return build
+
+
+def _avg_pool(rank: int):
+    def build(a, shape):
+        if a["divisor_override"] is not None:
+            raise Unsupported("avg_pool with divisor_override has no equivalent")
+        return _nn(f"AvgPool{rank}d", a["kernel_size"], a["stride"] or None, a["padding"], a["ceil_mode"],
+                   a["count_include_pad"])
+    return build
+
+
+def _max_pool(rank: int):
+    def build(a, shape):
+        return _nn(f"MaxPool{rank}d", a["kernel_size"], a["stride"] or None, a["padding"], a["dilation"],
+                   a["return_indices"], a["ceil_mode"])
+    return build
+
+
+def _nn(class_name: str, *args, **kwargs):
+    torch = require("torch")
+    with torch.device("meta"):
+        return getattr(torch.nn, class_name)(*args, **kwargs)
+
+
+_CONV = ("weight", "bias", "stride", "padding", "dilation", "groups")
+_CONV_DEFAULTS = {"bias": None, "stride": 1, "padding": 0, "dilation": 1, "groups": 1}
+_AVG = ("kernel_size", "stride", "padding", "ceil_mode", "count_include_pad", "divisor_override")
+_AVG_DEFAULTS = {"stride": None, "padding": 0, "ceil_mode": False, "count_include_pad": True, "divisor_override": None}
+_MAX = ("kernel_size", "stride", "padding", "dilation", "ceil_mode", "return_indices")
+_MAX_DEFAULTS = {"stride": None, "padding": 0, "dilation": 1, "ceil_mode": False, "return_indices": False}
+
+FUNCTIONAL_LAYERS: dict[str, FunctionalLayer] = {
+    "torch.nn.functional.batch_norm": FunctionalLayer(
+        ("running_mean", "running_var", "weight", "bias", "training", "momentum", "eps"),
+        ("running_mean", "running_var", "weight", "bias"),
+        _batch_norm, {"weight": None, "bias": None, "training": False, "momentum": 0.1, "eps": 1e-5},
+        ("num_batches_tracked",)),
+    "torch.nn.functional.layer_norm": FunctionalLayer(
+        ("normalized_shape", "weight", "bias", "eps"), ("weight", "bias"), _layer_norm,
+        {"weight": None, "bias": None, "eps": 1e-5}),
+    "torch.nn.functional.group_norm": FunctionalLayer(
+        ("num_groups", "weight", "bias", "eps"), ("weight", "bias"), _group_norm,
+        {"weight": None, "bias": None, "eps": 1e-5}),
+    "torch._C._nn.linear": FunctionalLayer(("weight", "bias"), ("weight", "bias"), _linear,
+                                           {"bias": None}),
+    **{f"torch.conv{rank}d": FunctionalLayer(_CONV, ("weight", "bias"), _conv(rank), _CONV_DEFAULTS)
+       for rank in (1, 2, 3)},
+    **{f"torch._C._nn.avg_pool{rank}d": FunctionalLayer(_AVG, (), _avg_pool(rank), _AVG_DEFAULTS) for rank in (2, 3)},
+    "torch.avg_pool1d": FunctionalLayer(_AVG[:-1], (), _avg_pool(1), {**_AVG_DEFAULTS}),
+    **{f"torch.nn.functional.max_pool{rank}d": FunctionalLayer(_MAX, (), _max_pool(rank), _MAX_DEFAULTS)
+       for rank in (1, 2, 3)},
+}
+
+
+def arguments(fx_node, layer: FunctionalLayer) -> dict:
+    """The call's arguments by name (the input excluded), defaults filled in."""
+    given = dict(zip(layer.signature, fx_node.args[1:]))
+    given.update({key: value for key, value in fx_node.kwargs.items() if key in layer.signature})
+    unknown = sorted(set(fx_node.kwargs) - set(layer.signature) - {"input"})
+    if unknown or len(fx_node.args) > len(layer.signature) + 1:
+        raise Unsupported(f"'{fx_node.name}': arguments {unknown or fx_node.args} are not understood")
+    missing = [key for key in layer.signature if key not in given and key not in layer.defaults]
+    if missing:
+        raise Unsupported(f"'{fx_node.name}': missing arguments {missing}")
+    return {**layer.defaults, **given}
+
+
+def weight_keys(fx_node, layer: FunctionalLayer) -> dict:
+    """Module parameter name -> state_dict key, for the weights the call names. A weight that is not a plain
+    parameter or buffer of the model (it is computed) is refused."""
+    named = arguments(fx_node, layer)
+    keys = {}
+    for argument in layer.weights:
+        value = named.get(argument)
+        if value is None:
+            continue
+        if getattr(value, "op", None) != "get_attr":
+            raise Unsupported(f"'{fx_node.name}': its {argument} is computed in forward(), not a parameter; "
+                              "not converted")
+        keys[argument] = value.target
+    return keys
+
+
+def build_module(fx_node, layer: FunctionalLayer, state: dict, input_shape):
+    """The nn module equal to the call, on the meta device (shapes only: its weights come from the file)."""
+    named = arguments(fx_node, layer)
+    for argument, key in weight_keys(fx_node, layer).items():  # the module's parameters have the arguments' names
+        named[argument] = state[key]
+    try:
+        return layer.build(named, input_shape)
+    except Unsupported as error:
+        raise Unsupported(f"'{fx_node.name}': {error}") from None
+    except (TypeError, ValueError) as error:
+        raise Unsupported(f"'{fx_node.name}': its arguments do not describe a layer ({error})") from None

@@ -1,0 +1,103 @@
+"""Shape arithmetic folded into constants: ``x.size(1) // groups``, ``x.ndim == 4``, ``_assert(...)``.
+
+torch.fx records a model's reads of its input's shape as graph nodes. For the declared input shape these are
+constants, except where they depend on the batch size. The module is run twice, with two batch sizes: a
+value equal in both runs is a constant and replaces its node; a ``view``/``reshape`` whose input and output keep
+the batch first becomes ``reshape(-1, *the sizes it gave)``. What still depends on the batch stays a node, and
+the reader refuses it by name. A model that fails on the declared shape (its own assertion) is bad input.
+"""
+
+from __future__ import annotations
+
+from ...errors import BadInput
+from ...frameworks import require
+
+BATCHES = (2, 3)
+SHAPE_READS = {("call_method", "size"), ("call_method", "dim"), ("call_function", getattr),
+               ("call_function", "torch._assert")}
+RESHAPES = {("call_method", "view"), ("call_method", "reshape"), ("call_function", "torch.reshape")}
+
+
+def fold(traced, input_shapes, input_dtypes) -> None:
+    """Fold ``traced`` in place for inputs of ``input_shapes`` (no batch axis) and ``input_dtypes``."""
+    if not any(_kind(node) in SHAPE_READS for node in traced.graph.nodes):
+        return
+    runs = [_values(traced, input_shapes, input_dtypes, batch) for batch in BATCHES]
+    torch = require("torch")
+    for node in list(traced.graph.nodes):
+        first, second = runs[0].get(node), runs[1].get(node)
+        if _kind(node) in RESHAPES and _keeps_batch(node, runs, torch):
+            node.args, node.kwargs = (node.args[0], -1, *first.shape[1:]), {}
+        elif node.op in ("call_function", "call_method") and _is_constant(first) and first == second:
+            _replace(node, tuple(first) if isinstance(first, torch.Size) else first)
+    for node in reversed(list(traced.graph.nodes)):
+        if _kind(node) == ("call_function", "torch._assert") and _constant_condition(node):
+            traced.graph.erase_node(node)
+        elif node.op in ("call_function", "call_method") and not node.users and _is_value(runs[0].get(node), torch):
+            traced.graph.erase_node(node)
+    traced.recompile()
+
+
+def _kind(node):
+    target = node.target if node.op == "call_method" or node.target is getattr else \
+        f"{getattr(node.target, '__module__', '')}.{getattr(node.target, '__name__', '')}"
+    return node.op, target
+
+
+def _values(traced, input_shapes, input_dtypes, batch: int) -> dict:
+    """Every node's result when the model runs on zeros of ``(batch, *shape)``."""
+    torch = require("torch")
+    inputs = [torch.zeros((batch, *shape), dtype=getattr(torch, dtype or "float32"))
+              for shape, dtype in zip(input_shapes, input_dtypes)]
+    recorded = {}
+
+    class Recorder(torch.fx.Interpreter):
+        def run_node(self, node):
+            recorded[node] = result = super().run_node(node)
+            return result
+
+    try:
+        with torch.no_grad():
+            Recorder(traced).run(*inputs)
+    except Exception as error:  # the user's forward() on the declared shape
+        shapes = [tuple(i.shape) for i in inputs]
+        raise BadInput(f"the module fails on inputs of shape {shapes} ({type(error).__name__}: "
+                       f"{str(error).splitlines()[0] if str(error) else ''}); check --input-shape") from None
+    return recorded
+
+
+def _is_constant(value) -> bool:
+    if isinstance(value, (tuple, list)):
+        return all(_is_constant(v) for v in value)
+    return isinstance(value, (bool, int, float)) and not hasattr(value, "node")
+
+
+def _is_value(value, torch) -> bool:
+    """A plain Python value (a size, a flag), not a tensor or a tuple holding one."""
+    return value is None or _is_constant(value) or isinstance(value, torch.Size)
+
+
+def _keeps_batch(node, runs, torch) -> bool:
+    """A view/reshape whose input and output have the batch as their first axis in both runs."""
+    source = node.args[0]
+    for batch, run in zip(BATCHES, runs):
+        given, result = run.get(source), run.get(node)
+        if not (isinstance(given, torch.Tensor) and isinstance(result, torch.Tensor)) or \
+                given.shape[:1] != (batch,) or result.shape[:1] != (batch,):
+            return False
+    return runs[0][node].shape[1:] == runs[1][node].shape[1:]
+
+
+def _replace(node, value) -> None:
+    """Every use of ``node`` reads ``value`` instead."""
+    from torch.fx.node import map_arg
+
+    for user in list(node.users):
+        user.args = map_arg(user.args, lambda n: value if n is node else n)
+        user.kwargs = map_arg(user.kwargs, lambda n: value if n is node else n)
+
+
+def _constant_condition(node) -> bool:
+    """Whether ``torch._assert(condition, message)`` has a folded condition (a false one failed while running)."""
+    condition = node.args[0] if node.args else node.kwargs.get("condition")
+    return not hasattr(condition, "op")

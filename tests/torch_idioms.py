@@ -1,0 +1,130 @@
+"""torch modules written the way model libraries write them (timm, torchvision): functional calls on a module's own
+parameters, shape arithmetic, splits and slices, eval-time identities. Non-square on purpose."""
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class BatchNormAct(nn.BatchNorm2d):
+    """timm's BatchNormAct2d: a BatchNorm subclass whose forward() is F.batch_norm, then its activation."""
+
+    def __init__(self, channels):
+        super().__init__(channels, eps=1e-3)
+        self.act = nn.ReLU()
+
+    def forward(self, x):
+        torch._assert(x.ndim == 4, "expected a 4-D input")
+        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight, self.bias, self.training,
+                         self.momentum, self.eps)
+        return self.act(x)
+
+
+class LayerNorm2d(nn.LayerNorm):
+    """torchvision's ConvNeXt LayerNorm2d: LayerNorm over channels of a channels-first map."""
+
+    def forward(self, x):
+        x = x.permute(0, 2, 3, 1)
+        x = F.layer_norm(x, self.normalized_shape, self.weight, self.bias, self.eps)
+        return x.permute(0, 3, 1, 2)
+
+
+class SamePadConv(nn.Conv2d):
+    """A Conv2d subclass calling F.conv2d itself, as timm's Conv2dSame does."""
+
+    def forward(self, x):
+        return F.conv2d(F.pad(x, (0, 1, 1, 1)), self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+
+
+class LibraryLayers(nn.Module):
+    input_shape = (3, 11, 8)
+
+    def __init__(self):
+        super().__init__()
+        self.stem = SamePadConv(3, 6, (3, 2), stride=2)
+        self.bn = BatchNormAct(6)
+        self.norm = LayerNorm2d(6, eps=1e-4)
+        self.group = nn.GroupNorm(3, 6)
+        self.head_weight = nn.Parameter(torch.randn(5, 6))
+
+    def forward(self, x):
+        x = self.norm(self.bn(self.stem(x)))
+        x = F.group_norm(x, 3, self.group.weight, self.group.bias, self.group.eps)
+        x = F.max_pool2d(F.avg_pool2d(x, 3, 1, 1), 2, ceil_mode=True)  # counts its padding; partial windows
+        return F.linear(x.reshape(x.size(0), -1)[:, 2:8] + x.mean((2, 3)), self.head_weight)
+
+
+class Splits(nn.Module):
+    """MixNet's split into kernels, CSPNet's chunk, ReXNet's partial residual x[:, :c], flatten by x.size(0)."""
+
+    input_shape = (3, 4, 5)
+
+    def __init__(self):
+        super().__init__()
+        self.a = nn.Conv2d(3, 6, 3, padding=1)
+        self.b = nn.Conv2d(2, 4, (3, 1), padding=(1, 0))
+        self.c = nn.Conv2d(8, 4, 1)
+        self.fc = nn.Linear(13, 5)
+
+    def forward(self, x):
+        x = self.a(x)
+        p, q = torch.split(x, [2, 4], dim=1)
+        u, v = q.chunk(2, dim=1)
+        y = torch.cat([self.b(p), u.contiguous(), F.dropout(v, 0.2, self.training)], 1)
+        y = self.c(y)[:, 1:4] + x[:, :3]
+        z = y.view(y.size(0), -1)
+        return self.fc(torch.cat([z[:, 5:10], y.mean((2, 3)), x.mean((2, 3))[:, 1:6]], 1))
+
+
+class CeilAvgPool(nn.Module):
+    """ResNet-D's shortcut: AvgPool2d(2, ceil_mode=True, count_include_pad=False) on odd sizes."""
+
+    input_shape = (4, 7, 9)
+
+    def __init__(self):
+        super().__init__()
+        self.pool = nn.AvgPool2d(2, 2, ceil_mode=True, count_include_pad=False)
+        self.conv = nn.Conv2d(4, 3, 1)
+
+    def forward(self, x):
+        return self.conv(self.pool(x))
+
+
+class ComputedWeight(nn.Module):
+    """Weight standardization: a weight computed in forward(), which wconv cannot store as a weight."""
+
+    input_shape = (3, 6, 5)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        return F.conv2d(x, self.conv.weight * 2, self.conv.bias)
+
+
+class BatchDependentShape(nn.Module):
+    """A reshape that folds the batch into another axis: depends on the batch size, refused."""
+
+    input_shape = (4, 6)
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(6, 3)
+
+    def forward(self, x):
+        return self.fc(x.reshape(x.size(0) * 4, 6))
+
+
+class FailingAssert(nn.Module):
+    """The model's own check, which the declared input shape fails."""
+
+    input_shape = (3, 6, 5)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+
+    def forward(self, x):
+        torch._assert(x.shape[2] == x.shape[3], "input must be square")
+        return self.conv(x)
