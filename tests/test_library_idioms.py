@@ -14,7 +14,7 @@ from conftest import RUNNERS, TARGET_SUFFIX, TESTS, assert_close, run_torch_mode
 from torch_convnets import seeded
 
 IDIOMS = TESTS / "torch_idioms.py"
-CONVERTED = ["LibraryLayers", "Splits", "CeilAvgPool"]
+CONVERTED = ["LibraryLayers", "Splits", "CeilAvgPool", "LayerScales"]
 
 
 def convert(name, tmp_path, target):
@@ -35,9 +35,10 @@ def test_library_idioms_convert(name, target, tmp_path):
 
 
 @pytest.mark.parametrize("via", ["keras", "onnx"])
-def test_splits_read_back(via, tmp_path):
-    """Keras' ops.split node and ONNX's Split, read back into torch."""
-    model, out, x = convert("Splits", tmp_path, via)
+@pytest.mark.parametrize("name", ["Splits", "LayerScales"])
+def test_read_back(name, via, tmp_path):
+    """Keras' ops.split node and LayerScale, ONNX's Split and Mul by a (C, 1, 1) constant, read back into torch."""
+    model, out, x = convert(name, tmp_path, via)
     converter.convert(out, tmp_path / "c.pt")
     assert_close(run_torch_model(model, x), RUNNERS["torch"](tmp_path / "c.pt", x))
 

@@ -128,3 +128,23 @@ class FailingAssert(nn.Module):
     def forward(self, x):
         torch._assert(x.shape[2] == x.shape[3], "input must be square")
         return self.conv(x)
+
+
+class LayerScales(nn.Module):
+    """ConvNeXt's layer scales: torchvision's (C, 1, 1) parameter times the branch, timm's
+    x.mul(gamma.reshape(1, -1, 1, 1)), and wconv's own LayerScale helper."""
+
+    input_shape = (5, 6, 9)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(5, 4, 3, padding=1, groups=1)
+        self.layer_scale = nn.Parameter(torch.randn(4, 1, 1))
+        self.gamma = nn.Parameter(torch.randn(4))
+        self.fc = nn.Linear(4, 3)
+        self.vector_scale = nn.Parameter(torch.randn(1, 3))
+
+    def forward(self, x):
+        y = self.layer_scale * self.conv(x)
+        y = y.mul(self.gamma.reshape(1, -1, 1, 1)) + y
+        return self.fc(y.mean((2, 3))) * self.vector_scale

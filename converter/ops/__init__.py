@@ -2,7 +2,7 @@
 
 from . import (  # noqa: F401  (registration side effects)
     activations, adaptive_pool, attention, batchnorm, conv, conv_transpose, crop, dense, dropout, embedding, flatten,
-    groupnorm, layernorm, merge, pad, pool, prelu, recurrent, recurrent_keras, reshape, split, transformer,
+    groupnorm, layer_scale, layernorm, merge, pad, pool, prelu, recurrent, recurrent_keras, reshape, split, transformer,
     transpose, upsample,
 )
 from .base import FRAMEWORKS, Convention, KerasLayer, KerasSpec, OpDef

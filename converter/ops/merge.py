@@ -8,6 +8,7 @@ from ..codetext import literal
 from ..errors import ShapeMismatch, Unsupported
 from ..ir import Node
 from .base import Convention, KerasSpec, OpDef
+from .layer_scale import LAYER_SCALE
 from .registry import register_keras, register_onnx, register_op, register_torch_function
 from .. import views
 from ..relayout import SAME
@@ -108,6 +109,10 @@ class Merge(OpDef):
 
     def from_onnx(self, onnx_node, context):
         constants = [name for name in onnx_node.input if name in context.initializers]
+        if onnx_node.op_type == "Mul" and len(constants) == 1 and len(onnx_node.input) == 2:
+            scaled = LAYER_SCALE.from_onnx_mul(onnx_node, context, constants[0])  # a scale per channel
+            if scaled is not None:
+                return scaled
         if constants:
             raise Unsupported(f"{onnx_node.op_type} '{context.name(onnx_node)}' with the constant {constants}: "
                               "only tensors from other layers are supported")

@@ -100,16 +100,18 @@ def _config(keras, config: dict) -> dict:
 
 
 def keras_class(keras, class_name: str):
-    """A Keras layer class, or one of the ``keras.ops`` operations that Keras 3 saves in functional models as
-    nodes of their own (``ops.split``), which ``load_model`` reads back with no custom objects."""
-    if class_name in OPERATIONS:
+    """A Keras layer class, or a class Keras ships outside ``keras.layers`` that ``load_model`` reads back with no
+    custom objects: the ``keras.ops`` operations Keras 3 saves in functional models as nodes of their own
+    (``ops.split``), and keras.applications' ConvNeXt LayerScale."""
+    if class_name in SHIPPED_ELSEWHERE:
         import importlib
 
-        return getattr(importlib.import_module(OPERATIONS[class_name]), class_name)
+        return getattr(importlib.import_module(SHIPPED_ELSEWHERE[class_name]), class_name)
     return getattr(keras.layers, class_name)
 
 
-OPERATIONS = {"Split": "keras.src.ops.numpy"}  # class -> the module Keras records for it in .keras files
+# class -> the module Keras records for it in .keras files
+SHIPPED_ELSEWHERE = {"Split": "keras.src.ops.numpy", "LayerScale": "keras.src.applications.convnext"}
 
 
 def _can_fold(keras, spec, activation_spec) -> bool:

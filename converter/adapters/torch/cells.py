@@ -1,5 +1,8 @@
 """Helper classes a generated module carries where no ``torch.nn`` layer computes what the source does.
 
+``LayerScale``: a learned scale per channel (Keras' ConvNeXt LayerScale, timm's and torchvision's ``gamma``), which
+no nn layer holds.
+
 ``ExplicitAttention``: Keras' MultiHeadAttention often has a key_dim of its own (not E / heads), a value_dim
 apart from it, an output width of its own, or a causal mask; nn.MultiheadAttention takes none of these.
 
@@ -117,7 +120,19 @@ class ExplicitAttention(nn.Module):
         return self.output(attended.transpose(1, 2).flatten(2))
 '''
 
-HELPERS = {"ExplicitRecurrent": EXPLICIT_RECURRENT, "ExplicitAttention": EXPLICIT_ATTENTION}
+LAYER_SCALE = '''
+class LayerScale(nn.Module):
+    """x times a learned value per channel (axis 1), as ConvNeXt scales its residual branches."""
+
+    def __init__(self, channels):
+        super().__init__()
+        self.weight = nn.Parameter(torch.ones(channels))
+
+    def forward(self, x):
+        return x * self.weight.reshape(-1, *[1] * (x.dim() - 2))
+'''
+
+HELPERS = {"ExplicitRecurrent": EXPLICIT_RECURRENT, "ExplicitAttention": EXPLICIT_ATTENTION, "LayerScale": LAYER_SCALE}
 
 
 def _shape(text: str) -> str:
@@ -146,3 +161,4 @@ def is_helper_class(cls) -> bool:
 def source(names) -> str:
     """The helpers' text, in a fixed order, for the generated module."""
     return "".join(HELPERS[name] + "\n" for name in HELPERS if name in names)
+

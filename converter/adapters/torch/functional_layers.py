@@ -19,13 +19,16 @@ from ...frameworks import require
 @dataclass(frozen=True)
 class FunctionalLayer:
     """``signature``: the call's argument names after the input, in order; ``weights``: those that are the
-    equivalent module's parameters or buffers (of the same name); ``build(arguments, input shape)``: that module."""
+    equivalent module's parameters or buffers (of the same name); ``build(arguments, input shape)``: that module,
+    or None for a layer whose reader needs only its weights (``helper``: the wconv helper class it reads as)."""
 
     signature: tuple
     weights: tuple
-    build: Callable
+    build: Callable | None
     defaults: dict
     counters: tuple = ()  # buffers of the weights' owner that only training reads (BatchNorm's batch count)
+    bind: Callable | None = None  # fx node -> (input, arguments) when the input is not the first argument, or None
+    helper: str | None = None
 
 
 def _batch_norm(a, shape):
@@ -75,6 +78,34 @@ def _max_pool(rank: int):
     return build
 
 
+def _bind_scale(fx_node):
+    """``x * p``, ``p * x``, ``x.mul(p)``, ``torch.mul(x, p)`` with ``p`` a parameter (maybe reshaped): (x, p)."""
+    if len(fx_node.args) != 2 or fx_node.kwargs:
+        return None
+    first, second = fx_node.args
+    for value, weight in ((first, second), (second, first)):
+        if hasattr(value, "op") and parameter(value) is None and parameter(weight) is not None:
+            return value, {"weight": weight}
+    return None
+
+
+def parameter(value):
+    """The get_attr node when ``value`` is a parameter or buffer, directly or through a reshape/view with constant
+    sizes (``self.gamma.reshape(1, -1, 1, 1)``); else None."""
+    if getattr(value, "op", None) == "get_attr":
+        return value
+    if getattr(value, "op", None) == "call_method" and value.target in ("reshape", "view") and not value.kwargs \
+            and getattr(value.args[0], "op", None) == "get_attr" and _sizes(value) is not None:
+        return value.args[0]
+    return None
+
+
+def _sizes(reshape) -> tuple | None:
+    sizes = reshape.args[1:]
+    sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
+    return sizes if all(isinstance(size, int) for size in sizes) else None
+
+
 def _nn(class_name: str, *args, **kwargs):
     torch = require("torch")
     with torch.device("meta"):
@@ -108,7 +139,16 @@ FUNCTIONAL_LAYERS: dict[str, FunctionalLayer] = {
     "torch.avg_pool1d": FunctionalLayer(_AVG[:-1], (), _avg_pool(1), {**_AVG_DEFAULTS}),
     **{f"torch.nn.functional.max_pool{rank}d": FunctionalLayer(_MAX, (), _max_pool(rank), _MAX_DEFAULTS)
        for rank in (1, 2, 3)},
+    **{name: FunctionalLayer(("weight",), ("weight",), None, {}, bind=_bind_scale, helper="LayerScale")
+       for name in ("operator.mul", "torch.mul", "mul")},
 }
+
+
+def bound(fx_node, layer: FunctionalLayer):
+    """(the input node, the call's arguments by name) or None when the call is not this layer (``x * y``)."""
+    if layer.bind is not None:
+        return layer.bind(fx_node)
+    return fx_node.args[0], arguments(fx_node, layer)
 
 
 def arguments(fx_node, layer: FunctionalLayer) -> dict:
@@ -127,24 +167,35 @@ def arguments(fx_node, layer: FunctionalLayer) -> dict:
 def weight_keys(fx_node, layer: FunctionalLayer) -> dict:
     """Module parameter name -> state_dict key, for the weights the call names. A weight that is not a plain
     parameter or buffer of the model (it is computed) is refused."""
-    named = arguments(fx_node, layer)
+    _, named = bound(fx_node, layer)
     keys = {}
     for argument in layer.weights:
         value = named.get(argument)
         if value is None:
             continue
-        if getattr(value, "op", None) != "get_attr":
+        if parameter(value) is None:
             raise Unsupported(f"'{fx_node.name}': its {argument} is computed in forward(), not a parameter; "
                               "not converted")
-        keys[argument] = value.target
+        keys[argument] = parameter(value).target
     return keys
+
+
+def weight_arrays(fx_node, layer: FunctionalLayer, state: dict) -> dict:
+    """Module parameter name -> the array the call uses (the state_dict's, reshaped as the call reshapes it)."""
+    _, named = bound(fx_node, layer)
+    arrays = {}
+    for argument, key in weight_keys(fx_node, layer).items():
+        value = named[argument]
+        arrays[argument] = state[key] if value.op == "get_attr" else state[key].reshape(_sizes(value))
+    return arrays
 
 
 def build_module(fx_node, layer: FunctionalLayer, state: dict, input_shape):
     """The nn module equal to the call, on the meta device (shapes only: its weights come from the file)."""
-    named = arguments(fx_node, layer)
-    for argument, key in weight_keys(fx_node, layer).items():  # the module's parameters have the arguments' names
-        named[argument] = state[key]
+    if layer.build is None:
+        return None
+    _, named = bound(fx_node, layer)
+    named = {**named, **weight_arrays(fx_node, layer, state)}  # the module's parameters have the arguments' names
     try:
         return layer.build(named, input_shape)
     except Unsupported as error:

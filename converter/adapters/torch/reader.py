@@ -105,7 +105,7 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
                 layer.outputs, layer.input_shapes = [output.name], shapes.of(layer.inputs)
                 skipped |= absorbed
             created = TORCH_MODULES[layer.class_name](layer)
-        elif fx_node.op == "get_attr" or patterns.absorbed(fx_node, function_name):
+        elif _only_weight(fx_node) or patterns.absorbed(fx_node, function_name):
             continue  # a weight read with the functional layer that takes it; a value read with the call using it
         elif (functional := _functional(fx_node)) is not None:
             layer = _functional_layer(fx_node, functional, names[fx_node], state, used, shapes)
@@ -169,10 +169,16 @@ def _layer_calls(traced):
 
 
 def _functional(fx_node):
-    """The functional layer an fx call is (``F.batch_norm``, ``torch.conv2d``, ...), else None."""
-    if fx_node.op != "call_function":
+    """The functional layer an fx call is (``F.batch_norm``, ``torch.conv2d``, ``x * self.gamma``), else None."""
+    if fx_node.op not in ("call_function", "call_method"):
         return None
-    return functional_layers.FUNCTIONAL_LAYERS.get(function_name(fx_node))
+    functional = functional_layers.FUNCTIONAL_LAYERS.get(function_name(fx_node))
+    if functional is None or fx_node.op == "call_method" and functional.bind is None:
+        return None  # of methods, only x.mul(parameter) is a layer
+    try:
+        return functional if functional_layers.bound(fx_node, functional) is not None else None
+    except Unsupported:
+        return functional  # its arguments are refused when it is read
 
 
 def _weight_owner(fx_node, functional) -> str | None:
@@ -185,19 +191,22 @@ def _weight_owner(fx_node, functional) -> str | None:
     return owners.pop() if len(owners) == 1 else None
 
 
-def _only_weight(get_attr) -> bool:
-    """Whether a parameter or buffer is used only as functional layers' weights (``F.layer_norm(x, shape,
-    self.weight, ...)``), not in arithmetic of its own."""
+def _only_weight(fx_node) -> bool:
+    """Whether a parameter or buffer (or its reshape, ``self.gamma.reshape(1, -1, 1, 1)``) is used only as
+    functional layers' weights, not in arithmetic of its own: it is read with them."""
+    if fx_node.op != "get_attr" and functional_layers.parameter(fx_node) is None:
+        return False
+
     def takes(user):
         functional = _functional(user)
         if functional is None:
-            return False
+            return fx_node.op == "get_attr" and _only_weight(user)
         try:
-            named = functional_layers.arguments(user, functional)
+            _, named = functional_layers.bound(user, functional)
         except Unsupported:
             return False  # the call itself is refused
-        return any(named.get(key) is get_attr for key in functional.weights)
-    return bool(get_attr.users) and all(takes(user) for user in get_attr.users)
+        return any(named.get(key) is fx_node for key in functional.weights)
+    return bool(fx_node.users) and all(takes(user) for user in fx_node.users)
 
 
 def refuse_unsupported(traced) -> None:
@@ -224,7 +233,7 @@ def refuse_unsupported(traced) -> None:
                 problems.append(f"'{fx_node.target}' ({class_name} with parameters, called more than once: shared "
                                 "weights are not supported)")
         elif fx_node.op in ("call_function", "call_method") and function_name(fx_node) not in TORCH_FUNCTIONS \
-                and not patterns.absorbed(fx_node, function_name):
+                and not patterns.absorbed(fx_node, function_name) and not _only_weight(fx_node):
             problems.append(f"'{fx_node.name}' ({function_name(fx_node)})")
         elif fx_node.op == "get_attr" and not _only_weight(fx_node):
             problems.append(f"'{fx_node.name}' (direct use of the tensor '{fx_node.target}')")
@@ -255,14 +264,15 @@ def _functional_layer(fx_node, functional, name: str, state, used, shapes) -> To
     if missing:
         raise WeightMismatch(f"'{fx_node.name}' ({function_name(fx_node)}) needs {missing}, which the state_dict "
                              "lacks")
-    inputs = [fx_node.args[0].name]
+    inputs = [functional_layers.bound(fx_node, functional)[0].name]
     input_shapes = shapes.of(inputs)
     module = functional_layers.build_module(fx_node, functional, state, input_shapes[0])
     owner = _weight_owner(fx_node, functional)
     used.update(keys.values())
     used.update(f"{owner}.{counter}" for counter in functional.counters if f"{owner}.{counter}" in state)
-    weights = {parameter: state[key] for parameter, key in keys.items()}
-    return TorchLayer(type(module).__name__, name, module, weights, inputs, [fx_node.name], input_shapes)
+    weights = functional_layers.weight_arrays(fx_node, functional, state)
+    class_name = functional.helper or type(module).__name__
+    return TorchLayer(class_name, name, module, weights, inputs, [fx_node.name], input_shapes)
 
 
 def function_name(fx_node) -> str:
