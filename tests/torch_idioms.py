@@ -71,7 +71,7 @@ class Splits(nn.Module):
         p, q = torch.split(x, [2, 4], dim=1)
         u, v = q.chunk(2, dim=1)
         y = torch.cat([self.b(p), u.contiguous(), F.dropout(v, 0.2, self.training)], 1)
-        y = self.c(y)[:, 1:4] + x[:, :3]
+        y = self.c(y)[:, 1:4] + x[:, :3][:, 0:3]  # the second slice keeps every channel (GhostNet's)
         z = y.view(y.size(0), -1)
         return self.fc(torch.cat([z[:, 5:10], y.mean((2, 3)), x.mean((2, 3))[:, 1:6]], 1))
 
