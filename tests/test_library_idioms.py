@@ -14,7 +14,7 @@ from conftest import RUNNERS, TARGET_SUFFIX, TESTS, assert_close, run_torch_mode
 from torch_convnets import seeded
 
 IDIOMS = TESTS / "torch_idioms.py"
-CONVERTED = ["LibraryLayers", "Splits", "CeilAvgPool", "LayerScales"]
+CONVERTED = ["LibraryLayers", "Splits", "CeilAvgPool", "LayerScales", "PaddedMaxPool"]
 
 
 def convert(name, tmp_path, target):
@@ -35,7 +35,7 @@ def test_library_idioms_convert(name, target, tmp_path):
 
 
 @pytest.mark.parametrize("via", ["keras", "onnx"])
-@pytest.mark.parametrize("name", ["Splits", "LayerScales"])
+@pytest.mark.parametrize("name", ["Splits", "LayerScales", "PaddedMaxPool"])
 def test_read_back(name, via, tmp_path):
     """Keras' ops.split node and LayerScale, ONNX's Split and Mul by a (C, 1, 1) constant, read back into torch."""
     model, out, x = convert(name, tmp_path, via)
@@ -85,3 +85,12 @@ def test_dropout_while_training_is_refused(tmp_path):
     with pytest.raises(converter.WconvError, match="F.dropout with training=True is random") as error:
         converter.convert(tmp_path / "a.pt", tmp_path / "b.onnx", module=f"{path}:M", input_shape=[4])
     assert error.value.exit_code == 3
+
+
+def test_keras3_only_nodes_are_refused_in_a_legacy_h5(tmp_path):
+    """A split (Keras 3's ops.split node) cannot go into a .h5, which Keras 2 must be able to load too."""
+    cls = torch_idioms.Splits
+    torch.save(seeded(cls()).state_dict(), tmp_path / "a.pt")
+    with pytest.raises(converter.WconvError, match=r"need Keras 3 .*write .keras") as error:
+        converter.convert(tmp_path / "a.pt", tmp_path / "b.h5", module=f"{IDIOMS}:Splits", input_shape=cls.input_shape)
+    assert error.value.exit_code == 3 and not (tmp_path / "b.h5").exists()

@@ -144,7 +144,7 @@ def onnx_case(name):
 
 
 # case -> the targets it converts to (checked against onnxruntime); the others are refused with exit 3
-ONNX_CASES = {"pad_opset10": ["torch", "keras"], "maxpool_pads_over_half_kernel": ["torch"],
+ONNX_CASES = {"pad_opset10": ["torch", "keras"], "maxpool_pads_over_half_kernel": ["torch", "keras"],
               "avgpool_pads_over_half_kernel_counted": ["torch", "keras"], "flatten_rank1": [],
               "conv_stride2_dilation2": ["torch"], "concat_axis0": [], "dropout_training_mode_input": []}
 

@@ -148,3 +148,21 @@ class LayerScales(nn.Module):
         y = self.layer_scale * self.conv(x)
         y = y.mul(self.gamma.reshape(1, -1, 1, 1)) + y
         return self.fc(y.mean((2, 3))) * self.vector_scale
+
+
+class PaddedMaxPool(nn.Module):
+    """timm's stems: MaxPool2d(3, 2, padding=1) after an activation that can be negative (SiLU, LeakyReLU), which
+    Keras' pooling cannot pad (-inf, not TF 'same') and zeros would change."""
+
+    input_shape = (3, 10, 7)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.act = nn.SiLU()
+        self.pool = nn.MaxPool2d(3, 2, padding=1)
+        self.pool1d = nn.MaxPool1d(3, 2, padding=1)
+
+    def forward(self, x):
+        y = self.pool(self.act(self.conv(x)))
+        return self.pool1d(y.reshape(y.size(0), y.size(1), -1))

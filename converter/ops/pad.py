@@ -19,7 +19,7 @@ class Pad(OpDef):
     summary = "Constant padding (0, or -inf before max pooling) of the spatial axes; pads are (begins..., ends...)."
     elementwise = False
     conventions = {
-        "keras": Convention(("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"), {},
+        "keras": Convention(("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D", "ops.pad (Pad)"), {},
                             {"pads": "padding=((top, bottom), (left, right))"}),
         "torch": Convention(("ZeroPad1d", "ZeroPad2d", "ZeroPad3d", "F.pad"), {},
                             {"pads": "(left, right, top, bottom): last axis first"}),
@@ -41,13 +41,27 @@ class Pad(OpDef):
         return []
 
     def from_keras(self, layer):
+        if layer.class_name == "Pad":
+            return self._from_keras_op(layer)
         pads = padding.from_keras_pairs(layer.config["padding"], int(layer.class_name[-2]))
         return [self.node(layer.name, layer.inputs, layer.outputs, pads)]
 
+    def _from_keras_op(self, layer):
+        """Keras 3's ``ops.pad`` node (channels-last ``pad_width`` over every axis, the fill value a call option)."""
+        widths = layer.config.get("pad_width")
+        if layer.config.get("mode", "constant") != "constant" or not isinstance(widths, list) or len(widths) < 3 \
+                or any(not isinstance(w, list) or len(w) != 2 for w in widths):
+            raise Unsupported(f"layer '{layer.name}' (Pad): mode {layer.config.get('mode')!r}, pad_width "
+                              f"{str(widths)[:80]}; only constant padding of the spatial axes converts")
+        if widths[0] != [0, 0] or widths[-1] != [0, 0]:
+            raise Unsupported(f"layer '{layer.name}' (Pad): pads the batch or channel axis ({widths})")
+        pads = padding.from_keras_pairs(widths[1:-1], len(widths) - 2)
+        return [self.node(layer.name, layer.inputs, layer.outputs, pads, layer.call_options.get("constant_values"))]
+
     def to_keras(self, node, graph):
-        if node.attrs["value"] != 0.0:
-            raise Unsupported(f"layer '{node.name}': Keras pads with zeros only, found value {node.attrs['value']}")
         pads = node.attrs["pads"]
+        if node.attrs["value"] != 0.0:  # -inf, before a max pool that does not take these pads itself
+            return neg_inf_pad(pads)
         return KerasSpec(f"ZeroPadding{len(pads) // 2}D", {"padding": padding.to_keras_pairs(pads)})
 
     # -- torch ------------------------------------------------------------------------
@@ -99,7 +113,16 @@ class Pad(OpDef):
         return [self.node(name, [onnx_node.input[0]], list(onnx_node.output), full[2:n] + full[n + 2:], value)]
 
 
+def neg_inf_pad(pads) -> KerasSpec:
+    """Keras 3's ``ops.pad`` node filling with -inf (Keras' padding layers fill with zeros only)."""
+    n = len(pads) // 2
+    pairs = [[int(pads[i]), int(pads[n + i])] for i in range(n)]
+    return KerasSpec("Pad", {"pad_width": [[0, 0], *pairs, [0, 0]], "mode": "constant"},
+                     call_options={"constant_values": float("-inf")})
+
+
 PAD = register_op(Pad())
+register_keras("Pad", PAD)
 for _rank in (1, 2, 3):
     register_keras(f"ZeroPadding{_rank}D", PAD)
     register_torch_module(f"ZeroPad{_rank}d", PAD.from_torch)

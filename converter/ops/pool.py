@@ -10,6 +10,7 @@ from ..codetext import literal
 from ..errors import Unsupported
 from ..ir import Node
 from . import padding
+from .pad import neg_inf_pad
 from .base import Convention, KerasSpec, OpDef
 from .registry import register_keras, register_onnx, register_op, register_torch_function, register_torch_module
 from .. import views
@@ -89,6 +90,8 @@ class Pool(OpDef):
             # >= 0 (torch ResNet's MaxPool2d(3, 2, padding=1) after ReLU).
             pre = KerasSpec(f"ZeroPadding{self.rank}D", {"padding": padding.to_keras_pairs(a["pads"])})
             return KerasSpec(self.keras_class, {**config, "padding": "valid"}, pre=pre)
+        if name is None and self.kind == "max":  # -inf padding, as a Keras 3 ops.pad node
+            return KerasSpec(self.keras_class, {**config, "padding": "valid"}, pre=neg_inf_pad(a["pads"]))
         if name is None or (name == "same" and a.get("count_include_pad")):
             raise Unsupported(f"layer '{node.name}': Keras pooling pads only as TF 'same'"
                               f"{' without counting the padding' if self.kind == 'avg' else ''}; found pads {a['pads']}")

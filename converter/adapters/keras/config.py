@@ -151,7 +151,8 @@ def _call_inputs(call) -> list[str]:
 
 
 # Plain call arguments that change what a layer computes and that wconv converts (as an attribute of the op).
-CALL_OPTIONS = ("use_causal_mask",)
+# plain call arguments wconv converts -> their types: MultiHeadAttention's causal mask, ops.pad's fill value
+CALL_OPTIONS = {"use_causal_mask": bool, "constant_values": (int, float)}
 
 
 def _call_keywords(call) -> dict:
@@ -163,15 +164,18 @@ def call_problems(call) -> list[str]:
     """Call arguments that change what a layer computes and that wconv does not convert (masks)."""
     return [f"{key}={'a tensor' if isinstance(value, (dict, list)) else repr(value)}"
             for key, value in _call_keywords(call).items()
-            if key not in TENSOR_KEYWORDS + ("training",) and value not in (None, False)
-            and not (key in CALL_OPTIONS and isinstance(value, bool))]
+            if key not in TENSOR_KEYWORDS + ("training",) and value not in (None, False) and not _option(key, value)]
 
 
 def call_options(call) -> dict:
     """Plain options (CALL_OPTIONS) and, for a mask passed as a tensor, ``{keyword: True}``."""
     keywords = _call_keywords(call)
-    options = {key: value for key, value in keywords.items() if key in CALL_OPTIONS and isinstance(value, bool)}
+    options = {key: value for key, value in keywords.items() if _option(key, value)}
     return options | {key: True for key in MASK_KEYWORDS if isinstance(keywords.get(key), (dict, list))}
+
+
+def _option(key, value) -> bool:
+    return key in CALL_OPTIONS and isinstance(value, CALL_OPTIONS[key]) and not isinstance(value, (dict, list))
 
 
 def keras3_tensors(args) -> list:

@@ -31,7 +31,8 @@ def build(graph: Graph):
             tensors[outputs[0]] = args[0]
             continue
         if spec.pre is not None:
-            args = [getattr(keras.layers, spec.pre.class_name)(name=keras_name(f"{name}_pad"), **spec.pre.config)(args[0])]
+            pre = keras_class(keras, spec.pre.class_name)(name=keras_name(f"{name}_pad"), **spec.pre.config)
+            args = [pre(args[0], **(spec.pre.call_options or {}))]
         layer = keras_class(keras, spec.class_name)(name=keras_name(name), **_config(keras, spec.config))
         result = _call(layer, spec, args)
         if spec.post is not None:
@@ -102,7 +103,7 @@ def _config(keras, config: dict) -> dict:
 def keras_class(keras, class_name: str):
     """A Keras layer class, or a class Keras ships outside ``keras.layers`` that ``load_model`` reads back with no
     custom objects: the ``keras.ops`` operations Keras 3 saves in functional models as nodes of their own
-    (``ops.split``), and keras.applications' ConvNeXt LayerScale."""
+    (``ops.split``, ``ops.pad`` with -inf before a max pool), and keras.applications' ConvNeXt LayerScale."""
     if class_name in SHIPPED_ELSEWHERE:
         import importlib
 
@@ -111,7 +112,8 @@ def keras_class(keras, class_name: str):
 
 
 # class -> the module Keras records for it in .keras files
-SHIPPED_ELSEWHERE = {"Split": "keras.src.ops.numpy", "LayerScale": "keras.src.applications.convnext"}
+SHIPPED_ELSEWHERE = {"Split": "keras.src.ops.numpy", "Pad": "keras.src.ops.numpy",
+                     "LayerScale": "keras.src.applications.convnext"}
 
 
 def _can_fold(keras, spec, activation_spec) -> bool:
@@ -121,11 +123,22 @@ def _can_fold(keras, spec, activation_spec) -> bool:
 
 def write(graph: Graph, path: str | PathLike) -> None:
     """Save the IR as a Keras file that ``keras.saving.load_model`` opens with no custom objects."""
+    if str(path).lower().endswith((".h5", ".hdf5")):
+        _refuse_keras3_only(graph)
     model = build(graph)
     with atomic_path(path) as temp:
         model.save(temp)
         if str(path).lower().endswith((".h5", ".hdf5")):
             legacy_h5.rewrite(temp)  # loadable by Keras 2 (tf_keras) as well as Keras 3
+
+
+def _refuse_keras3_only(graph: Graph) -> None:
+    """A legacy .h5 is for Keras 2 as well, which has none of the classes Keras 3 ships outside keras.layers."""
+    found = sorted(name for name, spec in _specs(graph).items() if spec is not None and
+                   {spec.class_name, spec.pre and spec.pre.class_name} & set(SHIPPED_ELSEWHERE))
+    if found:
+        raise Unsupported(f"layer(s) {found} need Keras 3 ({', '.join(sorted(SHIPPED_ELSEWHERE))}), which a legacy "
+                          ".h5 cannot hold for Keras 2; write .keras")
 
 
 def keras_name(name: str) -> str:
