@@ -166,3 +166,18 @@ class PaddedMaxPool(nn.Module):
     def forward(self, x):
         y = self.pool(self.act(self.conv(x)))
         return self.pool1d(y.reshape(y.size(0), y.size(1), -1))
+
+
+class Arithmetic(nn.Module):
+    """Arithmetic with numbers: MobileNetV3's hard-swish written out, x * relu6(x + 3) / 6, and 1 - x."""
+
+    input_shape = (4, 5, 7)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(4, 6, 3)
+
+    def forward(self, x):
+        y = self.conv(x)
+        y = y * F.relu6(y + 3.0) / 6.0
+        return 1.0 - y * 0.5

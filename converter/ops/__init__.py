@@ -1,7 +1,7 @@
 """The op table: importing this package registers every op family."""
 
 from . import (  # noqa: F401  (registration side effects)
-    activations, adaptive_pool, attention, batchnorm, conv, conv_transpose, crop, dense, dropout, embedding, flatten,
+    activations, adaptive_pool, affine, attention, batchnorm, conv, conv_transpose, crop, dense, dropout, embedding, flatten,
     groupnorm, layer_scale, layernorm, merge, pad, pool, prelu, recurrent, recurrent_keras, reshape, split, transformer,
     transpose, upsample,
 )

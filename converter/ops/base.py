@@ -48,6 +48,7 @@ class KerasLayer:
     output_layout: str | None = None  # for ops whose output layout is chosen: what the layer's consumers compute on
     keras_version: str = "3"  # of the file: where Keras 2 and 3 differ (hard_sigmoid's slope)
     call_options: dict = field(default_factory=dict)  # plain call arguments wconv converts (use_causal_mask)
+    constants: dict = field(default_factory=dict)  # position -> a number in place of a tensor (ops.add(x, 3.0))
 
 
 @dataclass

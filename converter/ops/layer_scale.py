@@ -62,7 +62,8 @@ class LayerScale(OpDef):
         channel axis alone, (C, 1, ...) against the sample or (1, C, 1, ...) against the batch."""
         weight = np.asarray(layer.weights["weight"])
         shape = layer.input_shapes[0]
-        channels = channel_vector(weight, shape)
+        helper = layer.module is not None  # wconv's LayerScale, which reshapes its (C,) weight onto axis 1 itself
+        channels = channel_vector(weight.reshape(-1, *[1] * (len(shape) - 2)) if helper and shape else weight, shape)
         if channels is None:
             raise Unsupported(f"layer '{layer.name}': a parameter of shape {weight.shape} multiplying a value of "
                               f"shape {shape} scales more than the channel axis; not converted")

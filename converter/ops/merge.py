@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
 from ..codetext import literal
 from ..errors import ShapeMismatch, Unsupported
 from ..ir import Node
 from .base import Convention, KerasSpec, OpDef
+from .affine import AFFINE, FORMS
 from .layer_scale import LAYER_SCALE
 from .registry import register_keras, register_onnx, register_op, register_torch_function
 from .. import views
@@ -92,6 +95,11 @@ class Merge(OpDef):
         return expression
 
     def from_torch_function(self, call):
+        numbers = [(i, a) for i, a in enumerate(call.args[:2]) if isinstance(a, (int, float)) and not isinstance(a, bool)]
+        if len(call.args) == 2 and len(call.inputs) == 1 and len(numbers) == 1 and not call.kwargs \
+                and self.name in FORMS:  # x + 3.0
+            (position, number), = numbers
+            return [AFFINE.of(self.name, call.name, call.inputs, call.outputs, number, position == 0)]
         if len(call.args) != 2 or len(call.inputs) != 2 or call.kwargs:
             raise Unsupported(f"'{call.name}': {call.function}{call.args}; only two tensors, no alpha, convert")
         return [self.node(call.name, call.inputs, call.outputs)]
@@ -113,6 +121,13 @@ class Merge(OpDef):
             scaled = LAYER_SCALE.from_onnx_mul(onnx_node, context, constants[0])  # a scale per channel
             if scaled is not None:
                 return scaled
+        if len(constants) == 1 and len(onnx_node.input) == 2 and self.name in FORMS \
+                and context.initializers[constants[0]].size == 1:  # x + 3.0
+            position = list(onnx_node.input).index(constants[0])
+            context.used.add(constants[0])
+            number = float(np.asarray(context.initializers[constants[0]]).reshape(()))
+            return [AFFINE.of(self.name, context.name(onnx_node), [onnx_node.input[1 - position]],
+                              list(onnx_node.output), number, position == 0)]
         if constants:
             raise Unsupported(f"{onnx_node.op_type} '{context.name(onnx_node)}' with the constant {constants}: "
                               "only tensors from other layers are supported")

@@ -41,7 +41,7 @@ class Pad(OpDef):
         return []
 
     def from_keras(self, layer):
-        if layer.class_name == "Pad":
+        if layer.class_name == "ops.Pad":
             return self._from_keras_op(layer)
         pads = padding.from_keras_pairs(layer.config["padding"], int(layer.class_name[-2]))
         return [self.node(layer.name, layer.inputs, layer.outputs, pads)]
@@ -51,10 +51,10 @@ class Pad(OpDef):
         widths = layer.config.get("pad_width")
         if layer.config.get("mode", "constant") != "constant" or not isinstance(widths, list) or len(widths) < 3 \
                 or any(not isinstance(w, list) or len(w) != 2 for w in widths):
-            raise Unsupported(f"layer '{layer.name}' (Pad): mode {layer.config.get('mode')!r}, pad_width "
+            raise Unsupported(f"layer '{layer.name}' (ops.pad): mode {layer.config.get('mode')!r}, pad_width "
                               f"{str(widths)[:80]}; only constant padding of the spatial axes converts")
         if widths[0] != [0, 0] or widths[-1] != [0, 0]:
-            raise Unsupported(f"layer '{layer.name}' (Pad): pads the batch or channel axis ({widths})")
+            raise Unsupported(f"layer '{layer.name}' (ops.pad): pads the batch or channel axis ({widths})")
         pads = padding.from_keras_pairs(widths[1:-1], len(widths) - 2)
         return [self.node(layer.name, layer.inputs, layer.outputs, pads, layer.call_options.get("constant_values"))]
 
@@ -117,12 +117,12 @@ def neg_inf_pad(pads) -> KerasSpec:
     """Keras 3's ``ops.pad`` node filling with -inf (Keras' padding layers fill with zeros only)."""
     n = len(pads) // 2
     pairs = [[int(pads[i]), int(pads[n + i])] for i in range(n)]
-    return KerasSpec("Pad", {"pad_width": [[0, 0], *pairs, [0, 0]], "mode": "constant"},
+    return KerasSpec("ops.Pad", {"pad_width": [[0, 0], *pairs, [0, 0]], "mode": "constant"},
                      call_options={"constant_values": float("-inf")})
 
 
 PAD = register_op(Pad())
-register_keras("Pad", PAD)
+register_keras("ops.Pad", PAD)
 for _rank in (1, 2, 3):
     register_keras(f"ZeroPadding{_rank}D", PAD)
     register_torch_module(f"ZeroPad{_rank}d", PAD.from_torch)

@@ -76,7 +76,7 @@ class Split(OpDef):
 
     def to_keras(self, node, graph):
         starts = list(np.cumsum(node.attrs["sizes"])[:-1].astype(int).tolist())
-        return KerasSpec("Split", {"indices_or_sections": starts,
+        return KerasSpec("ops.Split", {"indices_or_sections": starts,
                                    "axis": views.axis_to(node.attrs["axis"], graph.layout(node.inputs[0]), "keras")})
 
     def torch_module(self, node, graph):
@@ -170,7 +170,7 @@ def read_indexing(call):
 
 
 SPLIT = register_op(Split())
-register_keras("Split", SPLIT)
+register_keras("ops.Split", SPLIT)
 register_onnx("Split", SPLIT.from_onnx)
 for _function in ("torch.functional.split", "split", "chunk", "torch.chunk"):
     register_torch_function(_function, SPLIT.from_torch_function)

@@ -24,6 +24,7 @@ class LayerEntry:
     outputs: list[str]
     call_problems: list = field(default_factory=list)  # call arguments wconv does not convert (masks)
     call_options: dict = field(default_factory=dict)  # plain call arguments wconv converts (CALL_OPTIONS)
+    constants: dict = field(default_factory=dict)  # position -> a number given in place of a tensor (x + 3.0)
 
 
 @dataclass
@@ -92,13 +93,13 @@ def _sequential(config: dict) -> ModelLayout:
     entries, previous = [], input_name
     for layer in layers:
         name = layer["config"]["name"]
-        entries.append(LayerEntry(layer["class_name"], name, layer["config"], [previous], [name]))
+        entries.append(LayerEntry(class_name(layer), name, layer["config"], [previous], [name]))
         previous = name
     return ModelLayout(config.get("name", "model"), [Value(input_name, tuple(shape))], [previous], entries)
 
 
 def _functional(config: dict) -> ModelLayout:
-    inputs, entries = [], []
+    inputs, entries, aliases = [], [], {}  # aliases: a nested model's output tensor -> the inner tensor it is
     for layer in config.get("layers", []):
         name = layer.get("name") or layer["config"]["name"]
         if layer["class_name"] == "InputLayer":
@@ -108,9 +109,15 @@ def _functional(config: dict) -> ModelLayout:
         if len(calls) != 1:
             raise Unsupported(f"layer '{name}' ({layer['class_name']}) is called {len(calls)} times; "
                               "shared layers are not supported")
-        entries.append(LayerEntry(layer["class_name"], name, layer["config"], _call_inputs(calls[0]), [name],
-                                  call_problems(calls[0]), call_options(calls[0])))
+        if layer["class_name"] in MODEL_CLASSES:  # a model used as a layer: its layers, in line
+            entries.extend(_inline(name, layer, _call_inputs(calls[0]), aliases))
+            continue
+        entries.append(LayerEntry(class_name(layer), name, layer["config"], _call_inputs(calls[0]), [name],
+                                  call_problems(calls[0]), call_options(calls[0]), _constants(calls[0])))
+    for entry in entries:
+        entry.inputs = [aliases.get(tensor, tensor) for tensor in entry.inputs]
     outputs = [_tensor_name(ref) for ref in _references(config.get("output_layers", []))]
+    outputs = [aliases.get(tensor, tensor) for tensor in outputs]
     ordered = [_tensor_name(ref) for ref in _references(config.get("input_layers", []))]
     by_name = {value.name: value for value in inputs}
     missing = [name for name in ordered if name not in by_name]
@@ -118,6 +125,21 @@ def _functional(config: dict) -> ModelLayout:
         raise BadInput(f"the model's inputs {missing} are not InputLayers of it")
     return ModelLayout(config.get("name", "model"), [by_name[n] for n in ordered] or inputs, outputs, entries,
                        _keys(config.get("input_layers")), _keys(config.get("output_layers")))
+
+
+def _inline(name: str, layer: dict, inputs: list[str], aliases: dict) -> list[LayerEntry]:
+    """A nested model's layers (ConvNeXt's Sequential stem), reading the outer call's tensors; its outputs become
+    aliases of the outer layer's. Its layers keep their own names, which its weights are stored under."""
+    inner = parse_model({"class_name": layer["class_name"], "config": layer["config"]})
+    if len(inner.inputs) != len(inputs):
+        raise BadInput(f"layer '{name}' ({layer['class_name']}): takes {len(inner.inputs)} inputs, called with "
+                       f"{len(inputs)}")
+    given = {value.name: outer for value, outer in zip(inner.inputs, inputs)}
+    for entry in inner.layers:
+        entry.inputs = [given.get(tensor, tensor) for tensor in entry.inputs]
+    for index, tensor in enumerate(inner.outputs):
+        aliases[name if index == 0 else f"{name}:{index}"] = given.get(tensor, tensor)
+    return inner.layers
 
 
 def _keys(refs) -> dict | None:
@@ -150,8 +172,7 @@ def _call_inputs(call) -> list[str]:
                     for ref in _references(keywords[key])]
 
 
-# Plain call arguments that change what a layer computes and that wconv converts (as an attribute of the op).
-# plain call arguments wconv converts -> their types: MultiHeadAttention's causal mask, ops.pad's fill value
+# Plain call arguments that change what a layer computes and that wconv converts -> their types: MultiHeadAttention's causal mask, ops.pad's fill value
 CALL_OPTIONS = {"use_causal_mask": bool, "constant_values": (int, float)}
 
 
@@ -176,6 +197,22 @@ def call_options(call) -> dict:
 
 def _option(key, value) -> bool:
     return key in CALL_OPTIONS and isinstance(value, CALL_OPTIONS[key]) and not isinstance(value, (dict, list))
+
+
+def class_name(layer: dict) -> str:
+    """A layer's class, or ``ops.<Class>`` for an operation Keras 3 records as a node of its own (``x + 3.0``,
+    ``ops.split``): ``ops.Add`` is not the ``Add`` layer."""
+    module = layer.get("module")
+    return f"ops.{layer['class_name']}" if isinstance(module, str) and module.startswith("keras.src.ops.") \
+        else layer["class_name"]
+
+
+def _constants(call) -> dict:
+    """Numbers a Keras 3 operation was called with in place of a tensor, by position (``ops.add(x, 3.0)``)."""
+    if not isinstance(call, dict):
+        return {}
+    return {index: float(arg) for index, arg in enumerate(call.get("args", []))
+            if isinstance(arg, (int, float)) and not isinstance(arg, bool)}
 
 
 def keras3_tensors(args) -> list:

@@ -113,6 +113,9 @@ def _keras3_groups(f) -> dict:
         vars_group = layers[key].get("vars")
         if vars_group is None:
             continue
+        if isinstance(layers[key].get("layers"), h5py.Group) and not len(vars_group):
+            groups.update(_keras3_groups(layers[key]))  # a nested model: its layers, which the reader reads in line
+            continue
         name = _text(vars_group.attrs.get("name", f"@path:{key}"))
         groups[name] = [(None, array) for array in _variables(layers[key])]
     return groups

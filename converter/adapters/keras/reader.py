@@ -53,7 +53,7 @@ def _read(path) -> Graph:
         chosen = _chosen_layout(kind(entry.outputs[0]), shapes.of(layer_inputs)) if reader.free_layout else None
         layer = KerasLayer(entry.class_name, entry.name, entry.config, weights, layer_inputs, entry.outputs,
                            shapes.of(layer_inputs), shapes.layouts_of(layer_inputs), chosen,
-                           str(keras_file.keras_version), entry.call_options)
+                           str(keras_file.keras_version), entry.call_options, entry.constants)
         created = reader.from_keras(layer)
         shapes.add(created)
         nodes.extend(created)

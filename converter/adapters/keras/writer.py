@@ -102,18 +102,21 @@ def _config(keras, config: dict) -> dict:
 
 def keras_class(keras, class_name: str):
     """A Keras layer class, or a class Keras ships outside ``keras.layers`` that ``load_model`` reads back with no
-    custom objects: the ``keras.ops`` operations Keras 3 saves in functional models as nodes of their own
-    (``ops.split``, ``ops.pad`` with -inf before a max pool), and keras.applications' ConvNeXt LayerScale."""
-    if class_name in SHIPPED_ELSEWHERE:
+    custom objects: the operations Keras 3 saves in functional models as nodes of their own (``ops.Split``,
+    ``ops.Pad`` with -inf before a max pool), and keras.applications' ConvNeXt LayerScale."""
+    if is_keras3_only(class_name):
         import importlib
 
-        return getattr(importlib.import_module(SHIPPED_ELSEWHERE[class_name]), class_name)
+        module, _, name = SHIPPED_ELSEWHERE.get(class_name, f"keras.src.ops.numpy:{class_name[4:]}").partition(":")
+        return getattr(importlib.import_module(module), name)
     return getattr(keras.layers, class_name)
 
 
-# class -> the module Keras records for it in .keras files
-SHIPPED_ELSEWHERE = {"Split": "keras.src.ops.numpy", "Pad": "keras.src.ops.numpy",
-                     "LayerScale": "keras.src.applications.convnext"}
+def is_keras3_only(class_name) -> bool:
+    return isinstance(class_name, str) and (class_name.startswith("ops.") or class_name in SHIPPED_ELSEWHERE)
+
+
+SHIPPED_ELSEWHERE = {"LayerScale": "keras.src.applications.convnext:LayerScale"}  # class -> module:class
 
 
 def _can_fold(keras, spec, activation_spec) -> bool:
@@ -135,10 +138,10 @@ def write(graph: Graph, path: str | PathLike) -> None:
 def _refuse_keras3_only(graph: Graph) -> None:
     """A legacy .h5 is for Keras 2 as well, which has none of the classes Keras 3 ships outside keras.layers."""
     found = sorted(name for name, spec in _specs(graph).items() if spec is not None and
-                   {spec.class_name, spec.pre and spec.pre.class_name} & set(SHIPPED_ELSEWHERE))
+                   (is_keras3_only(spec.class_name) or spec.pre is not None and is_keras3_only(spec.pre.class_name)))
     if found:
-        raise Unsupported(f"layer(s) {found} need Keras 3 ({', '.join(sorted(SHIPPED_ELSEWHERE))}), which a legacy "
-                          ".h5 cannot hold for Keras 2; write .keras")
+        raise Unsupported(f"layer(s) {found} need Keras 3 (operation nodes, keras.applications' LayerScale), which a "
+                          "legacy .h5 cannot hold for Keras 2; write .keras")
 
 
 def keras_name(name: str) -> str:

@@ -1,0 +1,105 @@
+"""Models nobody here wrote, with seeded random weights: torchvision and timm classification models to Keras and
+ONNX, keras.applications to torch and ONNX. Judged outside wconv: the original framework's own predictions
+against the port's, in its own framework. What wconv refuses is refused with exit 3, naming why.
+
+The fast set runs in CI; ``-m slow`` runs every model the README lists (tests/third_party.py has the set-up).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import converter
+from conftest import RUNNERS, TARGET_SUFFIX, assert_close, run_torch_model
+from third_party import import_timm, import_torchvision
+from torch_convnets import seeded
+
+SIZE = (3, 96, 128)  # channels first, h != w
+SIZES = {"vgg11_bn": (3, 224, 224), "inception_v3": (3, 107, 139)}  # VGG's adaptive pool needs 7 | 224 / 32
+
+TORCHVISION_FAST = ["mobilenet_v3_small", "shufflenet_v2_x0_5", "squeezenet1_0"]
+TORCHVISION_SLOW = ["alexnet", "convnext_tiny", "densenet121", "efficientnet_b0", "efficientnet_v2_s", "googlenet",
+                    "inception_v3", "mnasnet0_5", "mobilenet_v2", "regnet_x_400mf", "regnet_y_400mf", "resnet18",
+                    "resnext50_32x4d", "vgg11_bn", "wide_resnet50_2"]
+TIMM_FAST = ["ghostnet_100", "mixnet_s", "convnext_atto"]
+TIMM_SLOW = ["resnet18", "resnet50d", "efficientnet_b0", "mobilenetv3_large_100", "regnety_002", "densenet121",
+             "rexnet_100", "dla34", "cspresnet50", "hrnet_w18_small", "resnext26ts"]
+# model -> why wconv refuses it (a part of the refusal's message)
+TORCH_REFUSED = {
+    ("torchvision", "swin_t"): "direct use of the tensor",  # relative position bias tables, indexed
+    ("timm", "tf_efficientnet_b0"): "cannot be traced by torch.fx",  # padding computed from x.shape in Python
+    ("timm", "vgg11_bn"): "cannot be traced by torch.fx",  # a branch on x.shape
+    ("timm", "mobilevit_xxs"): "cannot be traced by torch.fx",
+}
+
+
+def torch_model(library: str, name: str):
+    """(model, --module, --module-args) for a classifier with 10 classes."""
+    if library == "torchvision":
+        models = import_torchvision().models
+        args = {"num_classes": 10, **({"aux_logits": False, "init_weights": False}
+                                      if name in ("googlenet", "inception_v3") else {})}
+        return getattr(models, name)(**args), f"torchvision.models:{name}", args
+    args = {"model_name": name, "num_classes": 10}
+    return import_timm().create_model(**args), "timm:create_model", args
+
+
+def torch_port(library, name, target, tmp_path):
+    import torch
+
+    model, module, args = torch_model(library, name)
+    model = seeded(model, seed=1)
+    torch.save(model.state_dict(), tmp_path / "a.pt")
+    shape = SIZES.get(name, SIZE)
+    out = tmp_path / f"b{TARGET_SUFFIX[target]}"
+    converter.convert(tmp_path / "a.pt", out, module=module, module_args=args, input_shape=shape)
+    x = np.random.default_rng(3).standard_normal((2, *shape)).astype(np.float32)
+    assert_close(run_torch_model(model, x), RUNNERS[target](out, x), what="logits")
+
+
+def _cases(library, names, marks=()):
+    return [pytest.param(library, name, target, marks=marks, id=f"{library}-{name}-{target}")
+            for name in names for target in ("keras", "onnx")]
+
+
+@pytest.mark.parametrize("library, name, target", _cases("torchvision", TORCHVISION_FAST) + _cases("timm", TIMM_FAST)
+                         + _cases("torchvision", TORCHVISION_SLOW, pytest.mark.slow)
+                         + _cases("timm", TIMM_SLOW, pytest.mark.slow))
+def test_torch_library_model(library, name, target, tmp_path):
+    torch_port(library, name, target, tmp_path)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("library, name", sorted(TORCH_REFUSED))
+def test_torch_library_model_refused(library, name, tmp_path):
+    import torch
+
+    model, module, args = torch_model(library, name)
+    torch.save(model.state_dict(), tmp_path / "a.pt")
+    with pytest.raises(converter.WconvError) as error:
+        converter.convert(tmp_path / "a.pt", tmp_path / "b.onnx", module=module, module_args=args,
+                          input_shape=(3, 224, 224))
+    assert error.value.exit_code == 3 and TORCH_REFUSED[(library, name)] in str(error.value)
+
+
+KERAS_APPLICATIONS = ["ConvNeXtTiny", "DenseNet121", "EfficientNetB0", "EfficientNetV2B0", "InceptionResNetV2",
+                      "InceptionV3", "MobileNet", "MobileNetV2", "MobileNetV3Small", "MobileNetV3Large", "NASNetMobile",
+                      "ResNet50", "ResNet50V2", "VGG16", "Xception"]
+KERAS_SIZES = {"NASNetMobile": (224, 224, 3), "InceptionV3": (107, 139, 3), "InceptionResNetV2": (107, 139, 3)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("target", ["torch", "onnx"])
+@pytest.mark.parametrize("name", KERAS_APPLICATIONS)
+def test_keras_application_sweep(name, target, tmp_path, keras):
+    from test_architectures import seeded_keras
+    from test_convnets import canonical_input, keras_outputs, run_target
+
+    size = KERAS_SIZES.get(name, (96, 128, 3))
+    model = getattr(keras.applications, name)(weights=None, input_shape=size, classifier_activation=None)
+    seeded_keras(model).save(tmp_path / "a.keras")
+    out = tmp_path / f"b{TARGET_SUFFIX[target]}"
+    converter.convert(tmp_path / "a.keras", out)
+    x = canonical_input((size[2], *size[:2]), batch=2)
+    assert_close(keras_outputs(model, x)[0], run_target(target, out, x)[0], what="logits")
