@@ -129,6 +129,53 @@ def test_onnx_constant_with_external_data_is_refused(tmp_path):
     refuse(tmp_path / "model.onnx", tmp_path, 3, "external data", command="onnx-to-torch")
 
 
+def external_initializer_model(folder, **entries):
+    """model.onnx whose MatMul weight (7 x 5 floats) is an initializer stored as external data ``entries``."""
+    from onnx import TensorProto, helper
+
+    tensor = TensorProto(name="w", data_type=TensorProto.FLOAT, dims=[7, 5])
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in entries.items():
+        tensor.external_data.add(key=key, value=str(value))
+    model, onnx = onnx_model([helper.make_node("MatMul", ["x", "w"], ["y"])],
+                             [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 7])],
+                             [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None, 5])], [tensor])
+    onnx.save(model, folder / "model" / "model.onnx")
+    return folder / "model" / "model.onnx"
+
+
+@pytest.mark.parametrize("entries, code, words", [
+    ({"location": "../secret.bin"}, 2, "only a file beside the model"),
+    ({"location": "/etc/passwd"}, 2, "only a file beside the model"),
+    ({"location": "link.bin"}, 2, "links are not followed"),
+    ({"location": "data.bin", "offset": 200}, 2, "beyond the"),
+    ({"location": "data.bin", "length": 20}, 2, "external data of 20 bytes"),
+    ({"location": "data.bin", "offset": "-4"}, 2, "not a whole number"),
+    ({"location": "data.bin", "basepath": "/"}, 2, "unknown external data keys"),
+], ids=["parent", "absolute", "symlink", "span-beyond-file", "length-not-dims", "negative-offset", "unknown-key"])
+def test_onnx_external_data_outside_the_rules_is_refused(entries, code, words, tmp_path):
+    """Weights beside the model are read (torch.onnx's dynamo exporter writes them so) only by a bare file name, from
+    a regular file in the model's folder, within its span and size: never another file's bytes."""
+    secret = secret_file(tmp_path)
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "data.bin").write_bytes(np.ones(35, np.float32).tobytes())
+    (tmp_path / "model" / "link.bin").symlink_to(secret)
+    source = external_initializer_model(tmp_path, **entries)
+    result = refuse(source, tmp_path / "model", code, *words.split(" * "), command="onnx-to-torch")
+    assert b"secret-line" not in (result.stdout + result.stderr).encode()
+
+
+def test_onnx_external_data_by_the_rules_is_read(tmp_path):
+    import converter
+
+    (tmp_path / "model").mkdir()
+    weight = np.random.default_rng(0).standard_normal((7, 5)).astype(np.float32)
+    (tmp_path / "model" / "model.onnx.data").write_bytes(b"\0" * 12 + weight.tobytes())
+    source = external_initializer_model(tmp_path, location="model.onnx.data", offset=12, length=140)
+    graph = converter.read(source)
+    assert np.array_equal(graph.nodes[0].params["kernel"], weight.T)
+
+
 def test_onnx_loop_with_huge_trip_count_is_refused_fast(tmp_path):
     source = onnx_loop(tmp_path / "model.onnx")
     result = wconv("inspect", source)  # the Loop is never run: refused as unsupported

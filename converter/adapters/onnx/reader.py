@@ -11,12 +11,12 @@ from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
 from . import attention_pass, constants as constants_pass, gelu_pass, groupnorm_pass, layernorm_pass, recurrent_pass
-from . import tensors
+from . import external_data, tensors
 from .context import OnnxContext
 
 
 def read(path: str | PathLike) -> Graph:
-    """Read an ``.onnx`` file into the canonical IR (external data refused, constants folded within a budget)."""
+    """Read an ``.onnx`` file into the canonical IR (external data under rules, constants folded within a budget)."""
     with untrusted.malformed_input(path):
         untrusted.open_input(path)  # parsed once in a limited child first
         with about(path):
@@ -24,7 +24,8 @@ def read(path: str | PathLike) -> Graph:
 
 
 def load_model(path):
-    """The ModelProto, refusing files that are not ONNX, point at external data or need a newer onnx."""
+    """The ModelProto with any external initializers read in (external_data.py), refusing files that are not
+    ONNX, break the external data rules or need a newer onnx."""
     onnx = require("onnx")
     try:
         model = onnx.load(str(path), load_external_data=False)
@@ -32,11 +33,8 @@ def load_model(path):
         raise BadInput(f"not a readable ONNX model ({type(error).__name__}: {first_line(error)})") from None
     if not model.graph.node and not model.graph.initializer:
         raise BadInput("not an ONNX model (no graph)")
-    external = [t.name or "(unnamed)" for t in tensors.every_tensor(model.graph)
-                if t.data_location == onnx.TensorProto.EXTERNAL]
-    if external:
-        raise Unsupported(f"tensors {external[:5]} are stored as external data, which wconv does not load")
-    tensors.check_declared_sizes(model.graph, path)
+    external_bytes = external_data.inline(model, path)  # torch.onnx's weights beside the model, under rules
+    tensors.check_declared_sizes(model.graph, path, external_bytes)
     known = onnx.defs.onnx_opset_version()
     if _opset(model) > known:
         raise Unsupported(f"opset {_opset(model)} is newer than the installed onnx {onnx.__version__} knows "
@@ -72,6 +70,11 @@ def _read(path) -> Graph:
             nodes.extend(created)
     refuse_dropped_outputs(onnx_nodes, nodes, model.graph)
     unused = context.unused_initializers()
+    operands = sorted(name for name in unused if any(name in node.input for node in onnx_nodes))
+    if operands:  # a valid graph: a constant where wconv takes a tensor from another layer
+        users = {name: next(context.name(n) for n in onnx_nodes if name in n.input) for name in operands}
+        raise Unsupported("constant operands where wconv converts only tensors from other layers: "
+                          + ", ".join(f"{name} (of '{user}')" for name, user in users.items()))
     if unused:
         raise WeightMismatch(f"initializers the graph does not use as weights: {unused}")
     outputs = [o.name for o in model.graph.output]

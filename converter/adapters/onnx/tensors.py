@@ -7,6 +7,7 @@ any TENSOR/TENSORS/SPARSE_TENSOR attribute) and again inside subgraphs (If/Loop/
 from __future__ import annotations
 
 import math
+import os
 
 from ...errors import BadInput
 from ...limits import Budget
@@ -36,9 +37,10 @@ def every_tensor(graph):
                     yield from every_tensor(subgraph)
 
 
-def check_declared_sizes(graph, path) -> None:
-    """Each tensor's dims against the data it carries, and their sum against the file's size."""
-    budget = Budget(path)
+def check_declared_sizes(graph, path, external_bytes: int = 0) -> None:
+    """Each tensor's dims against the data it carries, and their sum against the file's size (plus the
+    ``external_bytes`` read from data files beside it)."""
+    budget = Budget(path, os.path.getsize(path) + external_bytes)
     for tensor in every_tensor(graph):
         what = f"tensor '{tensor.name or '(unnamed)'}'"
         budget.declare(what, tensor.dims, ITEMSIZE.get(tensor.data_type, 8))

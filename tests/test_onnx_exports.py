@@ -1,0 +1,46 @@
+"""ONNX files as torch.onnx writes them, read back into torch and Keras: the TorchScript exporter and the dynamo
+exporter (which stores the weights beside the model, as external data), with a static and a dynamic batch."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import warnings
+
+import numpy as np
+import pytest
+import torch
+
+import converter
+import torch_convnets
+from conftest import RUNNERS, TARGET_SUFFIX, assert_close, run_torch_model
+
+EXPORTS = ["torchscript-static", "torchscript-dynamic", "dynamo-static", "dynamo-dynamic"]
+
+
+def export(model, x, path, how):
+    """torch.onnx.export, as a user calls it (the dynamo exporter's default: weights in ``<path>.data``)."""
+    names = {"input_names": ["x"], "output_names": ["y"]}
+    dynamic = how.endswith("dynamic")
+    with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        warnings.simplefilter("ignore")
+        if how.startswith("torchscript"):
+            torch.onnx.export(model, (x,), path, dynamo=False, opset_version=17, **names,
+                              **({"dynamic_axes": {"x": {0: "n"}, "y": {0: "n"}}} if dynamic else {}))
+        else:
+            pytest.importorskip("onnxscript")
+            torch.onnx.export(model, (x,), path, dynamo=True, external_data=True, **names,
+                              **({"dynamic_shapes": ({0: torch.export.Dim("n", min=2)},)} if dynamic else {}))
+
+
+@pytest.mark.parametrize("target", ["torch", "keras"])
+@pytest.mark.parametrize("how", EXPORTS)
+@pytest.mark.parametrize("name", ["ConvBnPool", "DepthwiseGlobal"])
+def test_torch_onnx_exports_read_back(name, how, target, tmp_path):
+    cls = getattr(torch_convnets, name)
+    model = torch_convnets.seeded(cls(), seed=2)
+    x = np.random.default_rng(5).standard_normal((3, *cls.input_shape)).astype(np.float32)
+    export(model, torch.from_numpy(x), tmp_path / "model.onnx", how)
+    out = tmp_path / f"port{TARGET_SUFFIX[target]}"
+    converter.convert(tmp_path / "model.onnx", out)
+    assert_close(run_torch_model(model, x), RUNNERS[target](out, x))
