@@ -178,3 +178,24 @@ def test_default_tolerances_follow_the_dtype():
     assert tolerances(np.dtype("float32"), None, None) == (1e-5, 1e-4)
     assert tolerances(np.dtype("float16"), None, None) == (1e-3, 1e-2)
     assert tolerances(np.dtype("float16"), 0.5, None) == (0.5, 1e-2)
+
+
+def test_layers_before_an_in_place_activation_are_recorded_as_they_were(tmp_path, torch):
+    """torchvision and timm end blocks with ReLU(inplace=True), which rewrites the BatchNorm's output tensor: the
+    torch source's layers are recorded as copies, so that the BatchNorm is compared as it computed."""
+    from torch import nn
+
+    from torch_convnets import seeded
+
+    path = tmp_path / "net.py"
+    path.write_text("from torch import nn\n\n\nclass Net(nn.Sequential):\n    def __init__(self):\n"
+                    "        super().__init__(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=True), "
+                    "nn.Flatten(), nn.Linear(4 * 5 * 4, 3))\n")
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(inplace=True), nn.Flatten(),
+                          nn.Linear(4 * 5 * 4, 3))
+    torch.save(seeded(model).state_dict(), tmp_path / "a.pt")
+    converter.convert(tmp_path / "a.pt", tmp_path / "b.onnx", module=f"{path}:Net", input_shape=[3, 7, 6])
+    report = converter.validate(tmp_path / "a.pt", tmp_path / "b.onnx", source_module=f"{path}:Net",
+                                input_shape=[3, 7, 6])
+    assert report.ok and report.first_mismatch is None, [layer.name for layer in report.layers if not layer.ok]
+    assert "1" in [layer.name for layer in report.layers]  # the BatchNorm, compared

@@ -88,9 +88,10 @@ def record_layers(torch, model, inputs) -> dict:
             elif node.all_input_nodes and node.all_input_nodes[0] in owners and _unpacks(node):
                 owners[node] = owners[node.all_input_nodes[0]]
             if node.op in ("call_module", "call_function", "call_method") and isinstance(result, torch.Tensor):
-                recorded[owners.get(node) or names.get(node, node.name)] = result.numpy()
+                # a copy: a later in-place op (torchvision's and timm's ReLU(inplace=True)) rewrites the tensor
+                recorded[owners.get(node) or names.get(node, node.name)] = result.numpy().copy()
                 if fused_activation(node):
-                    recorded[names[node.all_input_nodes[0]] + ACTIVATED] = result.numpy()
+                    recorded[names[node.all_input_nodes[0]] + ACTIVATED] = result.numpy().copy()
             return result
 
     Recorder(traced).run(*inputs)
