@@ -123,10 +123,15 @@ class Dense(OpDef):
     def _from_onnx(self, context, onnx_node, kernel_axes, bias, outputs):
         name = context.name(onnx_node)
         kernel = context.weight(onnx_node, 1)
+        if kernel.ndim != 2:  # valid ONNX (MatMul broadcasts), not a dense layer's kernel
+            raise Unsupported(f"{onnx_node.op_type} '{name}': a constant B of shape {kernel.shape}; only a matrix "
+                              "converts")
         params = {"kernel": permute(kernel, kernel_axes, self.params["kernel"], what=f"layer '{name}' B")}
         if bias is not None:
             params["bias"] = permute(bias, "o", self.params["bias"], what=f"layer '{name}' bias")
-            expect_dim(name, "bias length", params["kernel"].shape[0], params["bias"].shape[0])
+            if params["bias"].shape[0] != params["kernel"].shape[0]:  # valid ONNX: one value broadcast to all
+                raise Unsupported(f"{onnx_node.op_type} '{name}': a bias of {params['bias'].shape[0]} value(s) for "
+                                  f"{params['kernel'].shape[0]} outputs broadcasts; only one value per output converts")
         return Node(self.name, name, [onnx_node.input[0]], outputs, params)
 
 

@@ -93,7 +93,8 @@ class PRelu(OpDef):
         shape = context.shape(onnx_node.input[0])
         rank = len(shape) - 1 if shape else slope.ndim
         if slope.ndim > rank:
-            raise ShapeMismatch(f"PRelu '{context.name(onnx_node)}': slope {slope.shape} has more axes than the input")
+            raise Unsupported(f"PRelu '{context.name(onnx_node)}': slope {slope.shape} has more axes than a sample "
+                              "(it broadcasts over the batch axis)")
         alpha = slope.reshape((1,) * (rank - slope.ndim) + slope.shape)  # numpy broadcasting prepends axes
         return [Node(self.name, context.name(onnx_node), [onnx_node.input[0]], list(onnx_node.output),
                      {"alpha": np.ascontiguousarray(alpha)})]

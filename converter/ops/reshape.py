@@ -101,6 +101,9 @@ class Reshape(OpDef):
         rest = [shape[i + 1] if d == 0 and shape else d for i, d in enumerate(target[1:])]
         if target[0] == -1 and -1 in rest:
             raise Unsupported(f"Reshape '{name}' to {target}: two axes of unknown size")
+        sample = shape[1:] if shape else None
+        if sample and None not in sample and -1 not in rest and np.prod(rest) != np.prod(sample):
+            raise Unsupported(f"Reshape '{name}' of {tuple(shape)} to {target}: moves values across the batch axis")
         return [self.node(name, [onnx_node.input[0]], list(onnx_node.output), shape, rest)]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ...errors import BadInput, Unsupported, WeightMismatch
+from ...errors import Unsupported
 
 
 class OnnxContext:
@@ -59,8 +59,9 @@ class OnnxContext:
         # Gemm broadcasts C; (1, o) is the one other spelling exporters use for a per-output bias.
         if bias.ndim == 2 and bias.shape[0] == 1:
             return bias[0]
-        if bias.ndim != 1:
-            raise WeightMismatch(f"{node.op_type} '{self.name(node)}': bias of shape {bias.shape} is not per-output")
+        if bias.ndim != 1:  # valid ONNX (C broadcasts), but not one value per output here
+            raise Unsupported(f"{node.op_type} '{self.name(node)}': bias of shape {bias.shape} broadcasts; only one "
+                              "value per output converts")
         return bias
 
     def bias_add_after(self, node):
