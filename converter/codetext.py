@@ -24,7 +24,7 @@ RESERVED = {"self", "torch", "nn", "F", "x", "float", "super"}
 
 # The callables generated code may reach through torch, F and tensors (what the op table writes).
 TORCH_FUNCTIONS = {"flatten", "stack", "cat", "amax", "mean", "maximum", "minimum", "relu", "sigmoid", "tanh",
-                   "selu", "softmax", "flip", "split"}
+                   "selu", "softmax", "flip", "split", "clamp"}
 FUNCTIONAL = {"relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "selu", "softplus", "leaky_relu", "relu6", "silu",
               "hardswish", "hardsigmoid", "mish", "pad", "interpolate", "scaled_dot_product_attention"}
 TENSOR_METHODS = {"permute", "reshape", "mean", "flatten", "unflatten", "transpose", "sum", "prod"}

@@ -1,5 +1,5 @@
 """Keras 3 models whose graphs hold what is not a keras.layers layer: arithmetic with numbers (ops.Add(x, 3.0),
-MobileNetV3's hard-sigmoid), ops.split, keras.applications' LayerScale (ConvNeXt) and CustomScaleLayer
+MobileNetV3's hard-sigmoid), ops.clip, ops.split, keras.applications' LayerScale (ConvNeXt) and CustomScaleLayer
 (InceptionResNetV2). Converted to torch and ONNX and back to Keras, with the original's predictions."""
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ def keras_ops_model(keras):
     y = keras.layers.Conv2D(6, 3, padding="same", name="conv")(x_in)
     gate = keras.layers.ReLU(6.0, name="relu6")(y + 3.0) * (1.0 / 6.0)  # hard-sigmoid, as MobileNetV3 writes it
     y = keras.layers.Multiply(name="hard_swish")([y, gate])
-    y = (2.0 - y) / 4.0
+    y = keras.ops.clip((2.0 - y) / 4.0, -0.3, 0.4)
     a, b = keras.ops.split(y, [2], axis=-1)
     b = keras.layers.Conv2D(2, 1, name="mix")(b)
     y = keras.layers.Concatenate(name="cat")([a, b])

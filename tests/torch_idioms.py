@@ -169,15 +169,18 @@ class PaddedMaxPool(nn.Module):
 
 
 class Arithmetic(nn.Module):
-    """Arithmetic with numbers: MobileNetV3's hard-swish written out, x * relu6(x + 3) / 6, and 1 - x."""
+    """Arithmetic with numbers: MobileNetV3's hard-swish written out, x * relu6(x + 3) / 6, and 1 - x; clipping
+    to other bounds than relu6's (torch.clamp, F.hardtanh, nn.Hardtanh)."""
 
     input_shape = (4, 5, 7)
 
     def __init__(self):
         super().__init__()
         self.conv = nn.Conv2d(4, 6, 3)
+        self.hardtanh = nn.Hardtanh(-0.5, 0.75)
 
     def forward(self, x):
         y = self.conv(x)
         y = y * F.relu6(y + 3.0) / 6.0
-        return 1.0 - y * 0.5
+        y = torch.clamp(1.0 - y * 0.5, min=-0.25) + F.hardtanh(y) + y.clamp(max=0.5)
+        return self.hardtanh(y)

@@ -1,9 +1,9 @@
 """The op table: importing this package registers every op family."""
 
 from . import (  # noqa: F401  (registration side effects)
-    activations, adaptive_pool, affine, attention, batchnorm, conv, conv_transpose, crop, dense, dropout, embedding, flatten,
-    groupnorm, layer_scale, layernorm, merge, pad, pool, prelu, recurrent, recurrent_keras, reshape, split, transformer,
-    transpose, upsample,
+    activations, adaptive_pool, affine, attention, batchnorm, clip, conv, conv_transpose, crop, dense, dropout,
+    embedding, flatten, groupnorm, layer_scale, layernorm, merge, pad, pool, prelu, recurrent, recurrent_keras,
+    reshape, split, transformer, transpose, upsample,
 )
 from .base import FRAMEWORKS, Convention, KerasLayer, KerasSpec, OpDef
 from .registry import KERAS_CLASSES, ONNX_TYPES, OPS, TORCH_FUNCTIONS, TORCH_MODULES

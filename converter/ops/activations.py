@@ -255,9 +255,14 @@ class Relu6(Activation):
             if len(onnx_node.input) > index and onnx_node.input[index]:
                 bound = context.weight(onnx_node, index)
                 bounds[index - 1] = float(bound.reshape(())) if bound.size == 1 else None
+        unknown = [index for index in (1, 2) if len(onnx_node.input) > index and onnx_node.input[index]
+                   and (onnx_node.input[index] not in context.initializers or bounds[index - 1] is None)]
+        if unknown:
+            raise Unsupported(f"Clip '{context.name(onnx_node)}': bounds computed at run time, or not one number")
         if bounds != [0.0, 6.0]:
-            raise Unsupported(f"Clip '{context.name(onnx_node)}' with bounds {bounds}: only Clip(0, 6) (relu6) "
-                              "converts")
+            from .clip import CLIP
+
+            return CLIP.from_onnx_bounds(onnx_node, context, bounds)
         return [self.node(context.name(onnx_node), [onnx_node.input[0]], list(onnx_node.output))]
 
 

@@ -46,7 +46,9 @@ def parse_model(model: dict) -> ModelLayout:
         return _sequential(config)
     if class_name in ("Functional", "Model"):
         return _functional(config)
-    raise Unsupported(f"model class '{class_name}' is not supported (Sequential and Functional models are)")
+    raise Unsupported(f"model class '{str(class_name)[:60]}' saves its constructor's arguments, not its layers "
+                      "(Sequential and Functional models save their layers); pass --module naming its class (e.g. "
+                      f"keras_hub.models:{str(class_name)[:60]}) to build it and read its layers")
 
 
 def _check_layers(config) -> None:

@@ -13,21 +13,25 @@ from ...shapes import Shapes, finish
 from ...flatten_rows import prefer
 from .config import parse_model, snake_case
 from .files import open_keras
+from .subclass import layer_graph
 
 CODE_LAYERS = {"Lambda": "holds Python code, which wconv never runs from a file",
                "TFOpLambda": "holds a TensorFlow op call, which wconv never runs from a file"}
 
 
-def read(path: str | PathLike) -> Graph:
-    """Read a Keras ``.h5`` (Keras 2 or 3) or ``.keras`` file into the canonical IR."""
+def read(path: str | PathLike, module: str | None = None) -> Graph:
+    """Read a Keras ``.h5`` (Keras 2 or 3) or ``.keras`` file into the canonical IR. ``module`` names the class of a
+    model that saves only its constructor's arguments (keras-hub's backbones): see subclass.py."""
     with untrusted.malformed_input(path):
         untrusted.open_input(path)  # parsed once in a limited child first
         with about(path):
-            return _read(path)
+            return _read(path, module)
 
 
-def _read(path) -> Graph:
+def _read(path, module=None) -> Graph:
     keras_file = open_keras(path)
+    if module:
+        keras_file.config = layer_graph(module, keras_file.config)
     layout = parse_model(keras_file.config)
     refuse_unsupported(layout.layers)
     consumers = relayout.consumers_of(layout.layers)

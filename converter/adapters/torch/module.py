@@ -1,4 +1,5 @@
-"""Build the user's ``nn.Module`` from ``pkg.mod:Class`` or ``path/file.py:Class`` plus JSON arguments.
+"""Build the user's ``nn.Module`` from ``pkg.mod:Class`` or ``path/file.py:Class`` plus JSON arguments (and find
+the Keras model class a ``--module`` names, for a Keras file that saves only its constructor's arguments).
 
 This runs the user's own code, which they named explicitly; model files are never code.
 """
@@ -16,6 +17,16 @@ from ...errors import BadInput
 
 def load_module(spec: str, arguments: str | dict | None = None):
     """Instantiate the module class named by ``spec`` with keyword ``arguments``."""
+    cls = named(spec)
+    kwargs = parse_module_args(arguments)
+    try:
+        return cls(**kwargs)
+    except TypeError as error:
+        raise BadInput(f"--module '{spec}': cannot construct with {kwargs}: {error}") from None
+
+
+def named(spec: str):
+    """The class (or factory) ``spec`` names, ``pkg.mod:Class`` or ``path/file.py:Class``, imported."""
     location, _, class_name = spec.rpartition(":")
     if not location or not class_name:
         raise BadInput(f"--module '{spec}': expected 'package.module:Class' or 'path/file.py:Class'")
@@ -23,11 +34,7 @@ def load_module(spec: str, arguments: str | dict | None = None):
     cls = getattr(namespace, class_name, None)
     if cls is None:
         raise BadInput(f"--module '{spec}': {location} defines no '{class_name}'")
-    kwargs = parse_module_args(arguments)
-    try:
-        return cls(**kwargs)
-    except TypeError as error:
-        raise BadInput(f"--module '{spec}': cannot construct with {kwargs}: {error}") from None
+    return cls
 
 
 def parse_module_args(arguments: str | dict | None) -> dict:

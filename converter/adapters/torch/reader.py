@@ -111,13 +111,13 @@ def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph
             layer = _functional_layer(fx_node, functional, names[fx_node], state, used, shapes)
             created = TORCH_MODULES[layer.class_name](layer)
         elif (stacked := patterns.stacked_for_mean(fx_node, function_name)) is not None:
-            created = [OPS["average"].node(fx_node.name, [n.name for n in stacked], [fx_node.name])]
+            created = [OPS["average"].node(names[fx_node], [n.name for n in stacked], [fx_node.name])]
         elif fx_node.op != "placeholder":
             sources = [n.name for n in fx_node.all_input_nodes]
             function = function_name(fx_node)
             outputs = patterns.item_names(fx_node) if function in patterns.TUPLE_RESULTS else [fx_node.name]
-            call = TorchCall(function, fx_node.name, _plain(fx_node.args), _plain(fx_node.kwargs), sources, outputs,
-                             shapes.of(sources))
+            call = TorchCall(function, names[fx_node], _plain(fx_node.args), _plain(fx_node.kwargs), sources,
+                             outputs, shapes.of(sources))
             created = TORCH_FUNCTIONS[call.function](call)
             created[0].fused = fused_activation(fx_node)
         if fx_node.op in ("call_module", "call_function", "call_method"):
@@ -152,6 +152,14 @@ def module_call_names(traced) -> dict:
     for fx_node, path in _layer_calls(traced):
         seen[path] += 1
         names[fx_node] = path if seen[path] == 1 else f"{path}#{seen[path]}"
+    taken = set(names.values())
+    for fx_node in traced.graph.nodes:  # other calls keep their fx names, unless a module has that path
+        if fx_node.op in ("call_function", "call_method") and fx_node not in names:
+            name = fx_node.name
+            while name in taken:  # F.hardtanh beside a module named 'hardtanh'
+                name = f"{name}_call"
+            names[fx_node] = name
+            taken.add(name)
     return names
 
 
