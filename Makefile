@@ -9,8 +9,9 @@ $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -c constraints.txt -e '.[dev]'
-	# Keras 2 (tf_keras), for the Keras-2-era tests; --no-deps keeps tensorflow-cpu in place.
-	$(PY) -m pip install -q --no-deps -c constraints.txt tf-keras
+	# Keras 2 (tf_keras), for the Keras-2-era tests, and tf2onnx, for the tests of its ONNX files;
+	# --no-deps keeps tensorflow-cpu in place.
+	$(PY) -m pip install -q --no-deps -c constraints.txt tf-keras tf2onnx
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -181,6 +181,24 @@ def _per_channel(layer, what: str, value, channels: int) -> np.ndarray:
     return array.reshape(channels)
 
 
+def from_onnx_shift(onnx_node, context, constant: str):
+    """An ONNX Add or Sub of a constant that broadcasts over channels only (tf2onnx's spelling of Keras'
+    Normalization, x - mean) as the BatchNorm it equals: mean 0, variance 1, epsilon 0; else None."""
+    from .layer_scale import channel_vector
+
+    position = list(onnx_node.input).index(constant)
+    value = onnx_node.input[1 - position]
+    shift = channel_vector(np.asarray(context.initializers[constant], np.float32), context.shape(value))
+    if shift is None:
+        return None
+    context.used.add(constant)
+    negated = onnx_node.op_type == "Sub"
+    scale = np.full(len(shift), -1.0 if negated and position == 0 else 1.0, np.float32)
+    bias = -shift if negated and position == 1 else shift
+    params = {"scale": scale, "bias": bias, "mean": np.zeros_like(shift), "var": np.ones_like(shift)}
+    return [BATCHNORM.node(context.name(onnx_node), [value], list(onnx_node.output), params, 0.0, 0.1)]
+
+
 BATCHNORM = register_op(BatchNorm())
 register_keras("Normalization", KerasNormalization())
 register_keras("Rescaling", KerasRescaling())

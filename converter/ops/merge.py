@@ -11,6 +11,7 @@ from ..errors import ShapeMismatch, Unsupported
 from ..ir import Node
 from .base import Convention, KerasSpec, OpDef
 from .affine import AFFINE, FORMS
+from .batchnorm import from_onnx_shift
 from .layer_scale import LAYER_SCALE
 from .registry import register_keras, register_onnx, register_op, register_torch_function
 from .. import views
@@ -121,6 +122,10 @@ class Merge(OpDef):
             scaled = LAYER_SCALE.from_onnx_mul(onnx_node, context, constants[0])  # a scale per channel
             if scaled is not None:
                 return scaled
+        if onnx_node.op_type in ("Add", "Sub") and len(constants) == 1 and len(onnx_node.input) == 2:
+            shifted = from_onnx_shift(onnx_node, context, constants[0])  # a shift per channel
+            if shifted is not None:
+                return shifted
         if len(constants) == 1 and len(onnx_node.input) == 2 and self.name in FORMS \
                 and context.initializers[constants[0]].size == 1:  # x + 3.0
             position = list(onnx_node.input).index(constants[0])

@@ -11,6 +11,7 @@ from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
 from . import attention_pass, constants as constants_pass, gelu_pass, groupnorm_pass, layernorm_pass, recurrent_pass
+from . import transpose_pass
 from . import external_data, tensors
 from .context import OnnxContext
 
@@ -50,6 +51,8 @@ def _read(path) -> Graph:
     inputs = [Value(i.name, _shape(i)) for i in model.graph.input if i.name not in initializers]
     onnx_nodes, constants, consumed = constants_pass.fold(list(model.graph.node), initializers)
     outputs = {o.name for o in model.graph.output}
+    onnx_nodes, moved = transpose_pass.hoist(onnx_nodes, constants, outputs)  # tf2onnx's NHWC preprocessing
+    consumed |= moved
     # Ops exporters spell out, each read back as the one op (the constants they used are not weights)
     onnx_nodes = layernorm_pass.fuse(onnx_nodes, constants, outputs)
     for spelled_out in (groupnorm_pass, gelu_pass):
