@@ -13,6 +13,7 @@ import torch
 
 import converter
 import torch_convnets
+import torch_idioms
 from conftest import RUNNERS, TARGET_SUFFIX, assert_close, run_torch_model
 
 EXPORTS = ["torchscript-static", "torchscript-dynamic", "dynamo-static", "dynamo-dynamic"]
@@ -35,9 +36,10 @@ def export(model, x, path, how):
 
 @pytest.mark.parametrize("target", ["torch", "keras"])
 @pytest.mark.parametrize("how", EXPORTS)
-@pytest.mark.parametrize("name", ["ConvBnPool", "DepthwiseGlobal"])
+@pytest.mark.parametrize("name", ["ConvBnPool", "DepthwiseGlobal", "ChannelShuffle"])
 def test_torch_onnx_exports_read_back(name, how, target, tmp_path):
-    cls = getattr(torch_convnets, name)
+    """ChannelShuffle: its reshape targets are Shape arithmetic in the file (shape_pass.py), its chunk Slices."""
+    cls = getattr(torch_convnets, name, None) or getattr(torch_idioms, name)
     model = torch_convnets.seeded(cls(), seed=2)
     x = np.random.default_rng(5).standard_normal((3, *cls.input_shape)).astype(np.float32)
     export(model, torch.from_numpy(x), tmp_path / "model.onnx", how)

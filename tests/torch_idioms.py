@@ -184,3 +184,22 @@ class Arithmetic(nn.Module):
         y = y * F.relu6(y + 3.0) / 6.0
         y = torch.clamp(1.0 - y * 0.5, min=-0.25) + F.hardtanh(y) + y.clamp(max=0.5)
         return self.hardtanh(y)
+
+
+class ChannelShuffle(nn.Module):
+    """ShuffleNetV2's block: chunk into two branches, concatenate, shuffle channels by view/transpose/view on the
+    sizes read from x.size()."""
+
+    input_shape = (8, 6, 5)
+
+    def __init__(self):
+        super().__init__()
+        self.branch = nn.Sequential(nn.Conv2d(4, 4, 1), nn.BatchNorm2d(4), nn.ReLU())
+        self.head = nn.Conv2d(8, 3, 1)
+
+    def forward(self, x):
+        a, b = x.chunk(2, dim=1)
+        x = torch.cat((a, self.branch(b)), dim=1)
+        batch, channels, height, width = x.size()
+        x = x.view(batch, 2, channels // 2, height, width).transpose(1, 2).contiguous()
+        return self.head(x.view(batch, -1, height, width))

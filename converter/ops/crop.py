@@ -12,7 +12,7 @@ from ..errors import Unsupported
 from ..ir import Node
 from . import padding
 from .base import Convention, KerasSpec, OpDef
-from .registry import register_keras, register_onnx, register_op
+from .registry import register_keras, register_op
 from .. import views
 
 
@@ -104,4 +104,3 @@ class Crop(OpDef):
 CROP = register_op(Crop())
 for _rank in (1, 2, 3):
     register_keras(f"Cropping{_rank}D", CROP)
-register_onnx("Slice", CROP.from_onnx)

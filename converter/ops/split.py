@@ -27,7 +27,7 @@ class Split(OpDef):
     conventions = {
         "keras": Convention(("ops.split (Split)",), {}, {"sizes": "indices_or_sections: where parts start"}),
         "torch": Convention(("torch.split", "chunk", "x[:, a:b]"), {}, {"sizes": "split_size_or_sections"}),
-        "onnx": Convention(("Split",), {}, {"sizes": "split input (sizes)"}),
+        "onnx": Convention(("Split", "Slice"), {}, {"sizes": "split input (sizes); one axis's Slice"}),
     }
 
     def node(self, name, inputs, outputs, axis, sizes, rank) -> Node:
@@ -157,6 +157,30 @@ def _one_axis_slice(index, shape):
     return (axis, start, stop) if 0 <= start < stop <= size else None
 
 
+def read_onnx_slice(onnx_node, context):
+    """ONNX Slice: a crop of every spatial axis, else a slice of one axis with step 1 (torch.onnx's chunk)."""
+    try:
+        return CROP.from_onnx(onnx_node, context)
+    except Unsupported:
+        name, shape = context.name(onnx_node), context.shape(onnx_node.input[0])
+        values = [[int(v) for v in context.weight(onnx_node, i)] if len(onnx_node.input) > i and onnx_node.input[i]
+                  else None for i in range(1, 5)]
+        starts, ends, axes, steps = values
+        if shape is None or len(starts) != 1 or (steps and steps != [1]):
+            raise
+        axis = (axes or [0])[0] % len(shape)
+        index = tuple(slice(starts[0], ends[0]) if a == axis else slice(None) for a in range(len(shape)))
+        axis_slice = _one_axis_slice(index, shape)
+        if axis_slice is None:
+            raise
+        _, start, stop = axis_slice
+        parts = [(start, f"{name}{UNUSED}0"), (stop - start, onnx_node.output[0]),
+                 (shape[axis] - stop, f"{name}{UNUSED}1")]
+        parts = [(size, output) for size, output in parts if size > 0]
+        return [SPLIT.node(name, [onnx_node.input[0]], [output for _, output in parts], axis,
+                           [size for size, _ in parts], len(shape))]
+
+
 def read_indexing(call):
     """``x[...]``: a crop of every spatial axis (what a transposed conv's padding reads back as), else a slice of
     one axis."""
@@ -175,3 +199,4 @@ register_onnx("Split", SPLIT.from_onnx)
 for _function in ("torch.functional.split", "split", "chunk", "torch.chunk"):
     register_torch_function(_function, SPLIT.from_torch_function)
 register_torch_function("operator.getitem", read_indexing)
+register_onnx("Slice", read_onnx_slice)

@@ -11,7 +11,7 @@ from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
 from . import attention_pass, constants as constants_pass, gelu_pass, groupnorm_pass, layernorm_pass, recurrent_pass
-from . import transpose_pass
+from . import shape_pass, transpose_pass
 from . import external_data, tensors
 from .context import OnnxContext
 
@@ -50,6 +50,7 @@ def _read(path) -> Graph:
     initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     inputs = [Value(i.name, _shape(i)) for i in model.graph.input if i.name not in initializers]
     onnx_nodes, constants, consumed = constants_pass.fold(list(model.graph.node), initializers)
+    onnx_nodes, constants = shape_pass.fold(model, onnx_nodes, constants)  # Shape arithmetic, per static sizes
     outputs = {o.name for o in model.graph.output}
     onnx_nodes, moved = transpose_pass.hoist(onnx_nodes, constants, outputs)  # tf2onnx's NHWC preprocessing
     consumed |= moved
