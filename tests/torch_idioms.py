@@ -69,7 +69,8 @@ class Splits(nn.Module):
     def forward(self, x):
         x = self.a(x)
         p, q = torch.split(x, [2, 4], dim=1)
-        u, v = q.chunk(2, dim=1)
+        parts = q.chunk(2, dim=1)
+        u, v = parts[0], parts[-1]  # Res2Net takes its last part as spx[-1]
         y = torch.cat([self.b(p), u.contiguous(), F.dropout(v, 0.2, self.training)], 1)
         y = self.c(y)[:, 1:4] + x[:, :3][:, 0:3]  # the second slice keeps every channel (GhostNet's)
         z = y.view(y.size(0), -1)

@@ -102,12 +102,7 @@ class Split(OpDef):
             step = call.argument("split_size_or_sections", 1, call.kwargs.get("split_size"))
         sizes = list(step) if isinstance(step, (list, tuple)) else \
             [min(step, size - start) for start in range(0, size, step)]
-        if len(call.outputs) > len(sizes):
-            raise ShapeMismatch(f"'{call.name}': part {len(call.outputs) - 1} of {call.function} is taken, but it "
-                                f"makes {len(sizes)}")
-        outputs = [call.outputs[k] if k < len(call.outputs) and call.outputs[k] else f"{call.name}{UNUSED}{k}"
-                   for k in range(len(sizes))]
-        return [self.node(call.name, call.inputs[:1], outputs, axis, sizes, len(shape))]
+        return [self.node(call.name, call.inputs[:1], _parts(call, len(sizes)), axis, sizes, len(shape))]
 
     def from_torch_slice(self, call):
         """``x[:, a:b]`` (or ``x[..., a:b]`` over any one axis but the batch): the middle part of a split."""
@@ -141,6 +136,19 @@ class Split(OpDef):
             step = -(-shape[axis] // count)  # opset 18: the last part may be smaller
             sizes = [min(step, shape[axis] - start) for start in range(0, shape[axis], step)]
         return [self.node(name, list(onnx_node.input[:1]), list(onnx_node.output), axis, sizes, len(shape))]
+
+
+def _parts(call, count: int) -> list[str]:
+    """The output name of each part: the item a user takes (``call.outputs``: index -> name, negative indices
+    counted from the end), else a name of its own."""
+    taken = {}
+    for index, name in call.outputs.items():
+        if not -count <= index < count:
+            raise ShapeMismatch(f"'{call.name}': part {index} of {call.function} is taken, but it makes {count}")
+        if taken.setdefault(index % count, name) != name:
+            raise Unsupported(f"'{call.name}': part {index % count} is taken twice (as {taken[index % count]} and "
+                              f"{name}); not converted")
+    return [taken.get(k, f"{call.name}{UNUSED}{k}") for k in range(count)]
 
 
 def _one_axis_slice(index, shape):

@@ -328,13 +328,13 @@ def attention_call(fx_node) -> tuple[list[str], object, set]:
 TUPLE_RESULTS = {"torch.functional.split", "split", "chunk", "torch.chunk"}  # calls giving a tuple of tensors
 
 
-def item_names(fx_node) -> list:
-    """The fx names of the items a tuple-giving call's users take (``parts[1]``), by index; None where no user
-    takes that item. Any other use of the tuple is refused."""
+def item_names(fx_node) -> dict:
+    """index -> the fx name of the item a tuple-giving call's user takes (``parts[1]``, ``parts[-1]``: the op
+    reader knows how many parts there are). Any other use of the tuple is refused."""
     items = {}
     for user in fx_node.users:
         if not is_item(user) or not isinstance(user.args[1], int):
             raise Unsupported(f"'{fx_node.name}': its parts are used as {user.name} ({user.op} {user.target}); only "
                               "taking them one by one (a, b = ... or parts[k]) converts")
         items[user.args[1]] = user.name
-    return [items.get(index) for index in range(max(items, default=-1) + 1)]
+    return items

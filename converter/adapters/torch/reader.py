@@ -44,7 +44,7 @@ class TorchCall:
     args: tuple
     kwargs: dict
     inputs: list[str]
-    outputs: list[str]
+    outputs: list[str] | dict  # index -> name for a call giving a tuple (patterns.item_names)
     input_shapes: list
 
     def argument(self, keyword: str, position: int, default):
