@@ -36,6 +36,7 @@ TORCH_REFUSED = {
     ("timm", "nf_resnet26"): "computed in forward()",  # weight standardization
     ("timm", "skresnet18"): "torch.stack",  # selective-kernel attention sums a stack of branches
     ("timm", "tresnet_m"): "rank 6",  # space-to-depth
+    ("timm", "vit_tiny_patch16_224"): "direct use of the tensor 'cls_token'",  # and pos_embed
 }
 
 
