@@ -66,9 +66,7 @@ class Crop(OpDef):
     def from_onnx(self, onnx_node, context):
         name = context.name(onnx_node)
         shape = context.shape(onnx_node.input[0])
-        values = [[int(v) for v in context.weight(onnx_node, i)] if len(onnx_node.input) > i and onnx_node.input[i]
-                  else None for i in range(1, 5)]
-        starts, ends, axes, steps = values
+        starts, ends, axes, steps = slice_inputs(onnx_node, context)
         rank = len(shape) if shape else 0
         axes = [a % rank for a in (axes or range(len(starts)))] if rank else []
         if not axes or sorted(axes) != list(range(2, rank)) or (steps and any(s != 1 for s in steps)):
@@ -99,6 +97,12 @@ class Crop(OpDef):
             begins.append(start)
             ends.append(0 if stop is None else -stop if stop < 0 else size - stop)
         return [self.node(call.name, call.inputs[:1], call.outputs, begins + ends)]
+
+
+def slice_inputs(onnx_node, context) -> list:
+    """An ONNX Slice's starts, ends, axes and steps (constants; None where absent)."""
+    return [[int(v) for v in context.weight(onnx_node, i)] if len(onnx_node.input) > i and onnx_node.input[i]
+            else None for i in range(1, 5)]
 
 
 CROP = register_op(Crop())

@@ -14,7 +14,7 @@ from ..ir import Node
 from .. import views
 from ..relayout import SAME
 from .base import Convention, KerasSpec, OpDef
-from .crop import CROP
+from .crop import CROP, slice_inputs
 from .registry import register_keras, register_onnx, register_op, register_torch_function
 
 UNUSED = "/unused"  # the suffix of a part nobody reads
@@ -110,12 +110,13 @@ class Split(OpDef):
         axis_slice = _one_axis_slice(index, shape)
         if axis_slice is None:
             return None
-        axis, start, stop = axis_slice
-        parts = [(start, f"{call.name}{UNUSED}0"), (stop - start, call.outputs[0]),
-                 (shape[axis] - stop, f"{call.name}{UNUSED}1")]
-        parts = [(size, name) for size, name in parts if size > 0]
-        return [self.node(call.name, call.inputs[:1], [name for _, name in parts], axis,
-                          [size for size, _ in parts], len(shape))]
+        return [self.slice_node(call.name, call.inputs[0], call.outputs[0], shape, *axis_slice)]
+
+    def slice_node(self, name, source, output, shape, axis, start, stop) -> Node:
+        """``source[start:stop]`` along ``axis`` as the middle part of a split; the parts around it go unused."""
+        parts = [(start, f"{name}{UNUSED}0"), (stop - start, output), (shape[axis] - stop, f"{name}{UNUSED}1")]
+        parts = [(size, part) for size, part in parts if size > 0]
+        return self.node(name, [source], [part for _, part in parts], axis, [size for size, _ in parts], len(shape))
 
     def to_onnx(self, node, builder):
         sizes = builder.initializer(f"{node.name}.split", np.array(node.attrs["sizes"], dtype=np.int64))
@@ -171,9 +172,7 @@ def read_onnx_slice(onnx_node, context):
         return CROP.from_onnx(onnx_node, context)
     except Unsupported:
         name, shape = context.name(onnx_node), context.shape(onnx_node.input[0])
-        values = [[int(v) for v in context.weight(onnx_node, i)] if len(onnx_node.input) > i and onnx_node.input[i]
-                  else None for i in range(1, 5)]
-        starts, ends, axes, steps = values
+        starts, ends, axes, steps = slice_inputs(onnx_node, context)
         if shape is None or len(starts) != 1 or (steps and steps != [1]):
             raise
         axis = (axes or [0])[0] % len(shape)
@@ -181,12 +180,7 @@ def read_onnx_slice(onnx_node, context):
         axis_slice = _one_axis_slice(index, shape)
         if axis_slice is None:
             raise
-        _, start, stop = axis_slice
-        parts = [(start, f"{name}{UNUSED}0"), (stop - start, onnx_node.output[0]),
-                 (shape[axis] - stop, f"{name}{UNUSED}1")]
-        parts = [(size, output) for size, output in parts if size > 0]
-        return [SPLIT.node(name, [onnx_node.input[0]], [output for _, output in parts], axis,
-                           [size for size, _ in parts], len(shape))]
+        return [SPLIT.slice_node(name, onnx_node.input[0], onnx_node.output[0], shape, *axis_slice)]
 
 
 def read_indexing(call):
