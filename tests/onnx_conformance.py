@@ -2,7 +2,8 @@
 weights frozen, converted to torch, run on the test's own inputs, compared with the test's expected outputs.
 
 The tests feed every tensor as a graph input (a Conv's W included); a converter takes weights as initializers,
-so every input but the first becomes an initializer holding the test's data. Outcomes: ``pass`` (converted and
+so every input but the data (the first, and float inputs shaped like it) becomes an initializer holding the
+test's array. Outcomes: ``pass`` (converted and
 equal within the test's tolerance), ``refused`` (exit 3: wconv says it cannot), ``mismatch`` (a wrong answer),
 ``error`` (anything else)."""
 
@@ -28,17 +29,27 @@ def claimed_cases():
 
 
 def frozen(case):
-    """(model with every input but the first an initializer, the first input's data, the expected outputs)."""
+    """(the model with its weights as initializers, the data inputs' arrays, the expected outputs).
+
+    The first input is data; so is any other float input shaped exactly like it (the second operand of Add, Max,
+    Concat, ...). Every other input is a weight or a parameter (Conv's W, Reshape's shape) and becomes an
+    initializer holding the test's array."""
     from onnx import numpy_helper
 
     model = case.model.__class__()
     model.CopyFrom(case.model)
     inputs, outputs = case.data_sets[0]
     graph = model.graph
-    for value, data in zip(list(graph.input)[1:], inputs[1:]):
-        graph.initializer.append(numpy_helper.from_array(np.asarray(data), value.name))
-    del graph.input[1:]
-    return model, np.asarray(inputs[0]), [np.asarray(o) for o in outputs]
+    first = np.asarray(inputs[0])
+    data = [index for index, array in enumerate(inputs) if index == 0 or (
+        np.asarray(array).shape == first.shape and np.asarray(array).dtype.kind == "f" == first.dtype.kind)]
+    kept = [graph.input[index] for index in data]
+    for index, (value, array) in enumerate(zip(list(graph.input), inputs)):
+        if index not in data:
+            graph.initializer.append(numpy_helper.from_array(np.asarray(array), value.name))
+    del graph.input[:]
+    graph.input.extend(kept)
+    return model, [np.asarray(inputs[index]) for index in data], [np.asarray(o) for o in outputs]
 
 
 def outcome(case, folder: Path) -> tuple[str, str]:
@@ -50,7 +61,7 @@ def outcome(case, folder: Path) -> tuple[str, str]:
     from converter.errors import WconvError
     from converter.validation import compare
 
-    model, x, expected = frozen(case)
+    model, feeds, expected = frozen(case)
     source, target = folder / f"{case.name}.onnx", folder / f"{case.name}.pt"
     onnx.save(model, source)
     try:
@@ -61,7 +72,7 @@ def outcome(case, folder: Path) -> tuple[str, str]:
 
     try:
         with torch.no_grad():
-            found = torch_generated(target)(torch.from_numpy(x))
+            found = torch_generated(target)(*[torch.from_numpy(x) for x in feeds])
     except Exception as error:  # the generated module failed to run: a wconv bug
         return "error", f"{type(error).__name__}: {error}"
     found = [found] if isinstance(found, torch.Tensor) else list(found)
