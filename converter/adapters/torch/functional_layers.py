@@ -190,12 +190,13 @@ def weight_arrays(fx_node, layer: FunctionalLayer, state: dict) -> dict:
     return arrays
 
 
-def build_module(fx_node, layer: FunctionalLayer, state: dict, input_shape):
-    """The nn module equal to the call, on the meta device (shapes only: its weights come from the file)."""
+def build_module(fx_node, layer: FunctionalLayer, weights: dict, input_shape):
+    """The nn module equal to the call, on the meta device (shapes only: its ``weights``, from weight_arrays, come
+    from the file)."""
     if layer.build is None:
         return None
     _, named = bound(fx_node, layer)
-    named = {**named, **weight_arrays(fx_node, layer, state)}  # the module's parameters have the arguments' names
+    named = {**named, **weights}  # the module's parameters have the arguments' names
     try:
         return layer.build(named, input_shape)
     except Unsupported as error:

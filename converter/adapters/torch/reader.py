@@ -274,11 +274,11 @@ def _functional_layer(fx_node, functional, name: str, state, used, shapes) -> To
                              "lacks")
     inputs = [functional_layers.bound(fx_node, functional)[0].name]
     input_shapes = shapes.of(inputs)
-    module = functional_layers.build_module(fx_node, functional, state, input_shapes[0])
+    weights = functional_layers.weight_arrays(fx_node, functional, state)
+    module = functional_layers.build_module(fx_node, functional, weights, input_shapes[0])
     owner = _weight_owner(fx_node, functional)
     used.update(keys.values())
     used.update(f"{owner}.{counter}" for counter in functional.counters if f"{owner}.{counter}" in state)
-    weights = functional_layers.weight_arrays(fx_node, functional, state)
     class_name = functional.helper or type(module).__name__
     return TorchLayer(class_name, name, module, weights, inputs, [fx_node.name], input_shapes)
 
