@@ -88,16 +88,18 @@ class Gelus(torch.nn.Module):
         return self.approximate(self.fc2(self.exact(self.fc(x))))
 
 
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript", "dynamo"])
 @pytest.mark.parametrize("target", ["torch", "keras"])
-def test_gelu_spelled_out_by_torch_onnx(target, tmp_path):
-    """Before opset 20 torch.onnx writes GELU with Erf (exact) or Tanh (approximate): read back as one GELU."""
+def test_gelu_spelled_out_by_torch_onnx(target, dynamo, tmp_path):
+    """Before opset 20 torch.onnx writes GELU with Erf (exact) or Tanh (approximate): read back as one GELU.
+    The two exporters multiply by x and by 0.5 in different orders."""
     from conftest import assert_close
     from sequence_models import seeded
 
     model = seeded(Gelus())
     x = (np.random.default_rng(3).standard_normal((5, 4)) * 2).astype(np.float32)
-    torch.onnx.export(model, torch.from_numpy(x), tmp_path / "a.onnx", dynamo=False, opset_version=17,
-                      input_names=["x"])
+    torch.onnx.export(model, (torch.from_numpy(x),), tmp_path / "a.onnx", dynamo=dynamo,
+                      opset_version=18 if dynamo else 17, input_names=["x"])
     assert [(n.op, n.attrs.get("approximate")) for n in converter.read(tmp_path / "a.onnx").nodes] == \
         [("dense", None), ("gelu", "none"), ("dense", None), ("gelu", "tanh")]
     out = tmp_path / f"b{TARGET_SUFFIX[target]}"

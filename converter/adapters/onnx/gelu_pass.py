@@ -1,6 +1,7 @@
 """GELU spelled out (ONNX has no Gelu op before opset 20), read back as one Gelu node.
 
-torch.onnx writes ``nn.GELU()`` as ``0.5 * (x * (1 + Erf(x / sqrt(2))))`` and ``nn.GELU(approximate='tanh')`` as
+torch.onnx writes ``nn.GELU()`` as ``0.5 * (x * (1 + Erf(x / sqrt(2))))`` (its dynamo exporter as
+``x * (0.5 * (1 + Erf(x / sqrt(2))))``, and the cube below as ``Pow(x, 3)``) and ``nn.GELU(approximate='tanh')`` as
 ``0.5 * (x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x * (x * x)))))``; either operand order of each Mul and Add
 matches, and the Div by sqrt(2) may be a Mul by 1/sqrt(2). Each match becomes one ``Gelu`` node (opset 20's,
 with ``approximate``); anything else stays as it is.
@@ -59,27 +60,37 @@ def _match_tanh(tanh, wiring: Wiring):
     for x, cubic_term in (total.input, total.input[::-1]):
         weighted = wiring.producer.get(cubic_term)
         cubed = _other_than_constant(wiring, weighted, 0.044715) if _is(weighted, "Mul") else None
-        outer = wiring.producer.get(cubed) if cubed else None
-        square = wiring.producer.get(_other(outer, x)) if _is(outer, "Mul") and x in outer.input else None
-        if _is(square, "Mul") and list(square.input) == [x, x]:
-            tail = _one_plus_times_x_half(tanh, x, wiring)
-            if tail is not None:
-                return [square, outer, weighted, total, scaled, tanh, *tail], x, "tanh"
+        cube = _cube(wiring, wiring.producer.get(cubed) if cubed else None, x)
+        tail = _one_plus_times_x_half(tanh, x, wiring) if cube is not None else None
+        if tail is not None:
+            return [*cube, weighted, total, scaled, tanh, *tail], x, "tanh"
     return None
 
 
+def _cube(wiring: Wiring, node, x):
+    """The nodes of x³ ending in ``node``: ``x * (x * x)`` (TorchScript export) or ``Pow(x, 3)`` (dynamo), or None."""
+    if _is(node, "Pow") and node.input[0] == x and _scalar(wiring, node.input[1], 3.0):
+        return [node]
+    square = wiring.producer.get(_other(node, x)) if _is(node, "Mul") and x in node.input else None
+    return [square, node] if _is(square, "Mul") and list(square.input) == [x, x] else None
+
+
 def _one_plus_times_x_half(node, x, wiring: Wiring):
-    """The Add(1), Mul(x) and Mul(0.5) after ``node`` (each the only consumer of what it reads), or None."""
+    """The Add(1), then Mul(x) and Mul(0.5) in either order, after ``node`` (each the only consumer of what it
+    reads), or None. torch.onnx's TorchScript exporter halves last, its dynamo exporter before the Mul by x."""
     plus = wiring.only_consumer(node.output[0])
     if not _is(plus, "Add") or _other_than_constant(wiring, plus, 1.0) != node.output[0]:
         return None
-    times = wiring.only_consumer(plus.output[0])
-    if not _is(times, "Mul") or sorted(times.input) != sorted([x, plus.output[0]]):
+    first = wiring.only_consumer(plus.output[0])
+    second = wiring.only_consumer(first.output[0]) if _is(first, "Mul") else None
+    if not _is(second, "Mul"):
         return None
-    half = wiring.only_consumer(times.output[0])
-    if not _is(half, "Mul") or _other_than_constant(wiring, half, 0.5) != times.output[0]:
-        return None
-    return [plus, times, half]
+    for times, half in ((first, second), (second, first)):
+        operand = plus.output[0] if times is first else half.output[0]
+        halved = times.output[0] if half is second else plus.output[0]
+        if sorted(times.input) == sorted([x, operand]) and _other_than_constant(wiring, half, 0.5) == halved:
+            return [plus, first, second]
+    return None
 
 
 def _is(node, op_type: str) -> bool:
