@@ -1,10 +1,10 @@
 """GELU spelled out (ONNX has no Gelu op before opset 20), read back as one Gelu node.
 
-torch.onnx writes ``nn.GELU()`` as ``0.5 * (x * (1 + Erf(x / sqrt(2))))`` (its dynamo exporter as
-``x * (0.5 * (1 + Erf(x / sqrt(2))))``, and the cube below as ``Pow(x, 3)``) and ``nn.GELU(approximate='tanh')`` as
-``0.5 * (x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x * (x * x)))))``; either operand order of each Mul and Add
-matches, and the Div by sqrt(2) may be a Mul by 1/sqrt(2). Each match becomes one ``Gelu`` node (opset 20's,
-with ``approximate``); anything else stays as it is.
+torch.onnx writes ``nn.GELU()`` as ``0.5 * (x * (1 + Erf(x / sqrt(2))))`` and ``nn.GELU(approximate='tanh')`` as
+``0.5 * (x * (1 + Tanh(sqrt(2/pi) * (x + 0.044715 * x * (x * x)))))``; its dynamo exporter halves before the Mul
+by x and writes the cube as ``Pow(x, 3)``. Either operand order of each Mul and Add matches, and the Div by sqrt(2)
+may be a Mul by 1/sqrt(2). Each match becomes one ``Gelu`` node (opset 20's, with ``approximate``); anything else
+stays as it is.
 """
 
 from __future__ import annotations
