@@ -70,7 +70,7 @@ KERAS_MODELS = {"text_cnn": keras_text_cnn, "layer_norms": keras_layer_norms, "r
 # its scale computed from the input's shape, which the ONNX reader does not match yet.
 NOT_YET = {("transformer", "onnx"): "unsupported node"}
 TORCH_MODELS = {"text_cnn": "TextCNN", "layer_norms": "LayerNormVariants", "recurrent": "StackedRNN",
-                "text_lstm": "LSTMTagger", "gru": "GRUClassifier", "transformer": "TransformerClassifier",
+                "text_lstm": "LSTMTagger", "gru": "GRUClassifier", "transformer": "TransformerTagger",
                 "attention": "AttentionBlock", "time_major": "TimeMajorTagger", "bi_final": "BiLSTMClassifier"}
 
 
@@ -167,12 +167,12 @@ def test_mask_zero_is_refused_naming_the_layer(tmp_path, keras):
 def test_pre_norm_transformer_encoder(target, tmp_path):
     import torch
 
-    from sequence_models import TransformerClassifier
+    from sequence_models import TransformerTagger
 
-    model = seeded(TransformerClassifier(norm_first=True))
+    model = seeded(TransformerTagger(norm_first=True))
     torch.save(model.state_dict(), tmp_path / "a.pt")
     out = tmp_path / f"b{SUFFIX[target]}"
-    converter.convert(tmp_path / "a.pt", out, module=f"{SEQUENCE_MODELS}:TransformerClassifier",
+    converter.convert(tmp_path / "a.pt", out, module=f"{SEQUENCE_MODELS}:TransformerTagger",
                       module_args=json.dumps({"norm_first": True}), input_shape=[STEPS])
     x = tokens()
     assert_close(run_torch_model(model, x), run_file(target, out, x))
