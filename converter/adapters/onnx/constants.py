@@ -31,7 +31,7 @@ def fold(nodes, initializers: dict) -> tuple[list, dict, set]:
     for node in nodes:
         if _foldable(node, constants):
             inputs = {n: constants[n] for n in node.input if n}
-            _check_budget(node, [constants[n] if n else None for n in node.input])
+            check_budget(node, [constants[n] if n else None for n in node.input])
             try:
                 results = ReferenceEvaluator(node).run(None, inputs)
             except Exception as error:  # the reference runtime raises many types
@@ -51,7 +51,7 @@ def _foldable(node, constants) -> bool:
     return node.op_type == "Constant" or bool(node.input) and all(name in constants for name in node.input if name)
 
 
-def _check_budget(node, inputs) -> None:
+def check_budget(node, inputs) -> None:
     estimate = output_elements(node.op_type, inputs)
     if estimate > FOLD_ELEMENTS:
         raise BadInput(f"{node.op_type} '{node.name or node.output[0]}': would make {estimate} elements from "

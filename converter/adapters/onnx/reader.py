@@ -50,7 +50,8 @@ def _read(path) -> Graph:
     initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     inputs = [Value(i.name, _shape(i)) for i in model.graph.input if i.name not in initializers]
     onnx_nodes, constants, consumed = constants_pass.fold(list(model.graph.node), initializers)
-    onnx_nodes, constants = shape_pass.fold(model, onnx_nodes, constants)  # Shape arithmetic, per static sizes
+    onnx_nodes, constants, folded = shape_pass.fold(model, onnx_nodes, constants)  # Shape arithmetic, per sizes
+    consumed |= folded
     outputs = {o.name for o in model.graph.output}
     onnx_nodes, moved = transpose_pass.hoist(onnx_nodes, constants, outputs)  # tf2onnx's NHWC preprocessing
     consumed |= moved

@@ -1,11 +1,13 @@
 """Shape arithmetic folded for the model's static sizes: exporters compute reshape targets from ``Shape`` (torch.onnx
 writes ShuffleNet's channel shuffle as Shape/Gather/Div/Concat/Reshape).
 
-Every axis but the batch has a static size (``onnx.shape_inference``); the batch is axis 0. The arithmetic is
+Every axis but the batch has a static size (``onnx.shape_inference``); the batch is axis 0, or the axis that shape
+inference names like an input's first. The arithmetic is
 folded twice, as if the batch were 2 and then 3, with the constant folder (constants.py, its budget included):
 a value equal in both runs is a constant; a Reshape target that differs only in its first entry, which is the
-batch in both runs, becomes ``[-1, ...]`` (``[0, ...]`` beside another -1). If anything else would depend on the batch, nothing is folded and the
-nodes are refused by name, as before.
+batch in both runs, becomes ``[-1, ...]`` (``[0, ...]`` beside another -1). A value that depends on the batch
+otherwise (torch.onnx's attention reshapes to (T, N*heads, d)) stays computed, with the nodes it is computed from:
+the attention pass reads those, and any left after it are refused by name.
 """
 
 from __future__ import annotations
@@ -18,25 +20,31 @@ from . import constants as constants_pass
 BATCHES = (2, 3)
 
 
-def fold(model, nodes: list, constants: dict) -> tuple[list, dict]:
-    """(the nodes and constants with the shape arithmetic folded), or both unchanged. Sizes after a Reshape whose
-    target was computed are known only once that target is folded: the folding repeats until nothing changes."""
+def fold(model, nodes: list, constants: dict) -> tuple[list, dict, set]:
+    """(the nodes and constants with the shape arithmetic folded, the constants the folded nodes read), or the
+    nodes and constants unchanged. Sizes after a Reshape whose target was computed are known only once that target
+    is folded: the folding repeats until nothing changes."""
+    consumed = set()
     while any(node.op_type == "Shape" for node in nodes):
-        folded = _fold_once(_with(model, nodes, constants), nodes, constants)
+        folded = _fold_once(with_nodes(model, nodes, constants), nodes, constants)
         if folded is None:
             break
+        kept = {id(node) for node in folded[0]}
+        consumed |= {name for node in nodes if id(node) not in kept for name in node.input if name in constants}
         nodes, constants = folded
-    return nodes, constants
+    return nodes, constants, consumed
 
 
 def _fold_once(model, nodes: list, constants: dict):
-    sizes = _static_sizes(model)
+    """(the nodes left, the constants with what folded), or None when nothing more folds."""
+    sizes = static_sizes(model)
     known = [node for node in nodes if node.op_type == "Shape" and node.input[0] in sizes]
     if not known:
         return None
     runs = []
     for batch in BATCHES:
-        given = {node.output[0]: _shape_output(node, [batch, *sizes[node.input[0]][1:]]) for node in known}
+        given = {node.output[0]: shape_output(node, [batch if d is BATCH else d for d in sizes[node.input[0]]])
+                 for node in known}
         others = [node for node in nodes if not any(node is k for k in known)]
         try:
             runs.append(constants_pass.fold(others, {**constants, **given}))
@@ -44,11 +52,11 @@ def _fold_once(model, nodes: list, constants: dict):
             return None
     (remaining, first, _), (_, second, _) = runs
     folded = {name: value for name, value in second.items() if name not in constants}
-    patched = _patched(remaining, first, folded)
-    return None if patched is None else (remaining, {**constants, **patched})
+    kept, values = _kept(nodes, remaining, first, folded)
+    return None if len(kept) == len(nodes) else (kept, {**constants, **values})
 
 
-def _with(model, nodes, constants):
+def with_nodes(model, nodes, constants):
     """``model`` with ``nodes`` and the small constants as initializers, for shape inference (weights stay as
     they are in the file)."""
     from onnx import numpy_helper
@@ -63,43 +71,73 @@ def _with(model, nodes, constants):
     return copy
 
 
-def _static_sizes(model) -> dict:
-    """value name -> its dims, for values whose every axis but the first has a static size."""
+BATCH = object()  # the batch axis, in the dims static_sizes gives
+
+
+def static_sizes(model, symbolic: bool = False) -> dict:
+    """value name -> its dims, for values whose every axis is static or the batch: the first axis, or an axis
+    named like a graph input's first (shape inference carries that name through a time-major Transpose). With
+    ``symbolic``, other named axes too, as their names (a free sequence length)."""
     import onnx
 
     try:
-        inferred = onnx.shape_inference.infer_shapes(model)
+        inferred = onnx.shape_inference.infer_shapes(model, data_prop=True)  # sizes through computed reshapes
     except Exception:  # shape inference refuses some valid files; then nothing is folded
         return {}
+    batch_names = {dims[0].dim_param for dims in (i.type.tensor_type.shape.dim for i in model.graph.input)
+                   if dims and dims[0].dim_param}
     found = {}
     for info in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
-        dims = [d.dim_value if d.HasField("dim_value") else None for d in info.type.tensor_type.shape.dim]
-        if dims and None not in dims[1:]:
+        dims = [_dim(d, i, batch_names, symbolic) for i, d in enumerate(info.type.tensor_type.shape.dim)]
+        if dims and None not in dims:
             found[info.name] = dims
     return found
 
 
-def _shape_output(node, dims) -> np.ndarray:
+def _dim(dim, axis: int, batch_names: set, symbolic: bool):
+    if dim.HasField("dim_value"):
+        return dim.dim_value
+    if dim.dim_param in batch_names or axis == 0:
+        return BATCH
+    return dim.dim_param or None if symbolic else None
+
+
+def shape_output(node, dims) -> np.ndarray:
     attrs = {a.name: a.i for a in node.attribute}
     start, end = attrs.get("start", 0), attrs.get("end", len(dims))
     return np.array(dims[slice(start, end if end != 0 or "end" not in attrs else 0)], dtype=np.int64)
 
 
-def _patched(remaining, first: dict, second: dict):
-    """The folded values the remaining nodes read, batch-independent: equal in both runs, or a Reshape target
-    whose first entry is the batch; None when another depends on the batch."""
-    read = {name: node for node in remaining for name in node.input if name in second}
-    values = {}
-    for name, reader in read.items():
-        one, two = np.asarray(first[name]), np.asarray(second[name])
-        if one.shape == two.shape and np.array_equal(one, two):
-            values[name] = two
-        elif reader.op_type == "Reshape" and list(reader.input).index(name) == 1 and one.ndim == 1 and \
-                one.shape == two.shape and [one[0], two[0]] == list(BATCHES) and np.array_equal(one[1:], two[1:]):
-            # the batch: -1, or 0 ("as the input's") beside another -1, where 0 is not a size (allowzero=0)
-            if -1 in one[1:] and any(a.name == "allowzero" and a.i for a in reader.attribute):
-                return None
-            values[name] = np.concatenate([[0 if -1 in one[1:] else -1], two[1:]]).astype(np.int64)
-        else:
+def _kept(nodes, remaining, first: dict, second: dict) -> tuple[list, dict]:
+    """(the nodes that stay, the folded values they read). A value that depends on the batch stays computed, and
+    so does what it is computed from, back to the Shape nodes: the attention pass evaluates those per batch."""
+    producer = {name: node for node in nodes for name in node.output}
+    kept, values = {id(node) for node in remaining}, {}
+    while True:
+        readers = {}
+        for node in nodes:
+            if id(node) in kept:
+                for name in node.input:
+                    if name in second:
+                        readers.setdefault(name, []).append(node)
+        values = {name: _batch_free(name, users, first, second) for name, users in readers.items()}
+        grown = {id(producer[name]) for name, value in values.items() if value is None} - kept
+        if not grown:
+            return [node for node in nodes if id(node) in kept], {k: v for k, v in values.items() if v is not None}
+        kept |= grown
+
+
+def _batch_free(name, readers, first: dict, second: dict):
+    """The folded value as a constant for any batch: equal in both runs, or a Reshape target whose first entry is
+    the batch; None when it depends on the batch otherwise."""
+    one, two = np.asarray(first[name]), np.asarray(second[name])
+    if one.shape == two.shape and np.array_equal(one, two):
+        return two
+    reshape_target = all(r.op_type == "Reshape" and list(r.input).index(name) == 1 for r in readers)
+    if reshape_target and one.ndim == 1 and one.shape == two.shape and [one[0], two[0]] == list(BATCHES) and \
+            np.array_equal(one[1:], two[1:]):
+        # the batch: -1, or 0 ("as the input's") beside another -1, where 0 is not a size (allowzero=0)
+        if -1 in one[1:] and any(a.name == "allowzero" and a.i for r in readers for a in r.attribute):
             return None
-    return values
+        return np.concatenate([[0 if -1 in one[1:] else -1], two[1:]]).astype(np.int64)
+    return None
