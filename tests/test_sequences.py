@@ -66,9 +66,6 @@ INPUTS = {"text_cnn": tokens, "layer_norms": sequence, "recurrent": sequence, "t
           "transformer": tokens}
 KERAS_MODELS = {"text_cnn": keras_text_cnn, "layer_norms": keras_layer_norms, "recurrent": keras_recurrent,
                 "text_lstm": keras_text_lstm, "transformer": keras_encoder_block}
-# Refused (exit 3, naming the nodes), never converted wrong: torch.onnx spells attention as MatMul/Softmax with
-# its scale computed from the input's shape, which the ONNX reader does not match yet.
-NOT_YET = {("transformer", "onnx"): "unsupported node"}
 TORCH_MODELS = {"text_cnn": "TextCNN", "layer_norms": "LayerNormVariants", "recurrent": "StackedRNN",
                 "text_lstm": "LSTMTagger", "gru": "GRUClassifier", "transformer": "TransformerTagger",
                 "attention": "AttentionBlock", "time_major": "TimeMajorTagger", "bi_final": "BiLSTMClassifier"}
@@ -80,11 +77,6 @@ def test_predictions_match(name, source, target, tmp_path, keras):
     x = INPUTS[name]()
     path, options, reference = make_source(source, name, tmp_path, keras, x)
     out = tmp_path / f"out{SUFFIX[target]}"
-    if (name, source) in NOT_YET:
-        with pytest.raises(converter.WconvError, match=NOT_YET[name, source]) as error:
-            converter.convert(path, out, **options)
-        assert error.value.exit_code == 3 and not out.exists()
-        return
     converter.convert(path, out, **options)
     assert_close(reference, run_file(target, out, x))
 

@@ -10,7 +10,7 @@ The IR keeps one weight per projection, rows grouped by head: ``wq`` ((h d), e),
   written as the generated module's ``ExplicitAttention`` (``adapters/torch/cells.py``): four ``nn.Linear``
   and ``F.scaled_dot_product_attention``.
 - ONNX (opset < 23 has no attention op): MatMul/Add projections, Reshape/Transpose to heads, MatMul,
-  Softmax, MatMul, and back; ``adapters/onnx/attention_pass.py`` reads that form back (not torch.onnx's).
+  Softmax, MatMul, and back; ``adapters/onnx/attention_pass.py`` reads that form back, and torch.onnx's.
 - A causal mask (Keras ``use_causal_mask=True``; ``is_causal`` of the explicit form; in ONNX a Trilu mask
   before the softmax) is the ``causal`` attribute: query step i attends to key steps 0..i.
 - Keras' ``attention_mask`` (N, T, S), True where a query step may attend to a key step, is a fourth input, with

@@ -52,7 +52,12 @@ def _read(path) -> Graph:
     onnx_nodes, constants, consumed = constants_pass.fold(list(model.graph.node), initializers)
     onnx_nodes, constants, folded = shape_pass.fold(model, onnx_nodes, constants)  # Shape arithmetic, per sizes
     consumed |= folded
+    sizes = shape_pass.static_sizes(shape_pass.with_nodes(model, onnx_nodes, constants), symbolic=True) \
+        if any(node.op_type == "Softmax" for node in onnx_nodes) else {}  # before fusing makes non-ONNX nodes
     outputs = {o.name for o in model.graph.output}
+    # attention first: its moves are read whole, before another pass moves a Transpose through a bias
+    onnx_nodes, attention, fused_attention = attention_pass.fuse(onnx_nodes, constants, outputs, sizes)
+    consumed |= fused_attention
     onnx_nodes, moved = transpose_pass.hoist(onnx_nodes, constants, outputs)  # tf2onnx's NHWC preprocessing
     consumed |= moved
     # Ops exporters spell out, each read back as the one op (the constants they used are not weights)
@@ -60,7 +65,6 @@ def _read(path) -> Graph:
     for spelled_out in (groupnorm_pass, gelu_pass):
         onnx_nodes, fused = spelled_out.fuse(onnx_nodes, constants, outputs)
         consumed |= fused
-    onnx_nodes, attention, fused = attention_pass.fuse(onnx_nodes, constants, outputs)
     onnx_nodes, recurrent, plumbing = recurrent_pass.batch_first(onnx_nodes, constants, outputs)
     refuse_unsupported(onnx_nodes)
     context = OnnxContext(onnx_nodes, constants, Shapes(inputs))
