@@ -139,17 +139,41 @@ def compare(name: str, expected: np.ndarray, found: np.ndarray, atol: float, rto
                 difference <= atol + rtol * scale, nonfinite)
 
 
-def match_layers(source: dict, target: dict) -> tuple[list[tuple[str, str]], str]:
+def match_layers(source: dict, target: dict, aligned=None) -> tuple[list[tuple[str, str]], str]:
     """((source name, target name) pairs in the source's order, how they were matched).
 
     By name first: wconv keeps layer names across frameworks, each spelling them its own way
     ('layer1.0.conv' in torch, 'layer1_0_conv' in Keras). A port made by hand names its layers
-    otherwise; then layers are paired in execution order by shape.
+    otherwise; then its layers with weights are paired by ``alignment`` (what ``wconv port`` uses), given as
+    ``aligned()`` -> (source layer, target layer) pairs, or None where either model cannot be read. Without it,
+    layers are paired in execution order by shape.
     """
     pairs = [pair for pair in _by_name(source, target) if source[pair[0]].shape == target[pair[1]].shape]
     if len(pairs) * 2 >= len(source):
         return pairs, "by name"
+    found = captured_pairs(aligned() or [], source, target) if aligned is not None else []
+    if found:
+        return found, "by alignment (names, topology, shapes)"
     return _by_order_and_shape(source, target), "by execution order and shape"
+
+
+def captured_pairs(layer_pairs, source: dict, target: dict) -> list[tuple[str, str]]:
+    """Aligned layers as the captured outputs they have on both sides (a layer's own, or after its fused
+    activation), in the source's order; a pair whose outputs differ in shape is not compared. A layer is named,
+    or given as the names it may be captured under (an ONNX layer by its output value)."""
+    found = []
+    for mine, yours in layer_pairs:
+        names = [(a + suffix, b + suffix) for suffix in ("", ACTIVATED) for a in _names(mine) for b in _names(yours)]
+        pair = next(((a, b) for a, b in names if a in source and b in target and source[a].shape == target[b].shape),
+                    None)
+        if pair is not None:
+            found.append(pair)
+    order = {name: index for index, name in enumerate(source)}
+    return sorted(found, key=lambda pair: order[pair[0]])
+
+
+def _names(layer) -> list[str]:
+    return [layer] if isinstance(layer, str) else list(layer)
 
 
 def _by_name(source: dict, target: dict) -> list[tuple[str, str]]:
@@ -199,8 +223,9 @@ def _run(path, function, inputs):
 def validate(source, target, *, source_module=None, target_module=None, source_module_args=None,
              target_module_args=None, input_shape=None, input_dtype=None, inputs: list[np.ndarray] | None = None,
              batch: int = 4, seed: int = 0, atol: float | None = None, rtol: float | None = None, layers: bool = True,
-             source_layout: str | None = None, target_layout: str | None = None) -> Report:
-    """Compare ``source`` and ``target`` on seeded random inputs (or ``inputs``), layer by layer too."""
+             source_layout: str | None = None, target_layout: str | None = None, pairs=None) -> Report:
+    """Compare ``source`` and ``target`` on seeded random inputs (or ``inputs``), layer by layer too.
+    ``pairs``: (source layer, target layer) to compare, as ``wconv port`` aligned them."""
     for path in (source, target):  # both files exist and are models before any framework is imported
         formats.detect(path)
     try:
@@ -230,7 +255,36 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
         with stage("capturing every layer's output"):
             captured_source = _run(source, source_runner.capture, inputs)
             captured_target = _run(target, target_runner.capture, inputs)
-        pairs, report.matching = match_layers(captured_source, captured_target)
+        if pairs is not None:
+            compared, report.matching = captured_pairs(pairs, captured_source, captured_target), "by the port's alignment"
+        else:
+            def aligned():
+                return _aligned(source, target, source_module, target_module, source_module_args, target_module_args,
+                                input_shape, input_dtype)
+            compared, report.matching = match_layers(captured_source, captured_target, aligned)
         report.layers = [compare(_label(name, other), captured_source[name], captured_target[other], atol, rtol)
-                         for name, other in steps(pairs, "comparing layers")]
+                         for name, other in steps(compared, "comparing layers")]
     return report
+
+
+def _aligned(source, target, source_module, target_module, source_module_args, target_module_args, input_shape,
+             input_dtype):
+    """The layers with weights of both models, paired by ``alignment``; None where either cannot be read."""
+    from .alignment import align
+
+    try:
+        mine = api.read(source, module=source_module, module_args=source_module_args, input_shape=input_shape,
+                        input_dtype=input_dtype)
+        shapes = [value.shape[1:] for value in mine.inputs if value.shape]
+        module = target_module
+        if formats.detect(target) == "torch":
+            from .adapters.torch import load_state_dict
+            from .runners.torch import module_for
+
+            module, _ = module_for(target, target_module, load_state_dict(target))
+        yours = api.read(target, module=module, module_args=target_module_args,
+                         input_shape=list(shapes[0]) if len(shapes) == 1 else None)
+    except WconvError:
+        return None
+    ours, theirs = ({node.name: [node.name, *node.outputs] for node in graph.nodes} for graph in (mine, yours))
+    return [(ours[pair.source], theirs[pair.target]) for pair in align(mine, yours).pairs]

@@ -132,7 +132,9 @@ def test_junit_report(port, torch, tmp_path):
 
 
 @pytest.mark.parametrize("correct", [True, False], ids=["correct", "flatten_rows_not_permuted"])
-def test_hand_written_port_is_matched_by_order(correct, tmp_path, keras, torch):
+def test_hand_written_port_is_matched_by_alignment(correct, tmp_path, keras, torch):
+    """A port made by hand names its layers otherwise: they are paired as `wconv port` pairs them (topology and
+    shapes), and the first mismatch is the Dense whose rows were left in Keras' order."""
     from conftest import TESTS
     from hand_port import port_weights
 
@@ -141,8 +143,8 @@ def test_hand_written_port_is_matched_by_order(correct, tmp_path, keras, torch):
     torch.save(port_weights(model, permute_flatten_rows=correct), tmp_path / "hand.pt")
     report = converter.validate(tmp_path / "source.keras", tmp_path / "hand.pt",
                                 target_module=f"{TESTS / 'hand_port.py'}:HandPort")
-    assert report.matching == "by execution order and shape"
-    assert [layer.name for layer in report.layers][:2] == ["conv ~ features", "bn ~ norm"]
+    assert report.matching == "by alignment (names, topology, shapes)"
+    assert [layer.name for layer in report.layers] == ["conv ~ features", "bn ~ norm", "hidden ~ fc1", "square ~ fc2"]
     assert report.ok is correct
     assert report.first_mismatch == (None if correct else "hidden ~ fc1")
 
