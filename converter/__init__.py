@@ -49,4 +49,24 @@ def validate(source: str | PathLike, target: str | PathLike, *, source_module: s
                source_layout=source_layout, target_layout=target_layout)
 
 
-__all__ = ["Conversion", "Graph", "Node", "Value", "WconvError", "convert", "read", "validate", "write"]
+def port(source, into, *, module: str | None = None, module_args: str | dict | None = None,
+         into_args: str | dict | None = None, overrides: dict | None = None, input_shape: Sequence[int] | None = None,
+         input_dtype: str | None = None):
+    """Fill a model you wrote with the weights of ``source``: ``weights, mapping = converter.port(src, into)``.
+
+    ``into`` is your model: a live ``nn.Module`` or ``keras.Model``, a ``.keras``/``.h5`` file, or
+    ``file.py:name``/``pkg.mod:name`` naming a module class or a function that builds either (``into_args``: its
+    keyword arguments). Layers are paired by ``converter.alignment`` (names, then topology and shapes);
+    ``overrides`` ({source layer: target layer}) settles pairs it cannot. ``weights`` is the target's own
+    state_dict (key -> numpy array; load it with ``strict=True``), or for Keras the weights per layer name;
+    ``mapping`` a row per pair (source, target, shapes, layout change, how it was paired). Raises
+    ``WconvError`` (exit code 2) with the unpaired layers and their candidates, or (3) naming each pair the
+    target cannot express. Prove the result with ``converter.validate``.
+    """
+    from .porting import port as run
+
+    return run(source, into, module=module, module_args=module_args, into_args=into_args, overrides=overrides,
+               input_shape=input_shape, input_dtype=input_dtype)
+
+
+__all__ = ["Conversion", "Graph", "Node", "Value", "WconvError", "convert", "port", "read", "validate", "write"]

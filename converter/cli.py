@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import traceback
 from contextlib import contextmanager
@@ -224,6 +225,65 @@ def validate(
             from .html_report import write_html
 
             write_html(report, html)
+        if not report.ok:
+            raise typer.Exit(1)
+
+
+@app.command("port")
+def port_command(
+    source: str = typer.Argument(..., help="The model whose weights to take (any format wconv reads)."),
+    out: str = typer.Argument(..., help="Where to write your module's filled state_dict (.pt or .safetensors)."),
+    into: str = typer.Option(..., "--into", help="Your nn.Module: file.py:Class or pkg.mod:Class."),
+    module_args: Optional[str] = typer.Option(None, "--module-args", help="JSON keyword arguments for --into."),
+    overrides: Optional[str] = typer.Option(None, "--map", help="A JSON file {source layer: target module path} "
+                                                                "settling pairs the alignment cannot."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Print the mapping table; write nothing."),
+    no_check: bool = typer.Option(False, "--no-check", help="Do not run both models after writing."),
+    source_module: Optional[str] = typer.Option(None, "--source-module", help="nn.Module of a torch SOURCE."),
+    source_module_args: Optional[str] = typer.Option(None, "--source-module-args",
+                                                     help="JSON keyword arguments for --source-module."),
+    input_shape: Optional[str] = InputShapeOption,
+    input_dtype: Optional[str] = InputDtypeOption,
+    force: bool = ForceOption,
+    as_json: bool = JsonOption,
+):
+    """Fill your own module with a model's weights (every convention applied), then prove it predicts the same."""
+    from .porting import AlignmentFailed, check_port_output, load_overrides, port, write_port
+    from .report import print_port, print_unaligned, print_validation
+
+    with errors_to_exit_codes():
+        check_port_output(source, out, force)
+        try:
+            with shown(sys.stderr.isatty()):
+                result = port(source, into, module=source_module, module_args=source_module_args,
+                              into_args=module_args, overrides=load_overrides(overrides),
+                              input_shape=parse_shape(input_shape), input_dtype=input_dtype)
+        except AlignmentFailed as error:
+            print_unaligned(error.alignment, as_json)
+            raise
+        summary = {"source": source, "into": into, "output": None if dry_run else out, "pairs": len(result.mapping),
+                   "tensors": len(result.weights)}
+        if dry_run or as_json and no_check:
+            print_port(result.mapping, as_json, summary)
+            return
+        write_port(result, out, force, sources=[source])
+        if no_check:
+            typer.echo(f"wrote {out}: {len(result.weights)} tensors for {len(result.mapping)} layers (not checked)")
+            return
+        from .validation import validate as run
+
+        with shown(sys.stderr.isatty()):
+            report = run(source, out, source_module=source_module, source_module_args=source_module_args,
+                         target_module=into, target_module_args=module_args, input_shape=parse_shape(input_shape),
+                         input_dtype=input_dtype, pairs=[(r.source, r.target) for r in result.mapping if r.comparable])
+        if as_json:
+            from .porting import rows_as_dicts
+
+            typer.echo(json.dumps({**summary, "mapping": rows_as_dicts(result.mapping), "check": report.to_dict()},
+                                  indent=2, default=str))
+        else:
+            typer.echo(f"wrote {out}: {len(result.weights)} tensors for {len(result.mapping)} layers")
+            print_validation(report, False)
         if not report.ok:
             raise typer.Exit(1)
 

@@ -101,3 +101,36 @@ def _shape(shape) -> str:
     if shape is None:
         return "?"
     return "(" + ", ".join("N" if d is None else str(d) for d in shape) + ")"
+
+
+def print_port(rows: list, as_json: bool, summary: dict) -> None:
+    """``wconv port``'s mapping: one row per pair (source layer, target module, shapes, layout change, reason)."""
+    if as_json:
+        from .porting import rows_as_dicts
+
+        _json({**summary, "mapping": rows_as_dicts(rows)})
+        return
+    table = [[row.source, row.target, _shapes(row.source_shapes), _shapes(row.target_shapes), row.permutation,
+              row.reason + (f"; {row.note}" if row.note else "")] for row in rows]
+    print_table(["source layer", "target module", "source shapes", "target shapes", "layout change", "reason"],
+                table, title=f"{summary['source']} -> {summary['into']}")
+
+
+def print_unaligned(alignment, as_json: bool) -> None:
+    """What ``wconv port`` could not pair, with the candidates for each; nothing was written."""
+    entries = [("source", name, "no target", found) for name, found in alignment.unmatched_source.items()]
+    entries += [("target", name, "no source", found) for name, found in alignment.unmatched_target.items()]
+    entries += [("target", name, "ambiguous", found) for name, found in alignment.ambiguous.items()]
+    if as_json:
+        _json({"paired": [[p.source, p.target, p.reason] for p in alignment.pairs],
+               "unpaired": [{"side": side, "layer": name, "problem": problem, "candidates": found}
+                            for side, name, problem, found in entries]})
+        return
+    print_table(["side", "layer", "problem", "candidates"],
+                [[side, name, problem, ", ".join(found[:6]) + (" ..." if len(found) > 6 else "") or "-"]
+                 for side, name, problem, found in entries],
+                title=f"{len(alignment.pairs)} pairs found; not paired:")
+
+
+def _shapes(shapes: dict) -> str:
+    return " ".join(f"{name}{tuple(shape)}" for name, shape in shapes.items())

@@ -26,7 +26,7 @@ def seeded_keras(model, seed=0):
     weights = []
     for variable in model.weights:
         values = rng.standard_normal(variable.shape).astype(np.float32)
-        path = variable.path
+        path = getattr(variable, "path", variable.name)  # Keras 3 has .path, Keras 2 .name
         if len(variable.shape) > 1:
             fan_in = np.prod(variable.shape[:-2] if "depthwise" in path else variable.shape[:-1])
             values /= np.sqrt(fan_in)

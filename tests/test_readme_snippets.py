@@ -27,6 +27,18 @@ class Net(nn.Module):
 
     def forward(self, x):
         return self.out(torch.relu(self.hidden(x)))
+
+
+class MyNet(nn.Module):
+    """model.h5's architecture written by hand: 2000 -> 32 (relu) -> 1 (sigmoid), named otherwise."""
+
+    def __init__(self):
+        super().__init__()
+        self.encode = nn.Linear(2000, 32)
+        self.score = nn.Linear(32, 1)
+
+    def forward(self, x):
+        return torch.sigmoid(self.score(torch.relu(self.encode(x))))
 '''
 
 

@@ -65,13 +65,14 @@ def read(path: str | PathLike, module: str, module_args: str | dict | None = Non
         return graph
 
 
-def from_module(model, state: dict, input_shape=None, source: str = "") -> Graph:
-    """Trace ``model`` and take its weights from ``state`` (name -> numpy array)."""
+def from_module(model, state: dict, input_shape=None, source: str = "", input_shapes=None) -> Graph:
+    """Trace ``model`` and take its weights from ``state`` (name -> numpy array). ``input_shapes``: one shape per
+    input, without the batch axis (``input_shape`` for the one input)."""
     model.eval()
     traced = trace(model)
     placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
     recorded = getattr(model, "wconv_input_shapes", None) or [None] * len(placeholders)
-    given = [input_shape] if input_shape else recorded
+    given = input_shapes or ([input_shape] if input_shape else recorded)
     inputs = [Value(n.name, _input_shape(traced, n, shape)) for n, shape in zip(placeholders, given)]
     static_shapes.fold(traced, [v.shape[1:] for v in inputs], [_input_dtype(traced, n) for n in placeholders])
     refuse_unsupported(traced)

@@ -35,21 +35,26 @@ def source_hash(code: str | bytes) -> str:
 
 def write(graph: Graph, path: str | PathLike) -> list[Path]:
     """Write the state_dict to ``path`` and the module source beside it; return both paths."""
-    arrays = state_dict_arrays(graph)
     code = source(graph, weights_file=Path(path).name)
-    digest = source_hash(code)
+    save_state_dict(state_dict_arrays(graph), path, {MODULE_HASH: source_hash(code)})
+    module_path = generated_source_path(path)
+    with atomic_path(module_path) as temp:
+        Path(temp).write_text(code)
+    return [Path(path), module_path]
+
+
+def save_state_dict(arrays: dict, path, record: dict | None = None) -> None:
+    """``arrays`` (key -> numpy) as a torch state_dict (``.pt``) or safetensors file, atomically, with wconv's
+    ``record`` in its metadata."""
     with atomic_path(path) as temp:
         if str(path).endswith(".safetensors"):
             from safetensors.numpy import save_file
 
             save_file({k: np.require(v, requirements="C") for k, v in arrays.items()}, temp,  # keeps 0-d 0-d
-                      metadata={f"{PORT_METADATA}:{MODULE_HASH}": digest})
+                      metadata={f"{PORT_METADATA}:{key}": value for key, value in (record or {}).items()})
         else:
             torch = require("torch")
             state = OrderedDict((k, torch.from_numpy(np.array(v))) for k, v in arrays.items())  # copies: onnx arrays are read-only
-            state._metadata = OrderedDict({PORT_METADATA: {MODULE_HASH: digest}})
+            if record:
+                state._metadata = OrderedDict({PORT_METADATA: dict(record)})
             torch.save(state, temp)
-    module_path = generated_source_path(path)
-    with atomic_path(module_path) as temp:
-        Path(temp).write_text(code)
-    return [Path(path), module_path]

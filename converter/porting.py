@@ -1,0 +1,227 @@
+"""Fill a model the user already wrote with a source's weights: every convention applied, every weight placed once.
+
+The source (any model wconv reads) and the target (the user's ``nn.Module``, read like a torch source, with its
+own freshly made weights) are both read into the IR, and ``alignment.align`` pairs their layers with weights. A
+pair the target cannot express (another stride or padding, a bias the target lacks, another epsilon) is refused,
+naming the pair and the reason, except where the two sides only split one computation differently: a conv's bias
+before a BatchNorm moves into that BatchNorm's running mean for a target conv without bias. The target's
+state_dict is made from the source's canonical params through the op table, under the target's own keys, and
+must be exactly the target's: every key, no other, every shape.
+"""
+
+from __future__ import annotations
+
+import copy
+from dataclasses import asdict, dataclass, field
+from os import PathLike
+from typing import Sequence
+
+import numpy as np
+
+from . import api
+from .alignment import Alignment, align
+from .port_targets import fit, read_target
+from .errors import BadInput, Unsupported, WconvError, about
+from .ir import Graph, Node
+from .ops import OPS
+
+EPSILON_RTOL = 0.01  # BatchNorm/LayerNorm epsilons this close (Keras' 1.001e-5 against torch's 1e-5) are one
+
+
+@dataclass
+class PortRow:
+    """One line of the mapping table: a source layer, the target module its weights go to, and how."""
+
+    source: str
+    target: str
+    op: str
+    reason: str  # how the pair was found: override, name or topology
+    source_shapes: dict  # the source's parameter names and shapes, in its framework
+    target_shapes: dict  # the target's state_dict suffixes and shapes
+    permutation: str  # the layout change per parameter, e.g. "kernel h w i o -> weight o i h w"
+    note: str = ""  # what was adapted (a bias moved into a BatchNorm)
+    comparable: bool = True  # whether the two layers' own outputs are equal (not so for a conv whose bias moved)
+
+
+@dataclass
+class Port:
+    """What a port made: ``weights, mapping = port(...)``. ``weights``: the torch target's state_dict (key -> array),
+    or a Keras target's weights per layer (name -> arrays in Keras' order); ``mapping``: a PortRow per pair."""
+
+    weights: dict
+    mapping: list
+    target: object = field(default=None, repr=False)  # port_targets.TorchTarget or KerasTarget
+
+    def __iter__(self):
+        return iter((self.weights, self.mapping))
+
+
+class AlignmentFailed(BadInput):
+    """Layers left unmatched or ambiguous: nothing is written; ``alignment`` holds the table."""
+
+    def __init__(self, message: str, alignment: Alignment):
+        super().__init__(message)
+        self.alignment = alignment
+
+
+def port(source, into, *, module: str | None = None, module_args: str | dict | None = None,
+         into_args: str | dict | None = None, overrides: dict | None = None,
+         input_shape: Sequence[int] | None = None, input_dtype: str | None = None) -> Port:
+    """The weights of ``source`` for the model ``into``, as its own (a state_dict for an ``nn.Module``, weights per
+    layer for a keras.Model), and how each was placed. ``into``: a live model, a ``.keras``/``.h5`` file, or
+    ``file.py:name``/``pkg.mod:name`` naming a module class or a function building either, with ``into_args``.
+
+    ``source``: a model file (``module``/``module_args``/``input_shape`` for a torch state_dict) or an IR Graph.
+    ``overrides``: source layer -> target module path, for pairs the alignment cannot settle.
+    """
+    graph = copy.deepcopy(source) if isinstance(source, Graph) else \
+        api.read(source, module=module, module_args=module_args, input_shape=input_shape, input_dtype=input_dtype)
+    target = read_target(into, into_args, graph)
+    alignment = align(graph, target.graph, overrides)
+    if not alignment.complete or alignment.ambiguous:
+        raise AlignmentFailed(_summary(alignment), alignment)
+    notes = _move_conv_biases(graph, target.graph, alignment)
+    ours, theirs = _by_name(graph), _by_name(target.graph)
+    problems = [f"'{p.source}' -> '{p.target}': {'; '.join(found)}" for p in alignment.pairs
+                if (found := _blockers(ours[p.source], theirs[p.target]))]
+    if problems:
+        raise Unsupported(f"the target cannot express {len(problems)} source layer(s): {', '.join(problems)}")
+    filled = {p.target: fit(ours[p.source], theirs[p.target]) for p in alignment.pairs}
+    rows = [_row(p, ours[p.source], filled[p.target], graph.source.get("format", "ir"),
+                 notes.get(p.source) or _flatten_note(graph, ours[p.source]), p.source not in notes)
+            for p in alignment.pairs]
+    return Port(target.weights(filled), rows, target)
+
+
+def _summary(alignment: Alignment) -> str:
+    parts = []
+    if alignment.unmatched_source:
+        parts.append(f"{len(alignment.unmatched_source)} source layer(s) with no target "
+                     f"({', '.join(list(alignment.unmatched_source)[:5])})")
+    if alignment.unmatched_target:
+        parts.append(f"{len(alignment.unmatched_target)} target layer(s) with no source "
+                     f"({', '.join(list(alignment.unmatched_target)[:5])})")
+    if alignment.ambiguous:
+        parts.append(f"{len(alignment.ambiguous)} ambiguous ({', '.join(list(alignment.ambiguous)[:5])})")
+    return f"cannot pair the layers: {'; '.join(parts)}; nothing written (the table lists candidates; --map " \
+           "settles a pair)"
+
+
+def _by_name(graph: Graph) -> dict[str, Node]:
+    return {node.name: node for node in graph.nodes}
+
+
+def _move_conv_biases(source: Graph, target: Graph, alignment: Alignment) -> dict[str, str]:
+    """A source conv with a bias, paired with a target conv without one, whose only reader is a BatchNorm:
+    BN(conv(x) + b) is BN with running mean - b of conv(x), so the bias moves there. Source layer -> note."""
+    ours, theirs, notes = _by_name(source), _by_name(target), {}
+    for pair in alignment.pairs:
+        conv, other = ours[pair.source], theirs[pair.target]
+        if not conv.op.startswith("conv") or "bias" not in conv.params or "bias" in other.params:
+            continue
+        readers = source.consumers(conv.outputs[0])
+        if len(readers) != 1 or readers[0].op != "batchnorm" or conv.outputs[0] in source.outputs:
+            continue
+        norm = readers[0]
+        norm.params["mean"] = (norm.params["mean"] - conv.params.pop("bias")).astype(norm.params["mean"].dtype)
+        notes[pair.source] = f"bias moved into '{norm.name}' (running mean - bias): the target's conv has none"
+    return notes
+
+
+def _flatten_note(graph: Graph, node: Node) -> str:
+    """For a Keras Dense after a Flatten of a feature map: its rows were reordered as the IR flattens."""
+    before = graph.producer(node.inputs[0]) if node.op == "dense" else None
+    shape = graph.shape(before.inputs[0]) if before is not None and before.op == "flatten" else None
+    if graph.source.get("format") != "keras" or shape is None or len(shape) < 3:
+        return ""
+    return "rows reordered from Keras' (h w c) flattening to torch's (c h w)"
+
+
+def _blockers(ours: Node, theirs: Node) -> list[str]:
+    """Why the target layer cannot compute what the source layer does, if it cannot."""
+    problems = []
+    lacking = sorted(set(ours.params) - set(theirs.params))
+    if lacking:
+        problems.append(f"the source has {', '.join(lacking)}, which the target's layer lacks")
+    for key in sorted(set(ours.attrs) | set(theirs.attrs)):
+        mine, yours = _plain(ours.attrs.get(key)), _plain(theirs.attrs.get(key))
+        if key == "momentum" or mine == yours:
+            continue  # momentum: training only
+        if key == "epsilon" and mine and yours and abs(mine - yours) <= EPSILON_RTOL * max(mine, yours):
+            continue
+        problems.append(f"{key} {mine} in the source, {yours} in the target")
+    return problems
+
+
+def _plain(value):
+    return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
+
+
+def _row(pair, ours: Node, filled: Node, framework: str, note: str, comparable: bool) -> PortRow:
+    op = OPS[filled.op]
+    source_shapes = _shapes_in(op, ours, framework) if framework in op.conventions else _shapes_in(op, ours, None)
+    changes = []
+    if framework in op.conventions:
+        theirs, torch_names = op.conventions[framework].params, op.conventions["torch"].params
+        changes = [f"{theirs[name][0]} {theirs[name][1]} -> {torch_names[name][0]} {torch_names[name][1]}"
+                   for name in ours.params if name in theirs and name in torch_names
+                   and theirs[name][1] != torch_names[name][1]]
+    return PortRow(pair.source, pair.target, filled.op, pair.reason, source_shapes, _shapes_in(op, filled, "torch"),
+                   "; ".join(changes) or "-", note, comparable)
+
+
+def _shapes_in(op, node: Node, framework: str | None) -> dict:
+    """A layer's weights by its framework's names and shapes (canonical, where the op packs them otherwise)."""
+    if framework is not None:
+        try:
+            return {name: list(np.shape(value)) for name, value in op.params_to(framework, node).items()}
+        except (WconvError, KeyError):  # an op whose form there needs more than its params (a recurrent layer's)
+            pass
+    return {name: list(value.shape) for name, value in node.params.items()}
+
+
+def rows_as_dicts(rows: list[PortRow]) -> list[dict]:
+    return [asdict(row) for row in rows]
+
+
+def write_port(result: Port, out: str | PathLike, force: bool = False, sources=()) -> None:
+    """The filled target to ``out`` (torch: ``.pt``/``.safetensors``; Keras: ``.keras``/``.h5``), atomically;
+    never over an existing file without ``force``."""
+    from .outputs import check_outputs, transaction
+
+    target = result.target
+    if not str(out).lower().endswith(target.suffixes):
+        raise BadInput(f"{out}: a {target.kind} target is written as {' or '.join(target.suffixes)}")
+    check_outputs(sources, [out], force)
+    with about(out), transaction(force):
+        target.write(result.weights, out)
+
+
+def check_port_output(source, out, force: bool) -> None:
+    """Before any work: the source exists, ``out`` names a torch weights file, and may be written."""
+    from . import formats
+    from .outputs import check_outputs
+
+    formats.detect(source)
+    if formats.for_output(out) not in ("torch", "keras"):
+        raise BadInput(f"{out}: port writes your model's weights: .pt or .safetensors for a torch module, .keras or "
+                       ".h5 for a Keras model")
+    check_outputs([source], [out], force)
+
+
+def load_overrides(path) -> dict | None:
+    """``--map``: a JSON file holding {source layer: target module path}."""
+    import json
+
+    if path is None:
+        return None
+    try:
+        with open(path) as file:
+            found = json.load(file)
+    except OSError as error:
+        raise BadInput(f"{path}: cannot read the --map file ({error.strerror})") from None
+    except json.JSONDecodeError as error:
+        raise BadInput(f"{path}: not JSON ({error.msg} at line {error.lineno})") from None
+    if not isinstance(found, dict) or not all(isinstance(k, str) and isinstance(v, str) for k, v in found.items()):
+        raise BadInput(f"{path}: --map takes a JSON object of source layer names to target module paths")
+    return found
