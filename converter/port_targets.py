@@ -36,7 +36,7 @@ def read_target(into, into_args, source: Graph):
     if isinstance(into, str) and into.lower().endswith(KERAS_SUFFIXES) and Path(into).is_file():
         model = _load_keras(into)
     else:
-        model = load_module(into, into_args) if isinstance(into, str) else into
+        model = load_module(into, into_args, option="--into") if isinstance(into, str) else into
     with about(f"--into {label}"):
         if _is_torch(model):
             return TorchTarget(model, [list(shape) for shape in shapes])

@@ -97,16 +97,21 @@ def test_keras2_vgg16_h5_into_a_torchvision_named_vgg16(tmp_path):
     assert_close(keras_predictions(model, x), torch_predictions(port, x))
 
 
-@pytest.mark.parametrize("suffix", [".keras", ".h5"])
-def test_torch_resnet18_into_a_keras_model_a_function_builds(suffix, tmp_path, keras):
+@pytest.mark.parametrize("into, suffix", [("function", ".keras"), ("function", ".h5"), ("file", ".keras")])
+def test_torch_resnet18_into_a_keras_model_a_function_builds(into, suffix, tmp_path, keras):
+    """The Keras model a user's function builds, or the user's own .keras file (its weights replaced)."""
     from keras_targets import resnet18
     from torch_convnets import seeded
     from torch_resnet import ResNet18
 
     model = seeded(ResNet18())
     torch.save(model.state_dict(), tmp_path / "resnet18.pt")
+    target = f"{TESTS / 'keras_targets.py'}:resnet18"
+    if into == "file":
+        resnet18().save(tmp_path / "mine.keras")
+        target = tmp_path / "mine.keras"
     out = tmp_path / f"filled{suffix}"
-    result = wconv("port", tmp_path / "resnet18.pt", out, "--into", f"{TESTS / 'keras_targets.py'}:resnet18",
+    result = wconv("port", tmp_path / "resnet18.pt", out, "--into", target,
                    "--source-module", f"{TESTS / 'torch_resnet.py'}:ResNet18", "--input-shape", "3,64,80")
     assert result.returncode == 0, result.stderr
     port = keras.saving.load_model(out, compile=False)
@@ -132,6 +137,31 @@ def test_keras_lstm_text_model_into_a_hand_written_torch_lstm(tmp_path, keras):
     with torch.no_grad():
         found = port(torch.from_numpy(tokens)).numpy()
     assert_close(np.asarray(model(tokens)), found)
+
+
+def test_keras_attention_into_nn_multiheadattention(tmp_path, keras):
+    """Keras' separate (E, heads, key_dim) q/k/v kernels packed into the user's in_proj_weight."""
+    x_in = keras.Input((11, 8), name="x")
+    attended = keras.layers.MultiHeadAttention(num_heads=2, key_dim=4, name="mha")(x_in, x_in)
+    y = keras.layers.LayerNormalization(name="ln")(keras.layers.Add(name="res")([x_in, attended]))
+    model = seeded_keras(keras.Model(x_in, keras.layers.Dense(3, name="out")(y)))
+    model.save(tmp_path / "attention.keras")
+    weights, mapping = converter.port(tmp_path / "attention.keras", Attending())
+    assert [(row.source, row.target) for row in mapping] == [("mha", "attention"), ("ln", "norm"), ("out", "head")]
+    x = np.random.default_rng(6).standard_normal((4, 11, 8)).astype(np.float32)
+    assert_close(np.asarray(model(x)), torch_predictions(filled(Attending, weights), x))
+
+
+class Attending(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.attention = torch.nn.MultiheadAttention(8, 2, batch_first=True)
+        self.norm = torch.nn.LayerNorm(8, eps=1e-3)  # Keras' epsilon
+        self.head = torch.nn.Linear(8, 3)
+
+    def forward(self, x):
+        attended, _ = self.attention(x, x, x, need_weights=False)
+        return self.head(self.norm(x + attended))
 
 
 def dense_model(keras, widths=(16, 16), branches=False):

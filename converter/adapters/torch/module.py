@@ -15,25 +15,26 @@ from pathlib import Path
 from ...errors import BadInput
 
 
-def load_module(spec: str, arguments: str | dict | None = None):
-    """Instantiate the module class named by ``spec`` with keyword ``arguments``."""
-    cls = named(spec)
+def load_module(spec: str, arguments: str | dict | None = None, option: str = "--module"):
+    """Instantiate the module class named by ``spec`` with keyword ``arguments`` (``option``: the flag that gave
+    ``spec``, for messages)."""
+    cls = named(spec, option)
     kwargs = parse_module_args(arguments)
     try:
         return cls(**kwargs)
     except TypeError as error:
-        raise BadInput(f"--module '{spec}': cannot construct with {kwargs}: {error}") from None
+        raise BadInput(f"{option} '{spec}': cannot construct with {kwargs}: {error}") from None
 
 
-def named(spec: str):
+def named(spec: str, option: str = "--module"):
     """The class (or factory) ``spec`` names, ``pkg.mod:Class`` or ``path/file.py:Class``, imported."""
     location, _, class_name = spec.rpartition(":")
     if not location or not class_name:
-        raise BadInput(f"--module '{spec}': expected 'package.module:Class' or 'path/file.py:Class'")
-    namespace = _import(location, spec)
+        raise BadInput(f"{option} '{spec}': expected 'package.module:Class' or 'path/file.py:Class'")
+    namespace = _import(location, spec, option)
     cls = getattr(namespace, class_name, None)
     if cls is None:
-        raise BadInput(f"--module '{spec}': {location} defines no '{class_name}'")
+        raise BadInput(f"{option} '{spec}': {location} defines no '{class_name}'")
     return cls
 
 
@@ -51,11 +52,11 @@ def parse_module_args(arguments: str | dict | None) -> dict:
     return kwargs
 
 
-def _import(location: str, spec: str):
+def _import(location: str, spec: str, option: str):
     if location.endswith(".py"):
         path = Path(location)
         if not path.is_file():
-            raise BadInput(f"--module '{spec}': {path} does not exist")
+            raise BadInput(f"{option} '{spec}': {path} does not exist")
         module_name = f"wconv_user_{abs(hash(path.resolve()))}"
         loader = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(loader)
@@ -67,4 +68,4 @@ def _import(location: str, spec: str):
     try:
         return importlib.import_module(location)
     except ImportError as error:
-        raise BadInput(f"--module '{spec}': cannot import {location} ({error})") from None
+        raise BadInput(f"{option} '{spec}': cannot import {location} ({error})") from None
