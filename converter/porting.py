@@ -1,12 +1,12 @@
 """Fill a model the user already wrote with a source's weights: every convention applied, every weight placed once.
 
-The source (any model wconv reads) and the target (the user's ``nn.Module``, read like a torch source, with its
-own freshly made weights) are both read into the IR, and ``alignment.align`` pairs their layers with weights. A
-pair the target cannot express (another stride or padding, a bias the target lacks, another epsilon) is refused,
-naming the pair and the reason, except where the two sides only split one computation differently: a conv's bias
-before a BatchNorm moves into that BatchNorm's running mean for a target conv without bias. The target's
-state_dict is made from the source's canonical params through the op table, under the target's own keys, and
-must be exactly the target's: every key, no other, every shape.
+The source (any model wconv reads) and the target (the user's ``nn.Module`` or Keras model, ``port_targets.py``)
+are both read into the IR, and ``alignment.align`` pairs their layers with weights. A pair the target cannot
+express (another stride or padding, a bias the target lacks, another epsilon) is refused, naming the pair and the
+reason, except where the two sides only split one computation differently: a conv's bias before a BatchNorm moves
+into that BatchNorm's running mean for a target conv without bias. The target's weights are made from the
+source's canonical params through the op table, under the target's own names, and must be exactly the target's:
+every tensor, no other, every shape.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ class PortRow:
     op: str
     reason: str  # how the pair was found: override, name or topology
     source_shapes: dict  # the source's parameter names and shapes, in its framework
-    target_shapes: dict  # the target's state_dict suffixes and shapes
+    target_shapes: dict  # the target's parameter names (state_dict suffixes, Keras weights) and shapes
     permutation: str  # the layout change per parameter, e.g. "kernel h w i o -> weight o i h w"
     note: str = ""  # what was adapted (a bias moved into a BatchNorm)
     comparable: bool = True  # whether the two layers' own outputs are equal (not so for a conv whose bias moved)
@@ -87,7 +87,8 @@ def port(source, into, *, module: str | None = None, module_args: str | dict | N
     if problems:
         raise Unsupported(f"the target cannot express {len(problems)} source layer(s): {', '.join(problems)}")
     filled = {p.target: fit(ours[p.source], theirs[p.target]) for p in alignment.pairs}
-    rows = [_row(p, ours[p.source], filled[p.target], graph.source.get("format", "ir"),
+    frameworks = graph.source.get("format", "ir"), target.kind
+    rows = [_row(p, ours[p.source], filled[p.target], frameworks,
                  notes.get(p.source) or _flatten_note(graph, ours[p.source]), p.source not in notes)
             for p in alignment.pairs]
     return Port(target.weights(filled), rows, target)
@@ -157,24 +158,25 @@ def _plain(value):
     return [_plain(v) for v in value] if isinstance(value, (list, tuple)) else value
 
 
-def _row(pair, ours: Node, filled: Node, framework: str, note: str, comparable: bool) -> PortRow:
-    op = OPS[filled.op]
-    source_shapes = _shapes_in(op, ours, framework) if framework in op.conventions else _shapes_in(op, ours, None)
+def _row(pair, ours: Node, filled: Node, frameworks: tuple, note: str, comparable: bool) -> PortRow:
+    """The table's line for one pair: shapes in each side's framework, and the layout change between them."""
+    op, (source, target) = OPS[filled.op], frameworks
     changes = []
-    if framework in op.conventions:
-        theirs, torch_names = op.conventions[framework].params, op.conventions["torch"].params
-        changes = [f"{theirs[name][0]} {theirs[name][1]} -> {torch_names[name][0]} {torch_names[name][1]}"
-                   for name in ours.params if name in theirs and name in torch_names
-                   and theirs[name][1] != torch_names[name][1]]
-    return PortRow(pair.source, pair.target, filled.op, pair.reason, source_shapes, _shapes_in(op, filled, "torch"),
-                   "; ".join(changes) or "-", note, comparable)
+    if source in op.conventions and target in op.conventions:
+        mine, yours = op.conventions[source].params, op.conventions[target].params
+        changes = [f"{mine[name][0]} {mine[name][1]} -> {yours[name][0]} {yours[name][1]}"
+                   for name in ours.params if name in mine and name in yours and mine[name][1] != yours[name][1]]
+    return PortRow(pair.source, pair.target, filled.op, pair.reason, _shapes_in(op, ours, source),
+                   _shapes_in(op, filled, target), "; ".join(changes) or "-", note, comparable)
 
 
-def _shapes_in(op, node: Node, framework: str | None) -> dict:
+def _shapes_in(op, node: Node, framework: str) -> dict:
     """A layer's weights by its framework's names and shapes (canonical, where the op packs them otherwise)."""
-    if framework is not None:
+    if framework in op.conventions:
         try:
-            return {name: list(np.shape(value)) for name, value in op.params_to(framework, node).items()}
+            named = {name: list(np.shape(value)) for name, value in op.params_to(framework, node).items()}
+            if len(named) == len(node.params):  # not where several params share a name (ONNX attention's MatMuls)
+                return named
         except (WconvError, KeyError):  # an op whose form there needs more than its params (a recurrent layer's)
             pass
     return {name: list(value.shape) for name, value in node.params.items()}

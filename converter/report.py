@@ -112,7 +112,7 @@ def print_port(rows: list, as_json: bool, summary: dict) -> None:
         return
     table = [[row.source, row.target, _shapes(row.source_shapes), _shapes(row.target_shapes), row.permutation,
               row.reason + (f"; {row.note}" if row.note else "")] for row in rows]
-    print_table(["source layer", "target module", "source shapes", "target shapes", "layout change", "reason"],
+    print_table(["source layer", "target layer", "source shapes", "target shapes", "layout change", "reason"],
                 table, title=f"{summary['source']} -> {summary['into']}")
 
 

@@ -152,6 +152,21 @@ def test_keras_attention_into_nn_multiheadattention(tmp_path, keras):
     assert_close(np.asarray(model(x)), torch_predictions(filled(Attending, weights), x))
 
 
+def test_a_torch_onnx_export_back_into_its_own_module(tmp_path):
+    """An ONNX file (torch.onnx, attention spelled out) into the torch class it was exported from: what a user
+    who kept only the .onnx does to get their module back."""
+    from sequence_models import TransformerTagger, seeded, tokens
+
+    model = seeded(TransformerTagger())
+    torch.onnx.export(model, (torch.from_numpy(tokens()),), tmp_path / "tagger.onnx", dynamo=False, opset_version=17,
+                      input_names=["ids"], dynamic_axes={"ids": {0: "batch"}})
+    weights, mapping = converter.port(tmp_path / "tagger.onnx", TransformerTagger())
+    assert ("/encoder/layers.1/self_attn", "encoder.layers.1.self_attn") in [(r.source, r.target) for r in mapping]
+    ids = tokens(batch=3, seed=7)
+    port = filled(TransformerTagger, weights)
+    assert_close(torch_predictions(model, ids), torch_predictions(port, ids))
+
+
 class Attending(torch.nn.Module):
     def __init__(self):
         super().__init__()
