@@ -99,18 +99,18 @@ class KerasTarget:
         self.graph.name = model.name
 
     def weights(self, filled: dict[str, Node]) -> dict:
-        """Keras layer name -> its weights in Keras' order, made by the Keras writer's specs."""
-        from .adapters.keras.writer import keras_name
+        """Keras layer name -> its weights in Keras' order, made by the Keras writer's specs. A layer the reader
+        split (SeparableConv2D: ``sep/depthwise`` then ``sep``) takes its nodes' weights in order."""
         from .flatten_rows import prefer
 
         graph = copy.deepcopy(self.graph)
         graph.nodes = [filled.get(node.name, node) for node in graph.nodes]
         graph = prefer(graph, "keras")  # Flatten -> Dense rows in Keras' order
-        weights = {}
+        layers, weights = {layer.name for layer in self.model.layers}, {}
         for node in graph.nodes:
             if node.name in filled:
-                spec = OPS[node.op].to_keras(node, graph)
-                weights[keras_name(node.name)] = list(spec.weights or [])
+                owner = node.name if node.name in layers else node.name.partition("/")[0]
+                weights.setdefault(owner, []).extend(OPS[node.op].to_keras(node, graph).weights or [])
         expected = {layer.name: [tuple(w.shape) for w in layer.weights] for layer in self.model.layers if layer.weights}
         made = {name: [tuple(np.shape(w)) for w in arrays] for name, arrays in weights.items()}
         if made != expected:

@@ -17,12 +17,15 @@ import pytest
 
 import converter
 from conftest import TESTS, assert_close
+from converter.porting import write_port
+from port_modules import Attending, DepthwisePointwise, Square
 from test_architectures import seeded_keras
 from test_bad_input import digest, wconv
 
 torch = pytest.importorskip("torch")
 
 TORCHVISION_STYLE = TESTS / "torchvision_style.py"
+PORT_MODULES = TESTS / "port_modules.py"
 
 
 def keras_predictions(model, x_channels_first):
@@ -167,16 +170,34 @@ def test_a_torch_onnx_export_back_into_its_own_module(tmp_path):
     assert_close(torch_predictions(model, ids), torch_predictions(port, ids))
 
 
-class Attending(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.attention = torch.nn.MultiheadAttention(8, 2, batch_first=True)
-        self.norm = torch.nn.LayerNorm(8, eps=1e-3)  # Keras' epsilon
-        self.head = torch.nn.Linear(8, 3)
+def separable_keras(keras):
+    x = keras.Input((12, 10, 4), name="x")
+    y = keras.layers.SeparableConv2D(6, 3, padding="same", depth_multiplier=2, name="sep")(x)
+    y = keras.layers.GlobalAveragePooling2D(name="gap")(y)
+    return seeded_keras(keras.Model(x, keras.layers.Dense(3, name="out")(y)))
 
-    def forward(self, x):
-        attended, _ = self.attention(x, x, x, need_weights=False)
-        return self.head(self.norm(x + attended))
+
+@pytest.mark.parametrize("direction", ["keras->torch", "torch->keras"])
+def test_separable_conv_against_depthwise_and_pointwise_modules(direction, tmp_path, keras):
+    """One Keras SeparableConv2D (depth_multiplier 2) is two torch convs; either way round."""
+    from torch_convnets import seeded
+
+    x = np.random.default_rng(8).standard_normal((2, 4, 12, 10)).astype(np.float32)
+    if direction == "keras->torch":
+        model = separable_keras(keras)
+        model.save(tmp_path / "separable.keras")
+        weights, mapping = converter.port(tmp_path / "separable.keras", DepthwisePointwise())
+        assert [(row.source, row.target) for row in mapping][:2] == [("sep/depthwise", "depthwise"), ("sep", "pointwise")]
+        assert_close(keras_predictions(model, x), torch_predictions(filled(DepthwisePointwise, weights), x))
+        return
+    model = seeded(DepthwisePointwise())
+    target = separable_keras(keras)
+    torch.save(model.state_dict(), tmp_path / "two.pt")
+    result = converter.port(tmp_path / "two.pt", target, module=f"{PORT_MODULES}:DepthwisePointwise",
+                            input_shape=[4, 12, 10])
+    write_port(result, tmp_path / "filled.keras")
+    port = keras.saving.load_model(tmp_path / "filled.keras", compile=False)
+    assert_close(torch_predictions(model, x), keras_predictions(port, x))
 
 
 def dense_model(keras, widths=(16, 16), branches=False):
@@ -193,26 +214,6 @@ def dense_model(keras, widths=(16, 16), branches=False):
     return seeded_keras(keras.Model(x, keras.layers.Dense(3, name="out")(y)))
 
 
-class Square(torch.nn.Module):
-    def __init__(self, extra=False):
-        super().__init__()
-        self.a, self.b, self.c = torch.nn.Linear(16, 16), torch.nn.Linear(16, 16), torch.nn.Linear(16, 3)
-        self.extra = torch.nn.Linear(3, 3) if extra else None
-
-    def forward(self, x):
-        y = self.c(torch.tanh(self.b(torch.tanh(self.a(x)))))
-        return self.extra(y) if self.extra is not None else y
-
-
-class Branches(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.p, self.q, self.head = torch.nn.Linear(16, 8), torch.nn.Linear(16, 8), torch.nn.Linear(16, 3)
-
-    def forward(self, x):
-        return self.head(torch.cat([self.p(x), self.q(x)], dim=1))
-
-
 def test_a_square_dense_is_transposed_though_its_shape_fits_both_ways(tmp_path, keras):
     model = dense_model(keras)
     model.save(tmp_path / "square.keras")
@@ -224,18 +225,10 @@ def test_a_square_dense_is_transposed_though_its_shape_fits_both_ways(tmp_path, 
     assert_close(np.asarray(model(x)), torch_predictions(port, x))
 
 
-def _module_file(tmp_path):
-    """This file's target modules, importable by the CLI in a fresh process."""
-    path = tmp_path / "targets.py"
-    source = (TESTS / "test_port.py").read_text()
-    path.write_text("import torch\n\n" + source[source.index("class Square"):source.index("def test_a_square")])
-    return path
-
-
 @pytest.mark.parametrize("case", ["another architecture", "one layer too many"])
 def test_what_cannot_be_paired_is_listed_and_nothing_is_written(case, tmp_path, keras):
     dense_model(keras).save(tmp_path / "square.keras")
-    into = f"{_module_file(tmp_path)}:{'Branches' if case == 'another architecture' else 'Square'}"
+    into = f"{PORT_MODULES}:{'Branches' if case == 'another architecture' else 'Square'}"
     options = ["--module-args", '{"extra": true}'] if case == "one layer too many" else []
     before = digest(tmp_path / "square.keras")
     result = wconv("port", tmp_path / "square.keras", tmp_path / "out.pt", "--into", into, *options)
@@ -248,7 +241,7 @@ def test_what_cannot_be_paired_is_listed_and_nothing_is_written(case, tmp_path, 
 
 def test_an_ambiguous_pair_is_settled_by_map_and_a_wrong_map_is_caught(tmp_path, keras):
     dense_model(keras, branches=True).save(tmp_path / "branches.keras")
-    into = f"{_module_file(tmp_path)}:Branches"
+    into = f"{PORT_MODULES}:Branches"
     result = wconv("port", tmp_path / "branches.keras", tmp_path / "out.pt", "--into", into)
     assert result.returncode == 2 and "ambiguous" in result.stdout and not (tmp_path / "out.pt").exists()
     for mapping, code in (({"left": "p", "right": "q"}, 0), ({"left": "q", "right": "p"}, 1)):
