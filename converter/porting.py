@@ -140,6 +140,8 @@ def _flatten_note(graph: Graph, node: Node) -> str:
 
 def _blockers(ours: Node, theirs: Node) -> list[str]:
     """Why the target layer cannot compute what the source layer does, if it cannot."""
+    if ours.op != theirs.op:  # paired by --map
+        return [f"a {theirs.op} cannot compute a {ours.op}"]
     problems = []
     lacking = sorted(set(ours.params) - set(theirs.params))
     if lacking:
