@@ -36,9 +36,10 @@ def export(model, x, path, how):
 
 @pytest.mark.parametrize("target", ["torch", "keras"])
 @pytest.mark.parametrize("how", EXPORTS)
-@pytest.mark.parametrize("name", ["ConvBnPool", "DepthwiseGlobal", "ChannelShuffle"])
+@pytest.mark.parametrize("name", ["ConvBnPool", "DepthwiseGlobal", "ChannelShuffle", "ChannelsLastHead"])
 def test_torch_onnx_exports_read_back(name, how, target, tmp_path):
-    """ChannelShuffle: its reshape targets are Shape arithmetic in the file (shape_pass.py), its chunk Slices."""
+    """ChannelShuffle: its reshape targets are Shape arithmetic in the file (shape_pass.py), its chunk Slices.
+    ChannelsLastHead: the dynamo exporter's as_strided, a flat Reshape and a Gather (strided_pass.py)."""
     cls = getattr(torch_convnets, name, None) or getattr(torch_idioms, name)
     model = torch_convnets.seeded(cls(), seed=2)
     x = np.random.default_rng(5).standard_normal((3, *cls.input_shape)).astype(np.float32)

@@ -204,3 +204,24 @@ class ChannelShuffle(nn.Module):
         batch, channels, height, width = x.size()
         x = x.view(batch, 2, channels // 2, height, width).transpose(1, 2).contiguous()
         return self.head(x.view(batch, -1, height, width))
+
+
+class ChannelsLastHead(nn.Module):
+    """ConvNeXt's ending: a Linear over channels between permutes (a channels-last tensor in a channels-first
+    net), global pooling, LayerNorm2d, flatten, Linear. torch.onnx's dynamo exporter writes the pooled map's
+    as_strided as a flat Reshape and a Gather (strided_pass.py)."""
+
+    input_shape = (3, 9, 11)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 8, 3)
+        self.mix = nn.Linear(8, 6)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.norm = nn.LayerNorm(6)
+        self.head = nn.Linear(6, 4)
+
+    def forward(self, x):
+        x = self.pool(self.mix(self.conv(x).permute(0, 2, 3, 1)).permute(0, 3, 1, 2))
+        x = self.norm(x.permute(0, 2, 3, 1)).permute(0, 3, 1, 2)
+        return self.head(torch.flatten(x, 1))

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .attention_heads import AttentionHeads
-from .layout_trace import Tracer
+from .layout_trace import Tracer, without_dead
 from .wiring import int_attr
 
 FUSED_OP = "WconvAttention"
@@ -63,7 +63,7 @@ def fuse(nodes: list, constants: dict, graph_outputs: set, sizes: dict) -> tuple
         records[id(made[0])] = match
         removed = {id(n) for n in chain}
         nodes = [m for n in nodes if id(n) not in removed or n is chain[-1] for m in (made if n is chain[-1] else [n])]
-        nodes = _without_dead(nodes, arithmetic, graph_outputs)
+        nodes = without_dead(nodes, arithmetic, graph_outputs)
         consumed |= {name for n in [*chain, *arithmetic.values()] for name in n.input if name in constants}
         failed = set()  # a Softmax refused before may read this one's output
 
@@ -80,16 +80,6 @@ def _made(match: AttentionMatch, perm: list | None, sizes: dict) -> list:
     match.output = batch_first
     return [helper.make_node(FUSED_OP, match.inputs, [batch_first], name=match.name),
             helper.make_node("Transpose", [batch_first], [layout], name=f"{match.name}/layout", perm=perm)]
-
-
-def _without_dead(nodes: list, arithmetic: dict, graph_outputs: set) -> list:
-    """``nodes`` less the shape arithmetic that fed only the replaced moves."""
-    while True:
-        used = {name for node in nodes for name in node.input} | graph_outputs
-        dead = {id(n) for n in nodes if id(n) in arithmetic and not used & set(n.output)}
-        if not dead:
-            return nodes
-        nodes = [n for n in nodes if id(n) not in dead]
 
 
 class _Graph(AttentionHeads):

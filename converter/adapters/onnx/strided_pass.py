@@ -1,0 +1,77 @@
+"""``as_strided`` as torch.onnx's dynamo exporter writes it: the tensor flattened (``Reshape [-1]``) and gathered back
+with an index array (torchvision's ConvNeXt classifier exports so). Where the indices put every element back where
+it was, the two nodes are the identity, and read as such.
+
+The indices are constants in a fixed-batch file; with a free batch they are computed from the input's shape
+(``Shape``/``Range``/``Mul``/``Add``), which ``layout_trace.Tracer`` evaluates for batches 2 and 3, as the other
+passes do. Any other index array leaves the nodes as they are, to be refused by name.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .layout_trace import Tracer, Untraceable, without_dead
+from .shape_pass import BATCH, BATCHES
+from .wiring import Wiring, int_attr
+
+
+def fold(nodes: list, constants: dict, graph_outputs: set, sizes: dict) -> tuple[list, set]:
+    """(``nodes`` with each identity flat Gather, its Reshape and the arithmetic only it read replaced by an
+    Identity; the constants those read). ``sizes``: ``shape_pass.static_sizes``."""
+    from onnx import helper
+
+    wiring = Wiring(nodes, constants, graph_outputs)
+    replaced, arithmetic = {}, {}
+    for gather in nodes:
+        flat = _flattened(gather, wiring)
+        if flat is None or flat.input[0] not in sizes:
+            continue
+        tracer = Tracer(wiring)
+        if _identity(tracer, gather, sizes[flat.input[0]], sizes):
+            replaced[id(gather)] = helper.make_node("Identity", [flat.input[0]], list(gather.output),
+                                                   name=gather.name or gather.output[0])
+            if wiring.only_consumer(flat.output[0]) is gather:
+                replaced[id(flat)] = None
+            arithmetic.update(tracer.arithmetic)
+    kept = [replaced.get(id(n), n) for n in nodes if replaced.get(id(n), n) is not None]
+    dropped = [n for n in nodes if id(n) in replaced] + list(arithmetic.values())
+    return without_dead(kept, arithmetic, graph_outputs), {name for n in dropped for name in n.input if name in constants}
+
+
+def candidates(nodes: list) -> bool:
+    """Whether any Gather reads a Reshape (so that sizes are worth inferring for ``fold``)."""
+    reshaped = {name for node in nodes if node.op_type == "Reshape" for name in node.output}
+    return any(node.op_type == "Gather" and node.input[0] in reshaped for node in nodes)
+
+
+def _flattened(gather, wiring):
+    """The ``Reshape [-1]`` a Gather (axis 0) reads its data from, else None."""
+    if gather.op_type != "Gather" or int_attr(gather, "axis", 0) != 0:
+        return None
+    flat = wiring.producer.get(gather.input[0])
+    target = wiring.constants.get(flat.input[1]) if flat is not None and flat.op_type == "Reshape" else None
+    return flat if target is not None and [int(v) for v in np.ravel(target)] == [-1] else None
+
+
+def _identity(tracer, gather, dims, sizes) -> bool:
+    runs = (0,) if BATCH not in dims else range(len(BATCHES))
+    for run in runs:
+        shape = [BATCHES[run] if d is BATCH else d for d in dims]
+        if any(not isinstance(d, int) for d in shape):
+            return False
+        tracer.shape_of = lambda name: _concrete(sizes.get(name), run)
+        try:
+            index = tracer.evaluate(gather.input[1], {})
+        except Untraceable:
+            return False
+        if np.shape(index) != tuple(shape) or not np.array_equal(index, np.arange(math.prod(shape)).reshape(shape)):
+            return False
+    return True
+
+
+def _concrete(dims, run):
+    return None if dims is None or any(isinstance(d, str) for d in dims) else \
+        [BATCHES[run] if d is BATCH else d for d in dims]
