@@ -232,11 +232,13 @@ def validate(
 @app.command("port")
 def port_command(
     source: str = typer.Argument(..., help="The model whose weights to take (any format wconv reads)."),
-    out: str = typer.Argument(..., help="Where to write your module's filled state_dict (.pt or .safetensors)."),
-    into: str = typer.Option(..., "--into", help="Your nn.Module: file.py:Class or pkg.mod:Class."),
+    out: str = typer.Argument(..., help="Where to write your filled model: .pt/.safetensors (a torch module's "
+                                        "state_dict) or .keras/.h5 (a Keras model)."),
+    into: str = typer.Option(..., "--into", help="Your model: file.py:Class or pkg.mod:Class (an nn.Module), a "
+                                                 "function building a keras.Model, or your .keras/.h5 file."),
     module_args: Optional[str] = typer.Option(None, "--module-args", help="JSON keyword arguments for --into."),
-    overrides: Optional[str] = typer.Option(None, "--map", help="A JSON file {source layer: target module path} "
-                                                                "settling pairs the alignment cannot."),
+    overrides: Optional[str] = typer.Option(None, "--map", help="A JSON file {source layer: target layer} settling "
+                                                                "pairs the alignment cannot."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Print the mapping table; write nothing."),
     no_check: bool = typer.Option(False, "--no-check", help="Do not run both models after writing."),
     source_module: Optional[str] = typer.Option(None, "--source-module", help="nn.Module of a torch SOURCE."),
@@ -247,7 +249,8 @@ def port_command(
     force: bool = ForceOption,
     as_json: bool = JsonOption,
 ):
-    """Fill your own module with a model's weights (every convention applied), then prove it predicts the same."""
+    """Fill your own model with another model's weights (every convention applied), then prove it predicts the
+    same."""
     from .porting import AlignmentFailed, check_port_output, load_overrides, port, write_port
     from .report import print_port, print_unaligned, print_validation
 
