@@ -14,7 +14,7 @@ import torch
 import converter
 import torch_convnets
 import torch_idioms
-from conftest import RUNNERS, TARGET_SUFFIX, assert_close, run_torch_model
+from conftest import RUNNERS, TARGET_SUFFIX, assert_close, run_onnx, run_torch_model
 
 EXPORTS = ["torchscript-static", "torchscript-dynamic", "dynamo-static", "dynamo-dynamic"]
 
@@ -47,3 +47,31 @@ def test_torch_onnx_exports_read_back(name, how, target, tmp_path):
     out = tmp_path / f"port{TARGET_SUFFIX[target]}"
     converter.convert(tmp_path / "model.onnx", out)
     assert_close(run_torch_model(model, x), RUNNERS[target](out, x))
+
+
+@pytest.mark.parametrize("indices", ["identity", "reversed"])
+def test_a_flat_gather_is_the_identity_only_where_it_puts_every_element_back(indices, tmp_path):
+    """Reshape [-1] then Gather: read as the identity for indices 0..n-1 in the input's shape; any other order
+    (a file computing something else) is refused by name, never read as the identity."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    order = np.arange(2 * 5 * 3 * 4).reshape(2, 5, 3, 4)
+    order = order if indices == "identity" else order[:, ::-1].copy()
+    weight = np.random.default_rng(0).standard_normal((6, 5, 1, 1)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "flat"], ["f"]), helper.make_node("Gather", ["f", "order"], ["g"], axis=0),
+         helper.make_node("Conv", ["g", "w"], ["y"])], "strided",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 5, 3, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 6, 3, 4])],
+        [numpy_helper.from_array(np.array([-1], np.int64), "flat"), numpy_helper.from_array(order, "order"),
+         numpy_helper.from_array(weight, "w")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
+    if indices == "reversed":
+        with pytest.raises(converter.WconvError, match="Reshape 'f'") as error:
+            converter.convert(tmp_path / "m.onnx", tmp_path / "m.pt")
+        assert error.value.exit_code == 3 and not (tmp_path / "m.pt").exists()
+        return
+    converter.convert(tmp_path / "m.onnx", tmp_path / "m.pt")
+    x = np.random.default_rng(1).standard_normal((2, 5, 3, 4)).astype(np.float32)
+    assert_close(run_onnx(tmp_path / "m.onnx", x), RUNNERS["torch"](tmp_path / "m.pt", x))
