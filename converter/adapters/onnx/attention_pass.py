@@ -68,6 +68,12 @@ def fuse(nodes: list, constants: dict, graph_outputs: set, sizes: dict) -> tuple
         failed = set()  # a Softmax refused before may read this one's output
 
 
+def candidates(nodes: list) -> bool:
+    """Whether any Softmax feeds a MatMul (so that sizes are worth inferring for ``fuse``)."""
+    softmaxed = {node.output[0] for node in nodes if node.op_type == "Softmax"}
+    return any(node.op_type == "MatMul" and node.input[0] in softmaxed for node in nodes)
+
+
 def _made(match: AttentionMatch, perm: list | None, sizes: dict) -> list:
     """The fused node, and the Transpose that gives its (N, T, E) output the file's layout, if another."""
     from onnx import helper

@@ -52,7 +52,7 @@ def _read(path) -> Graph:
     onnx_nodes, constants, consumed = constants_pass.fold(list(model.graph.node), initializers)
     onnx_nodes, constants, folded = shape_pass.fold(model, onnx_nodes, constants)  # Shape arithmetic, per sizes
     consumed |= folded
-    wanted = any(node.op_type == "Softmax" for node in onnx_nodes) or strided_pass.candidates(onnx_nodes)
+    wanted = attention_pass.candidates(onnx_nodes) or strided_pass.candidates(onnx_nodes)
     sizes = shape_pass.static_sizes(shape_pass.with_nodes(model, onnx_nodes, constants), symbolic=True) \
         if wanted else {}  # before fusing makes non-ONNX nodes
     outputs = {o.name for o in model.graph.output}

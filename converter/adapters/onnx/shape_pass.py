@@ -56,18 +56,25 @@ def _fold_once(model, nodes: list, constants: dict):
     return None if len(kept) == len(nodes) else (kept, {**constants, **values})
 
 
-def with_nodes(model, nodes, constants):
-    """``model`` with ``nodes`` and the small constants as initializers, for shape inference (weights stay as
-    they are in the file)."""
-    from onnx import numpy_helper
+SMALL = 64  # elements: a constant shape inference reads the values of (a shape, axes); larger ones only by shape
 
-    copy = type(model)()
-    copy.CopyFrom(model)
-    del copy.graph.node[:]
-    copy.graph.node.extend(nodes)
-    present = {t.name for t in copy.graph.initializer}
-    copy.graph.initializer.extend(numpy_helper.from_array(np.asarray(value), name) for name, value in constants.items()
-                                  if name not in present and np.size(value) <= 64)
+
+def with_nodes(model, nodes, constants):
+    """A model of ``nodes`` for shape inference: the small constants as initializers, the others (the weights)
+    declared by shape and type only, so that no weight is copied."""
+    from onnx import helper, numpy_helper
+
+    small = [numpy_helper.from_array(np.asarray(value), name) for name, value in constants.items()
+             if np.size(value) <= SMALL]
+    declared = {value.name for value in model.graph.input} | {tensor.name for tensor in small}
+    weights = [helper.make_tensor_value_info(name, helper.np_dtype_to_tensor_dtype(np.asarray(value).dtype),
+                                             np.shape(value))
+               for name, value in constants.items() if name not in declared]
+    graph = helper.make_graph(nodes, model.graph.name or "model", [*model.graph.input, *weights],
+                              list(model.graph.output), small)
+    graph.value_info.extend(model.graph.value_info)  # an exporter's own annotations (dynamo's symbolic sizes)
+    copy = helper.make_model(graph, opset_imports=list(model.opset_import), ir_version=model.ir_version)
+    copy.functions.extend(model.functions)
     return copy
 
 
