@@ -42,6 +42,15 @@ def require(module: str):
 
 
 @contextmanager
+def quiet():
+    """Run code that may import TensorFlow (a user's model builder) with TensorFlow's import-time lines kept off
+    stderr, as ``require`` does."""
+    _quiet_tensorflow()
+    with _stderr_captured(True):
+        yield
+
+
+@contextmanager
 def _stderr_captured(enabled: bool):
     """Point file descriptor 2 at a scratch file for the duration; yields a reader of what was written."""
     if not enabled:

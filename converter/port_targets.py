@@ -17,6 +17,7 @@ import numpy as np
 
 from . import api
 from .errors import BadInput, ShapeMismatch, WeightMismatch, about
+from .frameworks import quiet
 from .ir import Graph, Node
 from .ops import OPS
 
@@ -35,8 +36,11 @@ def read_target(into, into_args, source: Graph):
     label = into if isinstance(into, str) else type(into).__name__
     if isinstance(into, str) and into.lower().endswith(KERAS_SUFFIXES) and Path(into).is_file():
         model = _load_keras(into)
+    elif isinstance(into, str):
+        with quiet():  # the user's code may import TensorFlow, whose import writes to stderr
+            model = load_module(into, into_args, option="--into")
     else:
-        model = load_module(into, into_args, option="--into") if isinstance(into, str) else into
+        model = into
     with about(f"--into {label}"):
         if _is_torch(model):
             return TorchTarget(model, [list(shape) for shape in shapes])

@@ -78,14 +78,15 @@ def port(source, into, *, module: str | None = None, module_args: str | dict | N
         api.read(source, module=module, module_args=module_args, input_shape=input_shape, input_dtype=input_dtype)
     target = read_target(into, into_args, graph)
     alignment = align(graph, target.graph, overrides)
+    named = "" if isinstance(source, Graph) else f"{source}: "
     if not alignment.complete or alignment.ambiguous:
-        raise AlignmentFailed(_summary(alignment), alignment)
+        raise AlignmentFailed(named + _summary(alignment), alignment)
     notes = _move_conv_biases(graph, target.graph, alignment)
     ours, theirs = _by_name(graph), _by_name(target.graph)
     problems = [f"'{p.source}' -> '{p.target}': {'; '.join(found)}" for p in alignment.pairs
                 if (found := _blockers(ours[p.source], theirs[p.target]))]
     if problems:
-        raise Unsupported(f"the target cannot express {len(problems)} source layer(s): {', '.join(problems)}")
+        raise Unsupported(f"{named}the target cannot express {len(problems)} source layer(s): {', '.join(problems)}")
     filled = {p.target: fit(ours[p.source], theirs[p.target]) for p in alignment.pairs}
     frameworks = graph.source.get("format", "ir"), target.kind
     rows = [_row(p, ours[p.source], filled[p.target], frameworks,

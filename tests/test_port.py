@@ -20,7 +20,7 @@ from conftest import TESTS, assert_close
 from converter.porting import write_port
 from port_modules import Attending, DepthwisePointwise, Square
 from test_architectures import seeded_keras
-from test_bad_input import digest, wconv
+from test_bad_input import assert_clean_failure, digest, wconv
 
 torch = pytest.importorskip("torch")
 
@@ -264,6 +264,13 @@ def test_a_target_that_cannot_express_the_source_is_refused(tmp_path):
         converter.port(tmp_path / "resnet18.pt", resnet18(epsilon=1e-3), module=f"{TESTS / 'torch_resnet.py'}:ResNet18",
                        input_shape=[3, 64, 80])
     assert error.value.exit_code == 3
+    (tmp_path / "builders.py").write_text(f"import sys\nsys.path.insert(0, {str(TESTS)!r})\n"
+                                          "from keras_targets import resnet18\n\n\n"
+                                          "def wrong():\n    return resnet18(epsilon=1e-3)\n")
+    result = wconv("port", tmp_path / "resnet18.pt", tmp_path / "out.keras", "--into", f"{tmp_path / 'builders.py'}:wrong",
+                   "--source-module", f"{TESTS / 'torch_resnet.py'}:ResNet18", "--input-shape", "3,64,80")
+    assert_clean_failure(result, 3, tmp_path / "resnet18.pt", "'bn1' -> 'stem_norm': epsilon")  # TF's lines kept off
+    assert not (tmp_path / "out.keras").exists()
 
 
 def test_torchvision_resnet50_v1_5_cannot_take_keras_resnet50_v1(keras_resnet50):
