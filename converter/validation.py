@@ -101,22 +101,22 @@ def load_inputs(path) -> list[np.ndarray]:
 
 
 def interface_of(path, module=None, module_args=None, input_shape=None,
-                 input_dtype=None) -> tuple[list[tuple], runners.Interface]:
-    """The source's input shapes and the axis patterns of its inputs and outputs (unknown, so feature maps,
-    when ``input_shape`` is given for a model wconv cannot read)."""
+                 input_dtype=None) -> tuple[list[tuple], runners.Interface, object]:
+    """The source's input shapes, the axis patterns of its inputs and outputs (unknown, so feature maps,
+    when ``input_shape`` is given for a model wconv cannot read), and its IR (None for such a model)."""
     try:
         graph = api.read(path, module=module, module_args=module_args, input_shape=input_shape,
                          input_dtype=input_dtype)
     except WconvError:
         if not input_shape or input_dtype == "int64":  # ids need the table size, which only a reading gives
             raise
-        return [(None, *input_shape)], runners.Interface()
+        return [(None, *input_shape)], runners.Interface(), None
     if input_shape:
-        return [(None, *input_shape)], runners.Interface.of(graph)  # one input: the shape given
+        return [(None, *input_shape)], runners.Interface.of(graph), graph  # one input: the shape given
     missing = [v.name for v in graph.inputs if v.shape is None or None in v.shape[1:]]
     if missing:
         raise BadInput(f"{path}: inputs {missing} have unknown sizes; pass --input-shape")
-    return [v.shape for v in graph.inputs], runners.Interface.of(graph)
+    return [v.shape for v in graph.inputs], runners.Interface.of(graph), graph
 
 
 def compare(name: str, expected: np.ndarray, found: np.ndarray, atol: float, rtol: float) -> Diff:
@@ -229,11 +229,11 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
     for path in (source, target):  # both files exist and are models before any framework is imported
         formats.detect(path)
     try:
-        shapes, interface = interface_of(source, source_module, source_module_args, input_shape, input_dtype)
+        shapes, interface, graph = interface_of(source, source_module, source_module_args, input_shape, input_dtype)
     except WconvError:
         if inputs is None:
             raise
-        interface = runners.Interface()  # given inputs: run a model wconv cannot read, taking feature maps
+        interface, graph = runners.Interface(), None  # given inputs: run a model wconv cannot read, as feature maps
     if inputs is None:
         with about(source):
             inputs = random_inputs(shapes, batch, seed, interface.limits, interface.dtypes)
@@ -259,22 +259,21 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
             compared, report.matching = captured_pairs(pairs, captured_source, captured_target), "by the port's alignment"
         else:
             def aligned():
-                return _aligned(source, target, source_module, target_module, source_module_args, target_module_args,
-                                input_shape, input_dtype)
+                return _aligned(graph, target, target_module, target_module_args)
             compared, report.matching = match_layers(captured_source, captured_target, aligned)
         report.layers = [compare(_label(name, other), captured_source[name], captured_target[other], atol, rtol)
                          for name, other in steps(compared, "comparing layers")]
     return report
 
 
-def _aligned(source, target, source_module, target_module, source_module_args, target_module_args, input_shape,
-             input_dtype):
-    """The layers with weights of both models, paired by ``alignment``; None where either cannot be read."""
+def _aligned(mine, target, target_module, target_module_args):
+    """The layers with weights of the source's IR ``mine`` and of ``target``, paired by ``alignment``; None where
+    either cannot be read."""
     from .alignment import align
 
+    if mine is None:
+        return None
     try:
-        mine = api.read(source, module=source_module, module_args=source_module_args, input_shape=input_shape,
-                        input_dtype=input_dtype)
         shapes = [value.shape[1:] for value in mine.inputs if value.shape]
         module = target_module
         if formats.detect(target) == "torch":
