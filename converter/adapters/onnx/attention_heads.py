@@ -6,7 +6,7 @@ index through the moves; the operand is read as the IR means it when element [(n
 n*T + t, column offset + head*d + j of the projection (k transposed; v alike), with (N, heads) or (N*heads) as
 the leading axes. The heads are joined by moves into the output projection, whose output, moved on, must hold
 (N, T, E) in some order. Runs use the file's batch, or 2 and then 3 where it is free; a free sequence length is
-5, then 7.
+5, then 7 (``shape_pass.concrete``).
 """
 
 from __future__ import annotations
@@ -19,10 +19,9 @@ import numpy as np
 
 from . import layout_trace
 from .layout_trace import Untraceable, indices, rows
-from .shape_pass import BATCH, BATCHES
+from .shape_pass import BATCH, BATCHES, concrete
 from .wiring import Wiring
 
-FREE_STEPS = (5, 7)  # a free sequence length, per run
 
 
 @dataclass
@@ -188,10 +187,7 @@ class AttentionHeads(Wiring):
         return moves[outputs.index(source):]
 
     def _concrete(self, value, run):
-        dims = self.sizes.get(value)
-        if dims is None:
-            return None
-        return tuple(BATCHES[run] if d is BATCH else FREE_STEPS[run] if isinstance(d, str) else int(d) for d in dims)
+        return concrete(self.sizes.get(value), run, free=True)
 
     def _path(self, tracer, operand):
         """The moves and scales from a projection to ``operand``, or None."""

@@ -42,9 +42,8 @@ def _fold_once(model, nodes: list, constants: dict):
     if not known:
         return None
     runs = []
-    for batch in BATCHES:
-        given = {node.output[0]: shape_output(node, [batch if d is BATCH else d for d in sizes[node.input[0]]])
-                 for node in known}
+    for run in range(len(BATCHES)):
+        given = {node.output[0]: shape_output(node, list(concrete(sizes[node.input[0]], run))) for node in known}
         others = [node for node in nodes if not any(node is k for k in known)]
         try:
             runs.append(constants_pass.fold(others, {**constants, **given}))
@@ -79,6 +78,16 @@ def with_nodes(model, nodes, constants):
 
 
 BATCH = object()  # the batch axis, in the dims static_sizes gives
+FREE_STEPS = (5, 7)  # an axis the file leaves free (a sequence length), per run, where a pass gives it a size
+
+
+def concrete(dims, run: int, free: bool = False):
+    """``dims`` from ``static_sizes`` as the sizes of run ``run`` (an index into BATCHES): the batch is
+    BATCHES[run]; a named free axis is FREE_STEPS[run] with ``free``, else the dims have no concrete sizes
+    (None)."""
+    if dims is None or not free and any(isinstance(d, str) for d in dims):
+        return None
+    return tuple(BATCHES[run] if d is BATCH else FREE_STEPS[run] if isinstance(d, str) else int(d) for d in dims)
 
 
 def static_sizes(model, symbolic: bool = False) -> dict:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from .layout_trace import Tracer, Untraceable, indices, without_dead
-from .shape_pass import BATCH, BATCHES
+from .shape_pass import BATCH, BATCHES, concrete
 from .wiring import Wiring, int_attr
 
 
@@ -36,7 +36,8 @@ def fold(nodes: list, constants: dict, graph_outputs: set, sizes: dict) -> tuple
             arithmetic.update(tracer.arithmetic)
     kept = [replaced.get(id(n), n) for n in nodes if replaced.get(id(n), n) is not None]
     dropped = [n for n in nodes if id(n) in replaced] + list(arithmetic.values())
-    return without_dead(kept, arithmetic, graph_outputs), {name for n in dropped for name in n.input if name in constants}
+    consumed = {name for n in dropped for name in n.input if name in constants}
+    return without_dead(kept, arithmetic, graph_outputs), consumed
 
 
 def candidates(nodes: list) -> bool:
@@ -57,10 +58,10 @@ def _flattened(gather, wiring):
 def _identity(tracer, gather, dims, sizes) -> bool:
     runs = (0,) if BATCH not in dims else range(len(BATCHES))
     for run in runs:
-        shape = [BATCHES[run] if d is BATCH else d for d in dims]
-        if any(not isinstance(d, int) for d in shape):
+        shape = concrete(dims, run)
+        if shape is None:
             return False
-        tracer.shape_of = lambda name: _concrete(sizes.get(name), run)
+        tracer.shape_of = lambda name: concrete(sizes.get(name), run)
         try:
             index, identity = tracer.evaluate(gather.input[1], {}), indices(shape)  # within the folding budget
         except Untraceable:
@@ -68,8 +69,3 @@ def _identity(tracer, gather, dims, sizes) -> bool:
         if np.shape(index) != tuple(shape) or not np.array_equal(index, identity):
             return False
     return True
-
-
-def _concrete(dims, run):
-    return None if dims is None or any(isinstance(d, str) for d in dims) else \
-        [BATCHES[run] if d is BATCH else d for d in dims]
