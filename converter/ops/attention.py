@@ -249,6 +249,26 @@ class Attention(OpDef):
         expect_dim(layer.name, "embed_dim", embed, wq.shape[0])
         return [self.node(layer.name, layer.inputs[:3], layer.outputs, params, module.num_heads)]
 
+    def from_timm(self, layer):
+        """timm's ``Attention`` (ViT, DeiT): a packed ``qkv`` Linear split as (3, heads, head_dim), scaled dot-product
+        attention, then ``proj``. Read only for timm's class, with no norm on q, k or the output and no gate."""
+        module, w = layer.module, layer.weights
+        if type(module).__module__ not in TIMM_ATTENTION_MODULES:
+            raise Unsupported(f"layer '{layer.name}' (Attention): not timm's class, so what it computes is unknown")
+        extras = [name for name in ("q_norm", "k_norm", "norm") if type(getattr(module, name, None)).__name__ not in
+                  ("Identity", "NoneType")] + (["gate"] if getattr(module, "gate", None) is not None else [])
+        heads, head_dim = int(module.num_heads), int(module.head_dim)
+        if extras or abs(float(module.scale) - head_dim ** -0.5) > 1e-6 * head_dim ** -0.5:
+            raise Unsupported(f"layer '{layer.name}' (timm Attention): {', '.join(extras) or f'scale {module.scale}'}"
+                              " not converted")
+        wq, wk, wv = np.split(w["qkv.weight"], 3)
+        params = {"wq": wq, "wk": wk, "wv": wv, "wo": w["proj.weight"]}
+        if "qkv.bias" in w or "proj.bias" in w:  # a bias left out is zeros, which computes the same
+            params["bq"], params["bk"], params["bv"] = np.split(w.get("qkv.bias", np.zeros(3 * len(wq), np.float32)), 3)
+            params["bo"] = w.get("proj.bias", np.zeros(len(params["wo"]), np.float32))
+        expect_dim(layer.name, "heads x head_dim", heads * head_dim, wq.shape[0])
+        return [self.node(layer.name, layer.inputs[:3], layer.outputs, params, heads)]
+
     def from_explicit(self, layer):
         """A generated module's ``ExplicitAttention``, read only when its class is exactly wconv's text."""
         from ..adapters.torch.cells import is_helper_class  # not above: the adapters import this op table
@@ -334,4 +354,6 @@ ATTENTION = register_op(Attention())
 register_keras("MultiHeadAttention", ATTENTION)
 register_torch_module("MultiheadAttention", ATTENTION.from_torch)
 register_torch_module("ExplicitAttention", ATTENTION.from_explicit)
+register_torch_module("Attention", ATTENTION.from_timm)  # kept whole by tracing.py only for timm's class
+TIMM_ATTENTION_MODULES = ("timm.layers.attention", "timm.models.vision_transformer")
 register_onnx("WconvAttention", ATTENTION.from_onnx)  # made by adapters/onnx/attention_pass.py, never read from files

@@ -63,6 +63,12 @@ class Flatten(OpDef):
 
     def from_torch_function(self, call):
         start, end = call.argument("start_dim", 1, 0), call.argument("end_dim", 2, -1)
+        shape = call.input_shapes[0]
+        if shape is not None and start >= 2 and end in (-1, len(shape) - 1) and None not in shape[1:]:
+            from .reshape import RESHAPE  # x.flatten(2): (n, c, h, w) -> (n, c, h * w), a reshape keeping the batch
+
+            return [RESHAPE.node(call.name, call.inputs[:1], call.outputs, shape,
+                                 [*shape[1:start], math.prod(shape[start:])])]
         if start != 1 or end != -1:
             raise Unsupported(f"'{call.name}': flatten(start_dim={start}, end_dim={end}); only start_dim=1 converts")
         return [self.node(call.name, call.inputs[:1], call.outputs)]

@@ -18,6 +18,23 @@ from .recurrent_states import final_states, handed_on, initial_states, is_item, 
 
 RECURRENT_MODULES = {"LSTM", "GRU", "RNN", "ExplicitRecurrent"}  # the last: cells.py
 ATTENTION_MODULES = {"MultiheadAttention"}
+# Library classes traced whole and read by their weights: what they compute is known (ops/attention.py checks the
+# rest of their configuration). Self-attention: called with the one sequence.
+LIBRARY_MODULES = {"timm.layers.attention.Attention", "timm.models.vision_transformer.Attention"}
+SELF_ATTENTION_MODULES = {"Attention"}
+
+
+def is_library_module(module) -> bool:
+    return f"{type(module).__module__}.{type(module).__qualname__}" in LIBRARY_MODULES
+
+
+def self_attention_call(fx_node) -> list[str]:
+    """The query, key and value names of ``attn(x)`` (all ``x``); a mask or ``is_causal`` is refused."""
+    options = [f"{key}={value!r}" for key, value in fx_node.kwargs.items() if value not in (None, False)]
+    if len(fx_node.args) != 1 or options or not hasattr(fx_node.args[0], "name"):
+        raise Unsupported(f"layer '{fx_node.target}' (Attention): called with "
+                          f"{', '.join(options) or 'arguments other than one sequence'}; not converted")
+    return [fx_node.args[0].name] * 3
 
 
 @dataclass

@@ -101,6 +101,9 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
             elif layer.class_name == "ExplicitAttention":  # wconv's helper (cells.py): query, key, value in
                 layer.inputs = [getattr(a, "name", a) for a in fx_node.args[:4]]
                 layer.input_shapes = shapes.of(layer.inputs)
+            elif layer.class_name in patterns.SELF_ATTENTION_MODULES:
+                layer.inputs = patterns.self_attention_call(fx_node)
+                layer.input_shapes = shapes.of(layer.inputs)
             elif layer.class_name in patterns.ATTENTION_MODULES:
                 layer.inputs, output, absorbed = patterns.attention_call(fx_node)
                 layer.outputs, layer.input_shapes = [output.name], shapes.of(layer.inputs)
