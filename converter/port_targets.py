@@ -61,6 +61,8 @@ def _load_keras(path):
     from .frameworks import require
 
     keras = require("keras")
+    from . import keras_layers  # noqa: F401  (a model wconv wrote may hold wconv's own layers)
+
     return keras.saving.load_model(path, compile=False, safe_mode=True)  # the user's own model file
 
 

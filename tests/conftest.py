@@ -33,6 +33,7 @@ def torch():
 def run_keras(path, x):
     """Canonical (channels-first) input and output; Keras sees channels-last."""
     import keras
+    import converter.keras_layers  # noqa: F401  (wconv's own layers, in ViT ports)
 
     return run_keras_model(keras.saving.load_model(path, compile=False), x)
 

@@ -36,10 +36,13 @@ def export(model, x, path, how):
 
 @pytest.mark.parametrize("target", ["torch", "keras"])
 @pytest.mark.parametrize("how", EXPORTS)
-@pytest.mark.parametrize("name", ["ConvBnPool", "DepthwiseGlobal", "ChannelShuffle", "ChannelsLastHead"])
+@pytest.mark.parametrize("name", ["ConvBnPool", "DepthwiseGlobal", "ChannelShuffle", "ChannelsLastHead",
+                                  "PatchTransformer"])
 def test_torch_onnx_exports_read_back(name, how, target, tmp_path):
     """ChannelShuffle: its reshape targets are Shape arithmetic in the file (shape_pass.py), its chunk Slices.
-    ChannelsLastHead: the dynamo exporter's as_strided, a flat Reshape and a Gather (strided_pass.py)."""
+    ChannelsLastHead: the dynamo exporter's as_strided, a flat Reshape and a Gather (strided_pass.py).
+    PatchTransformer: class tokens as an Expand (its target computed with Where/Equal by TorchScript) into a Concat
+    (tokens_pass.py), a position table added, attention, ``x[:, 0]`` as a Gather."""
     cls = getattr(torch_convnets, name, None) or getattr(torch_idioms, name)
     model = torch_convnets.seeded(cls(), seed=2)
     x = np.random.default_rng(5).standard_normal((3, *cls.input_shape)).astype(np.float32)

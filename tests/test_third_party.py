@@ -16,17 +16,22 @@ from third_party import import_timm, import_torchvision
 from torch_convnets import seeded
 
 SIZE = (3, 96, 128)  # channels first, h != w
-SIZES = {"vgg11_bn": (3, 224, 224), "inception_v3": (3, 107, 139)}  # VGG's adaptive pool needs 7 | 224 / 32
+SIZES = {"vgg11_bn": (3, 224, 224), "inception_v3": (3, 107, 139),  # VGG's adaptive pool needs 7 | 224 / 32
+         "vit_b_16": (3, 96, 96)}  # torchvision's ViT takes square images of its image_size
+# arguments a model needs for the input size (a ViT's position table has one row per patch)
+MODEL_ARGS = {"vit_b_16": {"image_size": 96}, "vit_tiny_patch16_224": {"img_size": SIZE[1:]},
+              "deit_tiny_distilled_patch16_224": {"img_size": SIZE[1:]}}
 
 TORCHVISION_FAST = ["mobilenet_v3_small", "shufflenet_v2_x0_5", "squeezenet1_0"]
-TORCHVISION_SLOW = ["alexnet", "convnext_tiny", "densenet121", "efficientnet_b0", "efficientnet_v2_s", "googlenet",
+TORCHVISION_SLOW = ["vit_b_16", "alexnet", "convnext_tiny", "densenet121", "efficientnet_b0", "efficientnet_v2_s", "googlenet",
                     "inception_v3", "mnasnet0_5", "mobilenet_v2", "regnet_x_400mf", "regnet_y_400mf", "resnet18",
                     "resnext50_32x4d", "vgg11_bn", "wide_resnet50_2"]
-TIMM_FAST = ["ghostnet_100", "mixnet_s", "convnext_atto"]
+TIMM_FAST = ["ghostnet_100", "mixnet_s", "convnext_atto", "vit_tiny_patch16_224"]
 TIMM_SLOW = ["resnet18", "resnet50d", "efficientnet_b0", "mobilenetv3_large_100", "regnety_002", "densenet121",
              "rexnet_100", "dla34", "cspresnet50", "hrnet_w18_small", "resnext26ts", "efficientnetv2_rw_t",
              "regnetz_b16", "resnetv2_50", "repvgg_a0", "mobileone_s0", "lcnet_050", "selecsls42", "dpn68",
-             "res2net50_26w_4s", "xception41", "seresnext26d_32x4d", "gernet_s", "cspdarknet53", "ese_vovnet19b_dw"]
+             "res2net50_26w_4s", "xception41", "seresnext26d_32x4d", "gernet_s", "cspdarknet53", "ese_vovnet19b_dw",
+             "deit_tiny_distilled_patch16_224"]
 # model -> why wconv refuses it (a part of the refusal's message)
 TORCH_REFUSED = {
     ("torchvision", "swin_t"): "direct use of the tensor",  # relative position bias tables, indexed
@@ -36,7 +41,6 @@ TORCH_REFUSED = {
     ("timm", "nf_resnet26"): "computed in forward()",  # weight standardization
     ("timm", "skresnet18"): "torch.stack",  # selective-kernel attention sums a stack of branches
     ("timm", "tresnet_m"): "rank 6",  # space-to-depth
-    ("timm", "vit_tiny_patch16_224"): "direct use of the tensor 'cls_token'",  # and pos_embed
 }
 
 
@@ -45,9 +49,9 @@ def torch_model(library: str, name: str):
     if library == "torchvision":
         models = import_torchvision().models
         args = {"num_classes": 10, **({"aux_logits": False, "init_weights": False}
-                                      if name in ("googlenet", "inception_v3") else {})}
+                                      if name in ("googlenet", "inception_v3") else {}), **MODEL_ARGS.get(name, {})}
         return getattr(models, name)(**args), f"torchvision.models:{name}", args
-    args = {"model_name": name, "num_classes": 10}
+    args = {"model_name": name, "num_classes": 10, **MODEL_ARGS.get(name, {})}
     return import_timm().create_model(**args), "timm:create_model", args
 
 

@@ -86,8 +86,13 @@ class Embedding(OpDef):
         builder.node("Gather", [table, node.inputs[0]], node.outputs, node.name, axis=0)
 
     def from_onnx(self, onnx_node, context):
+        """A lookup in a constant table; a scalar index on axis 1 of a value is one step of it (select.py)."""
+        from .select import SELECT
+
         name = context.name(onnx_node)
         axis = context.attrs(onnx_node).get("axis", 0)
+        if onnx_node.input[0] not in context.initializers and (step := SELECT.from_onnx_gather(onnx_node, context)):
+            return step
         if axis != 0 or onnx_node.input[0] not in context.initializers:
             raise Unsupported(f"Gather '{name}': only a lookup in a constant table (data an initializer, axis=0) "
                               "converts")

@@ -13,6 +13,7 @@ from .base import Convention, KerasSpec, OpDef
 from .affine import AFFINE, FORMS
 from .batchnorm import from_onnx_shift
 from .layer_scale import LAYER_SCALE
+from .tokens import POSITION_EMBEDDING
 from .registry import register_keras, register_onnx, register_op, register_torch_function
 from .. import views
 from ..relayout import SAME
@@ -122,6 +123,10 @@ class Merge(OpDef):
             scaled = LAYER_SCALE.from_onnx_mul(onnx_node, context, constants[0])  # a scale per channel
             if scaled is not None:
                 return scaled
+        if onnx_node.op_type == "Add" and len(constants) == 1 and len(onnx_node.input) == 2:
+            embedded = POSITION_EMBEDDING.from_onnx_add(onnx_node, context, constants[0])  # a table per step
+            if embedded is not None:
+                return embedded
         if onnx_node.op_type in ("Add", "Sub") and len(constants) == 1 and len(onnx_node.input) == 2:
             shifted = from_onnx_shift(onnx_node, context, constants[0])  # a shift per channel
             if shifted is not None:
@@ -200,6 +205,10 @@ class Concatenate(OpDef):
         builder.node("Concat", node.inputs, node.outputs, node.name, axis=node.attrs["axis"])
 
     def from_onnx(self, onnx_node, context):
+        constants = [name for name in onnx_node.input if name in context.initializers]
+        if constants:
+            raise Unsupported(f"Concat '{context.name(onnx_node)}' with the constant {constants}: only tensors from "
+                              "other layers convert, and class tokens (the same rows for every sample, first)")
         shape = context.shape(onnx_node.input[0])
         return [self.node(context.name(onnx_node), list(onnx_node.input), list(onnx_node.output),
                           context.attrs(onnx_node)["axis"], len(shape) if shape else None)]

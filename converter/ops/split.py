@@ -185,14 +185,16 @@ def read_onnx_slice(onnx_node, context):
 
 def read_indexing(call):
     """``x[...]``: a crop of every spatial axis (what a transposed conv's padding reads back as), else a slice of
-    one axis."""
+    one axis, else one step (``x[:, 0]``)."""
+    from .select import SELECT
+
     try:
         return CROP.from_torch_function(call)
     except Unsupported:
-        sliced = SPLIT.from_torch_slice(call)
-        if sliced is None:
+        read = SPLIT.from_torch_slice(call) or SELECT.from_torch_index(call)
+        if read is None:
             raise
-        return sliced
+        return read
 
 
 SPLIT = register_op(Split())

@@ -32,6 +32,8 @@ def private_temp_folder():
 
 def load(path) -> Runner:
     keras = require("keras")
+    from .. import keras_layers  # noqa: F401  (registers wconv's own layers, which a ViT port holds)
+
     try:
         with private_temp_folder():
             model = keras.saving.load_model(path, safe_mode=True, compile=False)

@@ -174,8 +174,9 @@ def _call_inputs(call) -> list[str]:
                     for ref in _references(keywords[key])]
 
 
-# Plain call arguments that change what a layer computes and that wconv converts -> their types: MultiHeadAttention's causal mask, ops.pad's fill value
-CALL_OPTIONS = {"use_causal_mask": bool, "constant_values": (int, float)}
+# Plain call arguments that change what a layer computes and that wconv converts -> their types: MultiHeadAttention's
+# causal mask, ops.pad's fill value, ops.take's index
+CALL_OPTIONS = {"use_causal_mask": bool, "constant_values": (int, float), "indices": int}
 
 
 def _call_keywords(call) -> dict:

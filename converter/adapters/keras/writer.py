@@ -116,7 +116,9 @@ def is_keras3_only(class_name) -> bool:
     return isinstance(class_name, str) and (class_name.startswith("ops.") or class_name in SHIPPED_ELSEWHERE)
 
 
-SHIPPED_ELSEWHERE = {"LayerScale": "keras.src.applications.convnext:LayerScale"}  # class -> module:class
+SHIPPED_ELSEWHERE = {"LayerScale": "keras.src.applications.convnext:LayerScale",  # class -> module:class
+                     "ClassTokens": "converter.keras_layers:ClassTokens",
+                     "PositionEmbedding": "converter.keras_layers:PositionEmbedding"}
 
 
 def _can_fold(keras, spec, activation_spec) -> bool:
@@ -125,7 +127,8 @@ def _can_fold(keras, spec, activation_spec) -> bool:
 
 
 def write(graph: Graph, path: str | PathLike) -> None:
-    """Save the IR as a Keras file that ``keras.saving.load_model`` opens with no custom objects."""
+    """Save the IR as a Keras file that ``keras.saving.load_model`` opens with no custom objects; a model with
+    class tokens or a position table holds wconv's own layers, which ``import converter.keras_layers`` registers."""
     if str(path).lower().endswith((".h5", ".hdf5")):
         _refuse_keras3_only(graph)
     model = build(graph)
@@ -140,8 +143,8 @@ def _refuse_keras3_only(graph: Graph) -> None:
     found = sorted(name for name, spec in _specs(graph).items() if spec is not None and
                    (is_keras3_only(spec.class_name) or spec.pre is not None and is_keras3_only(spec.pre.class_name)))
     if found:
-        raise Unsupported(f"layer(s) {found} need Keras 3 (operation nodes, keras.applications' LayerScale), which a "
-                          "legacy .h5 cannot hold for Keras 2; write .keras")
+        raise Unsupported(f"layer(s) {found} need Keras 3 (operation nodes, keras.applications' LayerScale, wconv's own "
+                          "layers), which a legacy .h5 cannot hold for Keras 2; write .keras")
 
 
 def keras_name(name: str) -> str:

@@ -11,7 +11,7 @@ from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
 from . import attention_pass, constants as constants_pass, gelu_pass, groupnorm_pass, layernorm_pass, recurrent_pass
-from . import shape_pass, strided_pass, transpose_pass
+from . import shape_pass, strided_pass, tokens_pass, transpose_pass
 from . import external_data, tensors
 from .context import OnnxContext
 
@@ -52,12 +52,15 @@ def _read(path) -> Graph:
     onnx_nodes, constants, consumed = constants_pass.fold(list(model.graph.node), initializers)
     onnx_nodes, constants, folded = shape_pass.fold(model, onnx_nodes, constants)  # Shape arithmetic, per sizes
     consumed |= folded
-    wanted = attention_pass.candidates(onnx_nodes) or strided_pass.candidates(onnx_nodes)
+    wanted = attention_pass.candidates(onnx_nodes) or strided_pass.candidates(onnx_nodes) or \
+        tokens_pass.candidates(onnx_nodes, constants)
     sizes = shape_pass.static_sizes(shape_pass.with_nodes(model, onnx_nodes, constants), symbolic=True) \
         if wanted else {}  # before fusing makes non-ONNX nodes
     outputs = {o.name for o in model.graph.output}
     onnx_nodes, strided = strided_pass.fold(onnx_nodes, constants, outputs, sizes)  # dynamo's as_strided
     consumed |= strided
+    onnx_nodes, tokens = tokens_pass.fuse(onnx_nodes, constants, outputs, sizes)  # a ViT's class token
+    consumed |= tokens
     # attention first: its moves are read whole, before another pass moves a Transpose through a bias
     onnx_nodes, attention, fused_attention = attention_pass.fuse(onnx_nodes, constants, outputs, sizes)
     consumed |= fused_attention

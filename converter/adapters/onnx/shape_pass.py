@@ -38,7 +38,8 @@ def fold(model, nodes: list, constants: dict) -> tuple[list, dict, set]:
 def _fold_once(model, nodes: list, constants: dict):
     """(the nodes left, the constants with what folded), or None when nothing more folds."""
     sizes = static_sizes(model)
-    known = [node for node in nodes if node.op_type == "Shape" and node.input[0] in sizes]
+    known = [node for node in nodes if node.op_type == "Shape" and node.input[0] in sizes
+             and node.doc_string != BATCH_READ]
     if not known:
         return None
     runs = []
@@ -52,7 +53,11 @@ def _fold_once(model, nodes: list, constants: dict):
     (remaining, first, _), (_, second, _) = runs
     folded = {name: value for name, value in second.items() if name not in constants}
     kept, values = _kept(nodes, remaining, first, folded)
-    return None if len(kept) == len(nodes) else (kept, {**constants, **values})
+    made, parts = _batch_sized(values, _batch_source(model))
+    if len(kept) == len(nodes) and not made:
+        return None
+    values = {name: value for name, value in values.items() if not isinstance(value, BatchEntries)}
+    return [*made, *kept], {**constants, **values, **parts}
 
 
 SMALL = 64  # elements: a constant shape inference reads the values of (a shape, axes); larger ones only by shape
@@ -143,12 +148,58 @@ def _kept(nodes, remaining, first: dict, second: dict) -> tuple[list, dict]:
         kept |= grown
 
 
+BATCH_READ = "wconv: the batch size, read where an Expand needs it"  # a Shape node folding leaves alone
+
+
+class BatchEntries:
+    """An Expand target that is the batch at some entries and constant at the others (torch.onnx's
+    ``cls_token.expand(n, -1, -1)``): rewritten as the batch read from a graph input, concatenated with the
+    constants, which shape inference follows where it cannot follow the Where/Equal it was computed with."""
+
+    def __init__(self, value: np.ndarray, at: np.ndarray):
+        self.value, self.at = value, at
+
+
+def _batch_source(model) -> str | None:
+    """A graph input whose first axis is the batch (every input shares it, as the folding assumes)."""
+    initializers = {tensor.name for tensor in model.graph.initializer}
+    return next((i.name for i in model.graph.input if i.name not in initializers
+                 and len(i.type.tensor_type.shape.dim) > 0), None)
+
+
+def _batch_sized(values: dict, source: str | None) -> tuple[list, dict]:
+    """(the nodes computing each BatchEntries value: ``Slice(Shape(source), 0, 1)`` at its batch entries, its
+    constants between; the constants they read)."""
+    from onnx import helper
+
+    made, parts = [], {}
+    for name, value in values.items():
+        if not isinstance(value, BatchEntries) or source is None:
+            continue
+        batch = f"{name}/batch"
+        parts |= {f"{batch}/starts": np.array([0], np.int64), f"{batch}/ends": np.array([1], np.int64)}
+        parts |= {f"{name}/{index}": np.array([entry], np.int64)
+                  for index, (entry, at) in enumerate(zip(value.value, value.at)) if not at}
+        made += [helper.make_node("Shape", [source], [f"{batch}/shape"], name=f"{batch}/shape", doc_string=BATCH_READ),
+                 helper.make_node("Slice", [f"{batch}/shape", f"{batch}/starts", f"{batch}/ends"], [batch],
+                                  name=batch),
+                 helper.make_node("Concat", [batch if at else f"{name}/{index}" for index, at in enumerate(value.at)],
+                                  [name], name=name, axis=0)]
+    return made, parts
+
+
 def _batch_free(name, readers, first: dict, second: dict):
     """The folded value as a constant for any batch: equal in both runs, or a Reshape target whose first entry is
-    the batch; None when it depends on the batch otherwise."""
+    the batch, or an Expand target with the batch at some entries (BatchEntries); None when it depends on the
+    batch otherwise."""
     one, two = np.asarray(first[name]), np.asarray(second[name])
     if one.shape == two.shape and np.array_equal(one, two):
         return two
+    at = (one == BATCHES[0]) & (two == BATCHES[1]) if one.shape == two.shape and one.ndim == 1 else None
+    if at is not None and at.any() and np.array_equal(one[~at], two[~at]) and \
+            all(r.op_type == "Expand" and list(r.input).index(name) == 1 and np.ndim(first.get(r.input[0])) == one.size
+                for r in readers):  # a constant of the target's rank expanded over the batch (a class token)
+        return BatchEntries(two.astype(np.int64), at)
     reshape_target = all(r.op_type == "Reshape" and list(r.input).index(name) == 1 for r in readers)
     if reshape_target and one.ndim == 1 and one.shape == two.shape and [one[0], two[0]] == list(BATCHES) and \
             np.array_equal(one[1:], two[1:]):

@@ -1,7 +1,8 @@
 """Helper classes a generated module carries where no ``torch.nn`` layer computes what the source does.
 
 ``LayerScale``: a learned scale per channel (Keras' ConvNeXt LayerScale, timm's and torchvision's ``gamma``), which
-no nn layer holds.
+no nn layer holds. ``ClassTokens`` and ``PositionEmbedding``: a ViT's learned tokens and position table, which
+model libraries keep as bare parameters of the model.
 
 ``ExplicitAttention``: Keras' MultiHeadAttention often has a key_dim of its own (not E / heads), a value_dim
 apart from it, an output width of its own, or a causal mask; nn.MultiheadAttention takes none of these.
@@ -132,7 +133,32 @@ class LayerScale(nn.Module):
         return x * self.weight.reshape(-1, *[1] * (x.dim() - 2))
 '''
 
-HELPERS = {"ExplicitRecurrent": EXPLICIT_RECURRENT, "ExplicitAttention": EXPLICIT_ATTENTION, "LayerScale": LAYER_SCALE}
+CLASS_TOKENS = '''
+class ClassTokens(nn.Module):
+    """Learned tokens put before each sequence, as a ViT puts its class token before the patches."""
+
+    def __init__(self, count, features):
+        super().__init__()
+        self.tokens = nn.Parameter(torch.zeros(count, features))
+
+    def forward(self, x):
+        return torch.cat([self.tokens.expand(x.shape[0], -1, -1), x], dim=1)
+'''
+
+POSITION_EMBEDDING = '''
+class PositionEmbedding(nn.Module):
+    """A learned table added to each sequence, one row per step."""
+
+    def __init__(self, steps, features):
+        super().__init__()
+        self.table = nn.Parameter(torch.zeros(steps, features))
+
+    def forward(self, x):
+        return x + self.table
+'''
+
+HELPERS = {"ExplicitRecurrent": EXPLICIT_RECURRENT, "ExplicitAttention": EXPLICIT_ATTENTION, "LayerScale": LAYER_SCALE,
+           "ClassTokens": CLASS_TOKENS, "PositionEmbedding": POSITION_EMBEDDING}
 
 
 def _shape(text: str) -> str:

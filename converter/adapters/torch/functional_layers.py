@@ -29,6 +29,7 @@ class FunctionalLayer:
     counters: tuple = ()  # buffers of the weights' owner that only training reads (BatchNorm's batch count)
     bind: Callable | None = None  # fx node -> (input, arguments) when the input is not the first argument, or None
     helper: str | None = None
+    named_by_weight: bool = False  # a bare parameter (a ViT's class token): the layer is named after its key
 
 
 def _batch_norm(a, shape):
@@ -89,15 +90,62 @@ def _bind_scale(fx_node):
     return None
 
 
+def _bind_tokens(fx_node):
+    """``torch.cat([p.expand(n, -1, -1), ..., x], dim=1)`` with each ``p`` a parameter: (x, {tokens_k: p})."""
+    items = fx_node.args[0] if fx_node.args else fx_node.kwargs.get("tensors")
+    dim = fx_node.args[1] if len(fx_node.args) > 1 else fx_node.kwargs.get("dim", 0)
+    if not isinstance(items, (list, tuple)) or len(items) < 2 or dim != 1 or len(items) > len(TOKEN_ARGUMENTS) + 1:
+        return None
+    *tokens, value = items
+    if not hasattr(value, "op") or parameter(value) is not None or \
+            not all(_is_expand(item) and parameter(item) is not None for item in tokens):
+        return None
+    return value, dict(zip(TOKEN_ARGUMENTS, tokens))
+
+
+def _bind_table(fx_node):
+    """``x + p`` or ``p + x`` with ``p`` a parameter: (x, {"table": p})."""
+    if len(fx_node.args) != 2 or fx_node.kwargs:
+        return None
+    first, second = fx_node.args
+    for value, weight in ((first, second), (second, first)):
+        if hasattr(value, "op") and parameter(value) is None and getattr(weight, "op", None) == "get_attr":
+            return value, {"table": weight}
+    return None
+
+
+TOKEN_ARGUMENTS = ("tokens", "tokens_1", "tokens_2")  # a class token, a distillation token, register tokens
+
+
 def parameter(value):
-    """The get_attr node when ``value`` is a parameter or buffer, directly or through a reshape/view with constant
-    sizes (``self.gamma.reshape(1, -1, 1, 1)``); else None."""
+    """The get_attr node when ``value`` is a parameter or buffer, directly, through a reshape/view with constant
+    sizes (``self.gamma.reshape(1, -1, 1, 1)``), or expanded over the batch (``self.cls_token.expand(n, -1, -1)``);
+    else None."""
     if getattr(value, "op", None) == "get_attr":
         return value
-    if getattr(value, "op", None) == "call_method" and value.target in ("reshape", "view") and not value.kwargs \
-            and getattr(value.args[0], "op", None) == "get_attr" and _sizes(value) is not None:
+    if getattr(value, "op", None) == "call_method" and not value.kwargs and \
+            getattr(value.args[0], "op", None) == "get_attr" and \
+            (value.target in ("reshape", "view") and _sizes(value) is not None or _is_expand(value)):
         return value.args[0]
     return None
+
+
+def _is_expand(value) -> bool:
+    """``p.expand(n, -1, ...)``: only the first axis (the batch) grows; its size may be computed."""
+    if getattr(value, "op", None) != "call_method" or value.target != "expand" or value.kwargs:
+        return False
+    sizes = value.args[1:]
+    sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
+    return len(sizes) >= 2 and all(size == -1 for size in sizes[1:])
+
+
+def sizes_an_expand(fx_node) -> bool:
+    """Whether ``fx_node`` (``x.shape``, ``x.shape[0]``) is used only to give a parameter's expand its batch size:
+    it is read with that parameter."""
+    if fx_node.op not in ("call_function", "call_method") or not fx_node.users:
+        return False
+    return all(_is_expand(user) and parameter(user) is not None and fx_node in user.args[1:2]
+               or sizes_an_expand(user) for user in fx_node.users)
 
 
 def _sizes(reshape) -> tuple | None:
@@ -141,6 +189,10 @@ FUNCTIONAL_LAYERS: dict[str, FunctionalLayer] = {
        for rank in (1, 2, 3)},
     **{name: FunctionalLayer(("weight",), ("weight",), None, {}, bind=_bind_scale, helper="LayerScale")
        for name in ("operator.mul", "torch.mul", "mul")},
+    **{name: FunctionalLayer(TOKEN_ARGUMENTS, TOKEN_ARGUMENTS, None, {}, bind=_bind_tokens, helper="ClassTokens",
+                             named_by_weight=True) for name in ("torch.cat", "torch.concat")},
+    **{name: FunctionalLayer(("table",), ("table",), None, {}, bind=_bind_table, helper="PositionEmbedding",
+                             named_by_weight=True) for name in ("operator.add", "torch.add", "add")},
 }
 
 
@@ -186,7 +238,8 @@ def weight_arrays(fx_node, layer: FunctionalLayer, state: dict) -> dict:
     arrays = {}
     for argument, key in weight_keys(fx_node, layer).items():
         value = named[argument]
-        arrays[argument] = state[key] if value.op == "get_attr" else state[key].reshape(_sizes(value))
+        reshaped = value.op == "call_method" and value.target in ("reshape", "view")
+        arrays[argument] = state[key].reshape(_sizes(value)) if reshaped else state[key]
     return arrays
 
 

@@ -177,7 +177,19 @@ def _layer_calls(traced):
         if fx_node.op == "call_module":
             yield fx_node, fx_node.target
         elif (functional := _functional(fx_node)) is not None:
-            yield fx_node, _weight_owner(fx_node, functional) or fx_node.name
+            yield fx_node, _layer_path(fx_node, functional)
+
+
+def _layer_path(fx_node, functional) -> str:
+    """A functional layer's name: the module owning its weights, the key of a bare parameter it uses (a ViT's
+    ``class_token``), else its fx name."""
+    if functional.named_by_weight:
+        try:
+            keys = functional_layers.weight_keys(fx_node, functional)
+        except Unsupported:
+            keys = {}
+        return next(iter(keys.values()), fx_node.name)
+    return _weight_owner(fx_node, functional) or fx_node.name
 
 
 def _functional(fx_node):
@@ -205,7 +217,10 @@ def _weight_owner(fx_node, functional) -> str | None:
 
 def _only_weight(fx_node) -> bool:
     """Whether a parameter or buffer (or its reshape, ``self.gamma.reshape(1, -1, 1, 1)``) is used only as
-    functional layers' weights, not in arithmetic of its own: it is read with them."""
+    functional layers' weights, not in arithmetic of its own: it is read with them. So is the batch size read
+    to expand a parameter over the batch (``x.shape[0]``)."""
+    if functional_layers.sizes_an_expand(fx_node):
+        return True
     if fx_node.op != "get_attr" and functional_layers.parameter(fx_node) is None:
         return False
 
@@ -232,7 +247,7 @@ def refuse_unsupported(traced) -> None:
             except Unsupported as error:
                 problems.append(str(error))
                 continue
-            owner = _weight_owner(fx_node, functional)
+            owner = _layer_path(fx_node, functional)
             if keys and calls.pop(owner, 1) > 1:
                 problems.append(f"'{fx_node.name}' ({function_name(fx_node)} with the weights of '{owner}', called "
                                 "more than once: shared weights are not supported)")
