@@ -24,9 +24,9 @@ RESERVED = {"self", "torch", "nn", "F", "x", "float", "super"}
 
 # The callables generated code may reach through torch, F and tensors (what the op table writes).
 TORCH_FUNCTIONS = {"flatten", "stack", "cat", "amax", "mean", "maximum", "minimum", "relu", "sigmoid", "tanh",
-                   "selu", "softmax", "flip", "split", "clamp"}
-FUNCTIONAL = {"relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "selu", "softplus", "leaky_relu", "relu6", "silu",
-              "hardswish", "hardsigmoid", "mish", "pad", "interpolate", "scaled_dot_product_attention"}
+                   "selu", "softmax", "log_softmax", "flip", "split", "clamp"}
+FUNCTIONAL = {"relu", "sigmoid", "tanh", "softmax", "log_softmax", "gelu", "elu", "selu", "softplus", "leaky_relu",
+              "relu6", "silu", "hardswish", "hardsigmoid", "mish", "pad", "interpolate", "scaled_dot_product_attention"}
 TENSOR_METHODS = {"permute", "reshape", "mean", "flatten", "unflatten", "transpose", "sum", "prod"}
 NAMESPACES = {"torch": TORCH_FUNCTIONS.__contains__, "F": FUNCTIONAL.__contains__,
               "nn": lambda name: name[:1].isupper() and name.isidentifier()}  # nn.<Module class>

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-ACTIVATIONS = ["relu", "sigmoid", "tanh", "softmax", "gelu", "elu", "selu", "softplus", "leaky_relu", "linear",
+ACTIVATIONS = ["relu", "sigmoid", "tanh", "softmax", "log_softmax", "gelu", "elu", "selu", "softplus", "leaky_relu", "linear",
                "relu6", "silu", "hard_silu", "mish"]
 
 
@@ -48,7 +48,7 @@ def keras_mlp(keras, sizes=(7, 5, 3), activation="relu", fused=True, use_bias=Tr
 
 # -- ONNX --------------------------------------------------------------------------
 ONNX_ACTIVATIONS = {"relu": ("Relu", {}), "sigmoid": ("Sigmoid", {}), "tanh": ("Tanh", {}),
-                    "softmax": ("Softmax", {"axis": -1}), "gelu": ("Gelu", {}), "elu": ("Elu", {"alpha": 0.7}),
+                    "softmax": ("Softmax", {"axis": -1}), "log_softmax": ("LogSoftmax", {"axis": -1}), "gelu": ("Gelu", {}), "elu": ("Elu", {"alpha": 0.7}),
                     "selu": ("Selu", {}), "softplus": ("Softplus", {}), "leaky_relu": ("LeakyRelu", {"alpha": 0.15}),
                     "linear": ("Identity", {}), "hard_silu": ("HardSwish", {}), "mish": ("Mish", {})}
 

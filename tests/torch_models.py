@@ -6,12 +6,14 @@ from torch import nn
 
 MODULES = {
     "relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh, "softmax": lambda: nn.Softmax(dim=-1),
+    "log_softmax": lambda: nn.LogSoftmax(dim=-1),
     "gelu": nn.GELU, "gelu_tanh": lambda: nn.GELU(approximate="tanh"), "elu": lambda: nn.ELU(alpha=0.7),
     "selu": nn.SELU, "softplus": nn.Softplus, "leaky_relu": lambda: nn.LeakyReLU(0.15), "linear": nn.Identity,
     "relu6": nn.ReLU6, "silu": nn.SiLU, "hard_silu": nn.Hardswish, "mish": nn.Mish,
 }
 FUNCTIONS = {
     "relu": torch.relu, "sigmoid": torch.sigmoid, "tanh": torch.tanh, "softmax": lambda x: F.softmax(x, dim=-1),
+    "log_softmax": lambda x: F.log_softmax(x, dim=-1),
     "gelu": F.gelu, "gelu_tanh": lambda x: F.gelu(x, approximate="tanh"), "elu": lambda x: F.elu(x, alpha=0.7),
     "selu": F.selu, "softplus": F.softplus, "leaky_relu": lambda x: F.leaky_relu(x, 0.15), "linear": lambda x: x,
     "relu6": F.relu6, "silu": F.silu, "hard_silu": F.hardswish, "mish": F.mish,

@@ -78,6 +78,8 @@ class Flatten(OpDef):
 
     def from_onnx(self, onnx_node, context):
         axis = context.attrs(onnx_node).get("axis", 1)
+        shape = context.shape(onnx_node.input[0])
+        axis = axis % len(shape) if shape is not None and axis < 0 else axis  # -3 of a rank-4 value is 1
         if axis != 1:
             raise Unsupported(f"Flatten '{context.name(onnx_node)}': axis={axis}; only axis=1 converts")
         return [self.node(context.name(onnx_node), [onnx_node.input[0]], list(onnx_node.output))]

@@ -29,7 +29,8 @@ class Upsample(OpDef):
         "torch": Convention(("Upsample", "F.interpolate"), {},
                             {"scale": "scale_factor", "mode": "mode='nearest' | 'bilinear', align_corners=False"}),
         "onnx": Convention(("Resize",), {}, {"scale": "scales input",
-                                            "mode": "nearest (asymmetric, floor) | linear (half_pixel)"}),
+                                            "mode": "nearest (asymmetric, floor; or half_pixel, round) | "
+                                                    "linear (half_pixel)"}),
     }
 
     def output_shapes(self, node, input_shapes):
@@ -107,7 +108,11 @@ class Upsample(OpDef):
         name = context.name(onnx_node)
         mode = {"nearest": "nearest", "linear": "bilinear"}.get(attrs.get("mode", "nearest"))
         transform = attrs.get("coordinate_transformation_mode", "half_pixel")
-        exact = {"nearest": {("asymmetric", "floor")},
+        # For a whole factor s, output i of a half-pixel nearest Resize reads k + (r - (s - 1) / 2) / s, for i = k s + r:
+        # within half a pixel of k, so either rounding gives k, which is what asymmetric + floor (torch) gives.
+        halves = {(transform, rounding) for transform in ("half_pixel", "pytorch_half_pixel")
+                  for rounding in ("round_prefer_floor", "round_prefer_ceil")}
+        exact = {"nearest": {("asymmetric", "floor")} | halves,
                  "bilinear": {("half_pixel", None), ("pytorch_half_pixel", None)}}
         key = (transform, attrs.get("nearest_mode", "round_prefer_floor") if mode == "nearest" else None)
         if mode is None or key not in exact[mode]:

@@ -11,7 +11,7 @@ from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
 from . import attention_pass, constants as constants_pass, gelu_pass, groupnorm_pass, layernorm_pass, recurrent_pass
-from . import shape_pass, strided_pass, tokens_pass, transpose_pass
+from . import shape_pass, softmax_pass, strided_pass, tokens_pass, transpose_pass
 from . import external_data, tensors
 from .context import OnnxContext
 
@@ -68,7 +68,7 @@ def _read(path) -> Graph:
     consumed |= moved
     # Ops exporters spell out, each read back as the one op (the constants they used are not weights)
     onnx_nodes = layernorm_pass.fuse(onnx_nodes, constants, outputs)
-    for spelled_out in (groupnorm_pass, gelu_pass):
+    for spelled_out in (groupnorm_pass, gelu_pass, softmax_pass):
         onnx_nodes, fused = spelled_out.fuse(onnx_nodes, constants, outputs)
         consumed |= fused
     onnx_nodes, recurrent, plumbing = recurrent_pass.batch_first(onnx_nodes, constants, outputs)
