@@ -12,6 +12,10 @@ $(STAMP): pyproject.toml constraints.txt
 	# Keras 2 (tf_keras), for the Keras-2-era tests, and tf2onnx, for the tests of its ONNX files;
 	# --no-deps keeps tensorflow-cpu in place.
 	$(PY) -m pip install -q --no-deps -c constraints.txt tf-keras tf2onnx
+	# keras-hub, for its backbones (Functional subclasses): its tensorflow-text would replace tensorflow-cpu, so
+	# --no-deps, beside the three packages its import needs.
+	$(PY) -m pip install -q -c constraints.txt regex rich tokenizers
+	$(PY) -m pip install -q --no-deps -c constraints.txt keras-hub
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -46,12 +46,12 @@ def test_a_class_other_than_the_files_is_bad_input(saved, tmp_path):
     assert error.value.exit_code == 2
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("name, arguments", [
     ("ResNetBackbone", {"input_conv_filters": [64], "input_conv_kernel_sizes": [7], "stackwise_num_filters": [64, 16],
                         "stackwise_num_blocks": [1, 1], "stackwise_num_strides": [1, 2], "block_type": "basic_block"}),
-    ("DenseNetBackbone", {"stackwise_num_repeats": [2, 2]}),
-    ("VGGBackbone", {"stackwise_num_repeats": [1, 1], "stackwise_num_filters": [8, 16]}),
+    pytest.param("DenseNetBackbone", {"stackwise_num_repeats": [2, 2]}, marks=pytest.mark.slow),
+    pytest.param("VGGBackbone", {"stackwise_num_repeats": [1, 1], "stackwise_num_filters": [8, 16]},
+                 marks=pytest.mark.slow),
 ])
 def test_keras_hub_backbones(name, arguments, tmp_path, keras):
     keras_hub = pytest.importorskip("keras_hub")
