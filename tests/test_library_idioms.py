@@ -14,7 +14,8 @@ from conftest import RUNNERS, TARGET_SUFFIX, TESTS, assert_close, run_torch_mode
 from torch_convnets import seeded
 
 IDIOMS = TESTS / "torch_idioms.py"
-CONVERTED = ["LibraryLayers", "Splits", "CeilAvgPool", "LayerScales", "PaddedMaxPool", "Arithmetic"]
+CONVERTED = ["LibraryLayers", "Splits", "CeilAvgPool", "LayerScales", "PaddedMaxPool", "Arithmetic",
+             "StandardizedWeight"]
 
 
 def convert(name, tmp_path, target):
@@ -53,8 +54,18 @@ def test_functional_layers_keep_their_modules_names(tmp_path):
     assert ops["group"] == "groupnorm" and ops["linear"] == "dense"
 
 
+def test_a_weight_computed_from_parameters_is_stored_under_their_module(tmp_path):
+    """The standardized conv weight takes the conv's key (nothing else reads the raw one) and its layer the conv's
+    name; the Linear's doubled weight, whose raw one the Linear reads too, gets a key of its own."""
+    torch.save(seeded(torch_idioms.StandardizedWeight(), seed=4).state_dict(), tmp_path / "a.pt")
+    graph = converter.read(tmp_path / "a.pt", module=f"{IDIOMS}:StandardizedWeight",
+                           input_shape=torch_idioms.StandardizedWeight.input_shape)
+    ops = {node.name: node.op for node in graph.nodes}
+    assert ops["conv"] == "conv2d" and ops["head"] == "dense" and list(ops).count("head") == 1
+
+
 @pytest.mark.parametrize("name, message", [
-    ("ComputedWeight", "its weight is computed in forward()"),
+    ("InputDependentWeight", "its weight is computed in forward()"),
     ("BatchDependentShape", "'size' (size)"),
 ])
 def test_what_cannot_be_read_is_refused_by_name(name, message, tmp_path):

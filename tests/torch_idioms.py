@@ -91,8 +91,29 @@ class CeilAvgPool(nn.Module):
         return self.conv(self.pool(x))
 
 
-class ComputedWeight(nn.Module):
-    """Weight standardization: a weight computed in forward(), which wconv cannot store as a weight."""
+class StandardizedWeight(nn.Module):
+    """Weight standardization as timm's ScaledStdConv2d writes it (NF-ResNet): the conv's weight normalized per
+    output channel with F.batch_norm(training=True) and scaled by a learned gain, on every call; and a Linear whose
+    weight is a parameter times 2, which the Linear also reads raw (so the computed one gets a key of its own)."""
+
+    input_shape = (3, 6, 5)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.gain = nn.Parameter(torch.ones(4, 1, 1, 1))
+        self.head = nn.Linear(4, 4)
+
+    def forward(self, x):
+        out = self.conv.weight.shape[0]
+        weight = F.batch_norm(self.conv.weight.reshape(1, out, -1), None, None, weight=(self.gain * 0.5).view(-1),
+                              training=True, momentum=0.0, eps=1e-5).reshape_as(self.conv.weight)
+        x = F.conv2d(x, weight, self.conv.bias).mean((2, 3))
+        return self.head(x) + F.linear(x, self.head.weight * 2)
+
+
+class InputDependentWeight(nn.Module):
+    """A weight computed from the input (a dynamic convolution): not a weight at all, so refused by name."""
 
     input_shape = (3, 6, 5)
 
@@ -101,7 +122,7 @@ class ComputedWeight(nn.Module):
         self.conv = nn.Conv2d(3, 4, 3)
 
     def forward(self, x):
-        return F.conv2d(x, self.conv.weight * 2, self.conv.bias)
+        return F.conv2d(x, self.conv.weight * x.mean(), self.conv.bias)
 
 
 class BatchDependentShape(nn.Module):

@@ -15,7 +15,7 @@ from ...ops import OPS, TORCH_FUNCTIONS, TORCH_MODULES
 from ...ops.activations import Activation
 from ...progress import steps
 from ...shapes import Shapes, finish
-from . import functional_layers, patterns, static_shapes
+from . import computed_weights, functional_layers, patterns, static_shapes
 from .module import load_module
 from .state_dict import load_state_dict
 from .tracing import trace
@@ -75,6 +75,8 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
     given = input_shapes or ([input_shape] if input_shape else recorded)
     inputs = [Value(n.name, _input_shape(traced, n, shape)) for n, shape in zip(placeholders, given)]
     static_shapes.fold(traced, [v.shape[1:] for v in inputs], [_input_dtype(traced, n) for n in placeholders])
+    state = dict(state)  # with the weights forward() computes from parameters alone
+    computed = computed_weights.fold(traced, state)
     refuse_unsupported(traced)
     shapes = Shapes(inputs)
     outputs, nodes, used = [], [], set()
@@ -127,7 +129,8 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
         if fx_node.op in ("call_module", "call_function", "call_method"):
             shapes.add(created)
             nodes.extend(created)
-    unused = sorted(set(state) - used)
+    used |= {key for computed_key, keys in computed.items() if computed_key in used for key in keys}
+    unused = sorted(set(state) - used - set(computed))
     if unused:
         raise WeightMismatch(f"state_dict entries the module does not use: {unused}")
     graph = Graph(type(model).__name__, inputs, outputs, nodes, source={"format": "torch", "path": source})

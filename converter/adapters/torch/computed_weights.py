@@ -1,0 +1,134 @@
+"""Weights a module computes in forward() from its parameters alone, evaluated once from the file's tensors.
+
+timm's ``ScaledStdConv2d`` (NF-ResNet, NFNet) standardizes its weight on every call:
+``F.batch_norm(self.weight.reshape(1, out, -1), None, None, weight=self.gain * scale, training=True)``. That value
+depends on no input, so it is a weight like any other, only spelled as arithmetic. Here every traced value computed
+from parameters, buffers and constants alone, and read by a computation on the input, is evaluated with the
+state_dict's tensors (the model's own code, on the file's data), and the traced module reads it as a tensor of its
+own. The layer that takes it then reads as the plain layer it is.
+
+The computed tensor takes the key of the parameter it is computed from when nothing else reads that parameter
+(``stem.conv.weight``: so the layer keeps its name and validate its pairing), else a top-level key of its own. Every key it is
+computed from counts as used once it is.
+"""
+
+from __future__ import annotations
+
+from ...errors import Unsupported
+from ...frameworks import require
+from .functional_layers import parameter
+
+COMPUTED = "__computed"  # the suffix of a computed tensor's key when its source parameter has other readers
+
+
+def fold(traced, state: dict) -> dict:
+    """Fold ``traced`` in place; ``state`` (a dict of numpy arrays, changed in place) gets the computed tensors.
+    Returns computed key -> the state keys it was computed from."""
+    constant = _parameter_only(traced)
+    computed = {}
+    for node in list(traced.graph.nodes):
+        if node not in constant or node.op == "get_attr" or parameter(node) is not None or \
+                all(user in constant for user in node.users):
+            continue  # not a frontier: a plain parameter, a reshape the layers read themselves, or read further on
+        sources = _sources(node)
+        if not all(key in state for key in sources):
+            continue  # computed from tensors the file does not hold: the layer refuses it by name
+        value = _evaluate(node, traced, state)
+        key = _key(node, sources, tuple(value.shape), state)
+        state[key] = value.detach().numpy().copy()
+        _read_as_attribute(traced, node, key, value)
+        computed[key] = sources
+    traced.graph.eliminate_dead_code()
+    traced.recompile()
+    return computed
+
+
+def _parameter_only(traced) -> set:
+    """The nodes whose value depends on parameters, buffers and constants alone (no input, no module call)."""
+    found = set()
+    for node in traced.graph.nodes:
+        if node.op == "get_attr" or node.op in ("call_function", "call_method") and node.all_input_nodes and \
+                all(source in found for source in node.all_input_nodes):
+            found.add(node)
+    return found
+
+
+def _sources(node) -> list[str]:
+    """The get_attr keys ``node`` is computed from, in graph order."""
+    seen, stack, keys = set(), [node], []
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if current.op == "get_attr":
+            keys.append(current.target)
+        stack.extend(current.all_input_nodes)
+    return sorted(set(keys), key=keys.index)
+
+
+def _key(node, sources: list[str], shape: tuple, state: dict) -> str:
+    """The first source's key when every reader of that parameter is part of this computation and the result has
+    its shape, else a new key."""
+    first = sources[0]
+    if tuple(state[first].shape) != shape:
+        return _own_key(first)
+    getters = [n for n in node.graph.nodes if n.op == "get_attr" and n.target == first]
+    calls = [n for n in node.graph.nodes if n.op == "call_module" and first.startswith(f"{n.target}.")]
+    inside = _ancestors(node)
+    if not calls and all(user in inside or user is node for getter in getters for user in getter.users):
+        return first  # read nowhere else, by no module call of its owner either
+    return _own_key(first)
+
+
+def _own_key(source: str) -> str:
+    """A top-level key for a tensor computed from ``source``: not under the module that owns ``source``, whose own
+    call would otherwise seem to share its weights (``head_weight__computed`` beside ``head``)."""
+    return f"{source.replace('.', '_')}{COMPUTED}"
+
+
+def _ancestors(node) -> set:
+    found, stack = set(), list(node.all_input_nodes)
+    while stack:
+        current = stack.pop()
+        if current not in found:
+            found.add(current)
+            stack.extend(current.all_input_nodes)
+    return found
+
+
+def _evaluate(node, traced, state: dict):
+    """``node``'s value, its get_attr leaves taken from ``state``."""
+    torch = require("torch")
+    from torch.fx.node import map_arg
+
+    values = {}
+    order = [n for n in traced.graph.nodes if n in _ancestors(node) or n is node]
+    try:
+        with torch.no_grad():
+            for current in order:
+                if current.op == "get_attr":
+                    values[current] = torch.from_numpy(state[current.target].copy())
+                    continue
+                args = map_arg(current.args, values.__getitem__)
+                kwargs = map_arg(current.kwargs, values.__getitem__)
+                values[current] = current.target(*args, **kwargs) if current.op == "call_function" else \
+                    getattr(args[0], current.target)(*args[1:], **kwargs)
+    except Exception as error:  # the module's own arithmetic on the file's tensors
+        raise Unsupported(f"'{node.name}': a weight computed in forward() from {_sources(node)} could not be "
+                          f"evaluated ({type(error).__name__}: {error})") from None
+    if not isinstance(values[node], torch.Tensor):
+        raise Unsupported(f"'{node.name}': computed from parameters, but not a tensor")
+    return values[node]
+
+
+def _read_as_attribute(traced, node, key: str, value) -> None:
+    """Every use of ``node`` reads a get_attr of ``key`` instead (a buffer of the computed value on the traced
+    module, where it has no such attribute; the reader takes the values from the state)."""
+    owner, _, name = key.rpartition(".")
+    module = traced.get_submodule(owner) if owner else traced
+    if not hasattr(module, name):
+        module.register_buffer(name, value, persistent=False)
+    with traced.graph.inserting_before(node):
+        getter = traced.graph.get_attr(key)
+    node.replace_all_uses_with(getter)
