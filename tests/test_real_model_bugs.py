@@ -129,6 +129,10 @@ def onnx_case(name):
         "avgpool_pads_over_half_kernel_counted": (
             [helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[3, 3], pads=[2, 1, 2, 1],
                               count_include_pad=1)], [None, 3, 5, 6], [None, 3, 7, 6], [], 17),
+        # end padding only (TensorFlow's 'SAME' on an odd size), counted: torch's ceil_mode would not count it
+        "avgpool_end_pads_counted": (
+            [helper.make_node("AveragePool", ["x"], ["y"], kernel_shape=[2, 2], strides=[2, 2], pads=[0, 0, 1, 1],
+                              count_include_pad=1)], [None, 3, 5, 7], [None, 3, 3, 4], [], 17),
         "flatten_rank1": ([helper.make_node("Flatten", ["x"], ["y"], axis=1)], [None], [None, 1], [], 17),
         "conv_stride2_dilation2": ([helper.make_node("Conv", ["x", "W"], ["y"], strides=[2, 2], dilations=[2, 2])],
                                    [None, 3, 11, 12], [None, 4, 4, 4], [weight], 17),
@@ -145,7 +149,8 @@ def onnx_case(name):
 
 # case -> the targets it converts to (checked against onnxruntime); the others are refused with exit 3
 ONNX_CASES = {"pad_opset10": ["torch", "keras"], "maxpool_pads_over_half_kernel": ["torch", "keras"],
-              "avgpool_pads_over_half_kernel_counted": ["torch", "keras"], "flatten_rank1": [],
+              "avgpool_pads_over_half_kernel_counted": ["torch", "keras"],
+              "avgpool_end_pads_counted": ["torch", "keras"], "flatten_rank1": [],
               "conv_stride2_dilation2": ["torch"], "concat_axis0": [], "dropout_training_mode_input": []}
 
 

@@ -101,13 +101,16 @@ class Pool(OpDef):
     def _module_form(self, node, graph):
         """(padding, ceil_mode) for torch's pooling module when it can take the pads itself: symmetric ones of at
         most half the kernel, or those plus the end padding that ceil_mode adds (ResNet-D's AvgPool2d(2,
-        ceil_mode=True, count_include_pad=False) on odd sizes); else None."""
+        ceil_mode=True, count_include_pad=False) on odd sizes); else None. An average that counts the padding
+        cannot take the ceil_mode form: torch does not count a partial window's overhang, even then."""
         a, rank = node.attrs, self.rank
         pads, begins = a["pads"], a["pads"][:rank]
         if not all(p <= k // 2 for p, k in zip(begins, a["kernel"])):
             return None
         if padding.symmetric(pads):
             return begins, False
+        if self.kind == "avg" and a["count_include_pad"]:
+            return None
         sizes = padding.spatial(graph.shape(node.inputs[0]))
         ceil_pads = padding.ceil_mode_pads(node.name, sizes, a["kernel"], a["strides"], begins * 2) \
             if None not in sizes else None
