@@ -31,11 +31,10 @@ TIMM_SLOW = ["resnet18", "resnet50d", "efficientnet_b0", "mobilenetv3_large_100"
              "rexnet_100", "dla34", "cspresnet50", "hrnet_w18_small", "resnext26ts", "efficientnetv2_rw_t",
              "regnetz_b16", "resnetv2_50", "repvgg_a0", "mobileone_s0", "lcnet_050", "selecsls42", "dpn68",
              "res2net50_26w_4s", "xception41", "seresnext26d_32x4d", "gernet_s", "cspdarknet53", "ese_vovnet19b_dw",
-             "deit_tiny_distilled_patch16_224", "nf_resnet26", "nfnet_l0"]
+             "deit_tiny_distilled_patch16_224", "nf_resnet26", "nfnet_l0", "tf_efficientnet_b0", "tf_mixnet_s"]
 # model -> why wconv refuses it (a part of the refusal's message)
 TORCH_REFUSED = {
     ("torchvision", "swin_t"): "direct use of the tensor",  # relative position bias tables, indexed
-    ("timm", "tf_efficientnet_b0"): "cannot be traced by torch.fx",  # padding computed from x.shape in Python
     ("timm", "vgg11_bn"): "cannot be traced by torch.fx",  # a branch on x.shape
     ("timm", "mobilevit_xxs"): "cannot be traced by torch.fx",
     ("timm", "skresnet18"): "torch.stack",  # selective-kernel attention sums a stack of branches
@@ -77,6 +76,23 @@ def _cases(library, names, marks=()):
                          + _cases("timm", TIMM_SLOW, pytest.mark.slow))
 def test_torch_library_model(library, name, target, tmp_path):
     torch_port(library, name, target, tmp_path)
+
+
+@pytest.mark.parametrize("target", ["keras", "onnx", "torch"])
+def test_timm_tensorflow_same_padding_layers(target, tmp_path):
+    """timm's Conv2dSame, MaxPool2dSame and AvgPool2dSame compute TensorFlow's 'SAME' padding from the input's size
+    in forward(), where fx cannot trace: they are read whole, as the padded layers they are."""
+    import torch
+
+    import_timm()
+    from timm_layers import SamePadded
+
+    model = seeded(SamePadded(), seed=2)
+    torch.save(model.state_dict(), tmp_path / "a.pt")
+    out = tmp_path / f"b{TARGET_SUFFIX[target]}"
+    converter.convert(tmp_path / "a.pt", out, module="timm_layers:SamePadded", input_shape=SamePadded.input_shape)
+    x = np.random.default_rng(4).standard_normal((2, *SamePadded.input_shape)).astype(np.float32)
+    assert_close(run_torch_model(model, x), RUNNERS[target](out, x))
 
 
 @pytest.mark.slow

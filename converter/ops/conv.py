@@ -138,16 +138,23 @@ class Conv(OpDef):
             return f"{module}({args[0]})"
         return f"{module}(F.pad({args[0]}, {literal(padding.torch_pad_order(node.attrs['pads']))}))"
 
-    def from_torch(self, layer):
+    def from_torch(self, layer, pad_spec=None):
+        """An nn conv; ``pad_spec``: its padding where forward() pads otherwise (timm's Conv2dSame: 'same')."""
         module = layer.module
         if module.padding_mode != "zeros":
             raise Unsupported(f"layer '{layer.name}' ({layer.class_name}): padding_mode='{module.padding_mode}' "
                               "has no equivalent; only 'zeros' converts")
         params = self.params_from("torch", layer.weights, layer.name)
-        pad_spec = module.padding if isinstance(module.padding, str) else list(module.padding) * 2
+        if pad_spec is None:
+            pad_spec = module.padding if isinstance(module.padding, str) else list(module.padding) * 2
         input_shape = layer.input_shapes[0] if layer.input_shapes else None
         return [self.node(layer.name, layer.inputs, layer.outputs, params, input_shape, module.stride,
                           module.dilation, module.groups, pad_spec)]
+
+    def from_timm_same(self, layer):
+        """timm's ``Conv2dSame`` (its TF-ported models): TensorFlow's 'SAME' padding, which its forward() computes
+        from the input's size, then a conv with no padding of its own."""
+        return self.from_torch(layer, pad_spec="same")
 
     # -- ONNX -------------------------------------------------------------------------
     def to_onnx(self, node, builder):
@@ -249,4 +256,5 @@ for _rank, _op in CONVS.items():
     register_torch_module(f"Conv{_rank}d", _op.from_torch)
     if _rank < 3:
         register_keras(f"DepthwiseConv{_rank}D", _op)
+register_torch_module("Conv2dSame", CONVS[2].from_timm_same)  # kept whole by tracing.py for timm's class only
 register_onnx("Conv", from_onnx_conv)

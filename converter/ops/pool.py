@@ -149,8 +149,14 @@ class Pool(OpDef):
             raise Unsupported(f"layer '{layer.name}' ({layer.class_name}): divisor_override is not supported")
         shape = layer.input_shapes[0] if layer.input_shapes else None
         pads = padding.as_list(module.padding, self.rank) * 2
+        count_include_pad = getattr(module, "count_include_pad", False)
+        if layer.class_name.endswith("Same"):  # timm's: TensorFlow's 'SAME' padding computed in forward(), then
+            # pooled; an average counts that padding, which is zeros in the pooled input
+            kernel, stride = padding.as_list(module.kernel_size, self.rank), padding.as_list(module.stride, self.rank)
+            pads = padding.resolve(layer.name, "same", shape[2:] if shape else [None], kernel, stride, [1] * self.rank)
+            count_include_pad = True
         return [self.node(layer.name, layer.inputs, layer.outputs, shape, module.kernel_size, module.stride, pads,
-                          getattr(module, "count_include_pad", False), getattr(module, "ceil_mode", False))]
+                          count_include_pad, getattr(module, "ceil_mode", False))]
 
     # -- ONNX -------------------------------------------------------------------------
     def to_onnx(self, node, builder):
@@ -284,6 +290,8 @@ POOLS = {(kind, rank): register_op(Pool(kind, rank)) for kind in KINDS for rank 
 for _pool in POOLS.values():
     register_keras(_pool.keras_class, _pool)
     register_torch_module(_pool.torch_class, _pool.from_torch)
+for _kind in KINDS:  # timm's TF-'SAME' pools, kept whole by tracing.py for timm's classes only
+    register_torch_module(f"{POOLS[_kind, 2].torch_class}Same", POOLS[_kind, 2].from_torch)
 
 
 def from_onnx_pool(onnx_node, context):

@@ -18,9 +18,13 @@ from .recurrent_states import final_states, handed_on, initial_states, is_item, 
 
 RECURRENT_MODULES = {"LSTM", "GRU", "RNN", "ExplicitRecurrent"}  # the last: cells.py
 ATTENTION_MODULES = {"MultiheadAttention"}
-# Library classes traced whole and read by their weights: what they compute is known (ops/attention.py checks the
-# rest of their configuration). Self-attention: called with the one sequence.
-LIBRARY_MODULES = {"timm.layers.attention.Attention", "timm.models.vision_transformer.Attention"}
+# Library classes traced whole and read by their weights and configuration: what they compute is known
+# (ops/attention.py checks the rest of the attention's; timm's *Same layers pad as TensorFlow's 'SAME', which their
+# forward() computes from the input's size in Python, where fx cannot trace). Self-attention: called with the one
+# sequence.
+LIBRARY_MODULES = {"timm.layers.attention.Attention", "timm.models.vision_transformer.Attention",
+                   "timm.layers.conv2d_same.Conv2dSame", "timm.layers.pool2d_same.MaxPool2dSame",
+                   "timm.layers.pool2d_same.AvgPool2dSame"}
 SELF_ATTENTION_MODULES = {"Attention"}
 
 
