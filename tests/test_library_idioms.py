@@ -15,7 +15,7 @@ from torch_convnets import seeded
 
 IDIOMS = TESTS / "torch_idioms.py"
 CONVERTED = ["LibraryLayers", "Splits", "CeilAvgPool", "LayerScales", "PaddedMaxPool", "Arithmetic",
-             "StandardizedWeight"]
+             "StandardizedWeight", "ShiftPad"]
 
 
 def convert(name, tmp_path, target):
@@ -36,7 +36,7 @@ def test_library_idioms_convert(name, target, tmp_path):
 
 
 @pytest.mark.parametrize("via", ["keras", "onnx"])
-@pytest.mark.parametrize("name", ["Splits", "LayerScales", "PaddedMaxPool", "Arithmetic"])
+@pytest.mark.parametrize("name", ["Splits", "LayerScales", "PaddedMaxPool", "Arithmetic", "ShiftPad"])
 def test_read_back(name, via, tmp_path):
     """Keras' ops.split node and LayerScale, ONNX's Split and Mul by a (C, 1, 1) constant, read back into torch."""
     model, out, x = convert(name, tmp_path, via)

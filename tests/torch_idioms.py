@@ -276,3 +276,19 @@ class PatchTransformer(nn.Module):
             x = block(x)
         x = self.norm(x)
         return (self.head(x[:, 0]) + self.head_dist(x[:, 1])) / 2
+
+
+class ShiftPad(nn.Module):
+    """NASNet's shift: ZeroPad2d with negative pads, which crop the start while padding the end, before a strided
+    pool. Keras gets a Cropping2D then a ZeroPadding2D."""
+
+    input_shape = (3, 7, 6)
+
+    def __init__(self):
+        super().__init__()
+        self.pad = nn.ZeroPad2d((-1, 1, -2, 1))
+        self.pool = nn.AvgPool2d(1, stride=2, count_include_pad=False)
+        self.conv = nn.Conv2d(3, 4, 1)
+
+    def forward(self, x):
+        return self.conv(self.pool(self.pad(x)))

@@ -59,10 +59,16 @@ class Pad(OpDef):
         return [self.node(layer.name, layer.inputs, layer.outputs, pads, layer.call_options.get("constant_values"))]
 
     def to_keras(self, node, graph):
-        pads = node.attrs["pads"]
+        """ZeroPadding; a negative pad (torch's ZeroPad2d((-1, 1, -1, 1)), NASNet's shift) crops that end first."""
+        pads, rank = node.attrs["pads"], len(node.attrs["pads"]) // 2
+        if min(pads) < 0 and node.attrs["value"] != 0.0:
+            raise Unsupported(f"layer '{node.name}': -inf padding with negative pads {pads} has no Keras layer")
         if node.attrs["value"] != 0.0:  # -inf, before a max pool that does not take these pads itself
             return neg_inf_pad(pads)
-        return KerasSpec(f"ZeroPadding{len(pads) // 2}D", {"padding": padding.to_keras_pairs(pads)})
+        grown = KerasSpec(f"ZeroPadding{rank}D", {"padding": padding.to_keras_pairs([max(p, 0) for p in pads])})
+        if min(pads) < 0:
+            grown.pre = KerasSpec(f"Cropping{rank}D", {"cropping": padding.to_keras_pairs([max(-p, 0) for p in pads])})
+        return grown
 
     # -- torch ------------------------------------------------------------------------
     def torch_module(self, node, graph):

@@ -31,7 +31,8 @@ def build(graph: Graph):
             tensors[outputs[0]] = args[0]
             continue
         if spec.pre is not None:
-            pre = keras_class(keras, spec.pre.class_name)(name=keras_name(f"{name}_pad"), **spec.pre.config)
+            suffix = "crop" if spec.pre.class_name.startswith("Cropping") else "pad"
+            pre = keras_class(keras, spec.pre.class_name)(name=keras_name(f"{name}_{suffix}"), **spec.pre.config)
             args = [pre(args[0], **(spec.pre.call_options or {}))]
         layer = keras_class(keras, spec.class_name)(name=keras_name(name), **_config(keras, spec.config))
         result = _call(layer, spec, args)
