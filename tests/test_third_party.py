@@ -31,7 +31,8 @@ TIMM_SLOW = ["resnet18", "resnet50d", "efficientnet_b0", "mobilenetv3_large_100"
              "rexnet_100", "dla34", "cspresnet50", "hrnet_w18_small", "resnext26ts", "efficientnetv2_rw_t",
              "regnetz_b16", "resnetv2_50", "repvgg_a0", "mobileone_s0", "lcnet_050", "selecsls42", "dpn68",
              "res2net50_26w_4s", "xception41", "seresnext26d_32x4d", "gernet_s", "cspdarknet53", "ese_vovnet19b_dw",
-             "deit_tiny_distilled_patch16_224", "nf_resnet26", "nfnet_l0", "tf_efficientnet_b0", "tf_mixnet_s"]
+             "deit_tiny_distilled_patch16_224", "nf_resnet26", "nfnet_l0", "tf_efficientnet_b0", "tf_mixnet_s",
+             "nasnetalarge", "pnasnet5large"]
 # model -> why wconv refuses it (a part of the refusal's message)
 TORCH_REFUSED = {
     ("torchvision", "swin_t"): "direct use of the tensor",  # relative position bias tables, indexed
