@@ -44,7 +44,7 @@ def _read(path, format, module, module_args, input_shape) -> Graph:
     if kind == "keras":
         from .adapters import keras
 
-        return keras.read(path, module)
+        return keras.read(path, module, input_shape)
     if kind == "torch":
         if not module:
             from .adapters.torch.state_dict import load_state_dict

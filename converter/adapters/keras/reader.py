@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from os import PathLike
 from ...progress import steps
-from ...errors import Unsupported, WeightMismatch, about, quoted
+from ...errors import BadInput, Unsupported, WeightMismatch, about, quoted
 from ... import untrusted
 from ...ir import Graph, Value
 from ... import relayout, views
@@ -19,20 +19,23 @@ CODE_LAYERS = {"Lambda": "holds Python code, which wconv never runs from a file"
                "TFOpLambda": "holds a TensorFlow op call, which wconv never runs from a file"}
 
 
-def read(path: str | PathLike, module: str | None = None) -> Graph:
+def read(path: str | PathLike, module: str | None = None, input_shape=None) -> Graph:
     """Read a Keras ``.h5`` (Keras 2 or 3) or ``.keras`` file into the canonical IR. ``module`` names the class of a
-    model that saves only its constructor's arguments (keras-hub's backbones): see subclass.py."""
+    model that saves only its constructor's arguments (keras-hub's backbones): see subclass.py. ``input_shape``
+    (without the batch axis, as Keras holds the input) fills the sizes a one-input model leaves free."""
     with untrusted.malformed_input(path):
         untrusted.open_input(path)  # parsed once in a limited child first
         with about(path):
-            return _read(path, module)
+            return _read(path, module, input_shape)
 
 
-def _read(path, module=None) -> Graph:
+def _read(path, module=None, input_shape=None) -> Graph:
     keras_file = open_keras(path)
     if module:
         keras_file.config = layer_graph(module, keras_file.config)
     layout = parse_model(keras_file.config)
+    if input_shape is not None:
+        layout.inputs = [_given_shape(layout.inputs, input_shape)]
     refuse_unsupported(layout.layers)
     consumers = relayout.consumers_of(layout.layers)
 
@@ -68,6 +71,20 @@ def _read(path, module=None) -> Graph:
                   source={"format": "keras", "keras_version": keras_file.keras_version, "layout": "channels_last",
                           "path": str(path), **_keyed(layout)})
     return prefer(finish(graph, "keras"), "torch")  # Flatten -> Dense rows in the canonical (torch) order
+
+
+def _given_shape(inputs: list[Value], given) -> Value:
+    """The one input with ``given`` (Keras' order, no batch axis) for its shape: it must agree with every size the
+    model declares, so a channels-first shape given for a channels-last model is caught, never transposed."""
+    if len(inputs) != 1:
+        raise BadInput(f"--input-shape gives one input's shape; the model has {len(inputs)} inputs")
+    value, given = inputs[0], tuple(int(size) for size in given)
+    declared = tuple(value.shape[1:]) if value.shape is not None else None
+    if declared is not None and (len(declared) != len(given) or any(
+            size is not None and size != wanted for size, wanted in zip(declared, given))):
+        raise BadInput(f"--input-shape {','.join(map(str, given))} does not fit the input the model declares, "
+                       f"{tuple(declared)} (Keras' order, channels last; None is free)")
+    return Value(value.name, (None, *given), value.dtype, value.layout)
 
 
 def _input_value(value: Value, kind: str | None) -> Value:
