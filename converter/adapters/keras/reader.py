@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from os import PathLike
+from typing import Sequence
 from ...progress import steps
 from ...errors import BadInput, Unsupported, WeightMismatch, about, quoted
 from ... import untrusted
@@ -19,7 +20,7 @@ CODE_LAYERS = {"Lambda": "holds Python code, which wconv never runs from a file"
                "TFOpLambda": "holds a TensorFlow op call, which wconv never runs from a file"}
 
 
-def read(path: str | PathLike, module: str | None = None, input_shape=None) -> Graph:
+def read(path: str | PathLike, module: str | None = None, input_shape: Sequence[int] | None = None) -> Graph:
     """Read a Keras ``.h5`` (Keras 2 or 3) or ``.keras`` file into the canonical IR. ``module`` names the class of a
     model that saves only its constructor's arguments (keras-hub's backbones): see subclass.py. ``input_shape``
     (without the batch axis, as Keras holds the input) fills the sizes a one-input model leaves free."""
