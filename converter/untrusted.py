@@ -194,11 +194,27 @@ def _limit(file_size: int) -> None:
 
     extra = MEMORY_FLOOR + MEMORY_PER_FILE_BYTE * file_size
     current = _address_space()
-    if current:
-        resource.setrlimit(resource.RLIMIT_AS, (current + extra, current + extra))
+    if current:  # the hard limit stays open so that grant() can raise the soft one; nothing else in the child does
+        resource.setrlimit(resource.RLIMIT_AS, (current + extra, resource.RLIM_INFINITY))
     cpu = int(CPU_SECONDS + SECONDS_PER_GB * file_size / 1e9) + 1
     used = int(sum(os.times()[:2]))
-    resource.setrlimit(resource.RLIMIT_CPU, (used + cpu, used + cpu + 1))
+    resource.setrlimit(resource.RLIMIT_CPU, (used + cpu, resource.RLIM_INFINITY))
+
+
+def grant(data_bytes: int) -> None:
+    """In the child, the limits grown by the share of ``data_bytes`` that a file of that size gets: the data an
+    ONNX model keeps beside itself (external data), which the model file's own size did not count. It is read
+    under external_data.py's rules first, so its size is what those files really hold."""
+    if not _STATE["in_child"] or data_bytes <= 0:
+        return
+    import resource
+
+    for kind, more in ((resource.RLIMIT_AS, MEMORY_PER_FILE_BYTE * data_bytes),
+                       (resource.RLIMIT_CPU, int(SECONDS_PER_GB * data_bytes / 1e9) + 1)):
+        soft, hard = resource.getrlimit(kind)
+        if soft != resource.RLIM_INFINITY:
+            grown = soft + more
+            resource.setrlimit(kind, (grown if hard == resource.RLIM_INFINITY else min(grown, hard), hard))
 
 
 def _address_space() -> int:

@@ -35,6 +35,7 @@ def load_model(path):
     if not model.graph.node and not model.graph.initializer:
         raise BadInput("not an ONNX model (no graph)")
     external_bytes = external_data.inline(model, path)  # torch.onnx's weights beside the model, under rules
+    untrusted.grant(external_bytes)  # the limited child's share for them, as if they were in the file
     tensors.check_declared_sizes(model.graph, path, external_bytes)
     known = onnx.defs.onnx_opset_version()
     if _opset(model) > known:
