@@ -52,6 +52,38 @@ def test_torch_onnx_exports_read_back(name, how, target, tmp_path):
     assert_close(run_torch_model(model, x), RUNNERS[target](out, x))
 
 
+@pytest.mark.parametrize("target", ["torch", "keras"])
+@pytest.mark.parametrize("how", ["dynamo-static", "dynamo-dynamic"])
+def test_the_dynamo_exporters_adaptive_pool_reads_back(how, target, tmp_path):
+    """AlexNet's AdaptiveAvgPool2d((6, 6)) on small maps, which the dynamo exporter writes as a GatherND of the bins
+    and a ReduceMean (adaptive_pool_pass.py). The TorchScript exporter refuses these sizes itself."""
+    model = torch_convnets.seeded(torch_idioms.AdaptivePools(), seed=2)
+    x = np.random.default_rng(5).standard_normal((3, *torch_idioms.AdaptivePools.input_shape)).astype(np.float32)
+    export(model, torch.from_numpy(x), tmp_path / "model.onnx", how)
+    out = tmp_path / f"port{TARGET_SUFFIX[target]}"
+    converter.convert(tmp_path / "model.onnx", out)
+    assert_close(run_torch_model(model, x), RUNNERS[target](out, x))
+
+
+def test_a_gather_that_is_not_the_bins_is_refused(tmp_path):
+    """The same export with the bins' indices reversed: a GatherND that computes something else, refused by name
+    (exit 3), never read as the pool."""
+    import onnx
+    from onnx import numpy_helper
+
+    model = torch_convnets.seeded(torch_idioms.AdaptivePools(), seed=2)
+    x = np.random.default_rng(5).standard_normal((3, *torch_idioms.AdaptivePools.input_shape)).astype(np.float32)
+    export(model, torch.from_numpy(x), tmp_path / "model.onnx", "dynamo-static")
+    edited = onnx.load(tmp_path / "model.onnx")  # its weights read back in from model.onnx.data
+    gather = next(node for node in edited.graph.node if node.op_type == "GatherND")
+    tensor = next(t for t in edited.graph.initializer if t.name == gather.input[1])
+    tensor.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(tensor)[::-1].copy(), tensor.name))
+    onnx.save(edited, tmp_path / "edited.onnx")
+    with pytest.raises(converter.WconvError, match="GatherND") as error:
+        converter.convert(tmp_path / "edited.onnx", tmp_path / "port.pt")
+    assert error.value.exit_code == 3 and not (tmp_path / "port.pt").exists()
+
+
 @pytest.mark.parametrize("indices", ["identity", "reversed"])
 def test_a_flat_gather_is_the_identity_only_where_it_puts_every_element_back(indices, tmp_path):
     """Reshape [-1] then Gather: read as the identity for indices 0..n-1 in the input's shape; any other order

@@ -292,3 +292,22 @@ class ShiftPad(nn.Module):
 
     def forward(self, x):
         return self.conv(self.pool(self.pad(x)))
+
+
+class AdaptivePools(nn.Module):
+    """AlexNet's ending on a small image: AdaptiveAvgPool2d((6, 6)) of a 2 x 3 map (each bin one value, an
+    upsampling), and of a 12 x 6 map (each bin 2 x 1 values), which torch.onnx's dynamo exporter writes as a
+    GatherND of the bins and a ReduceMean (adaptive_pool_pass.py)."""
+
+    input_shape = (3, 8, 10)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, stride=3)
+        self.wide = nn.Conv2d(3, 4, (1, 3), stride=(1, 2), padding=(2, 2))
+        self.pool = nn.AdaptiveAvgPool2d((6, 6))
+        self.head = nn.Linear(2 * 4 * 36, 5)
+
+    def forward(self, x):
+        small, tall = self.pool(self.conv(x)), self.pool(self.wide(x))
+        return self.head(torch.flatten(torch.cat([small, tall], 1), 1))

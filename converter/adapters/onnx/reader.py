@@ -10,7 +10,8 @@ from ... import untrusted
 from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
-from . import attention_pass, constants as constants_pass, gelu_pass, groupnorm_pass, layernorm_pass, recurrent_pass
+from . import adaptive_pool_pass, attention_pass, constants as constants_pass, gelu_pass, groupnorm_pass
+from . import layernorm_pass, recurrent_pass
 from . import shape_pass, softmax_pass, strided_pass, tokens_pass, transpose_pass
 from . import external_data, tensors
 from .context import OnnxContext
@@ -54,7 +55,7 @@ def _read(path) -> Graph:
     onnx_nodes, constants, folded = shape_pass.fold(model, onnx_nodes, constants)  # Shape arithmetic, per sizes
     consumed |= folded
     wanted = attention_pass.candidates(onnx_nodes) or strided_pass.candidates(onnx_nodes) or \
-        tokens_pass.candidates(onnx_nodes, constants)
+        tokens_pass.candidates(onnx_nodes, constants) or adaptive_pool_pass.candidates(onnx_nodes)
     sizes = shape_pass.static_sizes(shape_pass.with_nodes(model, onnx_nodes, constants), symbolic=True) \
         if wanted else {}  # before fusing makes non-ONNX nodes
     outputs = {o.name for o in model.graph.output}
@@ -62,6 +63,8 @@ def _read(path) -> Graph:
     consumed |= strided
     onnx_nodes, tokens = tokens_pass.fuse(onnx_nodes, constants, outputs, sizes)  # a ViT's class token
     consumed |= tokens
+    onnx_nodes, pooled = adaptive_pool_pass.fuse(onnx_nodes, constants, outputs, sizes)  # dynamo's adaptive pool
+    consumed |= pooled
     # attention first: its moves are read whole, before another pass moves a Transpose through a bias
     onnx_nodes, attention, fused_attention = attention_pass.fuse(onnx_nodes, constants, outputs, sizes)
     consumed |= fused_attention
