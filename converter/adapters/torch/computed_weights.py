@@ -34,6 +34,8 @@ def fold(traced, state: dict) -> dict:
         if not all(key in state for key in sources):
             continue  # computed from tensors the file does not hold: the layer refuses it by name
         value = _evaluate(node, traced, state)
+        if value is None:
+            continue  # a size or a flag, which shape folding reads; not a weight
         key = _key(node, sources, tuple(value.shape), state)
         state[key] = value.detach().numpy().copy()
         _read_as_attribute(traced, node, key, value)
@@ -98,7 +100,7 @@ def _ancestors(node) -> set:
 
 
 def _evaluate(node, traced, state: dict):
-    """``node``'s value, its get_attr leaves taken from ``state``."""
+    """``node``'s value, its get_attr leaves taken from ``state``; None when it is not a tensor."""
     torch = require("torch")
     from torch.fx.node import map_arg
 
@@ -117,9 +119,7 @@ def _evaluate(node, traced, state: dict):
     except Exception as error:  # the module's own arithmetic on the file's tensors
         raise Unsupported(f"'{node.name}': a weight computed in forward() from {_sources(node)} could not be "
                           f"evaluated ({type(error).__name__}: {error})") from None
-    if not isinstance(values[node], torch.Tensor):
-        raise Unsupported(f"'{node.name}': computed from parameters, but not a tensor")
-    return values[node]
+    return values[node] if isinstance(values[node], torch.Tensor) else None
 
 
 def _read_as_attribute(traced, node, key: str, value) -> None:
