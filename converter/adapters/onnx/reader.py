@@ -51,6 +51,7 @@ def _read(path) -> Graph:
     model = load_model(path)
     initializers = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
     inputs = [Value(i.name, _shape(i)) for i in model.graph.input if i.name not in initializers]
+    refuse_reserved(model.graph.node)
     onnx_nodes, constants, consumed = constants_pass.fold(list(model.graph.node), initializers)
     onnx_nodes, constants, folded = shape_pass.fold(model, onnx_nodes, constants)  # Shape arithmetic, per sizes
     consumed |= folded
@@ -112,6 +113,16 @@ def refuse_dropped_outputs(onnx_nodes, nodes, graph) -> None:
                 if name and name in needed and name not in made and index > 0]
     if problems:
         raise Unsupported(f"outputs that wconv does not convert are used: {', '.join(problems[:10])}")
+
+
+# The op types the reader's passes give the nodes they fuse: what a pass proved, never what a file claims.
+RESERVED = {attention_pass.FUSED_OP, tokens_pass.FUSED_OP, adaptive_pool_pass.FUSED_OP}
+
+
+def refuse_reserved(onnx_nodes) -> None:
+    found = [f"{quoted(n.name or n.output[0])} ({n.op_type})" for n in onnx_nodes if n.op_type in RESERVED]
+    if found:
+        raise Unsupported(f"node(s) of op types wconv reserves for its own reading: {', '.join(found)}")
 
 
 def refuse_unsupported(onnx_nodes) -> None:
