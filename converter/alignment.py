@@ -87,14 +87,15 @@ def align(source: Graph, target: Graph, overrides: dict | None = None) -> Alignm
 
 
 def layers(graph: Graph) -> dict[str, _Layer]:
-    """Layer name -> its place among the layers with weights, in execution order."""
+    """Layer name -> its place among the layers with weights, in execution order. A shared layer's later calls
+    hold no weights of their own (``weights_of``): they are not layers to pair."""
     reach = {value.name: (frozenset([f"input {index}"]), 0) for index, value in enumerate(graph.inputs)}
     found = {}
     for index, node in enumerate(graph.nodes):
         before = [reach[name] for name in node.inputs if name in reach]
         feeds = frozenset().union(*(f for f, _ in before)) if before else frozenset()
         depth = max((d for _, d in before), default=0)
-        if node.params:
+        if node.params and "weights_of" not in node.attrs:
             found[node.name] = _Layer(node, index, depth + 1, feeds)
             reach.update({name: (frozenset([node.name]), depth + 1) for name in node.outputs})
         else:

@@ -81,7 +81,9 @@ class Graph:
         return known.layout if known else None
 
     def parameter_count(self) -> int:
-        return sum(int(np.size(p)) for node in self.nodes for p in node.params.values())
+        """Each weight once: a shared layer's later calls (``weights_of``) hold the first call's."""
+        owners = [node for node in self.nodes if "weights_of" not in node.attrs]
+        return sum(int(np.size(p)) for node in owners for p in node.params.values())
 
     def check(self) -> None:
         """Every input of every node is produced before it is used; names are unique."""
@@ -98,3 +100,20 @@ class Graph:
         lost = [name for name in self.outputs if name not in available]
         if lost:
             raise BadInput(f"model outputs {lost} are produced by no layer")
+
+
+def tie(created: list[Node], first: list[Node]) -> None:
+    """A shared layer's later call (a Keras layer or a torch module called again): each node of ``created`` holding
+    weights is tied to the node of the first call in its place, the same arrays, named in ``weights_of``. Writers
+    reuse that call's layer or module; ONNX gets each call's own copy. A call that computes otherwise (TF 'same'
+    pads differ with the input's size) keeps its own copy instead: one module could not compute both."""
+    for node, owner in zip(created, first):
+        if node.params and node.op == owner.op and _same(node.attrs, owner.attrs) and node.fused == owner.fused:
+            node.params, node.attrs["weights_of"] = owner.params, owner.name
+
+
+def _same(first: dict, second: dict) -> bool:
+    try:
+        return bool(first == second)
+    except ValueError:  # an array among them: compared element by element, ambiguous as one truth value
+        return False

@@ -28,27 +28,6 @@ def test_a_reused_parameter_free_module_validates_call_by_call(tmp_path, torch):
     assert {"relu", "relu#2", "relu#3"} <= set(layers), layers
 
 
-class SharedWeights(torch_convnets.nn.Module):
-    input_shape = (3, 8, 6)
-
-    def __init__(self):
-        super().__init__()
-        self.conv = torch_convnets.nn.Conv2d(3, 3, 3, padding=1)
-
-    def forward(self, x):
-        return self.conv(self.conv(x))
-
-
-def test_a_module_with_parameters_called_twice_is_refused_by_name(tmp_path, torch):
-    model = SharedWeights()
-    torch.save(model.state_dict(), tmp_path / "source.pt")
-    with pytest.raises(converter.WconvError) as error:
-        converter.convert(tmp_path / "source.pt", tmp_path / "out.onnx", module=f"{__file__}:SharedWeights",
-                          input_shape=model.input_shape)
-    assert error.value.exit_code == 3 and "'conv'" in str(error.value) and "shared weights" in str(error.value)
-    assert not (tmp_path / "out.onnx").exists()
-
-
 def keras_dict_model(keras):
     from keras_convnets import seeded
 

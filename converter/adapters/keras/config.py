@@ -25,6 +25,7 @@ class LayerEntry:
     call_problems: list = field(default_factory=list)  # call arguments wconv does not convert (masks)
     call_options: dict = field(default_factory=dict)  # plain call arguments wconv converts (CALL_OPTIONS)
     constants: dict = field(default_factory=dict)  # position -> a number given in place of a tensor (x + 3.0)
+    weights_of: str | None = None  # a shared layer's later call: the name of its first call, which holds the weights
 
 
 @dataclass
@@ -108,16 +109,20 @@ def _functional(config: dict) -> ModelLayout:
             inputs.append(Value(name, tuple(_batch_shape(layer["config"]))))
             continue
         calls = layer.get("inbound_nodes", [])
-        if len(calls) != 1:
-            raise Unsupported(f"layer '{name}' ({layer['class_name']}) is called {len(calls)} times; "
-                              "shared layers are not supported")
+        if not calls or len(calls) > 1 and layer["class_name"] in MODEL_CLASSES:
+            raise Unsupported(f"layer '{name}' ({layer['class_name']}) is called {len(calls)} times; a model used "
+                              "as a layer converts when it is called once")
         if layer["class_name"] in MODEL_CLASSES:  # a model used as a layer: its layers, in line
             entries.extend(_inline(name, layer, _call_inputs(calls[0]), aliases))
             continue
-        entries.append(LayerEntry(class_name(layer), name, layer["config"], _call_inputs(calls[0]), [name],
-                                  call_problems(calls[0]), call_options(calls[0]), _constants(calls[0])))
+        for index, call in enumerate(calls):  # a shared layer: one entry per call, the later ones tied to the first
+            called = call_name(name, index)
+            entries.append(LayerEntry(class_name(layer), called, layer["config"], _call_inputs(call), [called],
+                                      call_problems(call), call_options(call), _constants(call),
+                                      name if index else None))
     for entry in entries:
         entry.inputs = [aliases.get(tensor, tensor) for tensor in entry.inputs]
+    entries = _in_call_order(entries, {value.name for value in inputs})
     outputs = [_tensor_name(ref) for ref in _references(config.get("output_layers", []))]
     outputs = [aliases.get(tensor, tensor) for tensor in outputs]
     ordered = [_tensor_name(ref) for ref in _references(config.get("input_layers", []))]
@@ -239,8 +244,36 @@ def _references(refs) -> list:
 
 
 def _tensor_name(ref) -> str:
-    layer, _node, tensor = ref[0], ref[1], ref[2]
-    return layer if tensor == 0 else f"{layer}:{tensor}"
+    layer, node, tensor = ref[0], ref[1], ref[2]
+    called = call_name(layer, node if isinstance(node, int) else 0)
+    return called if tensor == 0 else f"{called}:{tensor}"
+
+
+def call_name(layer: str, index: int) -> str:
+    """The name of a layer's ``index``-th call: the layer's own for the first, ``name#2`` for the second (as torch
+    modules called again are named)."""
+    return layer if index == 0 else f"{layer}#{index + 1}"
+
+
+def _in_call_order(entries: list, available: set) -> list:
+    """``entries`` ordered so that each comes after the entries producing its inputs: a shared layer's later call
+    may read layers that the config lists after the layer. The config's order is kept where it already fits."""
+    produced = {output for entry in entries for output in entry.outputs}
+    done, ordered, waiting = set(available), [], list(entries)
+    while waiting:
+        ready = next((entry for entry in waiting
+                      if all(base(tensor) in done or base(tensor) not in produced for tensor in entry.inputs)), None)
+        if ready is None:
+            return ordered + waiting  # a cycle or a dangling input: the reader names it
+        waiting.remove(ready)
+        ordered.append(ready)
+        done.update(base(output) for output in ready.outputs)
+    return ordered
+
+
+def base(tensor: str) -> str:
+    """A layer output's name without its tensor index (``split:1`` -> ``split``)."""
+    return tensor.rsplit(":", 1)[0] if ":" in tensor and tensor.rsplit(":", 1)[1].isdigit() else tensor
 
 
 def snake_case(class_name: str) -> str:

@@ -7,7 +7,7 @@ from typing import Sequence
 from ...progress import steps
 from ...errors import BadInput, Unsupported, WeightMismatch, about, quoted
 from ... import untrusted
-from ...ir import Graph, Value
+from ...ir import Graph, Value, tie
 from ... import relayout, views
 from ...ops import KERAS_CLASSES, KerasLayer
 from ...shapes import Shapes, finish
@@ -45,11 +45,12 @@ def _read(path, module=None, input_shape=None) -> Graph:
 
     inputs = [_input_value(v, kind(v.name)) for v in layout.inputs]
     shapes = Shapes(inputs)
-    nodes, used, made = [], set(), {}
+    nodes, used, made, calls = [], set(), {}, {}
     path_keys = _keras3_path_keys(keras_file.config, layout)
     for index, entry in steps(enumerate(layout.layers), "reading Keras layers"):
         reader = KERAS_CLASSES[entry.class_name]
-        group = entry.name if entry.name in keras_file.weights.groups else path_keys.get(entry.name)
+        owner = entry.weights_of or entry.name  # a shared layer's later call reads the first call's weights
+        group = owner if owner in keras_file.weights.groups else path_keys.get(owner)
         used.add(group)
         stored = keras_file.weights.layer(group)
         weights = _name_weights(index, entry, stored, reader.keras_weight_names(entry.config))
@@ -63,6 +64,9 @@ def _read(path, module=None, input_shape=None) -> Graph:
                            shapes.of(layer_inputs), shapes.layouts_of(layer_inputs), chosen,
                            str(keras_file.keras_version), entry.call_options, entry.constants)
         created = reader.from_keras(layer)
+        if entry.weights_of:
+            tie(created, calls[entry.weights_of])
+        calls[entry.name] = created
         shapes.add(created)
         nodes.extend(created)
     unused = sorted(keras_file.weights.layers_with_weights() - used)

@@ -25,6 +25,7 @@ def build(graph: Graph):
     graph = prefer(copy.deepcopy(graph), "keras")  # Flatten -> Dense rows in Keras' order: no Permute
     tensors = {v.name: keras.Input(shape=views.shape_to(v.shape, v.layout, "keras")[1:], name=keras_name(v.name),
                                    dtype=v.dtype) for v in graph.inputs}
+    built, shared = {}, {node.name: node.attrs["weights_of"] for node in graph.nodes if "weights_of" in node.attrs}
     for name, spec, inputs, outputs in steps(keras_layers(graph, keras), "building Keras layers"):
         args = [tensors[value] for value in inputs]
         if spec is None:  # a relayout Keras has no use for: it holds both sides alike
@@ -34,12 +35,16 @@ def build(graph: Graph):
             suffix = "crop" if spec.pre.class_name.startswith("Cropping") else "pad"
             pre = keras_class(keras, spec.pre.class_name)(name=keras_name(f"{name}_{suffix}"), **spec.pre.config)
             args = [pre(args[0], **(spec.pre.call_options or {}))]
-        layer = keras_class(keras, spec.class_name)(name=keras_name(name), **_config(keras, spec.config))
+        if name in shared:  # a shared layer's later call: the first call's layer again, weights and all
+            layer = built[shared[name]]
+        else:
+            layer = keras_class(keras, spec.class_name)(name=keras_name(name), **_config(keras, spec.config))
+            built[name] = layer
         result = _call(layer, spec, args)
         if spec.post is not None:
             result = getattr(keras.layers, spec.post.class_name)(name=keras_name(f"{name}_crop"), **spec.post.config)(result)
         tensors.update(zip(outputs, result if len(outputs) > 1 else [result]))
-        if spec.weights:
+        if spec.weights and name not in shared:
             layer.set_weights(spec.weights)
     return keras.Model(_structure(graph, tensors, [v.name for v in graph.inputs], "input_keys"),
                        _structure(graph, tensors, graph.outputs, "output_keys"), name=keras_name(graph.name))
@@ -70,12 +75,16 @@ def keras_layers(graph: Graph, keras):
     """(name, KerasSpec, inputs, outputs) per Keras layer; fused activations folded back where Keras can."""
     specs = _specs(graph)
     fused, folded = fused_pairs(graph), set()
+    # a shared layer's calls are one Keras layer: an activation one call applies after it stays a layer of its own
+    shared = {n.name for n in graph.nodes if "weights_of" in n.attrs} | \
+        {n.attrs["weights_of"] for n in graph.nodes if "weights_of" in n.attrs}
     for node in graph.nodes:
         if node.name in folded:
             continue
         spec, outputs = specs[node.name], node.outputs
         activation = fused.get(node.name)
-        if activation is not None and spec is not None and _can_fold(keras, spec, specs[activation.name]):
+        if activation is not None and spec is not None and node.name not in shared and \
+                _can_fold(keras, spec, specs[activation.name]):
             spec.config["activation"] = specs[activation.name].config["activation"]
             outputs = activation.outputs
             folded.add(activation.name)

@@ -134,9 +134,11 @@ def layers(graph: Graph, names: Names) -> tuple[list[str], list[str]]:
         op = OPS[node.op]
         constructor = op.torch_module(node, graph)
         module = None
+        shared = node.attrs.get("weights_of")  # a shared layer's later call: the first call's module again
         if constructor is not None:
-            module = f"self.{names.attribute[node.name]}"
-            init.append(f"        {module} = {constructor}")
+            module = f"self.{names.attribute[shared or node.name]}"
+            if not shared:
+                init.append(f"        {module} = {constructor}")
         call = op.torch_forward(node, graph, module, [names.variable[v] for v in node.inputs])
         outputs = node.outputs
         if len(outputs) > 1:  # held once, then taken apart: out, h, c = result[0], result[1][0][0], ...
@@ -154,6 +156,8 @@ def state_dict_arrays(graph: Graph) -> dict:
     names = Names(graph)
     arrays = {}
     for node, _ in steps(module_plan(graph), "converting weights"):
+        if node.attrs.get("weights_of"):
+            continue  # its module is the first call's, whose entries these are
         op = OPS[node.op]
         for param, array in {**op.params_to("torch", node), **op.torch_buffers(node)}.items():
             arrays[f"{names.attribute[node.name]}.{param}"] = array

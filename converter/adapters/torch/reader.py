@@ -10,7 +10,7 @@ from typing import Sequence
 
 from ... import untrusted
 from ...errors import BadInput, Unsupported, WeightMismatch, about
-from ...ir import Graph, Value
+from ...ir import Graph, Value, tie
 from ...ops import OPS, TORCH_FUNCTIONS, TORCH_MODULES
 from ...ops.activations import Activation
 from ...progress import steps
@@ -79,7 +79,7 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
     computed = computed_weights.fold(traced, state)
     refuse_unsupported(traced)
     shapes = Shapes(inputs)
-    outputs, nodes, used = [], [], set()
+    outputs, nodes, used, first_calls = [], [], set(), {}
     names = module_call_names(traced)
     recurrent = patterns.recurrent_uses(traced)
     # fx nodes read together with a call: a recurrent layer's transposes and output unpacking
@@ -111,6 +111,9 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
                 layer.outputs, layer.input_shapes = [output.name], shapes.of(layer.inputs)
                 skipped |= absorbed
             created = TORCH_MODULES[layer.class_name](layer)
+            if fx_node.target in first_calls:  # the module called again: its weights are the first call's
+                tie(created, first_calls[fx_node.target])
+            first_calls.setdefault(fx_node.target, created)
         elif _only_weight(fx_node) or patterns.absorbed(fx_node, function_name):
             continue  # a weight read with the functional layer that takes it; a value read with the call using it
         elif (functional := _functional(fx_node)) is not None:
@@ -259,9 +262,6 @@ def refuse_unsupported(traced) -> None:
             class_name = type(module).__name__
             if class_name not in TORCH_MODULES:
                 problems.append(f"'{fx_node.target}' ({class_name})")
-            elif calls.pop(fx_node.target, 1) > 1 and any(True for _ in module.parameters()):  # once per module
-                problems.append(f"'{fx_node.target}' ({class_name} with parameters, called more than once: shared "
-                                "weights are not supported)")
         elif fx_node.op in ("call_function", "call_method") and function_name(fx_node) not in TORCH_FUNCTIONS \
                 and not patterns.absorbed(fx_node, function_name) and not _only_weight(fx_node):
             problems.append(f"'{fx_node.name}' ({function_name(fx_node)})")
