@@ -660,16 +660,18 @@ def test_attention_masks_wconv_does_not_convert_are_refused(tmp_path, keras):
     assert "called with attn_mask" in message
 
 
-def test_a_file_cannot_claim_the_attention_node_the_reader_makes(tmp_path):
-    """The ONNX reader's attention pass makes a node only it reads; the same op type in a file is refused."""
+@pytest.mark.parametrize("op_type", ["WconvAttention", "WconvClassTokens", "WconvAdaptiveAvgPool"])
+def test_a_file_cannot_claim_the_nodes_the_readers_passes_make(op_type, tmp_path):
+    """The ONNX reader's passes make nodes that stand for what they proved (attention, class tokens, an adaptive
+    pool); the same op types in a file are refused by name, never read."""
     from onnx import TensorProto, helper
 
-    node = helper.make_node("WconvAttention", ["x", "x", "x"], ["y"], name="claimed")
+    node = helper.make_node(op_type, ["x", "x", "x"], ["y"], name="claimed")
     value = helper.make_tensor_value_info
     graph = helper.make_graph([node], "g", [value("x", TensorProto.FLOAT, [None, 5, 4])],
                               [value("y", TensorProto.FLOAT, [None, 5, 4])])
     onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "a.onnx")
-    assert "'claimed' is not an ONNX op" in refusal(tmp_path, tmp_path / "a.onnx")
+    assert f"reserves for its own reading: 'claimed' ({op_type})" in refusal(tmp_path, tmp_path / "a.onnx")
 
 
 @pytest.mark.parametrize("states", [False, True], ids=["outputs", "with_states"])

@@ -103,18 +103,3 @@ def test_a_constant_that_differs_per_sample_is_not_class_tokens(tmp_path):
         converter.convert(tmp_path / "m.onnx", tmp_path / "m.pt")
     assert error.value.exit_code == 3 and not (tmp_path / "m.pt").exists()
 
-
-def test_a_file_cannot_claim_the_op_types_the_readers_passes_make(tmp_path):
-    """WconvClassTokens (like WconvAttention, WconvAdaptiveAvgPool) is what tokens_pass.py makes of what it proved;
-    a node of that type in a file is refused (exit 3), never read."""
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    tokens = numpy_helper.from_array(np.ones((1, 4), np.float32), "tokens")
-    graph = helper.make_graph([helper.make_node("WconvClassTokens", ["x", "tokens"], ["y"], name="claimed")], "m",
-                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [2, 3, 4])],
-                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 4, 4])], [tokens])
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "m.onnx")
-    with pytest.raises(converter.WconvError, match="reserves for its own reading: 'claimed'") as error:
-        converter.convert(tmp_path / "m.onnx", tmp_path / "m.pt")
-    assert error.value.exit_code == 3 and not (tmp_path / "m.pt").exists()
