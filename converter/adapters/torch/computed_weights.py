@@ -104,8 +104,8 @@ def _evaluate(node, traced, state: dict):
     torch = require("torch")
     from torch.fx.node import map_arg
 
-    values = {}
-    order = [n for n in traced.graph.nodes if n in _ancestors(node) or n is node]
+    values, needed = {}, _ancestors(node) | {node}
+    order = [n for n in traced.graph.nodes if n in needed]
     try:
         with torch.no_grad():
             for current in order:
