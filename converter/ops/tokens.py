@@ -16,8 +16,6 @@ from ..ir import Node
 from .base import Convention, KerasSpec, OpDef, expect_dim
 from .registry import register_keras, register_onnx, register_op, register_torch_module
 
-KERAS_MODULE = "converter.keras_layers"  # where wconv's Keras classes live (keras_layers.py)
-
 
 def _sequence_shape(node_name: str, shape) -> tuple | None:
     if shape is not None and len(shape) != 3:
