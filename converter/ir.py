@@ -80,10 +80,14 @@ class Graph:
         known = self.values.get(value)
         return known.layout if known else None
 
+    def weight_owners(self) -> dict[str, str]:
+        """A shared layer's later calls -> the first call, which holds their weights (``tie``)."""
+        return {node.name: node.attrs["weights_of"] for node in self.nodes if "weights_of" in node.attrs}
+
     def parameter_count(self) -> int:
         """Each weight once: a shared layer's later calls (``weights_of``) hold the first call's."""
-        owners = [node for node in self.nodes if "weights_of" not in node.attrs]
-        return sum(int(np.size(p)) for node in owners for p in node.params.values())
+        tied = self.weight_owners()
+        return sum(int(np.size(p)) for node in self.nodes if node.name not in tied for p in node.params.values())
 
     def check(self) -> None:
         """Every input of every node is produced before it is used; names are unique."""

@@ -25,7 +25,7 @@ def build(graph: Graph):
     graph = prefer(copy.deepcopy(graph), "keras")  # Flatten -> Dense rows in Keras' order: no Permute
     tensors = {v.name: keras.Input(shape=views.shape_to(v.shape, v.layout, "keras")[1:], name=keras_name(v.name),
                                    dtype=v.dtype) for v in graph.inputs}
-    built, shared = {}, {node.name: node.attrs["weights_of"] for node in graph.nodes if "weights_of" in node.attrs}
+    built, shared = {}, graph.weight_owners()
     for name, spec, inputs, outputs in steps(keras_layers(graph, keras), "building Keras layers"):
         args = [tensors[value] for value in inputs]
         if spec is None:  # a relayout Keras has no use for: it holds both sides alike
@@ -76,8 +76,8 @@ def keras_layers(graph: Graph, keras):
     specs = _specs(graph)
     fused, folded = fused_pairs(graph), set()
     # a shared layer's calls are one Keras layer: an activation one call applies after it stays a layer of its own
-    shared = {n.name for n in graph.nodes if "weights_of" in n.attrs} | \
-        {n.attrs["weights_of"] for n in graph.nodes if "weights_of" in n.attrs}
+    tied = graph.weight_owners()
+    shared = set(tied) | set(tied.values())
     for node in graph.nodes:
         if node.name in folded:
             continue

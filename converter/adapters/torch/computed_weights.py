@@ -57,15 +57,8 @@ def _parameter_only(traced) -> set:
 
 def _sources(node) -> list[str]:
     """The get_attr keys ``node`` is computed from, in graph order."""
-    seen, stack, keys = set(), [node], []
-    while stack:
-        current = stack.pop()
-        if current in seen:
-            continue
-        seen.add(current)
-        if current.op == "get_attr":
-            keys.append(current.target)
-        stack.extend(current.all_input_nodes)
+    inside = _ancestors(node) | {node}
+    keys = [n.target for n in node.graph.nodes if n in inside and n.op == "get_attr"]
     return sorted(set(keys), key=keys.index)
 
 

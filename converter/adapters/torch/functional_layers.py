@@ -134,8 +134,7 @@ def _is_expand(value) -> bool:
     """``p.expand(n, -1, ...)``: only the first axis (the batch) grows; its size may be computed."""
     if getattr(value, "op", None) != "call_method" or value.target != "expand" or value.kwargs:
         return False
-    sizes = value.args[1:]
-    sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
+    sizes = _size_arguments(value)
     return len(sizes) >= 2 and all(size == -1 for size in sizes[1:])
 
 
@@ -149,9 +148,14 @@ def sizes_an_expand(fx_node) -> bool:
 
 
 def _sizes(reshape) -> tuple | None:
-    sizes = reshape.args[1:]
-    sizes = tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
+    sizes = _size_arguments(reshape)
     return sizes if all(isinstance(size, int) for size in sizes) else None
+
+
+def _size_arguments(call) -> tuple:
+    """A reshape's or an expand's sizes, given one by one (``x.view(1, -1)``) or as one tuple (``x.view((1, -1))``)."""
+    sizes = call.args[1:]
+    return tuple(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (tuple, list)) else tuple(sizes)
 
 
 def _nn(class_name: str, *args, **kwargs):
