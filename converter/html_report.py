@@ -8,7 +8,7 @@ import math
 from .outputs import atomic_path
 from .validation import Report
 
-WIDTH, HEIGHT, MARGIN = 900, 260, 50
+WIDTH, HEIGHT, MARGIN, BOTTOM = 900, 360, 50, 110  # BOTTOM: room for the layer names
 
 
 def write_html(report: Report, path) -> None:
@@ -18,9 +18,6 @@ def write_html(report: Report, path) -> None:
 
 
 def render(report: Report) -> str:
-    verdict = "predictions match" if report.ok else "predictions DIFFER"
-    where = f" — first layer beyond tolerance: <b>{html.escape(report.first_mismatch)}</b>" \
-        if report.first_mismatch else ""
     rows = "\n".join(_row(diff, diff.name == report.first_mismatch) for diff in [*report.layers, *report.outputs])
     return f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>wconv validate</title>
@@ -28,7 +25,7 @@ def render(report: Report) -> str:
 td,th{{border:1px solid #ccc;padding:2px 8px;text-align:right}} td:first-child{{text-align:left}}
 tr.bad{{background:#fdd}} tr.first{{background:#f88;font-weight:bold}}</style></head><body>
 <h1>{html.escape(report.source)} vs {html.escape(report.target)}</h1>
-<p>{verdict}{where}. Tolerance: max abs diff &le; {report.atol:g} + {report.rtol:g} &times; largest value.
+<p><b>{html.escape(report.verdict)}</b>.
 Inputs {html.escape(str(report.input_shapes))}, seed {report.seed}.</p>
 <p>Source: {html.escape(report.loading.get("source", ""))}<br>Target: {html.escape(report.loading.get("target", ""))}</p>
 <h2>Relative error per layer (log scale)</h2>
@@ -56,7 +53,7 @@ def plot(report: Report) -> str:
     low, high = math.log10(min(values + [report.rtol]) / 10), math.log10(max(values + [report.rtol]) * 10)
 
     def y(value):
-        return HEIGHT - MARGIN - (math.log10(value) - low) / (high - low) * (HEIGHT - 2 * MARGIN)
+        return HEIGHT - BOTTOM - (math.log10(value) - low) / (high - low) * (HEIGHT - MARGIN - BOTTOM)
 
     step = (WIDTH - 2 * MARGIN) / max(len(values) - 1, 1)
     points = " ".join(f"{MARGIN + i * step:.1f},{y(v):.1f}" for i, v in enumerate(values))
@@ -64,10 +61,16 @@ def plot(report: Report) -> str:
                    f"<title>{html.escape(d.name)}: {d.max_rel:.3g}</title></circle>"
                    for i, (v, d) in enumerate(zip(values, diffs)))
     tolerance = y(report.rtol)
-    return (f'<svg width="{WIDTH}" height="{HEIGHT}" xmlns="http://www.w3.org/2000/svg">'
+    ticks = "".join(f'<text x="{MARGIN - 4}" y="{y(10.0 ** e) + 4:.1f}" text-anchor="end" font-size="10">1e{e}</text>'
+                    f'<line x1="{MARGIN}" x2="{WIDTH - MARGIN}" y1="{y(10.0 ** e):.1f}" y2="{y(10.0 ** e):.1f}" '
+                    'stroke="#eee"/>' for e in range(math.ceil(low), math.floor(high) + 1))
+    names = "".join(f'<text transform="translate({MARGIN + i * step:.1f},{HEIGHT - BOTTOM + 12}) rotate(30)" '
+                    f'font-size="9">{html.escape(d.name[:24])}</text>' for i, d in enumerate(diffs)) \
+        if len(diffs) <= 40 else ""
+    return (f'<svg width="{WIDTH}" height="{HEIGHT}" xmlns="http://www.w3.org/2000/svg">{ticks}{names}'
             f'<polyline points="{points}" fill="none" stroke="#36c"/>{dots}'
             f'<line x1="{MARGIN}" x2="{WIDTH - MARGIN}" y1="{tolerance:.1f}" y2="{tolerance:.1f}" stroke="#c00" '
             f'stroke-dasharray="4"/><text x="{WIDTH - MARGIN}" y="{tolerance - 4:.1f}" text-anchor="end" '
             f'font-size="11">rtol {report.rtol:g}</text>'
             f'<text x="{MARGIN}" y="{HEIGHT - 10}" font-size="11">layers, in source order</text>'
-            f'<text x="5" y="{MARGIN - 10}" font-size="11">relative error</text></svg>')
+            f'<text x="5" y="{MARGIN - 10}" font-size="11">relative error (max abs diff / largest value)</text></svg>')

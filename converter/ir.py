@@ -15,6 +15,12 @@ from .errors import BadInput
 Shape = tuple  # of int | None; axis 0 is the batch
 
 
+def fused_activation_name(layer: str) -> str:
+    """The IR name of the activation a layer holds (Keras' ``activation=``): its writers keep the name, so an ONNX
+    file wconv wrote still says which activation belonged to which layer."""
+    return f"{layer}.activation"
+
+
 @dataclass
 class Value:
     """A tensor flowing between nodes (an activation, not a weight)."""

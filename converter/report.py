@@ -47,9 +47,7 @@ def print_validation(report, as_json: bool) -> None:
     if nonfinite:
         typer.echo(f"note: the source's {', '.join(nonfinite)} hold NaN/Inf (its weights do); they are compared "
                    "as equal where both sides have the same NaN/Inf at the same place")
-    verdict = "predictions match" if report.ok else "predictions DIFFER"
-    where = f"; first layer beyond tolerance: {report.first_mismatch}" if report.first_mismatch else ""
-    typer.echo(f"{verdict} (max abs diff <= {report.atol:g} + {report.rtol:g} x largest value){where}")
+    typer.echo(report.verdict)
 
 
 def _diff_table(kind: str, diffs, first_mismatch, title: str) -> None:

@@ -32,10 +32,7 @@ def assert_equivalent(source: str | PathLike, target: str | PathLike, *, source_
 
 def text_report(report: Report) -> str:
     """The per-layer and per-output comparison as plain text, first mismatch marked."""
-    lines = [f"{report.source} and {report.target} differ "
-             f"(max abs diff <= {report.atol:g} + {report.rtol:g} x largest value)"]
-    if report.first_mismatch:
-        lines.append(f"first layer beyond tolerance: {report.first_mismatch}")
+    lines = [f"{report.source} vs {report.target}: {report.verdict}"]
     rows = [("", "tensor", "shape", "max abs diff", "relative", "cosine")]
     for diff in [*report.layers, *report.outputs]:
         mark = ">>" if diff.name == report.first_mismatch else ("!" if not diff.ok else "")

@@ -18,7 +18,7 @@ import numpy as np
 from . import api, formats, runners
 from .errors import BadInput, WconvError, about, first_line
 from .progress import stage, steps
-from .runners.keras import ACTIVATED
+from .runners import ACTIVATED
 
 INPUT_BYTES = 1 << 30  # random inputs are made up to this size; a file declaring more is refused
 DEFAULT_ATOL = 1e-5  # float32
@@ -61,7 +61,21 @@ class Report:
 
     @property
     def ok(self) -> bool:
-        return all(o.ok for o in self.outputs)
+        """Every compared output and layer within tolerance: one answer for the exit code, the text, --json and
+        --junit (a layer beyond tolerance under matching outputs is a port that is right by luck, or a pairing
+        that is wrong: either needs a look)."""
+        return all(o.ok for o in self.outputs) and self.first_mismatch is None
+
+    @property
+    def verdict(self) -> str:
+        """The one-line verdict people read."""
+        tolerance = f"{self.atol:g} + {self.rtol:g} x each tensor's largest value"
+        where = f"; first layer beyond tolerance: {self.first_mismatch}" if self.first_mismatch else ""
+        if self.ok:
+            return f"predictions match (every max abs diff within {tolerance})"
+        if all(o.ok for o in self.outputs):
+            return f"outputs match but layers DIFFER (max abs diff beyond {tolerance}){where}"
+        return f"predictions DIFFER (max abs diff beyond {tolerance}){where}"
 
     @property
     def first_mismatch(self) -> str | None:
@@ -69,7 +83,7 @@ class Report:
         return next((layer.name for layer in self.layers if not layer.ok), None)
 
     def to_dict(self) -> dict:
-        return {**asdict(self), "ok": self.ok, "first_mismatch": self.first_mismatch}
+        return {**asdict(self), "ok": self.ok, "first_mismatch": self.first_mismatch, "verdict": self.verdict}
 
 
 def random_inputs(shapes, batch: int, seed: int, limits=None, dtypes=None) -> list[np.ndarray]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from ..codetext import literal
 from ..errors import Unsupported
-from ..ir import Node
+from ..ir import Node, fused_activation_name
 from ..layouts import permute
 from . import activations, padding
 from .base import KerasReader, Convention, KerasSpec, OpDef, expect_dim
@@ -183,7 +183,7 @@ def _with_activation(node, config, layer, rank):
         return [node]
     hidden = f"{layer.name}/conv"
     node.outputs = [hidden]
-    return [node, activations.from_keras_activation(activation, f"{layer.name}.activation", [hidden],
+    return [node, activations.from_keras_activation(activation, fused_activation_name(layer.name), [hidden],
                                                     layer.outputs, fused=True,
                                                     layout=views.default(views.CHANNELS_FIRST, rank + 2),
                                                     keras_version=layer.keras_version)]

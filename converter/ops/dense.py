@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import Unsupported
-from ..ir import Node
+from ..ir import Node, fused_activation_name
 from ..layouts import permute
 from . import activations
 from .base import Convention, KerasSpec, OpDef, expect_dim
@@ -61,7 +61,7 @@ class Dense(OpDef):
         hidden = f"{layer.name}/linear"
         return [
             Node(self.name, layer.name, layer.inputs, [hidden], params),
-            activations.from_keras_activation(activation, f"{layer.name}.activation", [hidden], layer.outputs, fused=True,
+            activations.from_keras_activation(activation, fused_activation_name(layer.name), [hidden], layer.outputs, fused=True,
                                               keras_version=layer.keras_version),
         ]
 

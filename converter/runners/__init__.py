@@ -53,6 +53,25 @@ def known_pattern(patterns: list, index: int, rank: int) -> str:
     return views.default(views.CHANNELS_FIRST, rank) if rank <= 5 else " ".join(f"a{k}" for k in range(rank))
 
 
+ACTIVATED = "+activation"  # the name suffix of a layer's output after the activation it holds
+
+
+def layer_outputs(graph) -> dict[str, str]:
+    """Each layer's output value (its first) -> the name ``capture`` records it under, as every runner names it: the
+    layer's name, or ``<layer>+activation`` for the activation a layer holds (Keras' ``activation=``, torch's
+    ``F.relu(self.fc(x))``, an ONNX node wconv wrote under ``fused_activation_name``)."""
+    from ..ir import fused_activation_name
+
+    names = {}
+    for node in graph.nodes:
+        if not node.outputs:
+            continue
+        producer = graph.producer(node.inputs[0]) if node.inputs else None
+        held = producer is not None and (node.fused or node.name == fused_activation_name(producer.name))
+        names[node.outputs[0]] = producer.name + ACTIVATED if held else node.name
+    return names
+
+
 def load(path, format: str | None = None, *, module=None, module_args=None, layout: str | None = None,
          interface: Interface | None = None) -> Runner:
     """``layout``: how a torch or ONNX model takes its inputs when it is not the recorded way ("channels_last":

@@ -11,7 +11,7 @@ import numpy as np
 from ..errors import BadInput, WconvError, first_line
 from ..frameworks import require
 from ..views import from_framework, to_framework, view
-from . import Interface, Runner, known_pattern
+from . import ACTIVATED, Interface, Runner, known_pattern
 
 SAFETY = "Keras load_model(safe_mode=True, compile=False)"
 
@@ -70,9 +70,6 @@ def load(path) -> Runner:
                 for layer, value in zip(layers, values)}
 
     return Runner(lambda inputs: run(model, inputs), capture, SAFETY)
-
-
-ACTIVATED = "+activation"  # the name suffix of a layer's output after its fused activation
 
 
 def _input_structure(model):

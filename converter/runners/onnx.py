@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..errors import BadInput, about, first_line
 from ..frameworks import require
 from ..views import from_framework, to_framework
-from . import Interface, Runner
+from . import Interface, Runner, layer_outputs
 
 SAFETY = "onnxruntime InferenceSession (CPU)"
 
@@ -31,14 +31,32 @@ def load(path, layout=None, interface: Interface | None = None) -> Runner:
 
     declared = [o.name for o in session.get_outputs()]
 
+    layers = _layer_outputs(path)
+
     def capture(inputs):
-        """Every node output, made a graph output of a copy of the model."""
+        """Each layer's output in node order, named as every runner names it (``layer_outputs``); every node's
+        output under its value name where wconv cannot read the file into layers."""
         probe = _with_every_output(model)
-        names = [o.name for o in probe.graph.output]
-        return dict(zip(names, run(_session(ort, path, probe.SerializeToString()), inputs, names)))
+        values = [name for node in model.graph.node for name in node.output if name]
+        if layers is not None:  # a layer whose reading renamed its output (a fused attention) keeps its own name
+            named = set(layers.values())
+            values = [name for name in values if name in layers or name in named and name not in layers]
+        found = run(_session(ort, path, probe.SerializeToString()), inputs, values)
+        return {(layers or {}).get(name, name): array for name, array in zip(values, found)}
 
     return Runner(lambda inputs: run(session, inputs), capture,
                   SAFETY + ("; channels-last interface" if channels_last else ""))
+
+
+def _layer_outputs(path) -> dict | None:
+    """wconv's reading of the file as ``layer_outputs``; None where it cannot read it."""
+    from ..adapters.onnx.reader import read
+    from ..errors import WconvError
+
+    try:
+        return layer_outputs(read(path))
+    except WconvError:
+        return None
 
 
 def _session(ort, path, serialized: bytes):

@@ -7,7 +7,7 @@ from pathlib import Path
 from ..errors import BadInput, WeightMismatch
 from ..frameworks import require
 from . import Interface, Runner
-from .keras import ACTIVATED
+from . import ACTIVATED
 from ..views import from_framework, to_framework
 
 SAFETY = "torch.load(weights_only=True), missing or unexpected keys refused"
