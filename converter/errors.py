@@ -54,6 +54,13 @@ class ValidationMismatch(WconvError):
     exit_code = 1
 
 
+class ParseSetupFailed(WconvError):
+    """The limited child that parses an input could not be set up: wconv's failure on this machine, not the
+    file's (which was never read)."""
+
+    exit_code = 70
+
+
 MESSAGE_LIMIT = 2000  # characters of one error line; a file's 100 MB string is quoted no further
 
 

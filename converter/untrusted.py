@@ -22,7 +22,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from . import errors, formats
-from .errors import BadInput, Unsupported, WconvError, about, cut, first_line
+from .errors import BadInput, ParseSetupFailed, Unsupported, WconvError, about, cut, first_line
 
 CPU_SECONDS = 4.0  # a spinning parser is stopped after this much CPU time (plus the file-size share below)
 WALL_SECONDS = 60.0  # one blocked on something else, after this much wall time
@@ -166,6 +166,18 @@ def _child(function, args, writer: int, file_size: int) -> None:
     try:
         _quiet()
         _limit(file_size)
+    except BaseException as error:  # the machine's limits, not the file: never blamed on it
+        result = {"setup": f"{type(error).__name__}: {first_line(error)}"}
+    else:
+        result = _parse_in_child(function, args)
+    try:
+        os.write(writer, json.dumps(result).encode())
+    finally:
+        os._exit(0)
+
+
+def _parse_in_child(function, args) -> dict:
+    try:
         function(*args)
         result = {"ok": True}
     except WconvError as error:
@@ -176,10 +188,7 @@ def _child(function, args, writer: int, file_size: int) -> None:
         result = {"malformed": "RecursionError: nested too deeply"}
     except BaseException as error:  # a parser's exception on a malformed file
         result = {"malformed": f"{type(error).__name__}: {first_line(error)}"}
-    try:
-        os.write(writer, json.dumps(result).encode())
-    finally:
-        os._exit(0)
+    return result
 
 
 def _quiet() -> None:
@@ -190,21 +199,33 @@ def _quiet() -> None:
 
 
 def _limit(file_size: int) -> None:
+    """The child's soft limits lowered to the file's share; never raised, and the hard limits left as the machine
+    set them (a batch scheduler's or ``ulimit -v``'s): an unprivileged process may not raise a hard limit."""
     import resource
 
-    extra = MEMORY_FLOOR + MEMORY_PER_FILE_BYTE * file_size
     current = _address_space()
-    if current:  # the hard limit stays open so that grant() can raise the soft one; nothing else in the child does
-        resource.setrlimit(resource.RLIMIT_AS, (current + extra, resource.RLIM_INFINITY))
+    if current:
+        _lower(resource.RLIMIT_AS, current + MEMORY_FLOOR + MEMORY_PER_FILE_BYTE * file_size)
     cpu = int(CPU_SECONDS + SECONDS_PER_GB * file_size / 1e9) + 1
-    used = int(sum(os.times()[:2]))
-    resource.setrlimit(resource.RLIMIT_CPU, (used + cpu, resource.RLIM_INFINITY))
+    _lower(resource.RLIMIT_CPU, int(sum(os.times()[:2])) + cpu)
+
+
+def _lower(kind: int, wanted: int) -> None:
+    """The soft limit ``kind`` at ``wanted``, or where it was if that is lower; the given soft limit is kept for
+    ``grant``, which may grow the child's back up to it."""
+    import resource
+
+    soft, hard = resource.getrlimit(kind)
+    _STATE.setdefault("given", {})[kind] = soft
+    if soft == resource.RLIM_INFINITY or wanted < soft:
+        resource.setrlimit(kind, (wanted, hard))
 
 
 def grant(data_bytes: int) -> None:
     """In the child, the limits grown by the share of ``data_bytes`` that a file of that size gets: the data an
     ONNX model keeps beside itself (external data), which the model file's own size did not count. It is read
-    under external_data.py's rules first, so its size is what those files really hold."""
+    under external_data.py's rules first, so its size is what those files really hold. Never past the soft limit
+    the child was given."""
     if not _STATE["in_child"] or data_bytes <= 0:
         return
     import resource
@@ -212,9 +233,10 @@ def grant(data_bytes: int) -> None:
     for kind, more in ((resource.RLIMIT_AS, MEMORY_PER_FILE_BYTE * data_bytes),
                        (resource.RLIMIT_CPU, int(SECONDS_PER_GB * data_bytes / 1e9) + 1)):
         soft, hard = resource.getrlimit(kind)
+        given = _STATE.get("given", {}).get(kind, hard)
         if soft != resource.RLIM_INFINITY:
             grown = soft + more
-            resource.setrlimit(kind, (grown if hard == resource.RLIM_INFINITY else min(grown, hard), hard))
+            resource.setrlimit(kind, (grown if given == resource.RLIM_INFINITY else min(grown, given), hard))
 
 
 def _address_space() -> int:
@@ -255,6 +277,9 @@ def _outcome(message: bytes | None, status: int | None, what: str) -> None:
     result = json.loads(message)
     if result.get("ok"):
         return
+    if "setup" in result:
+        raise ParseSetupFailed(f"{what}: could not set up the limited process that parses it ({result['setup']}); "
+                               "the file was not read")
     if "error" in result:
         cls = getattr(errors, result["error"], BadInput)
         raise (cls if isinstance(cls, type) and issubclass(cls, WconvError) else BadInput)(result["message"])
