@@ -204,6 +204,23 @@ MODELS = {cls.__name__: cls for cls in (ReusedActivation, Volumes, PreluSoftmax,
                                          SqueezeExcite)}
 
 
+class TrainingOnlyLayers(nn.Module):
+    """Conv -> Dropout2d -> F.dropout2d -> AlphaDropout -> flatten -> Linear: every dropout the identity in eval()."""
+
+    input_shape = (3, 9, 7)
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, kernel_size=(3, 2))
+        self.drop_channels = nn.Dropout2d(0.4)
+        self.alpha = nn.AlphaDropout(0.2)
+        self.fc = nn.Linear(4 * 7 * 6, 5)
+
+    def forward(self, x):
+        x = F.dropout2d(self.drop_channels(self.conv(x)), 0.3, self.training)
+        return self.fc(torch.flatten(self.alpha(x), 1))
+
+
 def seeded(model, seed=0):
     """Random weights and non-trivial BatchNorm statistics, so that every parameter shows in the output."""
     generator = torch.Generator().manual_seed(seed)

@@ -1,4 +1,4 @@
-"""Dropout: the identity at inference; kept as a node so layer names survive a round trip."""
+"""Dropout and its variants: the identity at inference; kept as a node so layer names survive a round trip."""
 
 from __future__ import annotations
 
@@ -9,13 +9,22 @@ from .base import Convention, KerasSpec, OpDef
 from .registry import register_keras, register_onnx, register_op, register_torch_function, register_torch_module
 
 
+# Layers that only act in training (dropping channels, multiplying or adding noise): the identity in inference,
+# where Keras runs them with training=False and torch in eval().
+KERAS_VARIANTS = ("SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "AlphaDropout", "GaussianDropout",
+                  "GaussianNoise")
+TORCH_VARIANTS = ("Dropout1d", "Dropout2d", "Dropout3d", "AlphaDropout", "FeatureAlphaDropout")
+TORCH_FUNCTIONS = ("dropout", "dropout1d", "dropout2d", "dropout3d", "alpha_dropout", "feature_alpha_dropout")
+
+
 class Dropout(OpDef):
     name = "dropout"
-    summary = "Identity at inference (the rate only matters in training)."
+    summary = ("Identity at inference (the rate only matters in training); every variant reads as it, and is "
+               "written as plain Dropout.")
     elementwise = True
     conventions = {
-        "keras": Convention(("Dropout",), {}, {"rate": "rate"}),
-        "torch": Convention(("Dropout",), {}, {"rate": "p=0.5"}),
+        "keras": Convention(("Dropout", *KERAS_VARIANTS), {}, {"rate": "rate"}),
+        "torch": Convention(("Dropout", *TORCH_VARIANTS), {}, {"rate": "p=0.5"}),
         "onnx": Convention(("Dropout", "Identity"), {}, {"rate": "ratio input (written as Identity)"}),
     }
 
@@ -23,7 +32,8 @@ class Dropout(OpDef):
         return []
 
     def from_keras(self, layer):
-        return [Node(self.name, layer.name, layer.inputs, layer.outputs, attrs={"rate": layer.config.get("rate", 0.5)})]
+        rate = layer.config.get("rate", layer.config.get("stddev", 0.5))  # GaussianNoise has a stddev instead
+        return [Node(self.name, layer.name, layer.inputs, layer.outputs, attrs={"rate": rate})]
 
     def to_keras(self, node, graph):
         return KerasSpec("Dropout", {"rate": node.attrs.get("rate", 0.5)})
@@ -67,8 +77,11 @@ class Dropout(OpDef):
 
 
 DROPOUT = register_op(Dropout())
-register_keras("Dropout", DROPOUT)
-register_torch_module("Dropout", DROPOUT.from_torch)
+for _keras_class in ("Dropout", *KERAS_VARIANTS):
+    register_keras(_keras_class, DROPOUT)
+for _torch_class in ("Dropout", *TORCH_VARIANTS):
+    register_torch_module(_torch_class, DROPOUT.from_torch)
+for _function in TORCH_FUNCTIONS:
+    register_torch_function(f"torch.nn.functional.{_function}", DROPOUT.from_dropout_function)
 register_torch_function("torchvision.ops.stochastic_depth.stochastic_depth", DROPOUT.from_stochastic_depth)
-register_torch_function("torch.nn.functional.dropout", DROPOUT.from_dropout_function)
 register_onnx("Dropout", DROPOUT.from_onnx)
