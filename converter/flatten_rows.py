@@ -63,7 +63,7 @@ def take_as(graph: Graph, flatten, framework: str) -> None:
     source = flatten.inputs[0]
     pattern = graph.layout(source)
     held = views.order(pattern, framework)
-    if held == sorted(held):
+    if not views.moves_elements(held, graph.shape(source)):
         return
     name, layout = f"{flatten.name}/as_{framework}", views.view(pattern, framework)
     relayout = OPS["transpose"].node(name, [source], [name], held, layout=layout)

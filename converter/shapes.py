@@ -6,7 +6,7 @@ from __future__ import annotations
 from .errors import BadInput, Unsupported
 from .ir import Graph, Value
 from .ops import OPS
-from .passes import fold_crops, fold_pads
+from .passes import fold_crops, fold_pads, fold_unit_relayouts
 from . import relayout, views
 
 
@@ -43,6 +43,7 @@ def finish(graph: Graph, framework: str = "torch") -> Graph:
     fold_pads(graph)
     fold_crops(graph)
     relayout.assign(graph, framework)
+    fold_unit_relayouts(graph)
     _input_dtypes(graph)
     shapes = Shapes(graph.inputs)
     shapes.add(graph.nodes)

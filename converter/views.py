@@ -103,6 +103,13 @@ def from_framework(array: np.ndarray, pattern: str | None, framework: str) -> np
     return np.ascontiguousarray(np.transpose(array, np.argsort(order(pattern, framework))))
 
 
+def moves_elements(order, shape) -> bool:
+    """Whether taking the axes of a tensor of ``shape`` in ``order`` puts any element elsewhere in memory: only
+    where it reorders two axes of size other than 1 (an unknown size counts as other than 1)."""
+    kept = [axis for axis in order if shape is None or shape[axis] != 1]
+    return kept != sorted(kept)
+
+
 def shape_to(shape, pattern: str | None, framework: str):
     if shape is None or pattern is None:
         return shape

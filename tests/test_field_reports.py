@@ -44,3 +44,54 @@ def test_torch_dropout_variants_are_the_identity(target, tmp_path, torch):
                       input_shape=model.input_shape)
     x = canonical_input(model.input_shape)
     assert_close(torch_outputs(model, x)[0], run_target(target, out, x)[0])
+
+
+def keras_squeeze_excite(keras):
+    """EfficientNet's squeeze-excite: GlobalAveragePooling2D -> Reshape((1, 1, C)) -> 1x1 convs -> Multiply."""
+    inputs = keras.Input((9, 7, 6))
+    x = keras.layers.Conv2D(8, 3, padding="same", name="conv")(inputs)
+    s = keras.layers.GlobalAveragePooling2D(name="squeeze")(x)
+    s = keras.layers.Reshape((1, 1, 8), name="se_reshape")(s)
+    s = keras.layers.Conv2D(2, 1, activation="relu", name="se_reduce")(s)
+    s = keras.layers.Conv2D(8, 1, activation="sigmoid", name="se_expand")(s)
+    x = keras.layers.Multiply(name="excite")([x, s])
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    return keras_convnets.seeded(keras.Model(inputs, keras.layers.Dense(3, name="head")(x)))
+
+
+@pytest.mark.parametrize("target", ["torch", "onnx"])
+def test_a_reshape_to_unit_axes_needs_no_transpose(target, tmp_path, keras):
+    """Reshape((1, 1, C)) before a conv reshapes straight to (N, C, 1, 1): no Transpose in ONNX, no permute in
+    torch (EfficientNetB0 had 16)."""
+    import onnx
+
+    model = keras_squeeze_excite(keras)
+    model.save(tmp_path / "se.keras")
+    out = tmp_path / ("port.pt" if target == "torch" else "port.onnx")
+    converter.convert(tmp_path / "se.keras", out)
+    x = canonical_input((6, 9, 7))
+    assert_close(keras_outputs(model, x)[0], run_target(target, out, x)[0])
+    if target == "onnx":
+        assert "Transpose" not in {node.op_type for node in onnx.load(out).graph.node}
+    else:
+        assert "permute" not in out.with_suffix(".py").read_text()
+
+
+def test_the_keras_port_of_a_reshape_to_unit_axes_needs_no_permute(tmp_path, keras):
+    keras_squeeze_excite(keras).save(tmp_path / "se.keras")
+    converter.convert(tmp_path / "se.keras", tmp_path / "se.onnx")
+    converter.convert(tmp_path / "se.onnx", tmp_path / "back.keras")
+    back = keras.saving.load_model(tmp_path / "back.keras")
+    assert "Permute" not in {type(layer).__name__ for layer in back.layers}
+    x = canonical_input((6, 9, 7))
+    assert_close(keras_outputs(keras_squeeze_excite(keras), x)[0], keras_outputs(back, x)[0])
+
+
+def test_moving_unit_axes_moves_no_element():
+    from converter.views import moves_elements
+
+    assert not moves_elements([0, 3, 1, 2], (None, 1, 1, 8))  # (N, 1, 1, C) -> (N, C, 1, 1)
+    assert moves_elements([0, 3, 1, 2], (None, 2, 1, 8))
+    assert not moves_elements([0, 2, 1], (None, 1, 5))
+    assert moves_elements([0, 2, 1], (None, None, 5))  # an unknown size may be other than 1
+

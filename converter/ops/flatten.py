@@ -44,7 +44,7 @@ class Flatten(OpDef):
 
     def to_keras(self, node, graph):
         order = _keras_order(graph, node)
-        if order != sorted(order):
+        if views.moves_elements(order, graph.shape(node.inputs[0])):
             # Keras holds (h, w, c); this Flatten's consumers expect the IR's (c, h, w): Permute first.
             inverse = [order.index(axis) for axis in range(len(order))]
             return KerasSpec("Flatten", {}, pre=KerasSpec("Permute", {"dims": inverse[1:]}))

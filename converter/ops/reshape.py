@@ -38,7 +38,9 @@ class Reshape(OpDef):
         return [(shape[0] if shape else None, *target)]
 
     def output_layouts(self, node, input_layouts, output_shapes):
-        return [None if shape is None else views.default(views.VIEW_FREE, len(shape)) for shape in output_shapes]
+        """Held alike everywhere; or, for a reshape that passes.fold_unit_relayouts gave its consumer's layout, that."""
+        return [None if shape is None else node.attrs.get("layout") or views.default(views.VIEW_FREE, len(shape))
+                for shape in output_shapes]
 
     def node(self, name, inputs, outputs, input_shape, target) -> Node:
         """A reshape node; a reshape to (batch, features) is a Flatten (whose Dense rows flatten_rows.py orders)."""
@@ -62,7 +64,8 @@ class Reshape(OpDef):
         return [self.node(layer.name, layer.inputs, layer.outputs, shape, list(layer.config["target_shape"]))]
 
     def to_keras(self, node, graph):
-        return KerasSpec("Reshape", {"target_shape": [int(d) for d in node.attrs["shape"]]})
+        shape = views.shape_to((None, *node.attrs["shape"]), node.attrs.get("layout"), "keras")[1:]
+        return KerasSpec("Reshape", {"target_shape": [int(d) for d in shape]})
 
     def torch_module(self, node, graph):
         return None
