@@ -168,6 +168,8 @@ def inspect(
         description = inspect_file(file, module=module, module_args=module_args, input_shape=parse_shape(input_shape),
                                    input_dtype=input_dtype)
         print_inspection(description, as_json)
+        if "unsupported" in description:
+            fail(cut(description['unsupported']), 3)
 
 
 @app.command()

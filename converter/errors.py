@@ -3,6 +3,8 @@
 The table is documented in the README (a test keeps the two in step).
 """
 
+from __future__ import annotations
+
 from contextlib import contextmanager
 
 EXIT_CODES = {
@@ -40,6 +42,19 @@ class WeightMismatch(BadInput):
 
 class Unsupported(WconvError):
     exit_code = 3
+
+
+class UnsupportedLayers(Unsupported):
+    """Layers wconv cannot convert, with the reader's listing of every layer (name, type, the problem or None), so
+    that ``inspect`` can still show the whole model."""
+
+    def __init__(self, message: str, listing: list[tuple[str, str, str | None]] = ()):
+        super().__init__(message)
+        self.listing = list(listing)
+
+    @classmethod
+    def of(cls, problems: list[str], listing) -> UnsupportedLayers:
+        return cls(f"{len(problems)} unsupported layer(s): {', '.join(problems)}", listing)
 
 
 class OutputRefused(WconvError):
@@ -89,4 +104,6 @@ def about(path):
     except WconvError as error:
         if str(error).startswith(f"{path}:"):
             raise
-        raise type(error)(f"{path}: {error}") from None
+        named = type(error)(f"{path}: {error}")
+        named.__dict__.update(error.__dict__)  # what an error carries besides its message (a layer listing)
+        raise named from None

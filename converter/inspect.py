@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from . import api, untrusted
+from .errors import UnsupportedLayers
 from . import views
 from .ops import OPS
 
@@ -14,9 +15,23 @@ FILE_CONVENTION = {"keras": "keras", "torch": "torch", "onnx": "onnx", "ir": Non
 
 
 def inspect_file(path, *, module=None, module_args=None, input_shape=None, input_dtype=None) -> dict:
-    """A description of the model as plain data (what ``--json`` prints)."""
-    with untrusted.malformed_input(path):
-        return _inspect(path, module, module_args, input_shape, input_dtype)
+    """A description of the model as plain data (what ``--json`` prints). A model with layers wconv cannot convert
+    is still described, by the reader's listing of its layers, with ``unsupported``: the refusal."""
+    try:
+        with untrusted.malformed_input(path):
+            return _inspect(path, module, module_args, input_shape, input_dtype)
+    except UnsupportedLayers as error:
+        return _listing(path, error)
+
+
+def _listing(path, error: UnsupportedLayers) -> dict:
+    return {
+        "file": str(path),
+        "format": untrusted.open_input(path),
+        "unsupported": str(error),
+        "layers": [{"name": name, "type": kind, "supported": problem is None, "problem": problem}
+                   for name, kind, problem in error.listing],
+    }
 
 
 def _inspect(path, module, module_args, input_shape, input_dtype) -> dict:

@@ -66,6 +66,9 @@ def print_inspection(description: dict, as_json: bool) -> None:
     if as_json:
         _json(description)
         return
+    if "unsupported" in description:
+        _print_listing(description)
+        return
     typer.echo(f"{description['file']} ({description['format']}), {description['parameters']:,} parameters")
     if "tensors" in description:
         print_table(["tensor", "shape", "dtype"], [[t["name"], str(tuple(t["shape"])), t["dtype"]]
@@ -86,6 +89,18 @@ def print_inspection(description: dict, as_json: bool) -> None:
             rows.append(head + cells)
     print_table(["layer", "op", "output (canonical)", "param", "in file", "canonical"], rows)
     typer.echo("outputs: " + ", ".join(_value(o) for o in description["outputs"]))
+    unknown = any(layer["output_shape"] is None or None in layer["output_shape"][1:]
+                  for layer in description["layers"])
+    typer.echo("N: the batch" + ("; ?: a size the file leaves free (give one with --input-shape)" if unknown else ""))
+
+
+def _print_listing(description: dict) -> None:
+    """A model wconv cannot convert: every layer by name and type, the unsupported ones marked."""
+    rows = [[layer["name"], layer["type"], "yes" if layer["supported"] else
+             "NO" + (f": {layer['problem']}" if layer["problem"] else "")] for layer in description["layers"]]
+    count = sum(not layer["supported"] for layer in description["layers"])
+    print_table(["layer", "type", "converts"], rows,
+                f"{description['file']} ({description['format']}): {count} of {len(rows)} layers cannot be converted")
 
 
 def _value(value: dict) -> str:

@@ -95,3 +95,43 @@ def test_moving_unit_axes_moves_no_element():
     assert not moves_elements([0, 2, 1], (None, 1, 5))
     assert moves_elements([0, 2, 1], (None, None, 5))  # an unknown size may be other than 1
 
+
+def test_inspect_lists_every_layer_of_a_model_it_cannot_convert(tmp_path, keras):
+    """A Lambda: inspect still lists the model, marks what cannot be converted, and exits 3 naming it."""
+    import json
+
+    from test_bad_input import wconv
+
+    inputs = keras.Input((6,))
+    x = keras.layers.Dense(4, name="d1")(inputs)
+    x = keras.layers.Lambda(lambda t: t * 2, name="double")(x)
+    keras.Model(inputs, keras.layers.Dense(2, name="d2")(x)).save(tmp_path / "lambda.keras")
+    text = wconv("inspect", tmp_path / "lambda.keras")
+    assert text.returncode == 3 and "'double' (Lambda" in text.stderr
+    assert len(text.stderr.strip().splitlines()) == 1
+    rows = {line.split()[0]: line.split()[2] for line in text.stdout.splitlines()[2:] if len(line.split()) >= 3}
+    assert rows["d1"] == "yes" and rows["d2"] == "yes" and rows["double"] == "NO:"
+    listed = wconv("inspect", tmp_path / "lambda.keras", "--json")
+    assert listed.returncode == 3
+    layers = json.loads(listed.stdout)["layers"]
+    assert [(layer["name"], layer["supported"]) for layer in layers] == [("d1", True), ("double", False), ("d2", True)]
+
+
+def test_inspect_lists_every_node_of_an_onnx_file_it_cannot_convert(tmp_path):
+    import json
+
+    import onnx
+    from onnx import TensorProto, helper
+
+    from test_bad_input import wconv
+
+    graph = helper.make_graph(
+        [helper.make_node("Relu", ["x"], ["r"], name="relu"), helper.make_node("Det", ["r"], ["y"], name="det")],
+        "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [None, 3, 3])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [None])])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), tmp_path / "det.onnx")
+    listed = wconv("inspect", tmp_path / "det.onnx", "--json")
+    assert listed.returncode == 3 and "'det' (Det)" in listed.stderr
+    layers = json.loads(listed.stdout)["layers"]
+    assert [(layer["name"], layer["type"], layer["supported"]) for layer in layers] == \
+        [("relu", "Relu", True), ("det", "Det", False)]

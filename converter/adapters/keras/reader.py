@@ -5,7 +5,7 @@ from __future__ import annotations
 from os import PathLike
 from typing import Sequence
 from ...progress import steps
-from ...errors import BadInput, Unsupported, WeightMismatch, about, quoted
+from ...errors import BadInput, Unsupported, UnsupportedLayers, WeightMismatch, about, quoted
 from ... import untrusted
 from ...ir import Graph, Value, tie
 from ... import relayout, views
@@ -115,19 +115,24 @@ def _keyed(layout) -> dict:
 
 def refuse_unsupported(entries) -> None:
     """One error listing every layer wconv cannot convert, by name and class."""
-    problems = []
-    for entry in entries:
-        if entry.class_name in CODE_LAYERS:
-            problems.append(f"{quoted(entry.name)} ({entry.class_name}: {CODE_LAYERS[entry.class_name]})")
-        elif entry.class_name not in KERAS_CLASSES:
-            problems.append(f"{quoted(entry.name)} ({quoted(entry.class_name, 60)[1:-1]})")
-        elif (blocker := KERAS_CLASSES[entry.class_name].keras_blocker(entry.config)) is not None:
-            problems.append(f"{quoted(entry.name)} ({entry.class_name}: {blocker})")
-        elif entry.call_problems:
-            problems.append(f"{quoted(entry.name)} ({entry.class_name}: called with {', '.join(entry.call_problems)}, "
-                            "not converted)")
+    listing = [(entry.name, entry.class_name, _problem(entry)) for entry in entries]
+    problems = [f"{quoted(name)} ({quoted(kind, 60)[1:-1]}{': ' + problem if problem else ''})"
+                for name, kind, problem in listing if problem is not None]
     if problems:
-        raise Unsupported(f"{len(problems)} unsupported layer(s): {', '.join(problems)}")
+        raise UnsupportedLayers.of(problems, listing)
+
+
+def _problem(entry) -> str | None:
+    """Why wconv cannot convert this layer ('' where its class alone says it), or None."""
+    if entry.class_name in CODE_LAYERS:
+        return CODE_LAYERS[entry.class_name]
+    if entry.class_name not in KERAS_CLASSES:
+        return ""
+    if (blocker := KERAS_CLASSES[entry.class_name].keras_blocker(entry.config)) is not None:
+        return blocker
+    if entry.call_problems:
+        return f"called with {', '.join(entry.call_problems)}, not converted"
+    return None
 
 
 def refuse_channels_first(entry) -> None:

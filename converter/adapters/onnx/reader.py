@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from os import PathLike
 from ...progress import steps
-from ...errors import BadInput, Unsupported, WeightMismatch, about, first_line, quoted
+from ...errors import BadInput, Unsupported, UnsupportedLayers, WeightMismatch, about, first_line, quoted
 from ...frameworks import require
 from ... import untrusted
 from ...ir import Graph, Value
@@ -126,10 +126,10 @@ def refuse_reserved(onnx_nodes) -> None:
 
 
 def refuse_unsupported(onnx_nodes) -> None:
-    problems = [f"{quoted(n.name or n.output[0])} ({quoted(n.op_type, 60)[1:-1]})" for n in onnx_nodes
-                if n.op_type not in ONNX_TYPES]
+    listing = [(n.name or n.output[0], n.op_type, None if n.op_type in ONNX_TYPES else "") for n in onnx_nodes]
+    problems = [f"{quoted(name)} ({quoted(kind, 60)[1:-1]})" for name, kind, problem in listing if problem is not None]
     if problems:
-        raise Unsupported(f"{len(problems)} unsupported node(s): {', '.join(problems)}")
+        raise UnsupportedLayers.of(problems, listing)
 
 
 def _shape(value_info) -> tuple:
