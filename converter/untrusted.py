@@ -192,7 +192,12 @@ def _parse_in_child(function, args) -> dict:
 
 
 def _quiet() -> None:
-    """The child's own prints (library warnings) never reach wconv's stderr or stdout."""
+    """The child's own prints (library warnings) never reach wconv's stderr or stdout, nor does a crash dump
+    (faulthandler, which pytest and PYTHONFAULTHANDLER enable, writes to a copy of stderr of its own): the
+    child's death is reported by its signal, in one line."""
+    import faulthandler
+
+    faulthandler.disable()
     null = os.open(os.devnull, os.O_WRONLY)
     os.dup2(null, 1)
     os.dup2(null, 2)

@@ -51,3 +51,22 @@ def test_a_file_that_crashes_a_fresh_interpreter_too_is_refused(helper, tmp_path
     with pytest.raises(BadInput, match=r"model.onnx: reading it failed \(signal SIGSEGV\)"):
         untrusted.isolated(helper.always_crash, str(tmp_path / "marker"), what="model.onnx")
     assert not (tmp_path / "marker").exists()
+
+
+def test_a_crashed_child_prints_no_crash_dump(helper, tmp_path):
+    """With faulthandler on (as pytest enables it), a crashing child is still one line: no dump."""
+    import subprocess
+
+    code = ("import faulthandler, os\n"
+            "faulthandler.enable(os.fdopen(os.dup(2), 'w'))\n"  # as pytest does: a copy of stderr of its own
+            "import crashing_parser\n"
+            "crashing_parser.FORKED_FROM_THE_TEST = True\n"
+            "from converter import untrusted\n"
+            "from converter.errors import BadInput\n"
+            "try:\n"
+            f"    untrusted.isolated(crashing_parser.always_crash, {str(tmp_path / 'marker')!r}, what='model.onnx')\n"
+            "except BadInput as error:\n"
+            "    print(error)\n")
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert "signal SIGSEGV" in done.stdout, done.stderr
+    assert "Fatal Python error" not in done.stderr, done.stderr
