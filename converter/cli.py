@@ -255,11 +255,11 @@ def port_command(
 ):
     """Fill your own model with another model's weights (every convention applied), then prove it predicts the
     same."""
-    from .porting import AlignmentFailed, check_port_output, load_overrides, port, write_port
-    from .report import print_port, print_unaligned, print_validation
+    from .porting import AlignmentFailed, PortBlocked, check_port_output, load_overrides, port, write_port
+    from .report import print_blocked, print_port, print_unaligned, print_validation
 
     with errors_to_exit_codes():
-        check_port_output(source, out, force)
+        check_port_output(source, out, force, dry_run)
         try:
             with shown(sys.stderr.isatty()):
                 result = port(source, into, module=source_module, module_args=source_module_args,
@@ -268,8 +268,18 @@ def port_command(
         except AlignmentFailed as error:
             print_unaligned(error.alignment, as_json)
             raise
+        except PortBlocked as error:
+            print_blocked(error.blocked, as_json)
+            raise
         summary = {"source": source, "into": into, "output": None if dry_run else out, "pairs": len(result.mapping),
                    "tensors": len(result.weights)}
+        traced = parse_shape(input_shape) or result.traced_shape
+        if result.traced_shape and not input_shape:
+            summary["traced_input_shape"] = list(result.traced_shape)
+            if not as_json:
+                typer.echo(f"wconv: note: {source} leaves an input size free; traced and checked with input shape "
+                           f"{','.join(map(str, result.traced_shape))} (no weight depends on it; --input-shape "
+                           "chooses another)", err=True)
         if dry_run or as_json and no_check:
             print_port(result.mapping, as_json, summary)
             return
@@ -281,7 +291,7 @@ def port_command(
 
         with shown(sys.stderr.isatty()):
             report = run(source, out, source_module=source_module, source_module_args=source_module_args,
-                         target_module=into, target_module_args=module_args, input_shape=parse_shape(input_shape),
+                         target_module=into, target_module_args=module_args, input_shape=traced,
                          input_dtype=input_dtype, pairs=[(r.source, r.target) for r in result.mapping if r.comparable])
         if as_json:
             from .porting import rows_as_dicts

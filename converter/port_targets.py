@@ -29,10 +29,7 @@ def read_target(into, into_args, source: Graph):
     naming a module class or a function that builds either (called with ``into_args``)."""
     from .adapters.torch import load_module
 
-    shapes = [value.shape[1:] if value.shape else None for value in source.inputs]
-    if any(shape is None or None in shape for shape in shapes):
-        raise BadInput(f"the source's inputs have sizes it leaves free ({[v.shape for v in source.inputs]}); "
-                       "pass --input-shape")
+    shapes = trace_shapes(source)
     label = into if isinstance(into, str) else type(into).__name__
     if isinstance(into, str) and into.lower().endswith(KERAS_SUFFIXES) and Path(into).is_file():
         model = _load_keras(into)
@@ -47,6 +44,21 @@ def read_target(into, into_args, source: Graph):
         if type(model).__module__.startswith(("keras", "tf_keras")) and hasattr(model, "get_layer"):
             return KerasTarget(model)
         raise BadInput(f"is a {type(model).__name__}, neither an nn.Module nor a keras.Model")
+
+
+FREE_SIZE = 16  # a size the source leaves free (a sequence length), for tracing the target: no weight depends on it
+
+
+def trace_shapes(source: Graph) -> list[tuple]:
+    """The source's input shapes (IR order, no batch axis), a free size set to FREE_SIZE."""
+    if any(value.shape is None for value in source.inputs):
+        raise BadInput(f"the source's inputs have unknown ranks ({[v.name for v in source.inputs]}); "
+                       "pass --input-shape")
+    return [tuple(FREE_SIZE if size is None else size for size in value.shape[1:]) for value in source.inputs]
+
+
+def free_sizes_filled(source: Graph) -> bool:
+    return any(None in value.shape[1:] for value in source.inputs if value.shape is not None)
 
 
 def _is_torch(model) -> bool:

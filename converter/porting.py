@@ -51,6 +51,9 @@ class Port:
     weights: dict
     mapping: list
     target: object = field(default=None, repr=False)  # port_targets.TorchTarget or KerasTarget
+    # The input shape the target was traced with (as --input-shape takes it for the source), where the source
+    # leaves a size free: the weights do not depend on it, and the check runs with it too.
+    traced_shape: tuple | None = None
 
     def __iter__(self):
         return iter((self.weights, self.mapping))
@@ -62,6 +65,15 @@ class AlignmentFailed(BadInput):
     def __init__(self, message: str, alignment: Alignment):
         super().__init__(message)
         self.alignment = alignment
+
+
+class PortBlocked(Unsupported):
+    """Pairs whose target layer cannot compute what the source layer does: nothing is written; ``blocked`` holds
+    (source layer, target layer, the problems) for the table."""
+
+    def __init__(self, message: str, blocked: list[tuple[str, str, list[str]]] = ()):
+        super().__init__(message)
+        self.blocked = list(blocked)
 
 
 def port(source, into, *, module: str | None = None, module_args: str | dict | None = None,
@@ -83,16 +95,31 @@ def port(source, into, *, module: str | None = None, module_args: str | dict | N
         raise AlignmentFailed(named + _summary(alignment), alignment)
     notes = _move_conv_biases(graph, target.graph, alignment)
     ours, theirs = _by_name(graph), _by_name(target.graph)
-    problems = [f"'{p.source}' -> '{p.target}': {'; '.join(found)}" for p in alignment.pairs
-                if (found := _blockers(ours[p.source], theirs[p.target]))]
-    if problems:
-        raise Unsupported(f"{named}the target cannot express {len(problems)} source layer(s): {', '.join(problems)}")
+    blocked = [(p.source, p.target, found) for p in alignment.pairs
+               if (found := _blockers(ours[p.source], theirs[p.target], target.kind))]
+    if blocked:
+        problems = [f"'{mine}' -> '{yours}': {'; '.join(found)}" for mine, yours, found in blocked]
+        raise PortBlocked(f"{named}the target cannot express {len(problems)} source layer(s): {', '.join(problems)}",
+                          blocked)
     filled = {p.target: fit(ours[p.source], theirs[p.target]) for p in alignment.pairs}
     frameworks = graph.source.get("format", "ir"), target.kind
     rows = [_row(p, ours[p.source], filled[p.target], frameworks,
                  notes.get(p.source) or _flatten_note(graph, ours[p.source]), p.source not in notes)
             for p in alignment.pairs]
-    return Port(target.weights(filled), rows, target)
+    return Port(target.weights(filled), rows, target, _traced_shape(graph))
+
+
+def _traced_shape(graph: Graph) -> tuple | None:
+    """Where the source leaves a size free, its one input's traced shape in the order --input-shape takes for it
+    (Keras' own for a Keras source); None otherwise."""
+    from . import views
+    from .port_targets import free_sizes_filled, trace_shapes
+
+    if not free_sizes_filled(graph) or len(graph.inputs) != 1:
+        return None
+    value, (shape,) = graph.inputs[0], trace_shapes(graph)
+    framework = "keras" if graph.source.get("format") == "keras" else "torch"
+    return tuple(views.shape_to((None, *shape), value.layout, framework)[1:])
 
 
 def _summary(alignment: Alignment) -> str:
@@ -139,8 +166,9 @@ def _flatten_note(graph: Graph, node: Node) -> str:
     return "rows reordered from Keras' (h w c) flattening to torch's (c h w)"
 
 
-def _blockers(ours: Node, theirs: Node) -> list[str]:
-    """Why the target layer cannot compute what the source layer does, if it cannot."""
+def _blockers(ours: Node, theirs: Node, framework: str) -> list[str]:
+    """Why the target layer cannot compute what the source layer does, if it cannot, with how to build the target
+    so that it can (in ``framework``'s spelling)."""
     if ours.op != theirs.op:  # paired by --map
         return [f"a {theirs.op} cannot compute a {ours.op}"]
     problems = []
@@ -153,8 +181,16 @@ def _blockers(ours: Node, theirs: Node) -> list[str]:
             continue  # momentum: training only
         if key == "epsilon" and mine and yours and abs(mine - yours) <= EPSILON_RTOL * max(mine, yours):
             continue
-        problems.append(f"{key} {mine} in the source, {yours} in the target")
+        problems.append(f"{key} {mine} in the source, {yours} in the target" + _hint(ours.op, framework, key, mine))
     return problems
+
+
+def _hint(op: str, framework: str, key: str, value) -> str:
+    """How ``framework`` spells attribute ``key`` when constructing the layer (the op table's ``eps=1e-5``)."""
+    spelling = OPS[op].conventions.get(framework, None)
+    spelled = spelling.attrs.get(key, "") if spelling else ""
+    name = spelled.split("=")[0].split()[0] if spelled else ""
+    return f" (construct it with {name}={value!r})" if name.isidentifier() else ""
 
 
 def _plain(value):
@@ -202,8 +238,9 @@ def write_port(result: Port, out: str | PathLike, force: bool = False, sources=(
         target.write(result.weights, out)
 
 
-def check_port_output(source, out, force: bool) -> None:
-    """Before any work: the source exists, ``out`` names a torch weights file, and may be written."""
+def check_port_output(source, out, force: bool, dry_run: bool = False) -> None:
+    """Before any work: the source exists, ``out`` names a torch weights file, and may be written (unless nothing
+    will be: ``dry_run``)."""
     from . import formats
     from .outputs import check_outputs
 
@@ -211,7 +248,8 @@ def check_port_output(source, out, force: bool) -> None:
     if formats.for_output(out) not in ("torch", "keras"):
         raise BadInput(f"{out}: port writes your model's weights: .pt or .safetensors for a torch module, .keras or "
                        ".h5 for a Keras model")
-    check_outputs([source], [out], force)
+    if not dry_run:
+        check_outputs([source], [out], force)
 
 
 def load_overrides(path) -> dict | None:

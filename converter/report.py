@@ -145,5 +145,15 @@ def print_unaligned(alignment, as_json: bool) -> None:
                 title=f"{len(alignment.pairs)} pairs found; not paired:")
 
 
+def print_blocked(blocked: list, as_json: bool) -> None:
+    """``wconv port``'s pairs whose target layer cannot compute the source's, each with what to change."""
+    if as_json:
+        _json({"blocked": [{"source": mine, "target": yours, "problems": found} for mine, yours, found in blocked]})
+        return
+    print_table(["source layer", "target layer", "cannot express"],
+                [[mine, yours, "; ".join(found)] for mine, yours, found in blocked],
+                title=f"{len(blocked)} pair(s) the target cannot express; nothing written:")
+
+
 def _shapes(shapes: dict) -> str:
     return " ".join(f"{name}{tuple(shape)}" for name, shape in shapes.items())

@@ -271,6 +271,29 @@ def test_a_target_that_cannot_express_the_source_is_refused(tmp_path):
                    "--source-module", f"{TESTS / 'torch_resnet.py'}:ResNet18", "--input-shape", "3,64,80")
     assert_clean_failure(result, 3, tmp_path / "resnet18.pt", "'bn1' -> 'stem_norm': epsilon")  # TF's lines kept off
     assert not (tmp_path / "out.keras").exists()
+    rows = [line for line in result.stdout.splitlines() if line.startswith("bn1 ")]
+    assert rows and "stem_norm" in rows[0] and "construct it with epsilon=1e-05" in rows[0], result.stdout
+
+
+def test_a_dry_run_writes_nothing_so_an_existing_output_is_no_obstacle(tmp_path, keras):
+    dense_model(keras).save(tmp_path / "square.keras")
+    (tmp_path / "out.pt").write_bytes(b"kept")
+    result = wconv("port", tmp_path / "square.keras", tmp_path / "out.pt", "--into", f"{PORT_MODULES}:Square",
+                   "--dry-run")
+    assert result.returncode == 0, result.stderr
+    assert "dense0" in result.stdout and (tmp_path / "out.pt").read_bytes() == b"kept"
+
+
+def test_a_free_sequence_length_is_traced_at_a_length_of_wconvs_choosing(tmp_path, keras):
+    """keras.Input((None,)): the weights do not depend on the length, so port picks one, says which, and checks."""
+    ids = keras.Input((None,), dtype="int32", name="ids")
+    x = keras.layers.Embedding(37, 6, name="embedding")(ids)
+    x = keras.layers.LSTM(9, name="encoder")(x)
+    seeded_keras(keras.Model(ids, keras.layers.Dense(3, name="head")(x))).save(tmp_path / "free.keras")
+    result = wconv("port", tmp_path / "free.keras", tmp_path / "out.pt", "--into",
+                   f"{TESTS / 'torchvision_style.py'}:LSTMClassifier")
+    assert result.returncode == 0, result.stderr
+    assert "traced and checked with input shape 16" in result.stderr and "predictions match" in result.stdout
 
 
 def test_torchvision_resnet50_v1_5_cannot_take_keras_resnet50_v1(keras_resnet50):
