@@ -144,16 +144,24 @@ def keras_text_lstm(keras, seed=0):
     return seeded_keras(keras.Model(ids, keras.layers.Dense(CLASSES, name="head")(y)), seed)
 
 
-class BidirectionalLastStep(nn.Module):
-    """``out[:, -1]`` of a bidirectional LSTM is not its final state (the backward half has seen one step)."""
+# The indices of ``out[:, -1]``, ``out[:, -1, :]``, ...: what Python passes to ``out.__getitem__``.
+STEP_INDICES = {"[:, -1]": (slice(None), -1), "[:, -1, :]": (slice(None), -1, slice(None)),
+                "[:, 0]": (slice(None), 0), "[:, 2, :]": (slice(None), 2, slice(None))}
 
-    def __init__(self):
+
+class OneStepClassifier(nn.Module):
+    """The tutorial classifier, ``head(out[:, -1])``. Of two directions that step is not their final state: its
+    backward half is the backward direction's first step."""
+
+    def __init__(self, cell="LSTM", layers=2, bidirectional=True, step="[:, -1]"):
         super().__init__()
-        self.lstm = nn.LSTM(EMBED, HIDDEN, batch_first=True, bidirectional=True)
+        self.rnn = getattr(nn, cell)(EMBED, HIDDEN, num_layers=layers, batch_first=True, bidirectional=bidirectional)
+        self.head = nn.Linear(HIDDEN * (2 if bidirectional else 1), CLASSES)
+        self.step = STEP_INDICES[step]
 
     def forward(self, x):
-        out, _ = self.lstm(x)
-        return out[:, -1]
+        out, _ = self.rnn(x)
+        return self.head(out[self.step])
 
 
 class TimeMajor(nn.Module):

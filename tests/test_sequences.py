@@ -14,7 +14,7 @@ import pytest
 
 import converter
 from conftest import TESTS, assert_close, run_torch_model, torch_generated
-from sequence_models import (STEPS, VOCABULARY, keras_encoder_block, keras_layer_norms, keras_recurrent,
+from sequence_models import (EMBED, STEPS, VOCABULARY, keras_encoder_block, keras_layer_norms, keras_recurrent,
                              keras_text_cnn, keras_text_lstm, seeded, sequence, tokens)
 
 SEQUENCE_MODELS = TESTS / "sequence_models.py"
@@ -317,8 +317,7 @@ def test_go_backwards(target, tmp_path, keras):
     assert_keras_port_matches(keras.Model(x_in, y), target, tmp_path, seed=12)
 
 
-@pytest.mark.parametrize("cls, message", [("BidirectionalLastStep", "not its final state"),
-                                          ("TimeMajor", "batch_first=False")])
+@pytest.mark.parametrize("cls, message", [("TimeMajor", "batch_first=False")])
 def test_torch_recurrent_forms_that_do_not_convert_are_refused(cls, message, tmp_path):
     import torch
 
@@ -326,6 +325,45 @@ def test_torch_recurrent_forms_that_do_not_convert_are_refused(cls, message, tmp
 
     torch.save(seeded(getattr(sequence_models, cls)()).state_dict(), tmp_path / "a.pt")
     assert message in refusal(tmp_path, tmp_path / "a.pt", module=f"{SEQUENCE_MODELS}:{cls}", input_shape=[STEPS, 6])
+
+
+ONE_STEP = [("LSTM", 2, True, "[:, -1]"), ("LSTM", 1, True, "[:, -1, :]"), ("GRU", 2, True, "[:, -1, :]"),
+            ("GRU", 1, True, "[:, -1]"), ("LSTM", 2, False, "[:, -1, :]"), ("GRU", 1, True, "[:, 0]"),
+            ("LSTM", 1, False, "[:, 2, :]")]
+
+
+@pytest.mark.parametrize("cell, layers, bidirectional, step", ONE_STEP,
+                         ids=[f"{c}-{n}-{'bi' if b else 'uni'}-{s}" for c, n, b, s in ONE_STEP])
+def test_one_step_of_a_recurrent_sequence(cell, layers, bidirectional, step, tmp_path):
+    """``head(out[:, -1])``: of one direction, the final state; of two, one step of the sequence (Keras Take, ONNX
+    Gather), as any other step. The Keras and ONNX ports, and each read back to torch, predict as the module."""
+    import torch
+
+    import sequence_models
+
+    args = {"cell": cell, "layers": layers, "bidirectional": bidirectional, "step": step}
+    model = seeded(sequence_models.OneStepClassifier(**args))
+    torch.save(model.state_dict(), tmp_path / "a.pt")
+    x = sequence()
+    reference = run_torch_model(model, x)
+    for target in ("keras", "onnx"):
+        out, back = tmp_path / f"b{SUFFIX[target]}", tmp_path / f"c_{target}.pt"
+        converter.convert(tmp_path / "a.pt", out, module=f"{SEQUENCE_MODELS}:OneStepClassifier", module_args=args,
+                          input_shape=[STEPS, EMBED])
+        assert_close(reference, run_file(target, out, x), what=f"{target} port")
+        converter.convert(out, back)
+        assert_close(reference, run_file("torch", back, x), what=f"{target} port read back to torch")
+
+
+def test_a_step_counted_from_the_end_of_a_free_length_is_refused(tmp_path):
+    import torch
+
+    import sequence_models
+
+    torch.save(seeded(sequence_models.OneStepClassifier()).state_dict(), tmp_path / "a.pt")
+    message = refusal(tmp_path, tmp_path / "a.pt", module=f"{SEQUENCE_MODELS}:OneStepClassifier",
+                      input_shape=[None, EMBED])
+    assert "step -1 counted from the end of a sequence of free length" in message
 
 
 @pytest.mark.parametrize("name", ["recurrent", "text_lstm", "text_cnn", "transformer"])

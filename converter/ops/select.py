@@ -1,7 +1,8 @@
 """One step of a sequence, the step axis dropped: ``x[:, 0]`` (a ViT's class token read out for the head).
 
-torch indexes (``operator.getitem`` with an int), Keras 3 records ``ops.take(x, 0, axis=1)`` as an operation node,
-ONNX gathers a scalar index on axis 1. Only a rank-3 value converts (to rank 2), in IR order everywhere.
+torch indexes (``operator.getitem`` with an int: ``x[:, i]`` or ``x[:, i, :]``), Keras 3 records
+``ops.take(x, 0, axis=1)`` as an operation node, ONNX gathers a scalar index on axis 1. Only a rank-3 value
+converts (to rank 2), in IR order everywhere.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class Select(OpDef):
     summary = "One index of axis 1 of a (batch, steps, features) value, that axis dropped."
     conventions = {
         "keras": Convention(("ops.take (Take)",), {}, {"index": "indices (a number), axis=1"}),
-        "torch": Convention(("x[:, i]",), {}, {"index": "an int in the second place"}),
+        "torch": Convention(("x[:, i]", "x[:, i, :]"), {}, {"index": "an int in the second place"}),
         "onnx": Convention(("Gather",), {}, {"index": "a scalar constant, axis=1"}),
     }
 
@@ -65,12 +66,11 @@ class Select(OpDef):
         return f"{args[0]}[:, {literal(node.attrs['index'])}]"
 
     def from_torch_index(self, call):
-        """``x[:, i]``; None for any other index."""
-        index = call.args[1] if len(call.args) > 1 else None
-        if not (isinstance(index, tuple) and len(index) == 2 and index[0] == slice(None)
-                and isinstance(index[1], int) and not isinstance(index[1], bool)):
+        """``x[:, i]`` or ``x[:, i, :]``; None for any other index."""
+        step = step_of(call.args[1] if len(call.args) > 1 else None)
+        if step is None:
             return None
-        return [self.node(call.name, call.inputs[:1], call.outputs, index[1], call.input_shapes[0])]
+        return [self.node(call.name, call.inputs[:1], call.outputs, step, call.input_shapes[0])]
 
     def to_onnx(self, node, builder):
         index = builder.initializer(f"{node.name}.index", np.array(node.attrs["index"], np.int64))
@@ -86,6 +86,16 @@ class Select(OpDef):
         index = int(context.initializers[indices])
         return [self.node(context.name(onnx_node), [onnx_node.input[0]], list(onnx_node.output), index,
                           context.shape(onnx_node.input[0]))]
+
+
+def step_of(index) -> int | None:
+    """``i`` for a torch index that takes one step of a (batch, steps, features) value, ``[:, i]`` or ``[:, i, :]``
+    (the same values); else None."""
+    everything = slice(None)
+    if not (isinstance(index, tuple) and len(index) in (2, 3) and index[0] == everything
+            and all(part == everything for part in index[2:])):
+        return None
+    return index[1] if isinstance(index[1], int) and not isinstance(index[1], bool) else None
 
 
 SELECT = register_op(Select())

@@ -6,7 +6,7 @@ stacked tensors.
 
 A recurrent module returns a tuple, unpacked by indexing: ``out, _ = self.lstm(x)`` is the sequence,
 ``out[:, -1]`` and ``h_n[-1]`` the final state (of a one-direction layer). Those calls are read with
-the module call.
+the module call; any other step of the sequence (``out[:, -1]`` of two directions too) is a ``select`` of it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ...errors import Unsupported
+from ...ops.select import step_of
 from .recurrent_states import final_states, handed_on, initial_states, is_item, only_user, state_kinds, state_name
 
 RECURRENT_MODULES = {"LSTM", "GRU", "RNN", "ExplicitRecurrent"}  # the last: cells.py
@@ -114,11 +115,10 @@ def _recurrent_use(fx_node, module, time_major: bool) -> RecurrentUse:
     if set(used) == {0} and len(used[0]) == 1:
         sequence = used[0][0]
         step = only_user(sequence)
-        if step is not None and is_item(step) and _last_step(step.args[1]):
-            if not one_direction:
-                raise _unsupported(fx_node, "takes out[:, -1] of a bidirectional layer, which is not its final "
-                                            "state (the backward direction has seen one step there)")
+        if one_direction and step is not None and is_item(step) and _last_step(step.args[1]):
             return RecurrentUse("final", step, {sequence, step})
+        # Any other step, and out[:, -1] of two directions (whose backward half is that direction's first step, not
+        # its final state), is one step of the sequence: the getitem is read on its own (ops/select.py).
         return RecurrentUse("sequence", sequence, {sequence})
     if set(used) == {1} and len(used[1]) == 1:
         state, absorbed = used[1][0], set(used[1])
@@ -284,14 +284,12 @@ def _unused_items(fx_node) -> set:
 
 def _last_step(index) -> bool:
     """``[:, -1]`` or ``[:, -1, :]`` on a (batch, time, features) value."""
-    everything = slice(None)
-    return isinstance(index, tuple) and len(index) in (2, 3) and index[0] == everything and index[1] == -1 \
-        and all(part == everything for part in index[2:])
+    return step_of(index) == -1
 
 
 def _unsupported(fx_node, what: str) -> Unsupported:
     return Unsupported(f"layer '{fx_node.target}' (recurrent): {what}; wconv converts `out, _ = rnn(x)` (the "
-                       "sequence), `out[:, -1]` and `h_n[-1]` (the final state of a one-direction layer), and a "
+                       "sequence), `out[:, i]` (one step), `h_n[-1]` (the final state of a one-direction layer), and a "
                        "one-layer module's states as (N, H) values: `h_n[d]`, `c_n[d]` out and "
                        "`rnn(x, (torch.stack([h]), torch.stack([c])))` in, or `_, state = rnn(x)` handed on whole "
                        "into another module's call")
