@@ -141,7 +141,8 @@ def conversion_command(source_format: str | None, target_format: str | None):
         run_conversion(source, target, source_format, target_format, module, module_args, input_shape, force,
                        check, as_json, keep_input_layout, input_dtype)
 
-    command.__doc__ = (f"Convert a {source_format} model to {target_format}." if source_format
+    names = {"keras": "Keras", "torch": "PyTorch", "onnx": "ONNX"}
+    command.__doc__ = (f"Convert a {names[source_format]} model to {names[target_format]}." if source_format
                        else "Convert between any two formats, inferred from content and extension.")
     return command
 

@@ -81,7 +81,9 @@ def _state_dict_only(path) -> dict:
         "format": "torch",
         "notes": notes,
         "note": "a state_dict holds no architecture; pass --module to see layers",
-        "parameters": int(sum(int(np.prod(shape)) for shape, _ in tensors.values())),
+        # what a model learns: BatchNorm's num_batches_tracked counts training steps, no parameter
+        "parameters": int(sum(int(np.prod(shape)) for name, (shape, _) in tensors.items()
+                              if not name.endswith("num_batches_tracked"))),
         "tensors": [{"name": k, "shape": list(shape), "dtype": dtype} for k, (shape, dtype) in tensors.items()],
     }
 

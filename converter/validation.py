@@ -253,10 +253,10 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
             inputs = random_inputs(shapes, batch, seed, interface.limits, interface.dtypes)
     with stage(f"loading {Path(source).name}"):
         source_runner = runners.load(source, module=source_module, module_args=source_module_args, layout=source_layout,
-                                     interface=interface)
+                                     interface=interface, module_option="--source-module")
     with stage(f"loading {Path(target).name}"):
         target_runner = runners.load(target, module=target_module, module_args=target_module_args, layout=target_layout,
-                                     interface=interface)
+                                     interface=interface, module_option="--target-module")
     with stage("running both models"):
         expected, found = _run(source, source_runner.predict, inputs), _run(target, target_runner.predict, inputs)
     if len(expected) != len(found):
@@ -294,7 +294,7 @@ def _aligned(mine, target, target_module, target_module_args):
             from .adapters.torch import load_state_dict
             from .runners.torch import module_for
 
-            module, _ = module_for(target, target_module, load_state_dict(target))
+            module, _ = module_for(target, target_module, load_state_dict(target), "--target-module")
         yours = api.read(target, module=module, module_args=target_module_args,
                          input_shape=list(shapes[0]) if len(shapes) == 1 else None)
     except Exception:  # the pairing is a refinement: a model wconv cannot read still validates, paired by order

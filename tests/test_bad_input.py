@@ -110,7 +110,7 @@ def test_weights_that_do_not_fit_are_errors(problem, tmp_path, torch):
         state["layers.0.weight"] = torch.ones(5, 6)
     torch.save(state, tmp_path / "s.pt")
     result = wconv("torch-to-onnx", tmp_path / "s.pt", tmp_path / "out.onnx", "--module", f"{TORCH_MODELS}:MLP")
-    expected = {"extra": "layers.9.weight", "missing": "layers.1.bias", "shape": "in_features expects 7, found 6"}
+    expected = {"extra": "layers.9.weight", "missing": "layers.1.bias", "shape": "'layers.0.weight' is (5, 6) in the file but (5, 7)"}
     assert_clean_failure(result, 2, tmp_path / "s.pt", expected[problem])
     assert not (tmp_path / "out.onnx").exists()
 

@@ -9,7 +9,7 @@ import tomllib
 
 import pytest
 
-from conftest import ROOT, TORCH_MODELS
+from conftest import ROOT, TORCH_MODELS, import_file
 from test_bad_input import SEED_MLP, assert_clean_failure, digest, wconv
 
 
@@ -175,3 +175,62 @@ def test_adapters_read_through_the_parsing_child(tmp_path):
 
     keras.read(SEED_MLP)
     assert any(key[0] == str(SEED_MLP.resolve()) for key in untrusted._vetted)
+
+
+WIDE = '''
+import torch
+from torch import nn
+
+
+class Net(nn.Module):
+    def __init__(self, width=16):
+        super().__init__()
+        self.conv = nn.Conv2d(3, width, 3)
+        self.conv2 = nn.Conv2d(width, 2 * width, 3)
+        self.fc = nn.Linear(2 * width, 5)
+
+    def forward(self, x):
+        return self.fc(torch.flatten(torch.relu(self.conv2(torch.relu(self.conv(x)))).mean((2, 3), keepdim=True), 1))
+
+
+class Text(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.embedding = nn.Embedding(30, 8)
+        self.fc = nn.Linear(8, 2)
+
+    def forward(self, ids):
+        return self.fc(self.embedding(ids).mean(1))
+'''
+
+
+def test_a_checkpoint_of_other_constructor_arguments_is_named_at_its_first_layer(tmp_path, torch):
+    (tmp_path / "nets.py").write_text(WIDE)
+    net = import_file(tmp_path / "nets.py", "first_hour_nets").Net(width=12)
+    torch.save(net.state_dict(), tmp_path / "w12.pt")
+    result = wconv("torch-to-onnx", tmp_path / "w12.pt", tmp_path / "out.onnx", "--module",
+                   f"{tmp_path / 'nets.py'}:Net", "--input-shape", "3,10,9")
+    assert_clean_failure(result, 2, tmp_path / "w12.pt", "'conv.weight' is (12, 3, 3, 3) in the file but (16, 3, 3, 3)",
+                         "--module-args")
+    fixed = wconv("torch-to-onnx", tmp_path / "w12.pt", tmp_path / "out.onnx", "--module", f"{tmp_path / 'nets.py'}:Net",
+                  "--module-args", '{"width": 12}', "--input-shape", "3,10,9", "--check")
+    assert fixed.returncode == 0, fixed.stderr
+
+
+def test_a_text_model_without_its_length_is_told_to_give_a_sequence_length(tmp_path, torch):
+    (tmp_path / "nets.py").write_text(WIDE)
+    torch.save(import_file(tmp_path / "nets.py", "first_hour_text").Text().state_dict(), tmp_path / "text.pt")
+    result = wconv("torch-to-onnx", tmp_path / "text.pt", tmp_path / "out.onnx", "--module",
+                   f"{tmp_path / 'nets.py'}:Text")
+    assert_clean_failure(result, 2, tmp_path / "text.pt", "a sequence length such as 128")
+    assert "3,224,224" not in result.stderr
+
+
+def test_validate_names_its_own_option_for_a_module_it_will_not_run(tmp_path):
+    port = tmp_path / "port.pt"
+    assert wconv("keras-to-torch", SEED_MLP, port).returncode == 0
+    generated = port.with_suffix(".py")
+    generated.write_text(generated.read_text() + "\n# edited\n")
+    result = wconv("validate", SEED_MLP, port)
+    assert_clean_failure(result, 2, port, "Pass it with --target-module")
+    assert "--module " not in result.stderr and "--module/" not in result.stderr

@@ -73,7 +73,7 @@ def layer_outputs(graph) -> dict[str, str]:
 
 
 def load(path, format: str | None = None, *, module=None, module_args=None, layout: str | None = None,
-         interface: Interface | None = None) -> Runner:
+         interface: Interface | None = None, module_option: str = "--module") -> Runner:
     """``layout``: how a torch or ONNX model takes its inputs when it is not the recorded way ("channels_last":
     as Keras holds them; a hand port, or tf2onnx's output). ``interface``: the patterns of the inputs and
     outputs, from the source model; a Keras model's own are read from its file."""
@@ -86,7 +86,7 @@ def load(path, format: str | None = None, *, module=None, module_args=None, layo
     if kind == "torch":
         from .torch import load as load_torch
 
-        return load_torch(path, module, module_args, layout, interface)
+        return load_torch(path, module, module_args, layout, interface, module_option)
     if kind == "onnx":
         from .onnx import load as load_onnx
 

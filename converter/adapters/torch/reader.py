@@ -9,7 +9,7 @@ from os import PathLike
 from typing import Sequence
 
 from ... import untrusted
-from ...errors import BadInput, Unsupported, WeightMismatch, about
+from ...errors import BadInput, ShapeMismatch, Unsupported, WeightMismatch, about
 from ...ir import Graph, Value, tie
 from ...ops import OPS, TORCH_FUNCTIONS, TORCH_MODULES
 from ...ops.activations import Activation
@@ -75,6 +75,7 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
     given = input_shapes or ([input_shape] if input_shape else recorded)
     inputs = [Value(n.name, _input_shape(traced, n, shape)) for n, shape in zip(placeholders, given)]
     static_shapes.fold(traced, [v.shape[1:] for v in inputs], [_input_dtype(traced, n) for n in placeholders])
+    refuse_other_shapes(model, state)
     state = dict(state)  # with the weights forward() computes from parameters alone
     computed = computed_weights.fold(traced, state)
     refuse_unsupported(traced)
@@ -242,6 +243,19 @@ def _only_weight(fx_node) -> bool:
     return bool(fx_node.users) and all(takes(user) for user in fx_node.users)
 
 
+def refuse_other_shapes(model, state: dict) -> None:
+    """A file whose tensors have other shapes than the module's own (a checkpoint of width=12 for a module built
+    with width=16) is named at its first such tensor, in the module's order: a later layer's complaint would hide
+    the cause."""
+    differing = [(key, tuple(state[key].shape), tuple(value.shape)) for key, value in model.state_dict().items()
+                 if key in state and tuple(state[key].shape) != tuple(value.shape)]
+    if differing:
+        key, found, own = differing[0]
+        others = f" (and {len(differing) - 1} more tensor(s))" if len(differing) > 1 else ""
+        raise ShapeMismatch(f"'{key}' is {found} in the file but {own} in the module as constructed{others}: was "
+                            "the checkpoint made with other constructor arguments? Pass them with --module-args")
+
+
 def refuse_unsupported(traced) -> None:
     """One error listing every module and call wconv cannot convert."""
     problems = []
@@ -374,6 +388,8 @@ def _input_shape(traced, placeholder, given):
     module = traced.get_submodule(first.target) if first is not None else None
     if type(module).__name__ == "Linear":
         return (None, int(module.in_features))
+    example = "a sequence length such as 128 (token ids)" if type(module).__name__ == "Embedding" else \
+        "e.g. 3,224,224 (channels first, no batch axis)"
     raise BadInput(f"cannot infer the shape of input '{placeholder.name}' (its first layer is "
                    f"{type(module).__name__ if module is not None else 'not a module'}); pass --input-shape, "
-                   "e.g. 3,224,224 (channels first, no batch axis)")
+                   f"{example}")
