@@ -198,7 +198,8 @@ def validate(
     module_args: Optional[str] = ModuleArgsOption,
     input_shape: Optional[str] = InputShapeOption,
     input_dtype: Optional[str] = InputDtypeOption,
-    inputs: Optional[str] = typer.Option(None, "--inputs", help="Inputs as .npy or .npz instead of random ones."),
+    inputs: Optional[str] = typer.Option(None, "--inputs", help="Inputs as .npy or .npz instead of random ones, "
+                                         "as the source model takes them (a Keras model's images channels last)."),
     batch: int = typer.Option(4, "--batch", help="Batch size of the random inputs."),
     seed: int = typer.Option(0, "--seed", help="Seed of the random inputs."),
     atol: Optional[float] = typer.Option(None, "--atol", help="Default by dtype: 1e-5 (float32), 1e-3 (float16)."),

@@ -36,7 +36,8 @@ def print_validation(report, as_json: bool) -> None:
         _json(report.to_dict())
         return
 
-    title = f"{report.source} vs {report.target}  (inputs {report.input_shapes}, seed {report.seed})"
+    where = f"seed {report.seed}" if report.inputs == "seeded random" else report.inputs
+    title = f"{report.source} vs {report.target}  (inputs {report.input_shapes} channels first, {where})"
     if report.layers:
         _diff_table("layer", report.layers, report.first_mismatch,
                     title=f"layer by layer (matched {report.matching}): {title}")

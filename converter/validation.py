@@ -18,6 +18,7 @@ import numpy as np
 from . import api, formats, runners
 from .errors import BadInput, WconvError, about, first_line
 from .progress import stage, steps
+from .views import from_framework
 from .runners import ACTIVATED
 
 INPUT_BYTES = 1 << 30  # random inputs are made up to this size; a file declaring more is refused
@@ -58,6 +59,7 @@ class Report:
     layers: list[Diff] = field(default_factory=list)  # matched layers, in the source's execution order
     matching: str = ""  # how layers were paired: by name, or by execution order and shape
     loading: dict = field(default_factory=dict)
+    inputs: str = "seeded random"  # where the inputs came from, and the layout they were given in
 
     @property
     def ok(self) -> bool:
@@ -238,7 +240,8 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
              target_module_args=None, input_shape=None, input_dtype=None, inputs: list[np.ndarray] | None = None,
              batch: int = 4, seed: int = 0, atol: float | None = None, rtol: float | None = None, layers: bool = True,
              source_layout: str | None = None, target_layout: str | None = None, pairs=None) -> Report:
-    """Compare ``source`` and ``target`` on seeded random inputs (or ``inputs``), layer by layer too.
+    """Compare ``source`` and ``target`` on seeded random inputs (or ``inputs``, arrays as the source takes them: a
+    Keras model's images channels last), layer by layer too. Shapes in the report are in IR order (channels first).
     ``pairs``: (source layer, target layer) to compare, as ``wconv port`` aligned them."""
     for path in (source, target):  # both files exist and are models before any framework is imported
         formats.detect(path)
@@ -248,12 +251,15 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
         if inputs is None:
             raise
         interface, graph = runners.Interface(), None  # given inputs: run a model wconv cannot read, as feature maps
-    if inputs is None:
+    given = inputs is not None
+    if not given:
         with about(source):
             inputs = random_inputs(shapes, batch, seed, interface.limits, interface.dtypes)
     with stage(f"loading {Path(source).name}"):
         source_runner = runners.load(source, module=source_module, module_args=source_module_args, layout=source_layout,
                                      interface=interface, module_option="--source-module")
+    if given:  # as the source takes them: a Keras model's images channels last
+        inputs = [from_framework(x, interface.input(i, x.ndim), source_runner.view) for i, x in enumerate(inputs)]
     with stage(f"loading {Path(target).name}"):
         target_runner = runners.load(target, module=target_module, module_args=target_module_args, layout=target_layout,
                                      interface=interface, module_option="--target-module")
@@ -263,7 +269,10 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
         raise BadInput(f"{source} has {len(expected)} outputs but {target} has {len(found)}")
     atol, rtol = tolerances(expected[0].dtype, atol, rtol)
     report = Report(str(source), str(target), [list(x.shape) for x in inputs], seed, atol, rtol,
-                    loading={"source": source_runner.safety, "target": target_runner.safety})
+                    loading={"source": source_runner.safety, "target": target_runner.safety},
+                    inputs=f"given, as {Path(source).name} takes them "
+                           f"({'channels last' if source_runner.view == 'keras' else 'channels first'})"
+                    if given else "seeded random")
     report.outputs = [compare(f"output {i}", e, f, atol, rtol) for i, (e, f) in enumerate(zip(expected, found))]
     if layers:
         with stage("capturing every layer's output"):

@@ -19,6 +19,7 @@ class Runner:
     predict: Callable
     capture: Callable
     safety: str
+    view: str = "torch"  # how the model takes its inputs: "keras" (channels last) or in IR order
 
 
 @dataclass

@@ -69,7 +69,7 @@ def load(path) -> Runner:
                 value.reshape(len(value), -1) if flattens[layer.name] else value
                 for layer, value in zip(layers, values)}
 
-    return Runner(lambda inputs: run(model, inputs), capture, SAFETY)
+    return Runner(lambda inputs: run(model, inputs), capture, SAFETY, "keras")
 
 
 def _input_structure(model):

@@ -45,7 +45,7 @@ def load(path, layout=None, interface: Interface | None = None) -> Runner:
         return {(layers or {}).get(name, name): array for name, array in zip(values, found)}
 
     return Runner(lambda inputs: run(session, inputs), capture,
-                  SAFETY + ("; channels-last interface" if channels_last else ""))
+                  SAFETY + ("; channels-last interface" if channels_last else ""), view)
 
 
 def _layer_outputs(path) -> dict | None:

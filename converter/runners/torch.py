@@ -65,7 +65,7 @@ def load(path, module=None, module_args=None, layout=None, interface: Interface 
         with torch.no_grad():
             return record_layers(torch, model, feeds(inputs))
 
-    return Runner(predict, capture, SAFETY + note + ("; channels-last interface" if channels_last else ""))
+    return Runner(predict, capture, SAFETY + note + ("; channels-last interface" if channels_last else ""), view)
 
 
 def record_layers(torch, model, inputs) -> dict:
