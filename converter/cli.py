@@ -16,7 +16,7 @@ from .errors import EXIT_CODES, INTERNAL_ERROR, PIPE_CLOSED, WconvError, cut
 
 app = typer.Typer(add_completion=True, pretty_exceptions_enable=False, no_args_is_help=True,
                   help="Convert neural-network weights between Keras, PyTorch and ONNX, and prove the port.")
-STATE = {"debug": False}
+STATE = {"debug": False, "progress": "auto"}
 DIRECTIONS = [("keras", "torch"), ("torch", "keras"), ("keras", "onnx"),
               ("torch", "onnx"), ("onnx", "torch"), ("onnx", "keras")]
 
@@ -87,9 +87,15 @@ def _print_version(value: bool) -> None:
 
 @app.callback()
 def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
+         progress: str = typer.Option("auto", "--progress", help="auto (bars on a terminal, else WCONV_PROGRESS or "
+                                      "none), bar, lines (one stderr line per phase, for logs) or none."),
          version: bool = typer.Option(False, "--version", is_eager=True, callback=_print_version,
                                       help="Print the version and exit.")):
-    STATE["debug"] = debug
+    from .progress import MODES
+
+    if progress not in MODES:
+        fail(f"--progress {progress!r}: expected one of {', '.join(MODES)}", 2)
+    STATE["debug"], STATE["progress"] = debug, progress
 
 
 def run_conversion(source, target, source_format, target_format, module, module_args, input_shape, force,
@@ -97,7 +103,7 @@ def run_conversion(source, target, source_format, target_format, module, module_
     from . import api
 
     with errors_to_exit_codes():
-        with shown(sys.stderr.isatty()):
+        with shown(STATE["progress"]):
             result = api.convert(source, target, source_format=source_format, target_format=target_format,
                                  module=module, module_args=module_args, input_shape=parse_shape(input_shape),
                                  input_dtype=input_dtype, force=force, keep_input_layout=keep_input_layout)
@@ -108,7 +114,7 @@ def run_conversion(source, target, source_format, target_format, module, module_
         if check:
             from .validation import validate
 
-            with shown(sys.stderr.isatty()):
+            with shown(STATE["progress"]):
                 report = validate(source, target, source_module=module, source_module_args=module_args,
                                   input_shape=parse_shape(input_shape), input_dtype=input_dtype)
             summary["check"] = report.to_dict()
@@ -166,8 +172,9 @@ def inspect(
     from .report import print_inspection
 
     with errors_to_exit_codes():
-        description = inspect_file(file, module=module, module_args=module_args, input_shape=parse_shape(input_shape),
-                                   input_dtype=input_dtype)
+        with shown(STATE["progress"]):
+            description = inspect_file(file, module=module, module_args=module_args,
+                                       input_shape=parse_shape(input_shape), input_dtype=input_dtype)
         print_inspection(description, as_json)
         if "unsupported" in description:
             fail(cut(description['unsupported']), 3)
@@ -217,7 +224,7 @@ def validate(
     from .validation import load_inputs, validate as run
 
     with errors_to_exit_codes():
-        with shown(sys.stderr.isatty()):
+        with shown(STATE["progress"]):
             report = run(source, target, source_module=source_module, target_module=target_module,
                          source_module_args=module_args, input_shape=parse_shape(input_shape),
                          input_dtype=input_dtype, inputs=load_inputs(inputs) if inputs else None, batch=batch, seed=seed, atol=atol,
@@ -263,7 +270,7 @@ def port_command(
     with errors_to_exit_codes():
         check_port_output(source, out, force, dry_run)
         try:
-            with shown(sys.stderr.isatty()):
+            with shown(STATE["progress"]):
                 result = port(source, into, module=source_module, module_args=source_module_args,
                               into_args=module_args, overrides=load_overrides(overrides),
                               input_shape=parse_shape(input_shape), input_dtype=input_dtype)
@@ -291,7 +298,7 @@ def port_command(
             return
         from .validation import validate as run
 
-        with shown(sys.stderr.isatty()):
+        with shown(STATE["progress"]):
             report = run(source, out, source_module=source_module, source_module_args=source_module_args,
                          target_module=into, target_module_args=module_args, input_shape=traced,
                          input_dtype=input_dtype, pairs=[(r.source, r.target) for r in result.mapping if r.comparable])

@@ -26,7 +26,9 @@ def require(module: str):
     noisy = module in NOISY_AT_IMPORT
     if noisy:
         _quiet_tensorflow()
-    with _stderr_captured(noisy) as captured:
+    from .progress import stage
+
+    with stage(f"importing {module.split('.')[0]}"), _stderr_captured(noisy) as captured:
         try:
             return importlib.import_module(module)
         except ImportError as error:

@@ -60,8 +60,11 @@ def _open_input(path) -> str:
     stat = os.stat(path)
     key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, kind)
     if key not in _vetted:
+        from .progress import stage
+
         _import_before_fork(path, kind)
-        isolated(_parse, str(path), kind, what=str(path), file_size=stat.st_size)
+        with stage(f"checking {Path(path).name} in a limited process"):
+            isolated(_parse, str(path), kind, what=str(path), file_size=stat.st_size)
         _vetted[key] = kind
     return kind
 

@@ -234,3 +234,23 @@ def test_validate_names_its_own_option_for_a_module_it_will_not_run(tmp_path):
     result = wconv("validate", SEED_MLP, port)
     assert_clean_failure(result, 2, port, "Pass it with --target-module")
     assert "--module " not in result.stderr and "--module/" not in result.stderr
+
+
+def test_progress_lines_for_logs_on_request_only(tmp_path):
+    """In a pipe: nothing by default (stderr holds only what went wrong); --progress lines or WCONV_PROGRESS=lines
+    writes one line per phase, the first at once."""
+    import os
+
+    out = tmp_path / "port.onnx"
+    quiet = wconv("keras-to-onnx", SEED_MLP, out)
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    logged = wconv("--progress", "lines", "keras-to-onnx", SEED_MLP, out, "--force", "--check")
+    assert logged.returncode == 0, logged.stderr
+    lines = logged.stderr.splitlines()
+    assert lines and all(line.startswith("wconv: [") for line in lines)
+    phases = [line.split("] ", 1)[1] for line in lines]
+    assert phases[0] == "checking seed_mlp.h5 in a limited process" and "running both models" in phases
+    done = subprocess.run([sys.executable, "-m", "converter", "inspect", SEED_MLP], capture_output=True, text=True,
+                          env={**os.environ, "WCONV_PROGRESS": "lines"}, timeout=600)
+    assert done.returncode == 0 and done.stderr.startswith("wconv: [")
+    assert wconv("--progress", "loud", "inspect", SEED_MLP).returncode == 2
