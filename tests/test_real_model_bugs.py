@@ -10,7 +10,7 @@ import torch
 import torch_convnets
 
 import converter
-from conftest import RUNNERS, TESTS, assert_close, run_torch_model
+from conftest import RUNNERS, TARGET_SUFFIX, TESTS, assert_close, run_keras_model, run_torch_model
 from test_bad_input import assert_clean_failure, wconv
 
 TORCH_FILE = TESTS / "torch_convnets.py"
@@ -272,3 +272,51 @@ def test_gemm_alpha_and_beta_scale_the_weights(trans_b, tmp_path):
     for target, suffix in (("torch", ".pt"), ("keras", ".keras")):
         converter.convert(tmp_path / "a.onnx", tmp_path / f"b{suffix}")
         assert_close(RUNNERS["onnx"](tmp_path / "a.onnx", x), RUNNERS[target](tmp_path / f"b{suffix}", x))
+
+
+@pytest.mark.parametrize("target", ["torch", "onnx"])
+@pytest.mark.parametrize("name", ["ConvNeXtTiny", "MobileNetV3Small"])
+def test_keras_applications_saved_by_keras3_as_legacy_h5(name, target, tmp_path, keras):
+    """``model.save("x.h5")`` in Keras 3: ConvNeXt's Sequential stem and downsampling blocks are one weight group each,
+    and MobileNetV3's ``x + 3.0`` and ``x * (1 / 6)`` are operation nodes with no module to tell them from the Add and
+    Multiply layers. Keras 3.15 cannot load either .h5 back (LayerScale is unknown to its legacy loader, which calls
+    the Add layer with 3.0), so the model in memory is the reference."""
+    from test_architectures import assert_logits_match, seeded_keras
+    from test_convnets import canonical_input, keras_outputs, run_target
+
+    shape = (32, 32, 3)
+    model = getattr(keras.applications, name)(weights=None, input_shape=shape, classifier_activation=None)
+    seeded_keras(model).save(tmp_path / "source.h5")
+    out = tmp_path / f"port{TARGET_SUFFIX[target]}"
+    converter.convert(tmp_path / "source.h5", out)
+    x = canonical_input((shape[2], *shape[:2]), batch=2)
+    assert_logits_match(keras_outputs(model, x)[0], run_target(target, out, x)[0])
+
+
+def test_a_nested_models_weights_in_a_legacy_h5_go_to_its_layers(tmp_path, keras):
+    """A legacy .h5 stores a model used as a layer as one group, its layers' trainable weights first: a
+    BatchNormalization before a conv has its moving statistics after the conv's kernel and bias."""
+    from test_architectures import seeded_keras
+    from test_convnets import canonical_input, keras_outputs, run_target
+
+    shape = (9, 7, 3)
+    stem = keras.Sequential([keras.Input(shape), keras.layers.BatchNormalization(name="stem_bn"),
+                             keras.layers.Conv2D(4, 3, name="stem_conv")], name="stem")
+    inputs = keras.Input(shape)
+    model = seeded_keras(keras.Model(inputs, keras.layers.Conv2D(2, 1, name="head")(stem(inputs))))
+    model.save(tmp_path / "source.h5")
+    converter.convert(tmp_path / "source.h5", tmp_path / "port.pt")
+    x = canonical_input((shape[2], *shape[:2]), batch=2)
+    assert_close(keras_outputs(model, x)[0], run_target("torch", tmp_path / "port.pt", x)[0])
+
+
+def test_keras3_operation_nodes_in_a_legacy_h5(tmp_path, keras):
+    """ops.clip, ops.split, ``2.0 - x``, ``x / 4.0`` (and MobileNetV3's ``x + 3.0``) in a Keras 3 .h5, where only the
+    config (a name and the arguments, no "trainable") tells an operation from a layer."""
+    from test_keras_ops_nodes import SHAPE, keras_ops_model
+
+    model = keras_ops_model(keras)
+    model.save(tmp_path / "source.h5")
+    converter.convert(tmp_path / "source.h5", tmp_path / "port.pt")
+    x = np.random.default_rng(2).standard_normal((3, SHAPE[2], *SHAPE[:2])).astype(np.float32)
+    assert_close(run_keras_model(model, x), RUNNERS["torch"](tmp_path / "port.pt", x))

@@ -37,6 +37,9 @@ class ModelLayout:
     # A Functional model built with dicts ({"image": x}, {"score": y}): key -> tensor name, in the model's order.
     input_keys: dict | None = None
     output_keys: dict | None = None
+    # A model used as a layer (ConvNeXt's Sequential stem) -> the names of the layers read in line from it, at any
+    # depth: a legacy .h5 keeps their weights in the model's one group.
+    models: dict[str, set[str]] = field(default_factory=dict)
 
 
 def parse_model(model: dict) -> ModelLayout:
@@ -103,6 +106,7 @@ def _sequential(config: dict) -> ModelLayout:
 
 def _functional(config: dict) -> ModelLayout:
     inputs, entries, aliases = [], [], {}  # aliases: a nested model's output tensor -> the inner tensor it is
+    models = {}  # a model used as a layer -> its layers' names (ModelLayout.models)
     for layer in config.get("layers", []):
         name = layer.get("name") or layer["config"]["name"]
         if layer["class_name"] == "InputLayer":
@@ -113,7 +117,9 @@ def _functional(config: dict) -> ModelLayout:
             raise Unsupported(f"layer '{name}' ({layer['class_name']}) is called {len(calls)} times; a model used "
                               "as a layer converts when it is called once")
         if layer["class_name"] in MODEL_CLASSES:  # a model used as a layer: its layers, in line
-            entries.extend(_inline(name, layer, _call_inputs(calls[0]), aliases))
+            inlined = _inline(name, layer, _call_inputs(calls[0]), aliases)
+            models[name] = {entry.name for entry in inlined}
+            entries.extend(inlined)
             continue
         for index, call in enumerate(calls):  # a shared layer: one entry per call, the later ones tied to the first
             called = call_name(name, index)
@@ -131,7 +137,7 @@ def _functional(config: dict) -> ModelLayout:
     if missing:
         raise BadInput(f"the model's inputs {missing} are not InputLayers of it")
     return ModelLayout(config.get("name", "model"), [by_name[n] for n in ordered] or inputs, outputs, entries,
-                       _keys(config.get("input_layers")), _keys(config.get("output_layers")))
+                       _keys(config.get("input_layers")), _keys(config.get("output_layers")), models)
 
 
 def _inline(name: str, layer: dict, inputs: list[str], aliases: dict) -> list[LayerEntry]:
@@ -209,10 +215,14 @@ def _option(key, value) -> bool:
 
 def class_name(layer: dict) -> str:
     """A layer's class, or ``ops.<Class>`` for an operation Keras 3 records as a node of its own (``x + 3.0``,
-    ``ops.split``): ``ops.Add`` is not the ``Add`` layer."""
+    ``ops.split``): ``ops.Add`` is not the ``Add`` layer. A ``.keras`` file says so by the node's module. A legacy
+    ``.h5`` has no modules; there, a node Keras 3 wrote (its calls are ``{"args": ..., "kwargs": ...}`` records) is an
+    operation when its config lacks the "trainable" that every Keras 3 layer's and model's config holds."""
     module = layer.get("module")
-    return f"ops.{layer['class_name']}" if isinstance(module, str) and module.startswith("keras.src.ops.") \
-        else layer["class_name"]
+    if isinstance(module, str):
+        return f"ops.{layer['class_name']}" if module.startswith("keras.src.ops.") else layer["class_name"]
+    keras3 = any(isinstance(call, dict) for call in layer.get("inbound_nodes", []))
+    return f"ops.{layer['class_name']}" if keras3 and "trainable" not in layer["config"] else layer["class_name"]
 
 
 def _constants(call) -> dict:

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 
-from ...errors import BadInput, first_line
+from ...errors import BadInput, WeightMismatch, first_line, quoted
 from ...limits import Budget, check_config_size
 from .hdf5 import check_file, read_text_attribute
 
@@ -29,7 +29,7 @@ class KerasFile:
 
 
 class WeightSource:
-    """Weights per layer name, as ``[(name or None, array), ...]`` in Keras' order."""
+    """Weights per layer name, as ``[(stored name or None, array), ...]`` in Keras' order."""
 
     def __init__(self, groups: dict[str, list]):
         self.groups = groups
@@ -39,6 +39,18 @@ class WeightSource:
 
     def layers_with_weights(self) -> set[str]:
         return {name for name, weights in self.groups.items() if weights}
+
+    def split(self, model: str, layers: set[str]) -> None:
+        """A legacy .h5 keeps a model used as a layer (ConvNeXt's Sequential stem) as one group holding its layers'
+        weights, all the trainable ones first ('stem/bn/gamma', 'stem/conv/kernel', 'stem/bn/moving_mean'): each
+        goes to the layer its path names (Keras 3 writes the models' names before it, Keras 2 does not), in the order
+        stored, which is that layer's own. A .keras file has no such group."""
+        for name, array in self.groups.pop(model, []):
+            owner = next((part for part in str(name).split("/")[:-1] if part in layers), None)
+            if owner is None:
+                raise WeightMismatch(f"weight {quoted(name)} of {quoted(model)} (a model used as a layer) names none "
+                                     "of its layers")
+            self.groups.setdefault(owner, []).append((name, array))
 
 
 def open_keras(path) -> KerasFile:
@@ -69,8 +81,8 @@ def _open_h5(path) -> KerasFile:
 
 def _h5_layer_weights(group) -> list:
     names = [_text(n) for n in group.attrs.get("weight_names", [])]
-    # Keras 2 writes 'dense/kernel:0'; Keras 3 writes 'dense/kernel' (sometimes under the model name).
-    return [(name.split("/")[-1].split(":")[0], np.asarray(group[name])) for name in names]
+    # Keras 2 writes 'dense/kernel:0'; Keras 3 writes 'dense/kernel' (under the names of the models holding the layer).
+    return [(name, np.asarray(group[name])) for name in names]
 
 
 def _open_zip(path) -> KerasFile:

@@ -35,6 +35,8 @@ def _read(path, module=None, input_shape=None) -> Graph:
     if module:
         keras_file.config = layer_graph(module, keras_file.config)
     layout = parse_model(keras_file.config)
+    for model, layers in layout.models.items():
+        keras_file.weights.split(model, layers)
     if input_shape is not None:
         layout.inputs = [_given_shape(layout.inputs, input_shape)]
     refuse_unsupported(layout.layers)
