@@ -3,7 +3,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test docs fuzz
+.PHONY: demo test docs fuzz dist
 
 $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
@@ -32,3 +32,10 @@ docs: $(STAMP)
 FUZZ_COUNT ?= 2000
 fuzz: $(STAMP)
 	$(PY) tests/security/fuzz.py --count $(FUZZ_COUNT) $(if $(SEED),--seed $(SEED))
+
+# The release's sdist and wheel, checked (docs/releasing.md).
+dist: $(STAMP)
+	$(PY) -m pip install -q build twine
+	rm -rf dist
+	$(PY) -m build --sdist --wheel --outdir dist .
+	$(PY) -m twine check --strict dist/*

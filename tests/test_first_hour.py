@@ -254,3 +254,12 @@ def test_progress_lines_for_logs_on_request_only(tmp_path):
                           env={**os.environ, "WCONV_PROGRESS": "lines"}, timeout=600)
     assert done.returncode == 0 and done.stderr.startswith("wconv: [")
     assert wconv("--progress", "loud", "inspect", SEED_MLP).returncode == 2
+
+
+def test_the_readme_says_how_to_install_before_a_release_and_on_a_cpu_only_machine():
+    readme = (ROOT / "README.md").read_text()
+    assert "No release is on PyPI yet" in readme and "pip install '.[all]'" in readme
+    assert "pip install torch --index-url https://download.pytorch.org/whl/cpu" in readme
+    releasing = (ROOT / "docs" / "releasing.md").read_text()
+    assert "make dist" in releasing and "twine upload" in releasing
+    assert "\ndist:" in (ROOT / "Makefile").read_text()
