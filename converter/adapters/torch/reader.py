@@ -246,9 +246,9 @@ def _only_weight(fx_node) -> bool:
 def refuse_other_shapes(model, state: dict) -> None:
     """A file whose tensors have other shapes than the module's own (a checkpoint of width=12 for a module built
     with width=16) is named at its first such tensor, in the module's order: a later layer's complaint would hide
-    the cause."""
+    the cause. Integer buffers are counters (BatchNorm's num_batches_tracked), which no inference reads."""
     differing = [(key, tuple(state[key].shape), tuple(value.shape)) for key, value in model.state_dict().items()
-                 if key in state and tuple(state[key].shape) != tuple(value.shape)]
+                 if key in state and value.is_floating_point() and tuple(state[key].shape) != tuple(value.shape)]
     if differing:
         key, found, own = differing[0]
         others = f" (and {len(differing) - 1} more tensor(s))" if len(differing) > 1 else ""
