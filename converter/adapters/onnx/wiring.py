@@ -4,23 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...rewrite import View
 
-class Wiring:
-    def __init__(self, nodes, constants: dict, outputs: set):
-        self.constants, self.outputs = constants, outputs
-        self.producer = {name: n for n in nodes for name in n.output}
-        self.consumers = {}
-        for n in nodes:
-            for name in n.input:
-                self.consumers.setdefault(name, []).append(n)
 
-    def only_consumer(self, value):
-        """The one node using ``value``, which is not a graph output; else None."""
-        users = self.consumers.get(value, [])
-        return users[0] if len(users) == 1 and value not in self.outputs else None
-
-    def used(self, value) -> bool:
-        return bool(value) and (bool(self.consumers.get(value)) or value in self.outputs)
+class Wiring(View):
+    """The rewrite view of ONNX nodes: what the reader's rules and passes walk, and how ONNX spells axes."""
 
     def axes(self, node):
         """A node's axes: its constant second input (opset 13 on), else its ``axes`` attribute; None if neither."""
