@@ -13,26 +13,24 @@ import math
 
 import numpy as np
 
+from ...rewrite import Match, Rule
 from .wiring import Wiring
 
 
-def fuse(nodes: list, constants: dict, graph_outputs: set) -> tuple[list, set]:
-    """(the nodes with each match replaced by one Gelu, the constants the replaced nodes used)."""
+def match(wiring: Wiring, node) -> Match | None:
+    """The GELU around the Erf or Tanh ``node``: one Gelu (opset 20's, with ``approximate``)."""
     from onnx import helper
 
-    wiring = Wiring(nodes, constants, graph_outputs)
-    replaced, made, consumed = set(), {}, set()
-    for node in nodes:
-        if node.op_type in ("Erf", "Tanh") and id(node) not in replaced:
-            found = _match_erf(node, wiring) if node.op_type == "Erf" else _match_tanh(node, wiring)
-            if found is not None and not replaced & {id(n) for n in found[0]}:
-                chain, x, approximate = found
-                output = chain[-1].output[0]
-                name = node.name.rsplit("/", 1)[0] if "/" in node.name.strip("/") else output
-                made[id(chain[-1])] = helper.make_node("Gelu", [x], [output], name=name, approximate=approximate)
-                replaced |= {id(n) for n in chain}
-                consumed |= {value for n in chain for value in n.input if value in constants}
-    return [made.get(id(n), n) for n in nodes if id(n) not in replaced or id(n) in made], consumed
+    found = _match_erf(node, wiring) if node.op_type == "Erf" else _match_tanh(node, wiring)
+    if found is None:
+        return None
+    chain, x, approximate = found
+    output = chain[-1].output[0]
+    name = node.name.rsplit("/", 1)[0] if "/" in node.name.strip("/") else output
+    return Match(chain, [helper.make_node("Gelu", [x], [output], name=name, approximate=approximate)])
+
+
+RULE = Rule("GELU spelled out", ("Erf", "Tanh"), match)
 
 
 def _match_erf(erf, wiring: Wiring):

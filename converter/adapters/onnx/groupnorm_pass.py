@@ -12,33 +12,30 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...rewrite import Match, Rule
 from .wiring import Wiring
 
 
-def fuse(nodes: list, constants: dict, graph_outputs: set) -> tuple[list, set]:
-    """(the nodes with each match replaced, the constants the replaced nodes used); new scale and bias
-    constants go into ``constants``."""
+def match(wiring: Wiring, node) -> Match | None:
+    """The GroupNorm around the InstanceNormalization ``node``: one GroupNormalization with per-channel scale and
+    bias (ones and zeros where the chain has none)."""
     from onnx import helper
 
-    wiring = Wiring(nodes, constants, graph_outputs)
-    replaced, made, consumed = set(), {}, set()
-    for node in nodes:
-        if node.op_type == "InstanceNormalization" and id(node) not in replaced:
-            found = _match(node, wiring)
-            if found is not None:
-                chain, x, groups, epsilon, scale, bias, output = found
-                channels = scale.size if scale is not None else bias.size if bias is not None else None
-                if channels is None:
-                    continue  # no affine step: the channel count is not in the chain (refused as InstanceNorm)
-                name = chain[0].name.rsplit("/", 1)[0] if "/" in chain[0].name.strip("/") else output
-                for param, value, default in (("scale", scale, np.ones), ("bias", bias, np.zeros)):
-                    constants[f"{output}/{param}"] = value if value is not None else default(channels, np.float32)
-                made[id(chain[-1])] = helper.make_node(
-                    "GroupNormalization", [x, f"{output}/scale", f"{output}/bias"], [output], name=name,
-                    num_groups=groups, epsilon=epsilon)
-                replaced |= {id(n) for n in chain}
-                consumed |= {value for n in chain for value in n.input if value in constants}
-    return [made.get(id(n), n) for n in nodes if id(n) not in replaced or id(n) in made], consumed
+    found = _match(node, wiring)
+    if found is None:
+        return None
+    chain, x, groups, epsilon, scale, bias, output = found
+    channels = scale.size if scale is not None else bias.size if bias is not None else None
+    if channels is None:
+        return None  # no affine step: the channel count is not in the chain (refused as InstanceNorm)
+    name = chain[0].name.rsplit("/", 1)[0] if "/" in chain[0].name.strip("/") else output
+    added = {f"{output}/{param}": value if value is not None else default(channels, np.float32)
+             for param, value, default in (("scale", scale, np.ones), ("bias", bias, np.zeros))}
+    return Match(chain, [helper.make_node("GroupNormalization", [x, f"{output}/scale", f"{output}/bias"], [output],
+                                          name=name, num_groups=groups, epsilon=epsilon)], added)
+
+
+RULE = Rule("GroupNorm spelled out", ("InstanceNormalization",), match)
 
 
 def _match(norm, wiring: Wiring):

@@ -14,31 +14,29 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...rewrite import Match, Rule
+from .wiring import Wiring
 
-def fuse(nodes: list, constants: dict, graph_outputs: set) -> list:
-    """The nodes with every matched chain replaced by one LayerNormalization (new constants go into
-    ``constants``)."""
+
+def match(wiring: Wiring, node) -> Match | None:
+    """The LayerNorm starting at the ReduceMean ``node``: one LayerNormalization."""
     from onnx import helper
 
-    consumers = {}
-    for node in nodes:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    replaced, made = set(), {}
-    for node in nodes:
-        if node.op_type == "ReduceMean" and id(node) not in replaced:
-            found = _match(node, consumers, constants, graph_outputs)
-            if found is not None:
-                chain, x, gamma, beta, epsilon, output = found
-                if gamma is None and beta is not None:  # torch has no LayerNorm with a bias but no weight
-                    gamma = f"{output}/ones"
-                    constants[gamma] = np.ones(np.size(constants[beta]), np.float32)
-                inputs = [x, gamma or ""] + ([beta] if beta else [])  # no scale: no affine params at all
-                name = node.name.rsplit("/", 1)[0] if "/" in node.name.strip("/") else output  # '/ln/ReduceMean' -> '/ln'
-                made[id(chain[-1])] = helper.make_node("LayerNormalization", inputs, [output], name=name, axis=-1,
-                                                       epsilon=epsilon)
-                replaced |= {id(n) for n in chain}
-    return [made.get(id(n), n) for n in nodes if id(n) not in replaced or id(n) in made]
+    found = _match(node, wiring.consumers, wiring.constants, wiring.outputs)
+    if found is None:
+        return None
+    chain, x, gamma, beta, epsilon, output = found
+    added = {}
+    if gamma is None and beta is not None:  # torch has no LayerNorm with a bias but no weight
+        gamma = f"{output}/ones"
+        added[gamma] = np.ones(np.size(wiring.constants[beta]), np.float32)
+    inputs = [x, gamma or ""] + ([beta] if beta else [])  # no scale: no affine params at all
+    name = node.name.rsplit("/", 1)[0] if "/" in node.name.strip("/") else output  # '/ln/ReduceMean' -> '/ln'
+    return Match(chain, [helper.make_node("LayerNormalization", inputs, [output], name=name, axis=-1,
+                                          epsilon=epsilon)], added)
+
+
+RULE = Rule("LayerNorm spelled out", ("ReduceMean",), match)
 
 
 def _match(mean, consumers, constants, outputs):

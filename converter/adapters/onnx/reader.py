@@ -6,7 +6,7 @@ from os import PathLike
 from ...progress import steps
 from ...errors import BadInput, Unsupported, UnsupportedLayers, WeightMismatch, about, first_line, quoted
 from ...frameworks import require
-from ... import untrusted
+from ... import rewrite, untrusted
 from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
@@ -15,6 +15,10 @@ from . import layernorm_pass, recurrent_pass
 from . import shape_pass, softmax_pass, strided_pass, tokens_pass, transpose_pass
 from . import external_data, tensors
 from .context import OnnxContext
+from .wiring import Wiring
+
+# Rules lifting what exporters spell out op by op into the one op (rewrite.py applies them, in this order).
+SPELLED_OUT = (layernorm_pass.RULE, groupnorm_pass.RULE, gelu_pass.RULE, softmax_pass.RULE)
 
 
 def read(path: str | PathLike) -> Graph:
@@ -72,10 +76,9 @@ def _read(path) -> Graph:
     onnx_nodes, moved = transpose_pass.hoist(onnx_nodes, constants, outputs)  # tf2onnx's NHWC preprocessing
     consumed |= moved
     # Ops exporters spell out, each read back as the one op (the constants they used are not weights)
-    onnx_nodes = layernorm_pass.fuse(onnx_nodes, constants, outputs)
-    for spelled_out in (groupnorm_pass, gelu_pass, softmax_pass):
-        onnx_nodes, fused = spelled_out.fuse(onnx_nodes, constants, outputs)
-        consumed |= fused
+    onnx_nodes, fused = rewrite.apply(SPELLED_OUT, onnx_nodes, constants, outputs, {value.name for value in inputs},
+                                      Wiring)
+    consumed |= fused
     onnx_nodes, recurrent, plumbing = recurrent_pass.batch_first(onnx_nodes, constants, outputs)
     refuse_unsupported(onnx_nodes)
     context = OnnxContext(onnx_nodes, constants, Shapes(inputs))

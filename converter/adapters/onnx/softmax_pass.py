@@ -10,26 +10,23 @@ same axis and keep it; every value in between must be read only inside the match
 
 from __future__ import annotations
 
+from ...rewrite import Match, Rule
 from .wiring import Wiring, int_attr
 
 
-def fuse(nodes: list, constants: dict, graph_outputs: set) -> tuple[list, set]:
-    """(the nodes with each match replaced by one Softmax or LogSoftmax, the constants the replaced nodes used)."""
+def match(wiring: Wiring, node) -> Match | None:
+    """A spelled-out Softmax ending in the Div ``node``, or LogSoftmax ending in the Sub ``node``."""
     from onnx import helper
 
-    wiring = Wiring(nodes, constants, graph_outputs)
-    replaced, made, consumed = set(), {}, set()
-    for node in nodes:
-        found = _softmax(node, wiring) if node.op_type == "Div" else _log_softmax(node, wiring) \
-            if node.op_type == "Sub" else None
-        if found is None or replaced & {id(n) for n in found[0]}:
-            continue
-        chain, x, axis, op_type = found
-        made[id(node)] = helper.make_node(op_type, [x], list(node.output), name=node.name or node.output[0],
-                                          axis=axis)
-        replaced |= {id(n) for n in chain}
-        consumed |= {value for n in chain for value in n.input if value in constants}
-    return [made.get(id(n), n) for n in nodes if id(n) not in replaced or id(n) in made], consumed
+    found = _softmax(node, wiring) if node.op_type == "Div" else _log_softmax(node, wiring)
+    if found is None:
+        return None
+    chain, x, axis, op_type = found
+    return Match(chain, [helper.make_node(op_type, [x], list(node.output), name=node.name or node.output[0],
+                                          axis=axis)])
+
+
+RULE = Rule("softmax spelled out", ("Div", "Sub"), match)
 
 
 def _softmax(div, wiring: Wiring):

@@ -1,0 +1,130 @@
+"""The rewrite driver (converter/rewrite.py) and each of its rules, on small hand-built op-level graphs.
+
+Each rule's test fails without the rule: the graph keeps its spelled-out nodes. The reader's end-to-end tests
+(test_activations, test_groupnorm, test_softmax_spelled_out, ...) check the same rules against the frameworks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from onnx import helper
+
+from converter import rewrite
+from converter.adapters.onnx import gelu_pass, groupnorm_pass, layernorm_pass, softmax_pass
+from converter.adapters.onnx.wiring import Wiring
+from converter.errors import BadInput
+
+
+def node(op_type, inputs, outputs, **attrs):
+    return helper.make_node(op_type, inputs, outputs, name=outputs[0], **attrs)
+
+
+def scalar(value):
+    return np.array(value, np.float32)
+
+
+def run(rules, nodes, constants, outputs=("y",), inputs=("x",)):
+    constants = dict(constants)
+    done, consumed = rewrite.apply(rules, list(nodes), constants, set(outputs), set(inputs), Wiring)
+    return [n.op_type for n in done], done, consumed, constants
+
+
+# -- the rules -----------------------------------------------------------------------------------------------
+SOFTMAX = [node("ReduceMax", ["x", "axes"], ["peak"], keepdims=1), node("Sub", ["x", "peak"], ["d"]),
+           node("Exp", ["d"], ["e"]), node("ReduceSum", ["e", "axes"], ["total"], keepdims=1),
+           node("Div", ["e", "total"], ["y"])]
+AXES = {"axes": np.array([-1], np.int64)}
+
+
+def test_softmax_spelled_out_is_one_softmax():
+    types, done, consumed, _ = run([softmax_pass.RULE], SOFTMAX, AXES)
+    assert types == ["Softmax"] and done[0].input == ["x"] and done[0].output == ["y"]
+    assert consumed == {"axes"}
+
+
+def test_log_softmax_spelled_out_is_one_log_softmax():
+    nodes = [node("Exp", ["x"], ["e"]), node("ReduceSum", ["e", "axes"], ["total"], keepdims=1),
+             node("Log", ["total"], ["log"]), node("Sub", ["x", "log"], ["y"])]
+    assert run([softmax_pass.RULE], nodes, AXES)[0] == ["LogSoftmax"]
+
+
+def test_gelu_spelled_out_is_one_gelu():
+    nodes = [node("Div", ["x", "root2"], ["scaled"]), node("Erf", ["scaled"], ["erf"]),
+             node("Add", ["erf", "one"], ["plus"]), node("Mul", ["x", "plus"], ["times"]),
+             node("Mul", ["times", "half"], ["y"])]
+    constants = {"root2": scalar(math.sqrt(2)), "one": scalar(1.0), "half": scalar(0.5)}
+    types, done, consumed, _ = run([gelu_pass.RULE], nodes, constants)
+    assert types == ["Gelu"] and consumed == set(constants)
+
+
+def test_layernorm_spelled_out_is_one_layer_normalization():
+    nodes = [node("ReduceMean", ["x"], ["mean"], axes=[-1]), node("Sub", ["x", "mean"], ["d"]),
+             node("Pow", ["d", "two"], ["squared"]), node("ReduceMean", ["squared"], ["var"], axes=[-1]),
+             node("Add", ["var", "eps"], ["shifted"]), node("Sqrt", ["shifted"], ["root"]),
+             node("Div", ["d", "root"], ["normed"]), node("Add", ["normed", "beta"], ["y"])]
+    constants = {"two": scalar(2.0), "eps": scalar(1e-3), "beta": np.arange(5, dtype=np.float32)}
+    types, done, consumed, added = run([layernorm_pass.RULE], nodes, constants)
+    assert types == ["LayerNormalization"] and done[0].input == ["x", "y/ones", "beta"]
+    assert np.array_equal(added["y/ones"], np.ones(5, np.float32))  # a beta without gamma gets a gamma of ones
+    assert consumed == {"two", "eps"}  # beta is the new node's: still read
+
+
+def test_groupnorm_spelled_out_is_one_group_normalization():
+    nodes = [node("Reshape", ["x", "grouped_shape"], ["g"]),
+             node("InstanceNormalization", ["g", "ones", "zeros"], ["n"], epsilon=1e-5),
+             node("Reshape", ["n", "back_shape"], ["restored"]), node("Mul", ["restored", "scale"], ["y"])]
+    constants = {"grouped_shape": np.array([0, 2, -1], np.int64), "ones": np.ones(2, np.float32),
+                 "zeros": np.zeros(2, np.float32), "back_shape": np.array([0, 6, 4, 5], np.int64),
+                 "scale": np.arange(6, dtype=np.float32).reshape(6, 1, 1)}
+    types, done, _, added = run([groupnorm_pass.RULE], nodes, constants)
+    assert types == ["GroupNormalization"] and done[0].input == ["x", "y/scale", "y/bias"]
+    assert np.array_equal(added["y/bias"], np.zeros(6, np.float32))
+
+
+# -- the driver ----------------------------------------------------------------------------------------------
+def test_a_match_whose_inner_value_is_read_outside_it_is_refused():
+    """``e`` also feeds another node: replacing the chain would leave that node reading nothing."""
+    nodes = [*SOFTMAX, node("Relu", ["e"], ["leak"])]
+    types, *_ = run([softmax_pass.RULE], nodes, AXES, outputs=("y", "leak"))
+    assert types == [n.op_type for n in nodes]
+
+
+def test_an_inner_value_that_is_a_graph_output_is_refused():
+    types, *_ = run([softmax_pass.RULE], SOFTMAX, AXES, outputs=("y", "e"))
+    assert "Softmax" not in types
+
+
+def test_overlapping_matches_of_one_rule_are_refused():
+    """A rule claiming a node another match of it already holds: the first match stands, the second is dropped."""
+    nodes = [node("Relu", ["x"], ["a"]), node("Neg", ["a"], ["b"]), node("Neg", ["b"], ["y"])]
+
+    def pair(view, anchor):  # the anchor and the node before it
+        before = view.producer.get(anchor.input[0])
+        return None if before is None else rewrite.Match([before, anchor], [node("Abs", list(before.input),
+                                                                                 list(anchor.output))])
+
+    types, *_ = run([rewrite.Rule("pairs", ("Neg",), pair)], nodes, {})
+    assert types == ["Abs", "Neg"]
+
+
+def test_a_constant_other_nodes_still_read_is_not_consumed():
+    nodes = [*SOFTMAX, node("ReduceMax", ["y", "axes"], ["z"], keepdims=1)]
+    _, _, consumed, _ = run([softmax_pass.RULE], nodes, AXES, outputs=("z",))
+    assert consumed == set()
+
+
+def test_a_rule_that_breaks_the_graph_is_named():
+    def dangling(view, anchor):
+        return rewrite.Match([anchor], [node("Relu", ["nowhere"], list(anchor.output))])
+
+    with pytest.raises(rewrite.RewriteBroken, match="rewrite rule 'dangling' broke the graph: .*'nowhere'") as error:
+        run([rewrite.Rule("dangling", ("Neg",), dangling)], [node("Neg", ["x"], ["y"])], {})
+    assert error.value.exit_code == 70
+
+
+def test_a_graph_that_reads_what_nothing_makes_is_bad_input():
+    with pytest.raises(BadInput, match="malformed graph: 'y' \\(Relu\\) reads \\['ghost'\\]"):
+        run([], [node("Relu", ["ghost"], ["y"])], {})
