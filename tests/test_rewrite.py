@@ -13,7 +13,8 @@ import pytest
 from onnx import helper
 
 from converter import rewrite
-from converter.adapters.onnx import gelu_pass, groupnorm_pass, layernorm_pass, softmax_pass
+from converter.adapters.onnx import adaptive_pool_pass, gelu_pass, groupnorm_pass, layernorm_pass, softmax_pass
+from converter.adapters.onnx import strided_pass, tokens_pass, transpose_pass
 from converter.adapters.onnx.wiring import Wiring
 
 
@@ -81,6 +82,71 @@ def test_groupnorm_spelled_out_is_one_group_normalization():
     types, done, _, added = run([groupnorm_pass.RULE], nodes, constants)
     assert types == ["GroupNormalization"] and done[0].input == ["x", "y/scale", "y/bias"]
     assert np.array_equal(added["y/bias"], np.zeros(6, np.float32))
+
+
+def adaptive_pool_nodes(indices):
+    return [node("Transpose", ["x"], ["t"], perm=[2, 3, 0, 1]), node("GatherND", ["t", "indices"], ["g"]),
+            node("Transpose", ["g"], ["back"], perm=[4, 5, 0, 1, 2, 3]),
+            node("ReduceMean", ["back", "axes"], ["y"], keepdims=0)], \
+        {"indices": indices, "axes": np.array([3, 5], np.int64)}
+
+
+def bins(size, bins_, width):
+    starts = [math.floor(i * size / bins_) for i in range(bins_)]
+    return np.array([range(start, start + width) for start in starts], np.int64)
+
+
+def test_a_decomposed_adaptive_pool_is_lifted_into_the_pool_it_is():
+    """(N, 3, 4, 6) to (2, 3): torch's bins are windows of 2 x 2, a plain average pool."""
+    rows, columns = bins(4, 2, 2), bins(6, 3, 2)
+    indices = np.stack(np.broadcast_arrays(rows[:, :, None, None], columns[None, None, :, :]), axis=-1)
+    nodes, constants = adaptive_pool_nodes(indices)
+    rule = adaptive_pool_pass.rule({"x": ("batch", 3, 4, 6)})
+    types, done, consumed, _ = run([rule], nodes, constants)
+    assert types == ["(lifted)"] and [n.op for n in done[0].nodes] == ["avg_pool2d"]
+    assert done[0].input == ["x"] and done[0].output == ["y"] and consumed == {"indices", "axes"}
+    reversed_rows = np.stack(np.broadcast_arrays(rows[::-1, :, None, None], columns[None, None, :, :]), axis=-1)
+    nodes, constants = adaptive_pool_nodes(reversed_rows)  # not torch's bins: left as it is, to be refused
+    assert run([rule], nodes, constants)[0] == ["Transpose", "GatherND", "Transpose", "ReduceMean"]
+
+
+@pytest.mark.parametrize("same_rows", [True, False])
+def test_class_tokens_before_a_sequence_are_lifted_into_one_node(same_rows):
+    """A fixed-batch export: Concat(axis=1) of a (2, 1, 4) constant, the same row for every sample, and x."""
+    tokens = np.random.default_rng(0).standard_normal((1, 1, 4)).astype(np.float32).repeat(2, axis=0)
+    if not same_rows:
+        tokens[1] += 1.0  # another row per sample: not class tokens
+    nodes = [node("Concat", ["tokens", "x"], ["y"], axis=1)]
+    types, done, consumed, _ = run([tokens_pass.rule({"x": (2, 5, 4)})], nodes, {"tokens": tokens})
+    if not same_rows:
+        assert types == ["Concat"]
+        return
+    assert types == ["(lifted)"] and done[0].nodes[0].op == "class_tokens" and consumed == {"tokens"}
+    assert np.array_equal(done[0].nodes[0].params["tokens"], tokens[0])
+
+
+@pytest.mark.parametrize("identity", [True, False])
+def test_a_flat_gather_that_puts_every_element_back_is_the_identity(identity):
+    index = np.arange(24, dtype=np.int64).reshape(2, 3, 4)
+    nodes = [node("Reshape", ["x", "flat_shape"], ["flat"]), node("Gather", ["flat", "index"], ["y"], axis=0)]
+    constants = {"flat_shape": np.array([-1], np.int64), "index": index if identity else index[:, ::-1]}
+    types, done, consumed, _ = run([strided_pass.rule({"x": (2, 3, 4)})], nodes, constants)
+    assert types == (["Identity"] if identity else ["Reshape", "Gather"])
+    if identity:
+        assert done[0].input == ["x"] and consumed == {"flat_shape", "index"}
+
+
+def test_a_transpose_moves_above_the_arithmetic_with_constants_before_it():
+    """tf2onnx's NHWC preprocessing: (x * scale + shift) then Transpose to NCHW. The Transpose moves above both
+    (the rule repeats), each constant transposed with it to (1, C, 1, 1)."""
+    scale, shift = np.arange(1, 4, dtype=np.float32), np.arange(3, dtype=np.float32)
+    nodes = [node("Mul", ["x", "scale"], ["scaled"]), node("Add", ["scaled", "shift"], ["shifted"]),
+             node("Transpose", ["shifted"], ["y"], perm=[0, 3, 1, 2])]
+    types, done, consumed, constants = run([transpose_pass.RULE], nodes, {"scale": scale, "shift": shift})
+    assert types == ["Transpose", "Mul", "Add"] and done[0].input == ["x"] and done[-1].output == ["y"]
+    assert consumed == {"scale", "shift"}
+    assert constants[done[1].input[1]].shape == (1, 3, 1, 1)
+    assert np.array_equal(constants[done[2].input[1]].ravel(), shift)
 
 
 # -- the driver ----------------------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from ..errors import Unsupported
 from . import padding
 from .activations import ACTIVATIONS
 from .pool import GLOBAL_POOLS, POOLS
-from .registry import register_onnx, register_torch_function, register_torch_module
+from .registry import register_torch_function, register_torch_module
 from .upsample import UPSAMPLE
 
 
@@ -61,13 +61,3 @@ for _kind, _spelled in (("avg", "Avg"), ("max", "Max")):
     for _rank in (1, 2, 3):
         register_torch_module(f"Adaptive{_spelled}Pool{_rank}d", _from_module(_kind))
         register_torch_function(f"torch.nn.functional.adaptive_{_kind}_pool{_rank}d", _from_function(_kind))
-
-
-def from_onnx_adaptive(onnx_node, context):
-    """The node ``adapters/onnx/adaptive_pool_pass.py`` makes of torch.onnx's decomposed adaptive average pool."""
-    output_size = list(context.attrs(onnx_node)["output_size"])
-    return adaptive("avg", context.name(onnx_node), list(onnx_node.input[:1]), list(onnx_node.output),
-                    context.shape(onnx_node.input[0]), output_size)
-
-
-register_onnx("WconvAdaptiveAvgPool", from_onnx_adaptive)  # made by the ONNX reader's pass, never read from files

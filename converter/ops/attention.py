@@ -32,7 +32,7 @@ from ..errors import Unsupported
 from ..ir import Node
 from ..layouts import permute
 from .base import Convention, KerasSpec, OpDef, expect_dim
-from .registry import register_keras, register_onnx, register_op, register_torch_module
+from .registry import register_keras, register_op, register_torch_module
 
 PROJECTIONS = (("q", "query"), ("k", "key"), ("v", "value"), ("o", "output"))
 
@@ -284,13 +284,6 @@ class Attention(OpDef):
         return [self.node(layer.name, layer.inputs[:4], layer.outputs, params, module.heads, causal=module.causal)]
 
     # -- ONNX -------------------------------------------------------------------
-    def from_onnx(self, onnx_node, context):
-        """The attention the ONNX reader's attention pass matched; a node of this type in a file is refused."""
-        match = context.attention.get(id(onnx_node))
-        if match is None:
-            raise Unsupported(f"{onnx_node.op_type} '{context.name(onnx_node)}' is not an ONNX op")
-        return [self.node(match.name, match.inputs, [match.output], match.params, match.heads, causal=match.causal)]
-
     def to_onnx(self, node, builder):
         """Projections, heads apart, softmax(q k^T / sqrt(d)) v, heads together, output projection."""
         name, p, a = node.name, node.params, node.attrs
@@ -356,4 +349,3 @@ register_torch_module("MultiheadAttention", ATTENTION.from_torch)
 register_torch_module("ExplicitAttention", ATTENTION.from_explicit)
 register_torch_module("Attention", ATTENTION.from_timm)  # kept whole by tracing.py only for timm's class
 TIMM_ATTENTION_MODULES = ("timm.layers.attention", "timm.models.vision_transformer")
-register_onnx("WconvAttention", ATTENTION.from_onnx)  # made by adapters/onnx/attention_pass.py, never read from files

@@ -14,7 +14,7 @@ from .. import views
 from ..errors import ShapeMismatch, Unsupported
 from ..ir import Node
 from .base import Convention, KerasSpec, OpDef, expect_dim
-from .registry import register_keras, register_onnx, register_op, register_torch_module
+from .registry import register_keras, register_op, register_torch_module
 
 
 def _sequence_shape(node_name: str, shape) -> tuple | None:
@@ -94,10 +94,6 @@ class ClassTokens(_LearnedRows):
             raise ShapeMismatch(f"layer '{layer.name}': tokens of widths {[part.shape[1] for part in parts]}")
         return [self.node(layer.name, layer.inputs, layer.outputs, np.concatenate(parts))]
 
-    def from_onnx(self, onnx_node, context):
-        """The node ``adapters/onnx/tokens_pass.py`` makes: (the sequence, the (k, f) tokens)."""
-        return [self.node(context.name(onnx_node), onnx_node.input[:1], onnx_node.output, context.weight(onnx_node, 1))]
-
     def to_onnx(self, node, builder):
         tokens = node.params["tokens"]
         name = node.name
@@ -163,5 +159,4 @@ POSITION_EMBEDDING = register_op(PositionEmbedding())
 register_keras("ClassTokens", CLASS_TOKENS)
 register_keras("PositionEmbedding", POSITION_EMBEDDING)
 register_torch_module("ClassTokens", CLASS_TOKENS.from_torch)
-register_onnx("WconvClassTokens", CLASS_TOKENS.from_onnx)  # made by adapters/onnx/tokens_pass.py
 register_torch_module("PositionEmbedding", POSITION_EMBEDDING.from_torch)

@@ -5,8 +5,8 @@ each bin one value), the exporter writes: ``Transpose(x, [2, 3, 0, 1])`` (the sp
 ``GatherND`` of constant indices shaped (out_h, k_h, out_w, k_w, 2) (every bin's values), ``Transpose([4, 5, 0, 1,
 2, 3])`` (the batch and channels first again), then ``ReduceMean`` over the two window axes. Where the indices are
 exactly torch's bins for the input's size (bin i of n covers floor(i * size / n) to ceil((i + 1) * size / n)), the
-four nodes become one ``WconvAdaptiveAvgPool`` node (read by ``ops/adaptive_pool.py`` as the pooling it is for
-that size); any other indices leave the nodes as they are, to be refused by name.
+four nodes become the pooling it is for that size (``ops/adaptive_pool.adaptive``), lifted into IR nodes; any other
+indices leave the nodes as they are, to be refused by name.
 """
 
 from __future__ import annotations
@@ -15,37 +15,32 @@ import math
 
 import numpy as np
 
+from ...ops.adaptive_pool import adaptive
+from ...rewrite import Lifted, Match, Rule
 from .shape_pass import BATCH
 from .wiring import Wiring, int_attr, is_transpose
 
-FUSED_OP = "WconvAdaptiveAvgPool"
-
-
 def candidates(nodes: list) -> bool:
-    """Whether any GatherND is there to match (so that sizes are worth inferring for ``fuse``)."""
+    """Whether any GatherND is there to match (so that sizes are worth inferring for ``rule``)."""
     return any(node.op_type == "GatherND" for node in nodes)
 
 
-def fuse(nodes: list, constants: dict, graph_outputs: set, sizes: dict) -> tuple[list, set]:
-    """(the nodes with each match replaced by one node, the constants the replaced nodes read)."""
-    from onnx import helper
-
-    wiring = Wiring(nodes, constants, graph_outputs)
-    replaced, made, consumed = set(), {}, set()
-    for gather in nodes:
+def rule(sizes: dict) -> Rule:
+    """The rule, for a graph whose values have ``sizes`` (``shape_pass.static_sizes``)."""
+    def match(wiring: Wiring, gather) -> Match | None:
         chain = _chain(gather, wiring)
         if chain is None:
-            continue
+            return None
         first, _, _, mean = chain
         dims = sizes.get(first.input[0])
-        output_size = _bins(constants[gather.input[1]], dims)
+        output_size = _bins(wiring.constants[gather.input[1]], dims)
         if output_size is None:
-            continue
-        made[id(mean)] = helper.make_node(FUSED_OP, [first.input[0]], list(mean.output), name=mean.name or
-                                          mean.output[0], output_size=output_size)
-        replaced |= {id(n) for n in chain}
-        consumed |= {name for n in chain for name in n.input if name in constants}
-    return [made.get(id(n), n) for n in nodes if id(n) not in replaced or id(n) in made], consumed
+            return None
+        pooled = adaptive("avg", mean.name or mean.output[0], [first.input[0]], list(mean.output),
+                          (None, *dims[1:]), output_size)
+        return Match(list(chain), [Lifted.of(*pooled)])
+
+    return Rule("adaptive average pool decomposed", ("GatherND",), match)
 
 
 def _chain(gather, wiring: Wiring):

@@ -12,8 +12,8 @@ and the scales multiply to 1/sqrt(key_dim). Each projection's columns must be us
 
 Between the scale and the softmax, a causal mask ``Where(Cast(Trilu(Expand(1, Shape(scaled)), upper=0), bool),
 scaled, -1e9)`` (-inf too, without a mask input), then Keras' mask ``Where(Unsqueeze(mask, 1), scores, -1e9)``.
-Each match becomes one node that only ``ops/attention.py`` reads, by the identity of the node this pass made,
-never by its op type: a file cannot claim it. Anything else stays as it is, and is refused by name.
+Each match becomes one attention IR node with its parameters (``rewrite.Lifted``), which no file can hold: a file
+cannot claim it. Anything else stays as it is, and is refused by name.
 """
 
 from __future__ import annotations
@@ -22,11 +22,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ...ops.attention import ATTENTION
+from ...rewrite import Lifted, Match, Rule
 from .attention_heads import AttentionHeads
-from .layout_trace import Tracer, without_dead
+from .layout_trace import Tracer
 from .wiring import int_attr
 
-FUSED_OP = "WconvAttention"
+FUSED_OP = "WconvAttention"  # the op type this pass once made: still refused in a file (reader.RESERVED)
 
 
 @dataclass
@@ -39,52 +41,46 @@ class AttentionMatch:
     causal: bool = False
 
 
-def fuse(nodes: list, constants: dict, graph_outputs: set, sizes: dict) -> tuple[list, dict, set]:
-    """(the nodes with each match replaced by one ``WconvAttention`` node, id(that node) -> AttentionMatch, the
-    constants the replaced nodes used). ``sizes``: ``shape_pass.static_sizes(..., symbolic=True)``.
+def rule(sizes: dict) -> Rule:
+    """The rule, for a graph whose values have ``sizes`` (``shape_pass.static_sizes(..., symbolic=True)``; the
+    rule adds the sizes of the values it makes). It repeats: where an exporter left an attention's output
+    time-major (torch.onnx drops the transposes between two batch-first nn.MultiheadAttention), the lifted node
+    is followed by that Transpose, which the next attention's moves then read."""
+    sizes = dict(sizes)
 
-    One match at a time, the graph rewired after each: where an exporter left an attention's output time-major
-    (torch.onnx drops the transposes between two batch-first nn.MultiheadAttention), the fused node is followed
-    by that Transpose, which the next attention's moves then read."""
-    records, consumed, sizes, failed = {}, set(), dict(sizes), set()
-    while True:
-        graph = _Graph(nodes, constants, graph_outputs, sizes)
-        found = None
-        for node in nodes:
-            if node.op_type == "Softmax" and id(node) not in failed:
-                found = graph.match(node)
-                if found is not None:
-                    break
-                failed.add(id(node))
+    def match(graph: _Graph, softmax) -> Match | None:
+        found = graph.match(softmax)
         if found is None:
-            return nodes, records, consumed
-        chain, match, arithmetic, perm = found
-        made = _made(match, perm, sizes)
-        records[id(made[0])] = match
-        removed = {id(n) for n in chain}
-        nodes = [m for n in nodes if id(n) not in removed or n is chain[-1] for m in (made if n is chain[-1] else [n])]
-        nodes = without_dead(nodes, arithmetic, graph_outputs)
-        consumed |= {name for n in [*chain, *arithmetic.values()] for name in n.input if name in constants}
-        failed = set()  # a Softmax refused before may read this one's output
+            return None
+        chain, attention, arithmetic, perm = found
+        return Match(chain, _made(attention, perm, sizes), feeding=list(arithmetic.values()))
+
+    def view(nodes, constants, outputs) -> _Graph:
+        return _Graph(nodes, constants, outputs, sizes)
+
+    return Rule("attention", ("Softmax",), match, repeat=True, view=view)
 
 
 def candidates(nodes: list) -> bool:
-    """Whether any Softmax feeds a MatMul (so that sizes are worth inferring for ``fuse``)."""
+    """Whether any Softmax feeds a MatMul (so that sizes are worth inferring for ``rule``)."""
     softmaxed = {node.output[0] for node in nodes if node.op_type == "Softmax"}
     return any(node.op_type == "MatMul" and node.input[0] in softmaxed for node in nodes)
 
 
 def _made(match: AttentionMatch, perm: list | None, sizes: dict) -> list:
-    """The fused node, and the Transpose that gives its (N, T, E) output the file's layout, if another."""
+    """The lifted attention, and the Transpose that gives its (N, T, E) output the file's layout, if another."""
     from onnx import helper
 
+    def lifted(output):
+        return Lifted.of(ATTENTION.node(match.name, match.inputs, [output], match.params, match.heads,
+                                        causal=match.causal))
+
     if perm is None:
-        return [helper.make_node(FUSED_OP, match.inputs, [match.output], name=match.name)]
+        return [lifted(match.output)]
     batch_first, layout = f"{match.output}/batch_first", match.output
     if layout in sizes:
         sizes[batch_first] = [sizes[layout][perm.index(axis)] for axis in range(3)]
-    match.output = batch_first
-    return [helper.make_node(FUSED_OP, match.inputs, [batch_first], name=match.name),
+    return [lifted(batch_first),
             helper.make_node("Transpose", [batch_first], [layout], name=f"{match.name}/layout", perm=perm)]
 
 

@@ -14,7 +14,6 @@ class OnnxContext:
         self.used: set[str] = set()
         self.absorbed: set[int] = set()  # ids of nodes folded into an earlier one
         self.recurrent: dict = {}  # id(recurrent node) -> its batch-first form (recurrent_pass.BatchFirst)
-        self.attention: dict = {}  # id(node attention_pass made) -> what it matched (attention_pass.AttentionMatch)
         # The batch size every input of a file exported for one batch size declares (torch.onnx without dynamic
         # axes): a Reshape whose target starts with it keeps each batch entry's elements together, as 0 or -1
         # would (axis 0 of every IR value is the batch).

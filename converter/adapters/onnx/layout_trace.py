@@ -144,13 +144,3 @@ def rows(moved: np.ndarray, width: int):
     if np.any(first % width) or not np.array_equal(moved, first + np.arange(width)):
         return None
     return first[..., 0] // width
-
-
-def without_dead(nodes: list, arithmetic: dict, graph_outputs: set) -> list:
-    """``nodes`` less the shape arithmetic (``Tracer.arithmetic``) that fed only nodes a pass replaced."""
-    while True:
-        used = {name for node in nodes for name in node.input} | graph_outputs
-        dead = {id(n) for n in nodes if id(n) in arithmetic and not used & set(n.output)}
-        if not dead:
-            return nodes
-        nodes = [n for n in nodes if id(n) not in dead]

@@ -7,6 +7,7 @@ from ...progress import steps
 from ...errors import BadInput, Unsupported, UnsupportedLayers, WeightMismatch, about, first_line, quoted
 from ...frameworks import require
 from ... import rewrite, untrusted
+from ...rewrite import Lifted
 from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
@@ -17,8 +18,9 @@ from . import external_data, tensors
 from .context import OnnxContext
 from .wiring import Wiring
 
-# Rules lifting what exporters spell out op by op into the one op (rewrite.py applies them, in this order).
-SPELLED_OUT = (layernorm_pass.RULE, groupnorm_pass.RULE, gelu_pass.RULE, softmax_pass.RULE)
+# Rules lifting what exporters spell out op by op into the one op (rewrite.py applies them, in this order), after
+# moving tf2onnx's NHWC Transposes above its preprocessing arithmetic.
+SPELLED_OUT = (transpose_pass.RULE, layernorm_pass.RULE, groupnorm_pass.RULE, gelu_pass.RULE, softmax_pass.RULE)
 
 
 def read(path: str | PathLike) -> Graph:
@@ -64,31 +66,28 @@ def _read(path) -> Graph:
     sizes = shape_pass.static_sizes(shape_pass.with_nodes(model, onnx_nodes, constants), symbolic=True) \
         if wanted else {}  # before fusing makes non-ONNX nodes
     outputs = {o.name for o in model.graph.output}
-    onnx_nodes, strided = strided_pass.fold(onnx_nodes, constants, outputs, sizes)  # dynamo's as_strided
-    consumed |= strided
-    onnx_nodes, tokens = tokens_pass.fuse(onnx_nodes, constants, outputs, sizes)  # a ViT's class token
-    consumed |= tokens
-    onnx_nodes, pooled = adaptive_pool_pass.fuse(onnx_nodes, constants, outputs, sizes)  # dynamo's adaptive pool
-    consumed |= pooled
-    # attention first: its moves are read whole, before another pass moves a Transpose through a bias
-    onnx_nodes, attention, fused_attention = attention_pass.fuse(onnx_nodes, constants, outputs, sizes)
-    consumed |= fused_attention
-    onnx_nodes, moved = transpose_pass.hoist(onnx_nodes, constants, outputs)  # tf2onnx's NHWC preprocessing
-    consumed |= moved
-    # Ops exporters spell out, each read back as the one op (the constants they used are not weights)
+    # dynamo's as_strided, a ViT's class token, dynamo's adaptive pool; then attention, whose moves are read whole
+    # before another rule moves a Transpose through a bias
+    onnx_nodes, lifted = rewrite.apply([strided_pass.rule(sizes), tokens_pass.rule(sizes),
+                                        adaptive_pool_pass.rule(sizes), attention_pass.rule(sizes)], onnx_nodes,
+                                       constants, outputs, {value.name for value in inputs}, Wiring)
+    consumed |= lifted
+    # tf2onnx's NHWC preprocessing; then ops exporters spell out, each read back as the one op (the constants they
+    # used are not weights)
     onnx_nodes, fused = rewrite.apply(SPELLED_OUT, onnx_nodes, constants, outputs, {value.name for value in inputs},
                                       Wiring)
     consumed |= fused
     onnx_nodes, recurrent, plumbing = recurrent_pass.batch_first(onnx_nodes, constants, outputs)
     refuse_unsupported(onnx_nodes)
     context = OnnxContext(onnx_nodes, constants, Shapes(inputs))
-    context.recurrent, context.attention = recurrent, attention
+    context.recurrent = recurrent
     context.static_batch = _static_batch(model.graph, initializers)
     context.used |= consumed | fused | plumbing | (set(constants) - set(initializers))  # folded values: not weights
     nodes = []
     for onnx_node in steps(onnx_nodes, "reading ONNX nodes"):
         if id(onnx_node) not in context.absorbed:
-            created = ONNX_TYPES[onnx_node.op_type](onnx_node, context)
+            created = onnx_node.nodes if isinstance(onnx_node, Lifted) else \
+                ONNX_TYPES[onnx_node.op_type](onnx_node, context)
             context.shapes.add(created)
             nodes.extend(created)
     refuse_dropped_outputs(onnx_nodes, nodes, model.graph)
@@ -119,7 +118,7 @@ def refuse_dropped_outputs(onnx_nodes, nodes, graph) -> None:
 
 
 # The op types the reader's passes give the nodes they fuse: what a pass proved, never what a file claims.
-RESERVED = {attention_pass.FUSED_OP, tokens_pass.FUSED_OP, adaptive_pool_pass.FUSED_OP}
+RESERVED = {attention_pass.FUSED_OP, tokens_pass.FUSED_OP}
 
 
 def refuse_reserved(onnx_nodes) -> None:
@@ -129,7 +128,8 @@ def refuse_reserved(onnx_nodes) -> None:
 
 
 def refuse_unsupported(onnx_nodes) -> None:
-    listing = [(n.name or n.output[0], n.op_type, None if n.op_type in ONNX_TYPES else "") for n in onnx_nodes]
+    listing = [(n.name or n.output[0], n.op_type, None if n.op_type in ONNX_TYPES or isinstance(n, Lifted) else "")
+               for n in onnx_nodes]
     problems = [f"{quoted(name)} ({quoted(kind, 60)[1:-1]})" for name, kind, problem in listing if problem is not None]
     if problems:
         raise UnsupportedLayers.of(problems, listing)

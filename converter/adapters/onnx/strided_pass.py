@@ -11,37 +11,34 @@ from __future__ import annotations
 
 import numpy as np
 
-from .layout_trace import Tracer, Untraceable, indices, without_dead
+from ...rewrite import Match, Rule
+from .layout_trace import Tracer, Untraceable, indices
 from .shape_pass import BATCH, BATCHES, concrete
 from .wiring import Wiring, int_attr
 
 
-def fold(nodes: list, constants: dict, graph_outputs: set, sizes: dict) -> tuple[list, set]:
-    """(``nodes`` with each identity flat Gather, its Reshape and the arithmetic only it read replaced by an
-    Identity; the constants those read). ``sizes``: ``shape_pass.static_sizes``."""
+def rule(sizes: dict) -> Rule:
+    """The rule, for a graph whose values have ``sizes`` (``shape_pass.static_sizes``): each identity flat Gather,
+    with its Reshape where only it reads that and the arithmetic only it read, becomes an Identity."""
     from onnx import helper
 
-    wiring = Wiring(nodes, constants, graph_outputs)
-    replaced, arithmetic = {}, {}
-    for gather in nodes:
+    def match(wiring: Wiring, gather) -> Match | None:
         flat = _flattened(gather, wiring)
         if flat is None or flat.input[0] not in sizes:
-            continue
+            return None
         tracer = Tracer(wiring)
-        if _identity(tracer, gather, sizes[flat.input[0]], sizes):
-            replaced[id(gather)] = helper.make_node("Identity", [flat.input[0]], list(gather.output),
-                                                   name=gather.name or gather.output[0])
-            if wiring.only_consumer(flat.output[0]) is gather:
-                replaced[id(flat)] = None
-            arithmetic.update(tracer.arithmetic)
-    kept = [replaced.get(id(n), n) for n in nodes if replaced.get(id(n), n) is not None]
-    dropped = [n for n in nodes if id(n) in replaced] + list(arithmetic.values())
-    consumed = {name for n in dropped for name in n.input if name in constants}
-    return without_dead(kept, arithmetic, graph_outputs), consumed
+        if not _identity(tracer, gather, sizes[flat.input[0]], sizes):
+            return None
+        identity = helper.make_node("Identity", [flat.input[0]], list(gather.output), name=gather.name or
+                                    gather.output[0])
+        chain = [flat, gather] if wiring.only_consumer(flat.output[0]) is gather else [gather]
+        return Match(chain, [identity], feeding=list(tracer.arithmetic.values()))
+
+    return Rule("as_strided as the identity", ("Gather",), match)
 
 
 def candidates(nodes: list) -> bool:
-    """Whether any Gather reads a Reshape (so that sizes are worth inferring for ``fold``)."""
+    """Whether any Gather reads a Reshape (so that sizes are worth inferring for ``rule``)."""
     reshaped = {name for node in nodes if node.op_type == "Reshape" for name in node.output}
     return any(node.op_type == "Gather" and node.input[0] in reshaped for node in nodes)
 

@@ -10,50 +10,37 @@ from __future__ import annotations
 
 import numpy as np
 
+from ...rewrite import Match, Rule
 from .wiring import Wiring
 
 ELEMENTWISE = {"Add", "Sub", "Mul", "Div"}
 
 
-def hoist(nodes: list, constants: dict, graph_outputs: set) -> tuple[list, set]:
-    """(the nodes with each such Transpose moved above the arithmetic, the constants replaced by transposed ones)."""
-    consumed = set()
-    while (found := _next_move(nodes, constants, graph_outputs)) is not None:
-        nodes, replaced = _move(nodes, constants, *found)
-        consumed.add(replaced)
-    return nodes, consumed
-
-
-def _next_move(nodes, constants, graph_outputs):
-    """(transpose, the arithmetic node feeding it, its tensor input, its constant input), or None."""
-    wiring = Wiring(nodes, constants, graph_outputs)
-    for node in nodes:
-        if node.op_type != "Transpose":
-            continue
-        source = wiring.producer.get(node.input[0])
-        if source is None or source.op_type not in ELEMENTWISE or wiring.only_consumer(node.input[0]) is not node:
-            continue
-        tensors = [value for value in source.input if value not in constants]
-        fixed = [value for value in source.input if value in constants]
-        perm = _perm(node)
-        if len(tensors) == 1 and len(fixed) == 1 and perm is not None and np.ndim(constants[fixed[0]]) <= len(perm):
-            return node, source, tensors[0], fixed[0]
-    return None
-
-
-def _move(nodes, constants, transpose, source, tensor: str, constant: str):
+def match(wiring: Wiring, transpose) -> Match | None:
+    """The Transpose ``transpose`` moved above the arithmetic with a constant that only it reads: a Transpose of
+    the arithmetic's tensor input, then the arithmetic with the constant transposed alike."""
     from onnx import helper
 
+    source = wiring.producer.get(transpose.input[0])
+    if source is None or source.op_type not in ELEMENTWISE or wiring.only_consumer(transpose.input[0]) is not transpose:
+        return None
+    tensors = [value for value in source.input if value not in wiring.constants]
+    fixed = [value for value in source.input if value in wiring.constants]
     perm = _perm(transpose)
-    value = np.asarray(constants[constant])
-    moved = f"{constant}/transposed/{transpose.output[0]}"
-    constants[moved] = np.transpose(value.reshape((1,) * (len(perm) - value.ndim) + value.shape), perm)
-    between = f"{tensor}/transposed/{transpose.output[0]}"
-    first = helper.make_node("Transpose", [tensor], [between], name=transpose.name, perm=perm)
-    inputs = [between if name == tensor else moved for name in source.input]
-    second = helper.make_node(source.op_type, inputs, list(transpose.output), name=source.name)
-    swapped = {id(source): first, id(transpose): second}
-    return [swapped.get(id(node), node) for node in nodes], constant
+    if len(tensors) != 1 or len(fixed) != 1 or perm is None or np.ndim(wiring.constants[fixed[0]]) > len(perm):
+        return None
+    value = np.asarray(wiring.constants[fixed[0]])
+    moved = f"{fixed[0]}/transposed/{transpose.output[0]}"
+    between = f"{tensors[0]}/transposed/{transpose.output[0]}"
+    first = helper.make_node("Transpose", tensors, [between], name=transpose.name, perm=perm)
+    second = helper.make_node(source.op_type, [between if name == tensors[0] else moved for name in source.input],
+                              list(transpose.output), name=source.name)
+    transposed = np.transpose(value.reshape((1,) * (len(perm) - value.ndim) + value.shape), perm)
+    return Match([source, transpose], [first, second], {moved: transposed})
+
+
+# A moved Transpose may meet more arithmetic above it: the rule runs again until it moves nothing.
+RULE = Rule("Transpose above arithmetic with a constant", ("Transpose",), match, repeat=True)
 
 
 def _perm(node):
