@@ -207,12 +207,12 @@ def test_given_inputs_are_taken_as_the_source_takes_them(port, tmp_path, keras):
     """--inputs for a Keras source are channels last, as Keras takes them; the report says so. The same batch
     given channels last compares exactly as the seeded random batch it came from."""
     source, target = port
-    from converter.validation import random_inputs
+    from converter.validation import load_inputs, random_inputs
 
     batch = random_inputs([(None, 3, 7, 6)], 4, 0)[0]  # IR order: (N, C, H, W)
     np.save(tmp_path / "x.npy", np.moveaxis(batch, 1, -1))  # as Keras takes it: (N, H, W, C)
-    given = json.loads(wconv("validate", source, target, "--inputs", tmp_path / "x.npy", "--json").stdout)
-    random = json.loads(wconv("validate", source, target, "--json").stdout)
+    given = converter.validate(source, target, inputs=load_inputs(tmp_path / "x.npy")).to_dict()
+    random = converter.validate(source, target).to_dict()
     assert given["ok"] and given["inputs"].endswith("(channels last)")
     assert given["input_shapes"] == random["input_shapes"] == [[4, 3, 7, 6]]
     assert [layer["max_abs"] for layer in given["layers"]] == [layer["max_abs"] for layer in random["layers"]]

@@ -115,9 +115,17 @@ def test_a_corrupted_onnx_weight_is_named_first(kind, mistake, side, tmp_path, k
     suite = ElementTree.parse(junit).getroot()
     failed = [case.get("name") for case in suite.iter("testcase") if case.find("failure") is not None]
     assert failed[0] == culprit and int(suite.get("failures")) == len(failed)
-    text = wconv("validate", source, target)
+
+
+def test_the_text_verdict_marks_the_same_first_mismatch(tmp_path, keras):
+    """The table and the verdict line say what --json says (the corrupted square Dense, ONNX as the target)."""
+    cnn(keras).save(tmp_path / "cnn.keras")
+    converter.convert(tmp_path / "cnn.keras", tmp_path / "cnn.onnx")
+    corrupt(tmp_path / "cnn.onnx", "dense")
+    text = wconv("validate", tmp_path / "cnn.keras", tmp_path / "cnn.onnx")
     assert text.returncode == 1 and "predictions DIFFER" in text.stdout
-    assert f"{culprit} " in next(line for line in text.stdout.splitlines() if "FIRST MISMATCH" in line)
+    assert "first layer beyond tolerance: square" in text.stdout
+    assert next(line for line in text.stdout.splitlines() if "FIRST MISMATCH" in line).startswith("square ")
 
 
 def test_a_layer_beyond_tolerance_fails_even_when_the_outputs_match(tmp_path, keras):
