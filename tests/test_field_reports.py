@@ -25,14 +25,20 @@ def keras_training_only_layers(keras):
     return keras_convnets.seeded(keras.Model(inputs, keras.layers.Dense(5, name="head")(x)))
 
 
+def ported_like_keras(model, folder, target: str, shape):
+    """The Keras ``model`` converted to ``target`` (torch or onnx), checked to predict like Keras on a seeded
+    input of ``shape`` (channels first); the port's path."""
+    model.save(folder / "source.keras")
+    out = folder / ("port.pt" if target == "torch" else "port.onnx")
+    converter.convert(folder / "source.keras", out)
+    x = canonical_input(shape)
+    assert_close(keras_outputs(model, x)[0], run_target(target, out, x)[0])
+    return out
+
+
 @pytest.mark.parametrize("target", ["torch", "onnx"])
 def test_keras_dropout_variants_are_the_identity(target, tmp_path, keras):
-    model = keras_training_only_layers(keras)
-    model.save(tmp_path / "source.keras")
-    out = tmp_path / ("port.pt" if target == "torch" else "port.onnx")
-    converter.convert(tmp_path / "source.keras", out)
-    x = canonical_input((3, 9, 7))
-    assert_close(keras_outputs(model, x)[0], run_target(target, out, x)[0])
+    ported_like_keras(keras_training_only_layers(keras), tmp_path, target, (3, 9, 7))
 
 
 @pytest.mark.parametrize("target", ["keras", "onnx"])
@@ -65,12 +71,7 @@ def test_a_reshape_to_unit_axes_needs_no_transpose(target, tmp_path, keras):
     torch (EfficientNetB0 had 16)."""
     import onnx
 
-    model = keras_squeeze_excite(keras)
-    model.save(tmp_path / "se.keras")
-    out = tmp_path / ("port.pt" if target == "torch" else "port.onnx")
-    converter.convert(tmp_path / "se.keras", out)
-    x = canonical_input((6, 9, 7))
-    assert_close(keras_outputs(model, x)[0], run_target(target, out, x)[0])
+    out = ported_like_keras(keras_squeeze_excite(keras), tmp_path, target, (6, 9, 7))
     if target == "onnx":
         assert "Transpose" not in {node.op_type for node in onnx.load(out).graph.node}
     else:
