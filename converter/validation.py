@@ -246,7 +246,8 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
     for path in (source, target):  # both files exist and are models before any framework is imported
         formats.detect(path)
     try:
-        shapes, interface, graph = interface_of(source, source_module, source_module_args, input_shape, input_dtype)
+        shapes, interface, graph = interface_of(source, source_module or _generated_module(source),
+                                                source_module_args, input_shape, input_dtype)
     except WconvError:
         if inputs is None:
             raise
@@ -287,6 +288,17 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
         report.layers = [compare(_label(name, other), captured_source[name], captured_target[other], atol, rtol)
                          for name, other in steps(compared, "comparing layers")]
     return report
+
+
+def _generated_module(path) -> str | None:
+    """For a torch state_dict given without --source-module: the module wconv generated beside it (sha256 checked,
+    as the runner checks it), or a refusal naming --source-module; None for other formats."""
+    if formats.detect(path) != "torch":
+        return None
+    from .adapters.torch import load_state_dict
+    from .runners.torch import module_for
+
+    return module_for(path, None, load_state_dict(path), "--source-module")[0]
 
 
 def _aligned(mine, target, target_module, target_module_args):

@@ -265,3 +265,17 @@ def test_the_readme_says_how_to_install_before_a_release_and_on_a_cpu_only_machi
     releasing = (ROOT / "docs" / "releasing.md").read_text()
     assert "make dist" in releasing and "twine upload" in releasing
     assert "\ndist:" in (ROOT / "Makefile").read_text()
+
+
+def test_validate_runs_a_generated_torch_source_without_being_told_its_module(tmp_path):
+    """A .pt wconv wrote, as the SOURCE of validate: its generated module (sha256 checked) is found, as for a
+    target; a plain state_dict is told to pass --source-module."""
+    import converter
+
+    port = tmp_path / "port.pt"
+    converter.convert(SEED_MLP, port)
+    converter.convert(SEED_MLP, tmp_path / "port.onnx")
+    assert converter.validate(port, tmp_path / "port.onnx").ok
+    port.with_suffix(".py").unlink()
+    result = wconv("validate", port, tmp_path / "port.onnx")
+    assert_clean_failure(result, 2, port, "pass --source-module")
