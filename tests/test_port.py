@@ -51,6 +51,7 @@ def keras_resnet50(tmp_path, keras):
     return model, tmp_path / "resnet50.keras"
 
 
+@pytest.mark.slow  # a keras.applications ResNet50 (as the other large models): keeps the default suite under 10 min
 def test_keras_resnet50_into_a_torchvision_named_resnet50(keras_resnet50, tmp_path):
     """Every pair found by topology alone (no name is shared), the conv biases Keras has moved into the
     BatchNorms after them (the target's convs have none); the CLI writes, then proves, exit 0."""
@@ -296,6 +297,7 @@ def test_a_free_sequence_length_is_traced_at_a_length_of_wconvs_choosing(tmp_pat
     assert "traced and checked with input shape 16" in result.stderr and "predictions match" in result.stdout
 
 
+@pytest.mark.slow
 def test_torchvision_resnet50_v1_5_cannot_take_keras_resnet50_v1(keras_resnet50):
     """torchvision's ResNet-50 strides its 3x3 convs where Keras' strides the 1x1 before them: the layers pair,
     and each pair that differs is named."""
