@@ -114,6 +114,8 @@ def apply(rules, nodes: list, constants: dict, outputs: set, inputs: set, view=V
 
 
 def _matches(rule: Rule, nodes: list, view: View) -> list[Match]:
+    """The rule's matches in graph order, none overlapping an earlier one, each closed: what it makes inside is read
+    only by nodes this round removes (its own, or another match's: stacked layers read away together)."""
     claimed, found = set(), []
     for node in nodes:
         if node.op_type not in rule.anchors or id(node) in claimed:
@@ -122,17 +124,23 @@ def _matches(rule: Rule, nodes: list, view: View) -> list[Match]:
         if match is None:
             continue
         members = {id(n) for n in match.nodes}
-        if members & claimed or not closed(match, view):
+        if members & claimed:
             continue
         claimed |= members
         found.append(match)
-    return found
+    while True:  # a refused match keeps its nodes, which may read what another match makes inside
+        removed = {id(n) for match in found for n in match.nodes}
+        kept = [match for match in found if closed(match, view, removed)]
+        if len(kept) == len(found):
+            return found
+        found = kept
 
 
-def closed(match: Match, view: View) -> bool:
-    """No value the match's nodes make, other than what the replacement gives, is read outside the match: by a node
-    outside it, as a graph output, or through a feeding node that reads it (which then goes with the match)."""
-    inside = {id(n) for n in match.nodes} | {id(n) for n in match.feeding}
+def closed(match: Match, view: View, removed: set | None = None) -> bool:
+    """No value the match's nodes make, other than what the replacement gives, is read outside the match (or the
+    ``removed`` nodes of the same round): by another node, as a graph output, or through a feeding node that reads
+    it (which then goes with the match)."""
+    inside = {id(n) for n in match.nodes} | {id(n) for n in match.feeding} | (removed or set())
     given = {value for node in match.replacement for value in node.output}
     inner = {value for node in match.nodes for value in node.output if value and value not in given}
     grown = True

@@ -14,7 +14,7 @@ from onnx import helper
 
 from converter import rewrite
 from converter.adapters.onnx import adaptive_pool_pass, gelu_pass, groupnorm_pass, layernorm_pass, softmax_pass
-from converter.adapters.onnx import strided_pass, tokens_pass, transpose_pass
+from converter.adapters.onnx import recurrent_pass, strided_pass, tokens_pass, transpose_pass
 from converter.adapters.onnx.wiring import Wiring
 
 
@@ -147,6 +147,49 @@ def test_a_transpose_moves_above_the_arithmetic_with_constants_before_it():
     assert consumed == {"scale", "shift"}
     assert constants[done[1].input[1]].shape == (1, 3, 1, 1)
     assert np.array_equal(constants[done[2].input[1]].ravel(), shift)
+
+
+def lstm_graph(hidden=3, features=4, initial_h=None):
+    """x (N, T, F) -> Transpose to time-major -> LSTM -> Squeeze the direction axis -> Transpose to batch-first."""
+    rng = np.random.default_rng(0)
+    constants = {"W": rng.standard_normal((1, 4 * hidden, features)).astype(np.float32),
+                 "R": rng.standard_normal((1, 4 * hidden, hidden)).astype(np.float32),
+                 "B": rng.standard_normal((1, 8 * hidden)).astype(np.float32), "axis1": np.array([1], np.int64)}
+    inputs = ["xt", "W", "R", "B"]
+    if initial_h is not None:
+        constants["h0"] = initial_h
+        inputs += ["", "h0"]
+    nodes = [node("Transpose", ["x"], ["xt"], perm=[1, 0, 2]),
+             helper.make_node("LSTM", inputs, ["Y"], name="lstm", hidden_size=hidden),
+             node("Squeeze", ["Y", "axis1"], ["seq"]), node("Transpose", ["seq"], ["y"], perm=[1, 0, 2])]
+    return nodes, constants
+
+
+def test_a_recurrent_op_in_batch_first_form_is_lifted_with_its_plumbing():
+    nodes, constants = lstm_graph()
+    types, done, consumed, _ = run([recurrent_pass.BATCH_FIRST], nodes, constants)
+    assert types == ["(lifted)"] and [n.op for n in done[0].nodes] == ["lstm"]
+    assert done[0].input == ["x"] and done[0].output == ["y"] and consumed == {"W", "R", "B", "axis1"}
+    assert done[0].nodes[0].attrs["returns"] == "sequence"
+    read_twice = run([recurrent_pass.BATCH_FIRST], nodes, constants, outputs=("y", "Y"))[0]
+    assert read_twice == ["Transpose", "LSTM", "Squeeze", "Transpose"]  # Y read outside: left, to be refused
+
+
+def test_zero_initial_states_are_no_initial_states():
+    nodes, constants = lstm_graph(initial_h=np.zeros((1, 2, 3), np.float32))
+    _, done, consumed, _ = run([recurrent_pass.ZERO_STATES], nodes, constants)
+    assert list(done[1].input) == ["xt", "W", "R", "B", "", ""] and consumed == {"h0"}
+    nodes, constants = lstm_graph(initial_h=np.ones((1, 2, 3), np.float32))
+    assert list(run([recurrent_pass.ZERO_STATES], nodes, constants)[1][1].input)[-1] == "h0"
+
+
+def test_plumbing_nothing_reads_goes_only_beside_recurrent_ops():
+    nodes, constants = lstm_graph()
+    dangling = [*nodes, node("Shape", ["x"], ["size"]), node("Gather", ["size", "axis1"], ["width"])]
+    assert run([recurrent_pass.DEAD_PLUMBING], dangling, constants)[0] == ["Transpose", "LSTM", "Squeeze",
+                                                                           "Transpose"]
+    plain = [node("Relu", ["x"], ["y"]), node("Shape", ["x"], ["size"])]
+    assert run([recurrent_pass.DEAD_PLUMBING], plain, {})[0] == ["Relu", "Shape"]
 
 
 # -- the driver ----------------------------------------------------------------------------------------------

@@ -502,12 +502,14 @@ class Recurrent(OpDef):
                 "activation_beta": [node.attrs["gate_beta"]] * directions}
 
     def from_onnx(self, onnx_node, context):
-        """An ONNX recurrent op that the batch-first pass matched; any other form is refused."""
+        """An ONNX recurrent op the batch-first rule did not lift (adapters/onnx/recurrent_pass.py): refused."""
+        raise Unsupported(f"{onnx_node.op_type} '{context.name(onnx_node)}': only the batch-first form exporters write "
+                          "(time-major transposes around it, zero initial states, one output used) converts")
+
+    def from_onnx_record(self, onnx_node, record, context):
+        """The IR node for an ONNX recurrent op in batch-first form: ``record`` (recurrent_pass.BatchFirst) says what
+        it reads and gives; ``context`` reads its attributes and weights."""
         name, attrs = context.name(onnx_node), context.attrs(onnx_node)
-        record = context.recurrent.get(id(onnx_node))
-        if record is None:
-            raise Unsupported(f"{onnx_node.op_type} '{name}': only the batch-first form exporters write (time-major "
-                              "transposes around it, zero initial states, one output used) converts")
         problems = [f"{key}={attrs[key]}" for key in ("clip", "input_forget") if attrs.get(key)]
         if any(len(onnx_node.input) > index and onnx_node.input[index] for index in (4, 7)):
             problems.append("sequence lengths or peepholes")

@@ -13,7 +13,6 @@ class OnnxContext:
         self.initializers = initializers
         self.used: set[str] = set()
         self.absorbed: set[int] = set()  # ids of nodes folded into an earlier one
-        self.recurrent: dict = {}  # id(recurrent node) -> its batch-first form (recurrent_pass.BatchFirst)
         # The batch size every input of a file exported for one batch size declares (torch.onnx without dynamic
         # axes): a Reshape whose target starts with it keeps each batch entry's elements together, as 0 or -1
         # would (axis 0 of every IR value is the batch).

@@ -21,6 +21,8 @@ from .wiring import Wiring
 # Rules lifting what exporters spell out op by op into the one op (rewrite.py applies them, in this order), after
 # moving tf2onnx's NHWC Transposes above its preprocessing arithmetic.
 SPELLED_OUT = (transpose_pass.RULE, layernorm_pass.RULE, groupnorm_pass.RULE, gelu_pass.RULE, softmax_pass.RULE)
+# Recurrent ops with the time-major plumbing exporters put around them, read as batch-first layers.
+RECURRENT = (recurrent_pass.ZERO_STATES, recurrent_pass.DEAD_PLUMBING, recurrent_pass.BATCH_FIRST)
 
 
 def read(path: str | PathLike) -> Graph:
@@ -77,12 +79,13 @@ def _read(path) -> Graph:
     onnx_nodes, fused = rewrite.apply(SPELLED_OUT, onnx_nodes, constants, outputs, {value.name for value in inputs},
                                       Wiring)
     consumed |= fused
-    onnx_nodes, recurrent, plumbing = recurrent_pass.batch_first(onnx_nodes, constants, outputs)
+    onnx_nodes, read_away = rewrite.apply(RECURRENT, onnx_nodes, constants, outputs,
+                                          {value.name for value in inputs}, Wiring)
+    consumed |= read_away
     refuse_unsupported(onnx_nodes)
     context = OnnxContext(onnx_nodes, constants, Shapes(inputs))
-    context.recurrent = recurrent
     context.static_batch = _static_batch(model.graph, initializers)
-    context.used |= consumed | fused | plumbing | (set(constants) - set(initializers))  # folded values: not weights
+    context.used |= consumed | (set(constants) - set(initializers))  # folded values: not weights
     nodes = []
     for onnx_node in steps(onnx_nodes, "reading ONNX nodes"):
         if id(onnx_node) not in context.absorbed:

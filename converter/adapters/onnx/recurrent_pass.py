@@ -19,8 +19,8 @@ wconv wrap them to take and give batch-first values, and torch.onnx chains stack
 - each direction's sequence apart (Keras' merge_mode=None): ``Gather`` (axis 1) of Y at each direction, then
   ``Transpose([1, 0, 2])`` to batch-first.
 
-Each match becomes a record (its batch-first input, what it returns, the value that holds it, batch-first)
-and its plumbing leaves the graph. A recurrent op in any other form stays, and its reader refuses it.
+Each match, with its plumbing, is lifted into one IR node (``ops/recurrent.py from_onnx_record``, told by a
+``BatchFirst`` record what it reads and gives). A recurrent op in any other form stays, and its reader refuses it.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ...rewrite import Lifted, Match, Rule
 from .wiring import Wiring, int_attr, is_transpose
 
 RECURRENT_OPS = ("LSTM", "GRU", "RNN")
@@ -49,51 +50,66 @@ class BatchFirst:
     split: list | None = None  # each direction's sequence apart (Keras merge_mode=None): forward, backward
 
 
-def batch_first(nodes: list, constants: dict, graph_outputs: set) -> tuple[list, dict, set]:
-    """(remaining nodes, id(recurrent node) -> BatchFirst, the constants the removed plumbing used: shapes,
-    axes, indices, zeros) for every recurrent op in a form listed above."""
-    if not any(n.op_type in RECURRENT_OPS for n in nodes):
-        return nodes, {}, set()
-    before = nodes
-    nodes = _without_zero_states(nodes, constants, graph_outputs)
-    rewrite = _Rewrite(nodes, constants, graph_outputs)
-    for node in nodes:
-        if node.op_type in RECURRENT_OPS:
-            rewrite.match(node)
-    remaining = [n for n in nodes if id(n) not in rewrite.removed]
-    kept = {id(n) for n in remaining}
-    consumed = {name for n in before if id(n) not in kept for name in n.input if name in constants}
-    return remaining, rewrite.records, consumed
+def _zero_states(wiring: Wiring, node) -> Match | None:
+    """A recurrent op whose initial states are zeros (constants, or an Expand of zeros): the same op without them
+    (zeros are what a missing initial state means); the arithmetic that made them is then dead plumbing."""
+    from onnx import helper
+
+    inputs = list(node.input)
+    for index in (5, 6):
+        value = inputs[index] if len(inputs) > index else ""
+        source = wiring.producer.get(value)
+        if value in wiring.constants and not np.any(wiring.constants[value]) or source is not None and \
+                source.op_type == "Expand" and source.input[0] in wiring.constants and \
+                not np.any(wiring.constants[source.input[0]]):
+            inputs[index] = ""
+    if inputs == list(node.input):
+        return None
+    without = helper.make_node(node.op_type, inputs, list(node.output), name=node.name)
+    without.attribute.extend(node.attribute)
+    return Match([node], [without])
 
 
-def _without_zero_states(nodes, constants, graph_outputs):
-    """Initial states that are zeros (constants, or Expand of zeros) dropped, and the arithmetic that made them."""
-    producer = {name: n for n in nodes for name in n.output}
-    for node in nodes:
-        if node.op_type not in RECURRENT_OPS:
-            continue
-        for index in (5, 6):
-            value = node.input[index] if len(node.input) > index else ""
-            source = producer.get(value)
-            if value in constants and not np.any(constants[value]) or source is not None and \
-                    source.op_type == "Expand" and source.input[0] in constants and not np.any(constants[source.input[0]]):
-                node.input[index] = ""
-    while True:  # shape arithmetic none of whose outputs is used any more
-        used = {name for n in nodes for name in n.input} | graph_outputs
-        alive = [n for n in nodes if n.op_type not in WEIGHTLESS_PLUMBING or any(name in used for name in n.output)]
-        if len(alive) == len(nodes):
-            return nodes
-        nodes = alive
+def _batch_first(graph: _Rewrite, node) -> Match | None:
+    """The recurrent op ``node`` with its plumbing, lifted into one IR node reading and giving batch-first values."""
+    from ...ops import ONNX_TYPES
+    from .context import OnnxContext
+
+    found = graph.match(node)
+    if found is None:
+        return None
+    record, plumbing = found
+    weights = OnnxContext([], graph.constants, None)  # the op's attributes and weights, as the reader reads them
+    reader = ONNX_TYPES[node.op_type].__self__
+    return Match([node, *plumbing], [Lifted.of(*reader.from_onnx_record(node, record, weights))])
+
+
+def _dead_plumbing(wiring: Wiring, node) -> Match | None:
+    """Plumbing whose outputs nothing reads, in a graph with recurrent ops: the zero states' arithmetic, and the
+    transposes that batch-first a recurrent output nobody uses (an encoder whose states alone are used: Keras'
+    ``_, h, c = encoder(x)``)."""
+    if any(wiring.used(value) for value in node.output) or \
+            not any(n.op_type in RECURRENT_OPS for n in wiring.producer.values()):
+        return None
+    return Match([node], [])
+
+
+ZERO_STATES = Rule("zero initial states", RECURRENT_OPS, _zero_states)
+DEAD_PLUMBING = Rule("plumbing nothing reads, beside recurrent ops", tuple(WEIGHTLESS_PLUMBING), _dead_plumbing,
+                     repeat=True)
+BATCH_FIRST = Rule("recurrent ops in batch-first form", RECURRENT_OPS, _batch_first,
+                   view=lambda nodes, constants, outputs: _Rewrite(nodes, constants, outputs))
 
 
 class _Rewrite(Wiring):
     def __init__(self, nodes, constants, outputs):
         super().__init__(nodes, constants, outputs)
         self.time_major = {}  # a time-major (T, N, F) value -> the batch-first IR value it stands for
-        self.records, self.removed = {}, set()
         self.layer_states = self._layer_states(nodes)
 
-    def match(self, node) -> None:
+    def match(self, node):
+        """(the BatchFirst record, the plumbing read away with it) for a recurrent op in a form listed above; else
+        None."""
         attrs = {a.name: a for a in node.attribute}
         if attrs.get("layout") and attrs["layout"].i or "hidden_size" not in attrs or \
                 attrs.get("direction") and attrs["direction"].s == b"reverse":
@@ -112,14 +128,11 @@ class _Rewrite(Wiring):
         final_used = self.used(final) and final not in self.layer_states.get("inner", set())
         split = self._split(sequence) if directions == 2 else None
         if split is not None and not final_used and not self.used(cell):
-            self.records[id(node)] = BatchFirst(source_name, "sequence", split[0][0], states[0], initial[0],
-                                                split[0])
-            self.removed |= {id(n) for n in plumbing + split[1] + states[1] + initial[1]}
-            return
+            return BatchFirst(source_name, "sequence", split[0][0], states[0], initial[0], split[0]), \
+                plumbing + split[1] + states[1] + initial[1]
         if states[0] and not self.used(sequence) and not final_used and not self.used(cell):  # the states alone
-            self.records[id(node)] = BatchFirst(source_name, "final", f"{final}/unused", states[0], initial[0])
-            self.removed |= {id(n) for n in plumbing + states[1] + initial[1]}
-            return
+            return BatchFirst(source_name, "final", f"{final}/unused", states[0], initial[0]), \
+                plumbing + states[1] + initial[1]
         if self.used(cell) or self.used(sequence) == final_used:
             return
         found = self._sequence(node, sequence, directions) if self.used(sequence) else self._final(final, directions)
@@ -129,8 +142,7 @@ class _Rewrite(Wiring):
         step = self.only_consumer(output)
         if returns == "sequence" and directions == 1 and step is not None and self._is_last(step, axis=1):
             returns, output, chain = "final", step.output[0], chain + [step]  # out[:, -1]
-        self.records[id(node)] = BatchFirst(source_name, returns, output, states[0], initial[0])
-        self.removed |= {id(n) for n in plumbing + chain + states[1] + initial[1]}
+        return BatchFirst(source_name, returns, output, states[0], initial[0]), plumbing + chain + states[1] + initial[1]
 
     def _split(self, sequence):
         """([forward, backward] batch-first values, their nodes) for Y taken apart by direction, else None."""
