@@ -63,11 +63,12 @@ def layer_outputs(graph) -> dict[str, str]:
     ``F.relu(self.fc(x))``, an ONNX node wconv wrote under ``fused_activation_name``)."""
     from ..ir import fused_activation_name
 
+    producers = {value: node for node in graph.nodes for value in node.outputs}  # once: graphs of thousands
     names = {}
     for node in graph.nodes:
         if not node.outputs:
             continue
-        producer = graph.producer(node.inputs[0]) if node.inputs else None
+        producer = producers.get(node.inputs[0]) if node.inputs else None
         held = producer is not None and (node.fused or node.name == fused_activation_name(producer.name))
         names[node.outputs[0]] = producer.name + ACTIVATED if held else node.name
     return names
