@@ -274,6 +274,7 @@ def test_gemm_alpha_and_beta_scale_the_weights(trans_b, tmp_path):
         assert_close(RUNNERS["onnx"](tmp_path / "a.onnx", x), RUNNERS[target](tmp_path / f"b{suffix}", x))
 
 
+@pytest.mark.slow  # whole keras.applications models; the two small tests below pin the same readings by default
 @pytest.mark.parametrize("target", ["torch", "onnx"])
 @pytest.mark.parametrize("name", ["ConvNeXtTiny", "MobileNetV3Small"])
 def test_keras_applications_saved_by_keras3_as_legacy_h5(name, target, tmp_path, keras):
