@@ -69,19 +69,12 @@ def _read(path) -> Graph:
         if wanted else {}  # before fusing makes non-ONNX nodes
     outputs = {o.name for o in model.graph.output}
     # dynamo's as_strided, a ViT's class token, dynamo's adaptive pool; then attention, whose moves are read whole
-    # before another rule moves a Transpose through a bias
-    onnx_nodes, lifted = rewrite.apply([strided_pass.rule(sizes), tokens_pass.rule(sizes),
-                                        adaptive_pool_pass.rule(sizes), attention_pass.rule(sizes)], onnx_nodes,
-                                       constants, outputs, {value.name for value in inputs}, Wiring)
+    # before another rule moves a Transpose through a bias; then what exporters spell out, and recurrent ops (the
+    # constants the rules read away are not weights)
+    rules = [strided_pass.rule(sizes), tokens_pass.rule(sizes), adaptive_pool_pass.rule(sizes),
+             attention_pass.rule(sizes), *SPELLED_OUT, *RECURRENT]
+    onnx_nodes, lifted = rewrite.apply(rules, onnx_nodes, constants, outputs, {value.name for value in inputs}, Wiring)
     consumed |= lifted
-    # tf2onnx's NHWC preprocessing; then ops exporters spell out, each read back as the one op (the constants they
-    # used are not weights)
-    onnx_nodes, fused = rewrite.apply(SPELLED_OUT, onnx_nodes, constants, outputs, {value.name for value in inputs},
-                                      Wiring)
-    consumed |= fused
-    onnx_nodes, read_away = rewrite.apply(RECURRENT, onnx_nodes, constants, outputs,
-                                          {value.name for value in inputs}, Wiring)
-    consumed |= read_away
     refuse_unsupported(onnx_nodes)
     context = OnnxContext(onnx_nodes, constants, Shapes(inputs))
     context.static_batch = _static_batch(model.graph, initializers)
