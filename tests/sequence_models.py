@@ -322,13 +322,14 @@ class RawStateSeq2Seq(nn.Module):
 
 
 class MaskedAttention(nn.Module):
-    """nn.MultiheadAttention with an attn_mask (True: may not attend), which wconv refuses."""
+    """nn.MultiheadAttention with an attn_mask (True: may not attend), which wconv refuses. One head: a 3-D mask
+    is (N * heads, T, S), so with one head its first axis is the batch."""
 
     wconv_input_shapes = [(STEPS, EMBED), (STEPS, STEPS)]
 
     def __init__(self):
         super().__init__()
-        self.attn = nn.MultiheadAttention(EMBED, 2, batch_first=True)
+        self.attn = nn.MultiheadAttention(EMBED, 1, batch_first=True)
 
     def forward(self, x, blocked):
         return self.attn(x, x, x, attn_mask=blocked, need_weights=False)[0]

@@ -347,5 +347,5 @@ ATTENTION = register_op(Attention())
 register_keras("MultiHeadAttention", ATTENTION)
 register_torch_module("MultiheadAttention", ATTENTION.from_torch)
 register_torch_module("ExplicitAttention", ATTENTION.from_explicit)
-register_torch_module("Attention", ATTENTION.from_timm)  # kept whole by tracing.py only for timm's class
+register_torch_module("Attention", ATTENTION.from_timm)  # kept whole by exported.py only for timm's class
 TIMM_ATTENTION_MODULES = ("timm.layers.attention", "timm.models.vision_transformer")

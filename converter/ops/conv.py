@@ -256,5 +256,5 @@ for _rank, _op in CONVS.items():
     register_torch_module(f"Conv{_rank}d", _op.from_torch)
     if _rank < 3:
         register_keras(f"DepthwiseConv{_rank}D", _op)
-register_torch_module("Conv2dSame", CONVS[2].from_timm_same)  # kept whole by tracing.py for timm's class only
+register_torch_module("Conv2dSame", CONVS[2].from_timm_same)  # kept whole by exported.py for timm's class only
 register_onnx("Conv", from_onnx_conv)

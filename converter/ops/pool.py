@@ -290,7 +290,7 @@ POOLS = {(kind, rank): register_op(Pool(kind, rank)) for kind in KINDS for rank 
 for _pool in POOLS.values():
     register_keras(_pool.keras_class, _pool)
     register_torch_module(_pool.torch_class, _pool.from_torch)
-for _kind in KINDS:  # timm's TF-'SAME' pools, kept whole by tracing.py for timm's classes only
+for _kind in KINDS:  # timm's TF-'SAME' pools, kept whole by exported.py for timm's classes only
     register_torch_module(f"{POOLS[_kind, 2].torch_class}Same", POOLS[_kind, 2].from_torch)
 
 

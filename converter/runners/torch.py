@@ -69,15 +69,16 @@ def load(path, module=None, module_args=None, layout=None, interface: Interface 
 
 
 def record_layers(torch, model, inputs) -> dict:
-    """Every traced node's output, by module path (or function node name), in execution order.
+    """Every node's output in the graph wconv reads (exported.py), by module path (or function node name), in
+    execution order.
 
     A module followed by its fused activation (``F.relu(self.conv(x))``) is also recorded after the
     activation, as ``<module>+activation``: what Keras records for a layer with ``activation=``.
     """
+    from ..adapters.torch.exported import module_graph
     from ..adapters.torch.reader import fused_activation, module_call_names
-    from ..adapters.torch.tracing import trace
 
-    traced = trace(model)
+    traced = module_graph(model, [tuple(x.shape[1:]) for x in inputs], [str(x.dtype).split(".")[-1] for x in inputs])
     names = module_call_names(traced)
     recorded, owners = {}, {}
 

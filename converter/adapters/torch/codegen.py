@@ -26,8 +26,10 @@ from torch import nn
 
 {helpers}
 class Model(nn.Module):
-    # Input shapes without the batch axis, as forward() takes them; wconv reads them back when converting this.
+    # Input shapes without the batch axis, and dtypes, as forward() takes them; wconv reads them back when
+    # converting this.
     wconv_input_shapes = {input_shapes}
+    wconv_input_dtypes = {input_dtypes}
     wconv_interface = {interface}
 
     def __init__(self):
@@ -79,6 +81,7 @@ def source(graph: Graph, weights_file: str = "model.pt") -> str:
         inputs=docstring_text(inputs),
         layout=LAYOUT_TEXT[interface],
         input_shapes=literal([tuple(_interface_shape(graph, v)[1:]) for v in graph.inputs]),
+        input_dtypes=literal([v.dtype for v in graph.inputs]),
         interface=literal(interface),
         weights=docstring_text(weights_file),
         helpers=cells.source({OPS[node.op].torch_helper(node) for node, _ in module_plan(graph)}),

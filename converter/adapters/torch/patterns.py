@@ -297,11 +297,13 @@ def _unsupported(fx_node, what: str) -> Unsupported:
 
 def stacked_for_mean(fx_node, function_name) -> list | None:
     """The tensors averaged when ``fx_node`` is the ``.mean(0)`` of a ``torch.stack([...])``, else None."""
-    if fx_node.op != "call_method" or fx_node.target != "mean":
+    if fx_node.op not in ("call_method", "call_function") or function_name(fx_node) not in ("mean", "torch.mean"):
         return None
-    dims = list(fx_node.args[1:]) + [fx_node.kwargs.get("dim")] if "dim" in fx_node.kwargs else list(fx_node.args[1:])
+    dims = fx_node.kwargs.get("dim", fx_node.args[1] if len(fx_node.args) > 1 else None)
+    keepdim = fx_node.kwargs.get("keepdim", fx_node.args[2] if len(fx_node.args) > 2 else False)
     source = fx_node.args[0]
-    if dims != [0] or getattr(source, "op", None) != "call_function" or function_name(source) != "torch.stack":
+    if dims not in (0, [0], (0,)) or keepdim or getattr(source, "op", None) != "call_function" or \
+            function_name(source) != "torch.stack":
         return None
     if len(source.users) != 1 or source.kwargs.get("dim", source.args[1] if len(source.args) > 1 else 0) != 0:
         return None

@@ -1,4 +1,5 @@
-"""state_dict + nn.Module -> IR: the module is traced with torch.fx, the weights come from the file."""
+"""state_dict + nn.Module -> IR: the module is read through torch.export (exported.py), the weights come from the
+file."""
 
 from __future__ import annotations
 
@@ -15,10 +16,9 @@ from ...ops import OPS, TORCH_FUNCTIONS, TORCH_MODULES
 from ...ops.activations import Activation
 from ...progress import steps
 from ...shapes import Shapes, finish
-from . import computed_weights, functional_layers, patterns, static_shapes
+from . import computed_weights, exported, functional_layers, patterns, static_shapes
 from .module import load_module
 from .state_dict import load_state_dict
-from .tracing import trace
 
 
 @dataclass
@@ -66,15 +66,15 @@ def read(path: str | PathLike, module: str, module_args: str | dict | None = Non
 
 
 def from_module(model, state: dict, input_shape=None, source: str = "", input_shapes=None) -> Graph:
-    """Trace ``model`` and take its weights from ``state`` (name -> numpy array). ``input_shapes``: one shape per
-    input, without the batch axis (``input_shape`` for the one input)."""
+    """Read ``model`` through torch.export and take its weights from ``state`` (name -> numpy array).
+    ``input_shapes``: one shape per input, without the batch axis (``input_shape`` for the one input)."""
     model.eval()
-    traced = trace(model)
+    given = input_shapes or ([input_shape] if input_shape else getattr(model, "wconv_input_shapes", None))
+    shapes, dtypes = example_inputs(model, given)
+    traced = exported.module_graph(model, shapes, dtypes)
     placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
-    recorded = getattr(model, "wconv_input_shapes", None) or [None] * len(placeholders)
-    given = input_shapes or ([input_shape] if input_shape else recorded)
-    inputs = [Value(n.name, _input_shape(traced, n, shape)) for n, shape in zip(placeholders, given)]
-    static_shapes.fold(traced, [v.shape[1:] for v in inputs], [_input_dtype(traced, n) for n in placeholders])
+    inputs = [Value(n.name, (None, *shape)) for n, shape in zip(placeholders, shapes)]
+    static_shapes.fold(traced, shapes, dtypes)
     refuse_other_shapes(model, state)
     state = dict(state)  # with the weights forward() computes from parameters alone
     computed = computed_weights.fold(traced, state)
@@ -373,23 +373,36 @@ def _flat(value) -> list:
     return [value]
 
 
-def _input_dtype(traced, placeholder) -> str:
-    """int64 for token ids (an input that an Embedding reads), else float32."""
-    modules = (traced.get_submodule(user.target) for user in placeholder.users if user.op == "call_module")
-    return "int64" if any(type(module).__name__ == "Embedding" for module in modules) else "float32"
-
-
-def _input_shape(traced, placeholder, given):
-    """``(None, *given)`` (from --input-shape or a wconv-generated module's ``wconv_input_shapes``);
-    without it, a net that starts with a Linear reveals its input width."""
+def example_inputs(model, given) -> tuple[list, list]:
+    """The shape (no batch axis) and dtype of each input forward() requires: ``given`` (--input-shape, or a
+    wconv-generated module's ``wconv_input_shapes``); without it, a net whose first layer is a Linear reveals its
+    input width. Dtypes: a generated module's ``wconv_input_dtypes``, else int64 token ids for a first layer that
+    is an Embedding and float32 for the rest (exported.py tries bool for later inputs a float does not fit)."""
+    count = _required_inputs(model)
+    first = exported.first_leaf(model)
+    kind = type(first).__name__
+    dtypes = list(getattr(model, "wconv_input_dtypes", None) or
+                  ["int64" if kind == "Embedding" and index == 0 else "float32" for index in range(count)])
     if given:
-        return (None, *given)
-    first = next((user for user in placeholder.users if user.op == "call_module"), None)
-    module = traced.get_submodule(first.target) if first is not None else None
-    if type(module).__name__ == "Linear":
-        return (None, int(module.in_features))
-    example = "a sequence length such as 128 (token ids)" if type(module).__name__ == "Embedding" else \
+        if len(given) != count:
+            raise BadInput(f"{type(model).__name__}.forward() takes {count} input(s), but {len(given)} input "
+                           "shape(s) were given")
+        return [tuple(shape) for shape in given], dtypes
+    if count == 1 and kind == "Linear":
+        return [(int(first.in_features),)], dtypes
+    example = "a sequence length such as 128 (token ids)" if kind == "Embedding" else \
         "e.g. 3,224,224 (channels first, no batch axis)"
-    raise BadInput(f"cannot infer the shape of input '{placeholder.name}' (its first layer is "
-                   f"{type(module).__name__ if module is not None else 'not a module'}); pass --input-shape, "
-                   f"{example}")
+    raise BadInput(f"cannot infer the shape of the input(s) of {type(model).__name__} (its first layer is "
+                   f"{kind if first is not None else 'not a module'}); pass --input-shape, {example}")
+
+
+def _required_inputs(model) -> int:
+    """How many arguments forward() takes without a default (those with one keep it: timm's ``attn_mask=None``)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(model.forward).parameters.values()
+    except (TypeError, ValueError):
+        return 1
+    kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+    return sum(1 for p in parameters if p.kind in kinds and p.default is inspect.Parameter.empty)

@@ -70,19 +70,16 @@ def final_states(fx_node, module) -> dict:
     for first in fx_node.users:
         if not (is_item(first) and first.args[1] == 1):
             continue
-        chain, kind, current = [first], 0, first
-        if kinds == 2:
-            current = only_user(current)
-            if current is None or not is_item(current) or current.args[1] not in (0, 1):
-                continue
-            kind = current.args[1]
-            chain.append(current)
-        last = only_user(current)
-        if last is None or not is_item(last) or not isinstance(last.args[1], int) or not last.users or \
-                not -directions <= last.args[1] < directions:
-            continue
-        position = (last.args[1] % directions) * kinds + kind
-        found.setdefault(position, []).append((last, chain + [last]))
+        # result[1] and result[1][k] may be read once and indexed many times (``h_n[0]``, ``h_n[1]``)
+        kinds_taken = [(0, [first], first)] if kinds == 1 else \
+            [(user.args[1], [first, user], user) for user in first.users if is_item(user) and user.args[1] in (0, 1)]
+        for kind, chain, current in kinds_taken:
+            for last in current.users:
+                if not is_item(last) or not isinstance(last.args[1], int) or not last.users or \
+                        not -directions <= last.args[1] < directions:
+                    continue
+                position = (last.args[1] % directions) * kinds + kind
+                found.setdefault(position, []).append((last, chain + [last]))
     return found
 
 

@@ -13,6 +13,7 @@ from ...errors import BadInput
 from ...frameworks import require
 
 BATCHES = (2, 3)
+FREE_SIZES = (13, 17)  # a size the input leaves free (a sequence length), in the two runs: what varies is not folded
 SHAPE_READS = {("call_method", "size"), ("call_method", "dim"), ("call_function", getattr),
                ("call_function", "torch._assert")}
 RESHAPES = {("call_method", "view"), ("call_method", "reshape"), ("call_function", "torch.reshape")}
@@ -22,11 +23,11 @@ def fold(traced, input_shapes, input_dtypes) -> None:
     """Fold ``traced`` in place for inputs of ``input_shapes`` (no batch axis) and ``input_dtypes``."""
     if not any(_kind(node) in SHAPE_READS for node in traced.graph.nodes):
         return
-    runs = [_values(traced, input_shapes, input_dtypes, batch) for batch in BATCHES]
+    runs = [_values(traced, input_shapes, input_dtypes, batch, free) for batch, free in zip(BATCHES, FREE_SIZES)]
     torch = require("torch")
     for node in list(traced.graph.nodes):
         first, second = runs[0].get(node), runs[1].get(node)
-        if _kind(node) in RESHAPES and _keeps_batch(node, runs, torch):
+        if _kind(node) in RESHAPES and _keeps_batch(node, runs, torch) and first.shape[1:] == second.shape[1:]:
             node.args, node.kwargs = (node.args[0], -1, *first.shape[1:]), {}
         elif node.op in ("call_function", "call_method") and _is_constant(first) and first == second:
             _replace(node, tuple(first) if isinstance(first, torch.Size) else first)
@@ -44,10 +45,11 @@ def _kind(node):
     return node.op, target
 
 
-def _values(traced, input_shapes, input_dtypes, batch: int) -> dict:
-    """Every node's result when the model runs on zeros of ``(batch, *shape)``."""
+def _values(traced, input_shapes, input_dtypes, batch: int, free: int) -> dict:
+    """Every node's result when the model runs on zeros of ``(batch, *shape)``, ``free`` for a free size."""
     torch = require("torch")
-    inputs = [torch.zeros((batch, *shape), dtype=getattr(torch, dtype or "float32"))
+    inputs = [torch.zeros((batch, *[free if size is None else size for size in shape]),
+                          dtype=getattr(torch, dtype or "float32"))
               for shape, dtype in zip(input_shapes, input_dtypes)]
     recorded = {}
 
