@@ -1,0 +1,78 @@
+"""Modules for tests/test_torch_export_front_end.py, in a file of their own: ``--module`` imports it."""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+STEPS, WIDTH, OUT = 7, 6, 5
+
+
+class EagerPython(nn.Module):
+    """What transformers' code does and torch.fx cannot trace: a slice by the input's traced length, an ``if`` on
+    a traced shape, a loop over a traced size."""
+
+    wconv_input_shapes = [(STEPS, WIDTH)]
+
+    def __init__(self):
+        super().__init__()
+        self.positions = nn.Parameter(torch.randn(1, 16, WIDTH))
+        self.mix = nn.Linear(WIDTH, WIDTH)
+        self.norm = nn.LayerNorm(WIDTH)
+        self.head = nn.Linear(WIDTH, OUT)
+
+    def forward(self, x):
+        if x.shape[-1] != self.mix.in_features:
+            raise ValueError("wrong width")
+        x = x + self.positions[:, : x.size(1)]
+        for _ in range(x.size(-1) // WIDTH):  # runs once
+            x = self.norm(x + torch.relu(self.mix(x)))
+        return self.head(x)
+
+
+class InPlace(nn.Module):
+    """``h += x`` with nothing reading h's old value afterwards: a plain add."""
+
+    wconv_input_shapes = [(WIDTH,)]
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(WIDTH, WIDTH)
+        self.out = nn.Linear(WIDTH, OUT)
+
+    def forward(self, x):
+        h = self.fc(x)
+        skip = torch.sigmoid(h)
+        h += x
+        return self.out(h * skip)
+
+
+class WriteThroughView(nn.Module):
+    """A view read after an in-place write to what it views: the write shows through it, so it is refused."""
+
+    wconv_input_shapes = [(WIDTH,)]
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(WIDTH, WIDTH)
+
+    def forward(self, x):
+        h = self.fc(x)
+        first = h[:, :3]
+        h += 1.0
+        return torch.cat([first, h], dim=1)
+
+
+class DataDependent(nn.Module):
+    """An ``if`` on a tensor's values: torch.export cannot record one graph for every input."""
+
+    wconv_input_shapes = [(WIDTH,)]
+
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(WIDTH, OUT)
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return self.fc(x)
+        return self.fc(-x)

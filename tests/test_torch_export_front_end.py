@@ -1,0 +1,62 @@
+"""wconv reads torch modules through torch.export (adapters/torch/exported.py): Python written for eager mode,
+which torch.fx cannot trace, converts; where export itself fails, the error names the user's line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+import converter
+from conftest import assert_close
+from export_models import STEPS, WIDTH, DataDependent, EagerPython, InPlace, WriteThroughView
+from sequence_models import seeded
+from test_bad_input import wconv
+from test_sequences import run_file
+
+MODULES = Path(__file__).with_name("export_models.py")
+
+
+def _save(model, path):
+    torch.save(seeded(model).state_dict(), path)
+    return model
+
+
+@pytest.mark.parametrize("target", ["onnx", "keras"])
+def test_python_torch_fx_cannot_trace_converts(target, tmp_path):
+    model = _save(EagerPython(), tmp_path / "a.pt")
+    with pytest.raises(Exception):  # the reason for the front end: fx stops at the slice by a traced length
+        torch.fx.symbolic_trace(model)
+    out = tmp_path / ("b.onnx" if target == "onnx" else "b.keras")
+    converter.convert(tmp_path / "a.pt", out, module=f"{MODULES}:EagerPython")
+    x = np.random.default_rng(3).standard_normal((4, STEPS, WIDTH)).astype("float32")
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    assert_close(expected, run_file(target, out, x))
+
+
+def test_an_in_place_add_nothing_reads_before_is_a_plain_add(tmp_path):
+    model = _save(InPlace(), tmp_path / "a.pt")
+    converter.convert(tmp_path / "a.pt", tmp_path / "b.onnx", module=f"{MODULES}:InPlace")
+    x = np.random.default_rng(4).standard_normal((3, WIDTH)).astype("float32")
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    assert_close(expected, run_file("onnx", tmp_path / "b.onnx", x))
+
+
+def test_a_write_through_a_view_is_refused(tmp_path):
+    _save(WriteThroughView(), tmp_path / "a.pt")
+    result = wconv("torch-to-onnx", tmp_path / "a.pt", tmp_path / "b.onnx", "--module", f"{MODULES}:WriteThroughView")
+    assert result.returncode == 3, result.stderr
+    assert "add_" in result.stderr and not (tmp_path / "b.onnx").exists()
+
+
+def test_where_export_fails_the_error_names_the_users_line(tmp_path):
+    _save(DataDependent(), tmp_path / "a.pt")
+    result = wconv("torch-to-onnx", tmp_path / "a.pt", tmp_path / "b.onnx", "--module", f"{MODULES}:DataDependent")
+    assert result.returncode == 3, result.stderr
+    line = next(n for n, text in enumerate(MODULES.read_text().splitlines(), 1) if "if x.sum() > 0:" in text)
+    assert f"export_models.py:{line}" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
