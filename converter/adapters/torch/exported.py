@@ -171,11 +171,16 @@ class _Regrouping:
         user_outputs = outputs[len(outputs) - spec.num_leaves:] if spec is not None else outputs
         result = self.torch.utils._pytree.tree_unflatten(user_outputs, spec) if spec is not None else user_outputs
         self.graph.output(result)
-        module = self.torch.fx.GraphModule(self.model, self.graph, type(self.model).__name__)
+        for name, tensor in self.constants.items():  # on the model while the GraphModule copies what it reads
+            self.model.register_buffer(name, tensor, persistent=False)
+        try:
+            module = self.torch.fx.GraphModule(self.model, self.graph, type(self.model).__name__)
+        finally:
+            for name in self.constants:
+                del self.model._buffers[name]
         module.graph.eliminate_dead_code()  # the parts of a result the model does not read, unused shape reads
         module.recompile()
-        for name, tensor in self.constants.items():
-            setattr(module, name, tensor)
+        module.wconv_constants = {name: tensor.detach().numpy().copy() for name, tensor in self.constants.items()}
         return module
 
     def _inputs(self, nodes):
@@ -275,8 +280,9 @@ class _Regrouping:
             self.env[node] = args[0].first if args[1] == 0 else self.graph.call_function(operator.getitem, args)
         else:
             self.env[node] = spelled.emit(self.graph, args, kwargs)
-        if hasattr(self.env[node], "meta"):
-            self.env[node].meta["aten"] = node.name
+        stack = node.meta.get("nn_module_stack")
+        if hasattr(self.env[node], "meta") and stack:
+            self.env[node].meta["module_path"] = list(stack.values())[-1][0]  # the module whose forward made it
 
     def _value(self, value):
         if not hasattr(value, "op"):

@@ -9,16 +9,21 @@ from functools import lru_cache
 from os import PathLike
 from typing import Sequence
 
-from ... import untrusted
+from ... import rewrite, untrusted
 from ...errors import BadInput, ShapeMismatch, Unsupported, WeightMismatch, about
 from ...ir import Graph, Value, tie
 from ...ops import OPS, TORCH_FUNCTIONS, TORCH_MODULES
 from ...ops.activations import Activation
 from ...progress import steps
+from ...rewrite import Lifted
 from ...shapes import Shapes, finish
-from . import computed_weights, exported, functional_layers, patterns, static_shapes
+from . import computed_weights, exported, functional_layers, ops_view, patterns, sdpa_attention, static_shapes
 from .module import load_module
 from .state_dict import load_state_dict
+
+
+# Rules lifting what a model spells out op by op into one op (rewrite.py applies them, in this order)
+RULES = [sdpa_attention.RULE]
 
 
 @dataclass
@@ -77,15 +82,26 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
     static_shapes.fold(traced, shapes, dtypes)
     refuse_other_shapes(model, state)
     state = dict(state)  # with the weights forward() computes from parameters alone
+    own = {**_unsaved_buffers(model), **traced.wconv_constants}  # tensors the code makes, not the file
+    state.update(own)
     computed = computed_weights.fold(traced, state)
-    refuse_unsupported(traced)
+    ops, lifted_weights = rewrite.apply(RULES, ops_view.ops_of(traced, function_name), state, set(), set(),
+                                        ops_view.FxView)
+    kept = {op.node for op in ops if not isinstance(op, Lifted)}
+    refuse_unsupported(traced, kept)
+    used = set(lifted_weights)
     shapes = Shapes(inputs)
-    outputs, nodes, used, first_calls = [], [], set(), {}
+    outputs, nodes, first_calls = [], [], {}
     names = module_call_names(traced)
     recurrent = patterns.recurrent_uses(traced)
     # fx nodes read together with a call: a recurrent layer's transposes and output unpacking
     skipped = set().union(*(use.absorbed for use in recurrent.values()))
-    for fx_node in steps(traced.graph.nodes, "reading torch layers"):
+    for op in steps(ops, "reading torch layers"):
+        if isinstance(op, Lifted):  # what a rule read whole (sdpa_attention.py)
+            shapes.add(op.nodes)
+            nodes.extend(op.nodes)
+            continue
+        fx_node = op.node
         if fx_node in skipped:
             continue
         if fx_node.op == "output":
@@ -134,7 +150,7 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
             shapes.add(created)
             nodes.extend(created)
     used |= {key for computed_key, keys in computed.items() if computed_key in used for key in keys}
-    unused = sorted(set(state) - used - set(computed))
+    unused = sorted(set(state) - used - set(computed) - set(own))
     if unused:
         raise WeightMismatch(f"state_dict entries the module does not use: {unused}")
     graph = Graph(type(model).__name__, inputs, outputs, nodes, source={"format": "torch", "path": source})
@@ -243,6 +259,14 @@ def _only_weight(fx_node) -> bool:
     return bool(fx_node.users) and all(takes(user) for user in fx_node.users)
 
 
+def _unsaved_buffers(model) -> dict:
+    """The module's non-persistent buffers (transformers' ``position_ids``, ``torch.arange`` in __init__): no
+    state_dict holds them, loading one leaves them as the constructor made them, so they are read from the module."""
+    saved = set(model.state_dict())
+    return {name: buffer.detach().cpu().numpy().copy() for name, buffer in model.named_buffers()
+            if name not in saved}
+
+
 def refuse_other_shapes(model, state: dict) -> None:
     """A file whose tensors have other shapes than the module's own (a checkpoint of width=12 for a module built
     with width=16) is named at its first such tensor, in the module's order: a later layer's complaint would hide
@@ -256,11 +280,13 @@ def refuse_other_shapes(model, state: dict) -> None:
                             "the checkpoint made with other constructor arguments? Pass them with --module-args")
 
 
-def refuse_unsupported(traced) -> None:
-    """One error listing every module and call wconv cannot convert."""
+def refuse_unsupported(traced, kept=None) -> None:
+    """One error listing every module and call wconv cannot convert (of the ``kept`` nodes: what no rule lifted)."""
     problems = []
     calls = module_calls(traced)
     for fx_node in traced.graph.nodes:
+        if kept is not None and fx_node not in kept:
+            continue
         if (functional := _functional(fx_node)) is not None:
             try:
                 keys = functional_layers.weight_keys(fx_node, functional)
@@ -327,6 +353,8 @@ def function_name(fx_node) -> str:
     known = _registered_functions().get(id(target))
     if known:
         return known
+    if str(target).startswith("aten."):  # an ATen op with no torch spelling (exported.py): aten.gather.default
+        return str(target)
     return f"{getattr(target, '__module__', None) or '?'}.{getattr(target, '__name__', target)}"
 
 
@@ -368,6 +396,8 @@ def _plain(value):
 
 
 def _flat(value) -> list:
+    if isinstance(value, dict):  # transformers' ModelOutput: last_hidden_state, pooler_output, ...
+        return _flat(list(value.values()))
     if isinstance(value, (list, tuple)):
         return [item for v in value for item in _flat(v)]
     return [value]
@@ -378,7 +408,9 @@ def example_inputs(model, given) -> tuple[list, list]:
     wconv-generated module's ``wconv_input_shapes``); without it, a net whose first layer is a Linear reveals its
     input width. Dtypes: a generated module's ``wconv_input_dtypes``, else int64 token ids for a first layer that
     is an Embedding and float32 for the rest (exported.py tries bool for later inputs a float does not fit)."""
-    count = _required_inputs(model)
+    # forward()'s arguments without a default; where all have one (transformers' input_ids=None, ...), its first
+    # ones, as many as shapes are given
+    count = _required_inputs(model) or (len(given) if given else 1)
     first = exported.first_leaf(model)
     kind = type(first).__name__
     dtypes = list(getattr(model, "wconv_input_dtypes", None) or

@@ -16,6 +16,7 @@ BATCHES = (2, 3)
 FREE_SIZES = (13, 17)  # a size the input leaves free (a sequence length), in the two runs: what varies is not folded
 SHAPE_READS = {("call_method", "size"), ("call_method", "dim"), ("call_function", getattr),
                ("call_function", "torch._assert")}
+SDPA = "aten.scaled_dot_product_attention.default"
 RESHAPES = {("call_method", "view"), ("call_method", "reshape"), ("call_function", "torch.reshape")}
 
 
@@ -31,6 +32,8 @@ def fold(traced, input_shapes, input_dtypes) -> None:
             node.args, node.kwargs = (node.args[0], -1, *first.shape[1:]), {}
         elif node.op in ("call_function", "call_method") and _is_constant(first) and first == second:
             _replace(node, tuple(first) if isinstance(first, torch.Size) else first)
+    for node in traced.graph.nodes:
+        _drop_mask_letting_all_through(node, runs, torch)
     for node in reversed(list(traced.graph.nodes)):
         if _kind(node) == ("call_function", "torch._assert") and _constant_condition(node):
             traced.graph.erase_node(node)
@@ -66,6 +69,38 @@ def _values(traced, input_shapes, input_dtypes, batch: int, free: int) -> dict:
         raise BadInput(f"the module fails on inputs of shape {shapes} ({type(error).__name__}: "
                        f"{str(error).splitlines()[0] if str(error) else ''}); check --input-shape") from None
     return recorded
+
+
+def _drop_mask_letting_all_through(node, runs, torch) -> None:
+    """An attention's boolean mask that is True everywhere, built from sizes alone (transformers' mask builder
+    when no attention_mask is given), masks nothing: the call takes none."""
+    if str(node.target) != SDPA:
+        return
+    position = 3 if len(node.args) > 3 else None
+    mask = node.args[3] if position else node.kwargs.get("attn_mask")
+    values = [run.get(mask) for run in runs]
+    if not hasattr(mask, "op") or not all(isinstance(v, torch.Tensor) and v.dtype == torch.bool and bool(v.all())
+                                          for v in values) or not _from_sizes_alone(mask):
+        return
+    if position:
+        node.args = (*node.args[:3], None, *node.args[4:])
+    else:
+        node.kwargs = {**node.kwargs, "attn_mask": None}
+
+
+def _from_sizes_alone(node) -> bool:
+    """Whether ``node`` reads the inputs only through their sizes (``x.size(0)``), never their values."""
+    seen, stack = set(), [node]
+    while stack:
+        current = stack.pop()
+        if current in seen:
+            continue
+        seen.add(current)
+        if current.op == "placeholder":
+            return False
+        if _kind(current) not in SHAPE_READS:
+            stack.extend(current.all_input_nodes)
+    return True
 
 
 def _is_constant(value) -> bool:

@@ -1,0 +1,107 @@
+"""The rule lifting multi-head attention written around ``F.scaled_dot_product_attention`` into the attention op.
+
+What transformers' BERT, RoBERTa, ViT and others compute (and torch.export records):
+
+    q = self.query(x).view(N, T, heads, d).transpose(1, 2)       # and k, v from their own Linear
+    out = F.scaled_dot_product_attention(q, k, v, scale=d ** -0.5)
+    out = out.transpose(1, 2).reshape(N, T, heads * d)           # (a reshape to the same shape may come first)
+    y = self.output(out)                                          # the output projection
+
+The four Linear calls are the op's projections (their weights are its ``wq``... ``bo``, rows grouped by head as the
+IR keeps them); the call is named after the module that holds the attention. No mask, or ``is_causal=True``; a
+scale other than 1/sqrt(d), dropout, grouped-query heads or an explicit mask leave the call as it is, which the
+reader then refuses by name.
+"""
+
+from __future__ import annotations
+
+from ...ops.attention import ATTENTION
+from ...rewrite import Lifted, Match, Rule
+
+SDPA = "aten.scaled_dot_product_attention.default"
+
+
+def _argument(node, keyword: str, position: int, default):
+    if keyword in node.kwargs:
+        return node.kwargs[keyword]
+    return node.args[position] if len(node.args) > position else default
+
+
+def _sizes(op) -> list:
+    sizes = list(op.node.args[1:])
+    return list(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (list, tuple)) else sizes
+
+
+def _swaps(op, first: int, second: int) -> bool:
+    return op is not None and op.op_type == "transpose" and sorted(op.node.args[1:3]) == [first, second]
+
+
+def _heads(view, value):
+    """(the Linear op, its input, heads, head size, the ops between) for ``linear(x).view(N, T, h, d).transpose(1, 2)``."""
+    swap = view.op(value)
+    if not _swaps(swap, 1, 2):
+        return None
+    split = view.op(swap.node.args[0])
+    if split is None or split.op_type not in ("reshape", "view") or len(_sizes(split)) != 4:
+        return None
+    heads, size = _sizes(split)[2:]
+    linear = view.op(split.node.args[0])
+    if linear is None or linear.op_type != "module:Linear" or not isinstance(heads, int) or not isinstance(size, int):
+        return None
+    if view.module(linear).out_features != heads * size:
+        return None
+    return linear, linear.node.args[0], heads, size, [swap, split], _sizes(split)[1]
+
+
+def _merged(view, sdpa, heads: int, steps, size: int):
+    """(the ops merging the heads back, the output projection's op) after ``sdpa``."""
+    between, current = [], view.only_user(sdpa)
+    if current is not None and current.op_type == "reshape" and _sizes(current)[1:] == [heads, steps, size]:
+        between.append(current)  # a reshape to the shape it has (transformers' attention_interface)
+        current = view.only_user(current)
+    if not _swaps(current, 1, 2):
+        return None
+    between.append(current)
+    current = view.only_user(current)
+    if current is None or current.op_type != "reshape" or _sizes(current)[1:] not in ([steps, heads * size],
+                                                                                      [steps, -1]):
+        return None
+    between.append(current)
+    projection = view.only_user(current)
+    if projection is None or projection.op_type != "module:Linear":
+        return None
+    return between, projection
+
+
+def match(view, op):
+    node = op.node
+    if _argument(node, "attn_mask", 3, None) is not None or _argument(node, "dropout_p", 4, 0.0) or \
+            node.kwargs.get("enable_gqa", False):
+        return None
+    causal, scale = bool(_argument(node, "is_causal", 5, False)), node.kwargs.get("scale")
+    found = [_heads(view, value) for value in node.args[:3]]
+    if None in found:
+        return None
+    (q, query, heads, size, q_ops, steps), (k, key, k_heads, k_size, k_ops, _), (v, value, v_heads, v_size, v_ops, _) = found
+    if not heads == k_heads == v_heads or size != k_size or \
+            (scale is not None and abs(scale - size ** -0.5) > 1e-6 * size ** -0.5):
+        return None
+    merged = _merged(view, op, heads, steps, v_size)
+    if merged is None:
+        return None
+    between, output = merged
+    params = {}
+    for short, linear in (("q", q), ("k", k), ("v", v), ("o", output)):
+        weights = view.weights(linear, view.module(linear))
+        params[f"w{short}"] = weights["weight"]
+        if "bias" in weights:
+            params[f"b{short}"] = weights["bias"]
+    if len([key for key in params if key.startswith("b")]) not in (0, 4):
+        return None  # some projections with a bias, some without: the op takes all or none
+    name = node.meta.get("module_path") or node.name
+    attention = ATTENTION.node(name, [query.name, key.name, value.name], list(output.output), params, heads,
+                               causal=causal)
+    return Match([q, *q_ops, k, *k_ops, v, *v_ops, op, *between, output], [Lifted.of(attention)])
+
+
+RULE = Rule("scaled dot-product attention", (SDPA,), match)
