@@ -24,6 +24,7 @@ COMPUTED = "__computed"  # the suffix of a computed tensor's key when its source
 def fold(traced, state: dict) -> dict:
     """Fold ``traced`` in place; ``state`` (a dict of numpy arrays, changed in place) gets the computed tensors.
     Returns computed key -> the state keys it was computed from."""
+    _embedded_over_the_batch(traced)
     constant = _parameter_only(traced)
     computed = {}
     for node in list(traced.graph.nodes):
@@ -45,12 +46,43 @@ def fold(traced, state: dict) -> dict:
     return computed
 
 
+def _embedded_over_the_batch(traced) -> None:
+    """transformers' ``token_type_ids`` buffer, ``buffer.expand(batch, T)``, embedded and added to the input's
+    embedding: the same rows for every example, so the expand is left out and the addition broadcasts them (then
+    the embedding of the buffer is a weight like any other). Only where every use is an Embedding whose every use is
+    an addition: anything else may depend on the batch axis being there."""
+    for node in list(traced.graph.nodes):
+        if node.op != "call_method" or node.target != "expand" or not _batch_size(node.args[1] if len(node.args) > 1
+                                                                                  else None):
+            continue
+        embeddings = list(node.users)
+        if embeddings and all(_is_embedding(traced, user) and user.users and
+                              all(_is_addition(reader) for reader in user.users) for user in embeddings):
+            node.replace_all_uses_with(node.args[0])
+            traced.graph.erase_node(node)
+
+
+def _batch_size(node) -> bool:
+    return getattr(node, "op", None) == "call_method" and node.target == "size" and node.args[1:] == (0,)
+
+
+def _is_embedding(traced, node) -> bool:
+    return node.op == "call_module" and type(traced.get_submodule(node.target)).__name__ == "Embedding"
+
+
+def _is_addition(node) -> bool:
+    import operator
+
+    return node.op == "call_function" and node.target is operator.add
+
+
 def _parameter_only(traced) -> set:
-    """The nodes whose value depends on parameters, buffers and constants alone (no input, no module call)."""
+    """The nodes whose value depends on parameters, buffers and constants alone (no input): computations, and
+    module calls on such values (a position table's Embedding of a buffer of positions)."""
     found = set()
     for node in traced.graph.nodes:
-        if node.op == "get_attr" or node.op in ("call_function", "call_method") and node.all_input_nodes and \
-                all(source in found for source in node.all_input_nodes):
+        if node.op == "get_attr" or node.op in ("call_function", "call_method", "call_module") and \
+                node.all_input_nodes and all(source in found for source in node.all_input_nodes):
             found.add(node)
     return found
 
@@ -58,22 +90,39 @@ def _parameter_only(traced) -> set:
 def _sources(node) -> list[str]:
     """The get_attr keys ``node`` is computed from, in graph order."""
     inside = _ancestors(node) | {node}
-    keys = [n.target for n in node.graph.nodes if n in inside and n.op == "get_attr"]
+    keys = []
+    for n in node.graph.nodes:
+        if n in inside and n.op == "get_attr":
+            keys.append(n.target)
+        elif n in inside and n.op == "call_module":
+            module = n.graph.owning_module.get_submodule(n.target)
+            keys += [f"{n.target}.{name}" for name, _ in module.named_parameters()]
     return sorted(set(keys), key=keys.index)
 
 
 def _key(node, sources: list[str], shape: tuple, state: dict) -> str:
     """The first source's key when every reader of that parameter is part of this computation and the result has
     its shape, else a new key."""
+    if node.op == "call_module":  # a module's output on constants (a position table): named after the module
+        return _unique(_own_key(node.target), state)
     first = sources[0]
     if tuple(state[first].shape) != shape:
-        return _own_key(first)
+        return _unique(_own_key(first), state)
     getters = [n for n in node.graph.nodes if n.op == "get_attr" and n.target == first]
     calls = [n for n in node.graph.nodes if n.op == "call_module" and first.startswith(f"{n.target}.")]
     inside = _ancestors(node)
     if not calls and all(user in inside or user is node for getter in getters for user in getter.users):
         return first  # read nowhere else, by no module call of its owner either
-    return _own_key(first)
+    return _unique(_own_key(first), state)
+
+
+def _unique(key: str, state: dict) -> str:
+    """``key``, or ``key_2``, ``key_3``... where the state holds it already (two tensors computed from one)."""
+    found, count = key, 1
+    while found in state:
+        count += 1
+        found = f"{key}_{count}"
+    return found
 
 
 def _own_key(source: str) -> str:
@@ -107,8 +156,14 @@ def _evaluate(node, traced, state: dict):
                     continue
                 args = map_arg(current.args, values.__getitem__)
                 kwargs = map_arg(current.kwargs, values.__getitem__)
-                values[current] = current.target(*args, **kwargs) if current.op == "call_function" else \
-                    getattr(args[0], current.target)(*args[1:], **kwargs)
+                if current.op == "call_module":  # with the file's weights, not the module's own
+                    module = traced.get_submodule(current.target)
+                    weights = {name: torch.from_numpy(state[f"{current.target}.{name}"].copy())
+                               for name, _ in module.named_parameters()}
+                    values[current] = torch.func.functional_call(module, weights, tuple(args), kwargs)
+                else:
+                    values[current] = current.target(*args, **kwargs) if current.op == "call_function" else \
+                        getattr(args[0], current.target)(*args[1:], **kwargs)
     except Exception as error:  # the module's own arithmetic on the file's tensors
         raise Unsupported(f"'{node.name}': a weight computed in forward() from {_sources(node)} could not be "
                           f"evaluated ({type(error).__name__}: {error})") from None
