@@ -76,3 +76,22 @@ class DataDependent(nn.Module):
         if x.sum() > 0:
             return self.fc(x)
         return self.fc(-x)
+
+
+class SpelledAttention(nn.Module):
+    """Attention as transformers writes it (sdpa_attention.py): q, k, v Linear (5 -> 2 heads x 3), heads apart,
+    F.scaled_dot_product_attention, heads together, an output Linear (6 -> 4). ``scale``: passed to the call."""
+
+    wconv_input_shapes = [(STEPS, 5)]
+
+    def __init__(self, scale=None, causal=False):
+        super().__init__()
+        self.query, self.key, self.value = nn.Linear(5, 6), nn.Linear(5, 6), nn.Linear(5, 6)
+        self.output = nn.Linear(6, 4)
+        self.scale, self.causal = scale, causal
+
+    def forward(self, x):
+        n, t, _ = x.shape
+        q, k, v = (projection(x).view(n, t, 2, 3).transpose(1, 2) for projection in (self.query, self.key, self.value))
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=self.scale, is_causal=self.causal)
+        return self.output(out.transpose(1, 2).reshape(n, t, 6))

@@ -11,7 +11,7 @@ import torch
 
 import converter
 from conftest import assert_close
-from export_models import STEPS, WIDTH, DataDependent, EagerPython, InPlace, WriteThroughView
+from export_models import STEPS, WIDTH, DataDependent, EagerPython, InPlace, SpelledAttention, WriteThroughView
 from sequence_models import seeded
 from test_bad_input import wconv
 from test_sequences import run_file
@@ -60,3 +60,24 @@ def test_where_export_fails_the_error_names_the_users_line(tmp_path):
     line = next(n for n, text in enumerate(MODULES.read_text().splitlines(), 1) if "if x.sum() > 0:" in text)
     assert f"export_models.py:{line}" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("options", [{}, {"causal": True}, {"scale": 3 ** -0.5}], ids=["plain", "causal", "scale"])
+def test_attention_around_scaled_dot_product_attention_is_one_layer(options, tmp_path):
+    model = _save(SpelledAttention(**options), tmp_path / "a.pt")
+    graph = converter.read(tmp_path / "a.pt", module=f"{MODULES}:SpelledAttention", module_args=options)
+    assert [node.op for node in graph.nodes] == ["attention"] and graph.nodes[0].attrs.get("causal", False) == \
+        options.get("causal", False)
+    converter.convert(tmp_path / "a.pt", tmp_path / "b.onnx", module=f"{MODULES}:SpelledAttention", module_args=options)
+    x = np.random.default_rng(5).standard_normal((3, STEPS, 5)).astype("float32")
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    assert_close(expected, run_file("onnx", tmp_path / "b.onnx", x))
+
+
+def test_attention_with_another_scale_is_refused_by_name(tmp_path):
+    _save(SpelledAttention(scale=0.5), tmp_path / "a.pt")
+    result = wconv("torch-to-onnx", tmp_path / "a.pt", tmp_path / "b.onnx", "--module", f"{MODULES}:SpelledAttention",
+                   "--module-args", '{"scale": 0.5}')
+    assert result.returncode == 3, result.stderr
+    assert "scaled_dot_product_attention" in result.stderr and not (tmp_path / "b.onnx").exists()
