@@ -16,6 +16,9 @@ $(STAMP): pyproject.toml constraints.txt
 	# --no-deps, beside the three packages its import needs.
 	$(PY) -m pip install -q -c constraints.txt regex rich tokenizers
 	$(PY) -m pip install -q --no-deps -c constraints.txt keras-hub
+	# transformers, for its models built tiny from configs (tests/transformers_models.py): --no-deps, as what it
+	# imports is here already (huggingface-hub, tokenizers, pyyaml, regex, safetensors, tqdm).
+	$(PY) -m pip install -q --no-deps -c constraints.txt transformers
 	touch $(STAMP)
 
 demo: $(STAMP)

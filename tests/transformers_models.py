@@ -1,0 +1,60 @@
+"""Tiny transformers models (hidden 32, two layers, built from a config: no download) wrapped as users wrap them
+for ``--module``: token ids in, the backbone's outputs as a tuple out. A file of its own: ``--module`` imports it."""
+
+from __future__ import annotations
+
+from third_party import import_torchvision
+
+import_torchvision()  # transformers imports torchvision where it is installed (tests/third_party.py)
+
+from torch import nn  # noqa: E402
+from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, ViTConfig, ViTModel  # noqa: E402
+
+STEPS, VOCABULARY, IMAGE = 7, 100, (3, 32, 24)
+SMALL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 48,
+         "vocab_size": VOCABULARY, "max_position_embeddings": 64}
+
+
+class TinyBert(nn.Module):
+    """BertModel: word, position and token-type embeddings summed, post-norm encoder layers whose attention is
+    ``F.scaled_dot_product_attention``, the pooler (tanh of a Linear of the first step)."""
+
+    wconv_input_shapes = [(STEPS,)]
+
+    def __init__(self):
+        super().__init__()
+        self.bert = BertModel(BertConfig(**SMALL))
+
+    def forward(self, input_ids):
+        out = self.bert(input_ids)
+        return out.last_hidden_state, out.pooler_output
+
+
+class TinyDistilBert(nn.Module):
+    """DistilBertModel: word and position embeddings, no token types, no pooler."""
+
+    wconv_input_shapes = [(STEPS,)]
+
+    def __init__(self):
+        super().__init__()
+        self.bert = DistilBertModel(DistilBertConfig(dim=32, n_layers=2, n_heads=4, hidden_dim=48,
+                                                     vocab_size=VOCABULARY, max_position_embeddings=64))
+
+    def forward(self, input_ids):
+        return self.bert(input_ids).last_hidden_state
+
+
+class TinyViT(nn.Module):
+    """ViTModel on 32 x 24 images (h != w) in 8 x 8 patches: a patch conv, the class token, the position table,
+    pre-norm encoder layers, the final norm and the pooler."""
+
+    wconv_input_shapes = [IMAGE]
+
+    def __init__(self):
+        super().__init__()
+        config = {key: value for key, value in SMALL.items() if key not in ("vocab_size", "max_position_embeddings")}
+        self.vit = ViTModel(ViTConfig(image_size=IMAGE[1:], patch_size=8, num_channels=3, **config))
+
+    def forward(self, pixel_values):
+        out = self.vit(pixel_values)
+        return out.last_hidden_state, out.pooler_output
