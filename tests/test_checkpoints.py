@@ -31,7 +31,8 @@ NOTES = {"model": ["under 'model'"], "model_state_dict": ["under 'model_state_di
          "compiled": ["'_orig_mod.' prefix"], "ddp_in_checkpoint": ["under 'model'", "'module.' prefix"]}
 
 
-@pytest.mark.parametrize("kind", NOTES)
+@pytest.mark.parametrize("kind", [k if k in ("model_state_dict", "ddp_in_checkpoint") else  # 11 s each
+                                  pytest.param(k, marks=pytest.mark.slow) for k in NOTES])
 def test_checkpoints_convert_and_say_what_was_unwrapped(kind, tmp_path, torch):
     from torch_models import MLP, seeded_state
 

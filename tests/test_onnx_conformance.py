@@ -7,10 +7,12 @@ from __future__ import annotations
 import re
 import warnings
 
+import pytest
 from conftest import ROOT
 from onnx_conformance import run_all
 
 
+@pytest.mark.slow  # 80 s on 2 cores
 def test_onnx_node_tests_convert_or_are_refused(tmp_path):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -19,7 +19,7 @@ def node_test_models():
     return [case for case in cases if {n.op_type for n in case.model.graph.node} & set(ONNX_TYPES)]
 
 
-@pytest.mark.slow  # about a minute on 2 cores; test_onnx_conformance keeps the node tests in the default suite
+@pytest.mark.slow  # about a minute on 2 cores
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_valid_node_test_models_are_never_bad_input(tmp_path):
     import onnx

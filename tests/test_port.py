@@ -101,7 +101,8 @@ def test_keras2_vgg16_h5_into_a_torchvision_named_vgg16(tmp_path):
     assert_close(keras_predictions(model, x), torch_predictions(port, x))
 
 
-@pytest.mark.parametrize("into, suffix", [("function", ".keras"), ("function", ".h5"), ("file", ".keras")])
+@pytest.mark.parametrize("into, suffix", [("function", ".keras"), pytest.param("function", ".h5", marks=pytest.mark.slow),
+                                          pytest.param("file", ".keras", marks=pytest.mark.slow)])  # 17 s each
 def test_torch_resnet18_into_a_keras_model_a_function_builds(into, suffix, tmp_path, keras):
     """The Keras model a user's function builds, or the user's own .keras file (its weights replaced)."""
     from keras_targets import resnet18

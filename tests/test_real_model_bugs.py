@@ -176,7 +176,8 @@ def test_wconvs_own_torch_output_reads_back(target, tmp_path, keras):
 
 
 @pytest.mark.parametrize("fused", [True, False], ids=["fused", "layer"])
-@pytest.mark.parametrize("activation", __import__("models").ACTIVATIONS)
+@pytest.mark.parametrize("activation", [a if a in ("relu", "gelu", "hard_silu") else pytest.param(a, marks=pytest.mark.slow)
+                                        for a in __import__("models").ACTIVATIONS])  # 6 s each: three by default
 def test_legacy_h5_activations_load_in_keras2_or_are_refused(activation, fused, tmp_path, keras):
     import numpy as np
     import tf_keras
