@@ -26,7 +26,7 @@ demo: $(STAMP)
 	$(VENV)/bin/wconv keras-to-torch fixtures/seed_mlp.h5 build/demo/seed_mlp.pt --force --check
 
 test: $(STAMP)
-	$(PY) -m pytest -n 2 -q
+	$(PY) -m pytest -n 2 --dist worksteal -q
 
 docs: $(STAMP)
 	$(VENV)/bin/wconv explain --markdown

@@ -241,6 +241,7 @@ def test_what_cannot_be_paired_is_listed_and_nothing_is_written(case, tmp_path, 
         assert "extra" in result.stdout and "no source" in result.stdout
 
 
+@pytest.mark.slow  # 20 s and more on 2 cores
 def test_an_ambiguous_pair_is_settled_by_map_and_a_wrong_map_is_caught(tmp_path, keras):
     dense_model(keras, branches=True).save(tmp_path / "branches.keras")
     into = f"{PORT_MODULES}:Branches"

@@ -120,6 +120,7 @@ def test_token_inputs_are_int64_and_validate_draws_ids_below_the_vocabulary(tmp_
     assert report.ok and report.layers and all(layer.ok for layer in report.layers)
 
 
+@pytest.mark.slow  # 20 s and more on 2 cores
 def test_input_dtype_on_the_command_line(tmp_path):
     """A torch source with token ids: --input-shape 11 --input-dtype int64 (int64 is also inferred from its
     nn.Embedding); a dtype its first layer cannot take is refused (exit 2) naming that layer, nothing written."""
@@ -250,6 +251,7 @@ def test_keras_gru_reset_after_false(target, tmp_path, keras):
         assert "ExplicitRecurrent('gru', 6, 5, reset_after=False)" in (tmp_path / "b.py").read_text()
 
 
+@pytest.mark.slow  # 20 s and more on 2 cores
 def test_explicit_cells_read_back_and_validate(tmp_path):
     """A Keras 2 model with torch-less recurrences (hard-sigmoid gates, reset_after=False) -> torch's explicit
     cells -> ONNX and Keras 3 (whose hard_sigmoid has another slope: refused); validate runs the torch port layer

@@ -26,8 +26,8 @@ TORCHVISION_FAST = ["mobilenet_v3_small", "shufflenet_v2_x0_5", "squeezenet1_0"]
 TORCHVISION_SLOW = ["vit_b_16", "alexnet", "convnext_tiny", "densenet121", "efficientnet_b0", "efficientnet_v2_s", "googlenet",
                     "inception_v3", "mnasnet0_5", "mobilenet_v2", "regnet_x_400mf", "regnet_y_400mf", "resnet18",
                     "resnext50_32x4d", "vgg11_bn", "wide_resnet50_2"]
-TIMM_FAST = ["ghostnet_100", "mixnet_s", "convnext_atto", "vit_tiny_patch16_224"]
-TIMM_SLOW = ["resnet18", "resnet50d", "efficientnet_b0", "mobilenetv3_large_100", "regnety_002", "densenet121",
+TIMM_FAST = ["convnext_atto", "vit_tiny_patch16_224"]
+TIMM_SLOW = ["ghostnet_100", "mixnet_s", "resnet18", "resnet50d", "efficientnet_b0", "mobilenetv3_large_100", "regnety_002", "densenet121",
              "rexnet_100", "dla34", "cspresnet50", "hrnet_w18_small", "resnext26ts", "efficientnetv2_rw_t",
              "regnetz_b16", "resnetv2_50", "repvgg_a0", "mobileone_s0", "lcnet_050", "selecsls42", "dpn68",
              "res2net50_26w_4s", "xception41", "seresnext26d_32x4d", "gernet_s", "cspdarknet53", "ese_vovnet19b_dw",

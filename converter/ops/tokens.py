@@ -2,7 +2,7 @@
 
 A ViT puts learned tokens before the patches (``torch.cat([self.cls_token.expand(n, -1, -1), x], dim=1)``) and adds
 a learned table, one row per step (``x + self.pos_embedding``). Both are parameters used directly, not layers:
-torch.fx sees a ``get_attr``, ONNX an ``Expand`` and a ``Concat`` or ``Add`` with a constant. Keras has no layer
+The torch reader sees a ``get_attr``, ONNX an ``Expand`` and a ``Concat`` or ``Add`` with a constant. Keras has no layer
 for either, so the Keras writer uses wconv's own two (``converter.keras_layers``, registered as ``wconv>...``).
 """
 

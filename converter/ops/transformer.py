@@ -1,6 +1,6 @@
 """torch's ``nn.TransformerEncoderLayer`` and ``nn.TransformerEncoder``, read as the ops they compute.
 
-torch.fx keeps these modules whole, so the reader expands them into attention, Add, LayerNorm, Linear
+The torch reader keeps these modules whole (leaf modules), so it expands them into attention, Add, LayerNorm, Linear
 and the activation, each node named after the submodule it comes from (``encoder.layers.0.self_attn``),
 with the same weights. In eval mode torch may run them through its fused fast path, which computes
 the same function. Written back, they are plain layers: a torch port gets the expanded form.

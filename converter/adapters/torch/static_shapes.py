@@ -1,7 +1,8 @@
 """Shape arithmetic folded into constants: ``x.size(1) // groups``, ``x.ndim == 4``, ``_assert(...)``.
 
-torch.fx records a model's reads of its input's shape as graph nodes. For the declared input shape these are
-constants, except where they depend on the batch size. The module is run twice, with two batch sizes: a
+The graph wconv reads (exported.py) records a model's reads of its input's shape as graph nodes. For the declared
+input shape these are constants, except where they depend on the batch size (or a size the input leaves free).
+The module is run twice, with two batch sizes (and two free sizes): a
 value equal in both runs is a constant and replaces its node; a ``view``/``reshape`` whose input and output keep
 the batch first becomes ``reshape(-1, *the sizes it gave)``. What still depends on the batch stays a node, and
 the reader refuses it by name. A model that fails on the declared shape (its own assertion) is bad input.
