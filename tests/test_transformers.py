@@ -60,3 +60,26 @@ def images(batch=2, seed=2):
     from transformers_models import IMAGE
 
     return np.random.default_rng(seed).standard_normal((batch, *IMAGE)).astype(np.float32)
+
+
+def test_validate_names_the_attention_whose_heads_a_port_mixed_up(tmp_path):
+    """0 wrong answers: a BERT port whose first attention takes its query heads in the wrong order predicts
+    garbage; validate names that attention (the module holding it), not a later layer. The correct port passes."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    from transformers_models import TinyBert
+
+    torch.save(seeded(TinyBert()).state_dict(), tmp_path / "a.pt")
+    converter.convert(tmp_path / "a.pt", tmp_path / "b.onnx", module=f"{MODELS}:TinyBert")
+    assert converter.validate(tmp_path / "a.pt", tmp_path / "b.onnx", source_module=f"{MODELS}:TinyBert").ok
+    model = onnx.load(tmp_path / "b.onnx")
+    attention = "bert.encoder.layer.0.attention.self"
+    query = next(t for t in model.graph.initializer if t.name == f"{attention}/q.weight")  # (in, heads x 8)
+    heads = np.split(numpy_helper.to_array(query), 4, axis=1)
+    swapped = np.concatenate([heads[1], heads[0], *heads[2:]], axis=1)  # heads 0 and 1 in each other's place
+    query.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(swapped), query.name))
+    onnx.save(model, tmp_path / "b.onnx")
+    report = converter.validate(tmp_path / "a.pt", tmp_path / "b.onnx", source_module=f"{MODELS}:TinyBert")
+    assert not report.ok and report.first_mismatch == attention, report.first_mismatch

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..errors import BadInput, WeightMismatch
+from ..errors import BadInput, WconvError, WeightMismatch
 from ..frameworks import require
 from . import Interface, Runner
 from . import ACTIVATED
@@ -76,9 +76,14 @@ def record_layers(torch, model, inputs) -> dict:
     activation, as ``<module>+activation``: what Keras records for a layer with ``activation=``.
     """
     from ..adapters.torch.exported import module_graph
-    from ..adapters.torch.reader import fused_activation, module_call_names
+    from ..adapters.torch.reader import fused_activation, lifted_layers, module_call_names
 
-    traced = module_graph(model, [tuple(x.shape[1:]) for x in inputs], [str(x.dtype).split(".")[-1] for x in inputs])
+    shapes, dtypes = [tuple(x.shape[1:]) for x in inputs], [str(x.dtype).split(".")[-1] for x in inputs]
+    traced = module_graph(model, shapes, dtypes)
+    try:
+        lifted = lifted_layers(traced, model, shapes, dtypes)  # an attention's output is its output projection's
+    except WconvError:  # what the reader would refuse: the layers are recorded as they are
+        lifted = {}
     names = module_call_names(traced)
     recorded, owners = {}, {}
 
@@ -92,6 +97,8 @@ def record_layers(torch, model, inputs) -> dict:
             if node.op in ("call_module", "call_function", "call_method") and isinstance(result, torch.Tensor):
                 # a copy: a later in-place op (torchvision's and timm's ReLU(inplace=True)) rewrites the tensor
                 recorded[owners.get(node) or names.get(node, node.name)] = result.numpy().copy()
+                if node.name in lifted:
+                    recorded[lifted[node.name]] = result.numpy().copy()
                 if fused_activation(node):
                     recorded[names[node.all_input_nodes[0]] + ACTIVATED] = result.numpy().copy()
             return result

@@ -79,14 +79,11 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
     traced = exported.module_graph(model, shapes, dtypes)
     placeholders = [n for n in traced.graph.nodes if n.op == "placeholder"]
     inputs = [Value(n.name, (None, *shape)) for n, shape in zip(placeholders, shapes)]
-    static_shapes.fold(traced, shapes, dtypes)
     refuse_other_shapes(model, state)
     state = dict(state)  # with the weights forward() computes from parameters alone
     own = {**_unsaved_buffers(model), **traced.wconv_constants}  # tensors the code makes, not the file
     state.update(own)
-    computed = computed_weights.fold(traced, state)
-    ops, lifted_weights = rewrite.apply(RULES, ops_view.ops_of(traced, function_name), state, set(), set(),
-                                        ops_view.FxView)
+    computed, ops, lifted_weights = rewritten(traced, state, shapes, dtypes)
     kept = {op.node for op in ops if not isinstance(op, Lifted)}
     refuse_unsupported(traced, kept)
     used = set(lifted_weights)
@@ -155,6 +152,25 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
         raise WeightMismatch(f"state_dict entries the module does not use: {unused}")
     graph = Graph(type(model).__name__, inputs, outputs, nodes, source={"format": "torch", "path": source})
     return finish(graph)
+
+
+def rewritten(traced, state: dict, shapes, dtypes) -> tuple[dict, list, set]:
+    """``traced`` with its shape reads folded, the weights it computes evaluated (``state`` gains them) and RULES
+    applied: (computed key -> the keys it comes from, the ops with what rules lifted, the weights they took)."""
+    static_shapes.fold(traced, shapes, dtypes)
+    computed = computed_weights.fold(traced, state)
+    ops, lifted_weights = rewrite.apply(RULES, ops_view.ops_of(traced, function_name), state, set(), set(),
+                                        ops_view.FxView)
+    return computed, ops, lifted_weights
+
+
+def lifted_layers(traced, model, shapes, dtypes) -> dict:
+    """fx node name -> the name of the layer a rule lifted whose output it is (the attention whose output
+    projection it is), for the module as it is (its own weights): what validate records under the layer's name."""
+    state = {key: value.detach().cpu().numpy() for key, value in model.state_dict().items()}
+    state.update({**_unsaved_buffers(model), **traced.wconv_constants})
+    _, ops, _ = rewritten(traced, state, shapes, dtypes)
+    return {op.output[0]: op.name for op in ops if isinstance(op, Lifted)}
 
 
 def _recurrent_outputs(name: str, use) -> list[str]:
