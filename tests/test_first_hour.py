@@ -204,6 +204,7 @@ class Text(nn.Module):
 '''
 
 
+@pytest.mark.slow  # 7 to 13 s on 2 cores: the default suite stays under 10 minutes
 def test_a_checkpoint_of_other_constructor_arguments_is_named_at_its_first_layer(tmp_path, torch):
     (tmp_path / "nets.py").write_text(WIDE)
     net = import_file(tmp_path / "nets.py", "first_hour_nets").Net(width=12)

@@ -255,6 +255,7 @@ def test_an_ambiguous_pair_is_settled_by_map_and_a_wrong_map_is_caught(tmp_path,
     assert "predictions DIFFER" in result.stdout
 
 
+@pytest.mark.slow  # 7 to 13 s on 2 cores: the default suite stays under 10 minutes
 def test_a_target_that_cannot_express_the_source_is_refused(tmp_path):
     """Keras' default BatchNorm epsilon (1e-3) in a target for a torch source (1e-5): refused, naming the pair."""
     from keras_targets import resnet18
@@ -287,6 +288,7 @@ def test_a_dry_run_writes_nothing_so_an_existing_output_is_no_obstacle(tmp_path,
     assert "dense0" in result.stdout and (tmp_path / "out.pt").read_bytes() == b"kept"
 
 
+@pytest.mark.slow  # 7 to 13 s on 2 cores: the default suite stays under 10 minutes
 def test_a_free_sequence_length_is_traced_at_a_length_of_wconvs_choosing(tmp_path, keras):
     """keras.Input((None,)): the weights do not depend on the length, so port picks one, says which, and checks."""
     ids = keras.Input((None,), dtype="int32", name="ids")

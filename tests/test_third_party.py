@@ -32,12 +32,11 @@ TIMM_SLOW = ["ghostnet_100", "mixnet_s", "resnet18", "resnet50d", "efficientnet_
              "regnetz_b16", "resnetv2_50", "repvgg_a0", "mobileone_s0", "lcnet_050", "selecsls42", "dpn68",
              "res2net50_26w_4s", "xception41", "seresnext26d_32x4d", "gernet_s", "cspdarknet53", "ese_vovnet19b_dw",
              "deit_tiny_distilled_patch16_224", "nf_resnet26", "nfnet_l0", "tf_efficientnet_b0", "tf_mixnet_s",
-             "nasnetalarge", "pnasnet5large"]
+             "nasnetalarge", "pnasnet5large", "vgg11_bn"]  # VGG: a branch on x.shape, which torch.fx could not trace
 # model -> why wconv refuses it (a part of the refusal's message)
 TORCH_REFUSED = {
     ("torchvision", "swin_t"): "direct use of the tensor",  # relative position bias tables, indexed
-    ("timm", "vgg11_bn"): "cannot be traced by torch.fx",  # a branch on x.shape
-    ("timm", "mobilevit_xxs"): "cannot be traced by torch.fx",
+    ("timm", "mobilevit_xxs"): "'size' (size)",  # patches reshaped to (B * patch area, ...): sizes from the batch
     ("timm", "skresnet18"): "torch.stack",  # selective-kernel attention sums a stack of branches
     ("timm", "tresnet_m"): "rank 6",  # space-to-depth
 }

@@ -149,6 +149,7 @@ def test_hand_written_port_is_matched_by_alignment(correct, tmp_path, keras, tor
     assert report.first_mismatch == (None if correct else "hidden ~ fc1")
 
 
+@pytest.mark.slow  # 7 to 13 s on 2 cores: the default suite stays under 10 minutes
 def test_layout_stated_by_the_user(tmp_path, keras, torch):
     """A channels-last ONNX file wconv did not record (metadata stripped) validates once the user says so."""
     import onnx
@@ -203,6 +204,7 @@ def test_layers_before_an_in_place_activation_are_recorded_as_they_were(tmp_path
     assert "1" in [layer.name for layer in report.layers]  # the BatchNorm, compared
 
 
+@pytest.mark.slow  # 7 to 13 s on 2 cores: the default suite stays under 10 minutes
 def test_given_inputs_are_taken_as_the_source_takes_them(port, tmp_path, keras):
     """--inputs for a Keras source are channels last, as Keras takes them; the report says so. The same batch
     given channels last compares exactly as the seeded random batch it came from."""
