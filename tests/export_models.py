@@ -95,3 +95,17 @@ class SpelledAttention(nn.Module):
         q, k, v = (projection(x).view(n, t, 2, 3).transpose(1, 2) for projection in (self.query, self.key, self.value))
         out = torch.nn.functional.scaled_dot_product_attention(q, k, v, scale=self.scale, is_causal=self.causal)
         return self.output(out.transpose(1, 2).reshape(n, t, 6))
+
+
+class FunctionalMaxPool(nn.Module):
+    """``F.adaptive_max_pool2d`` outside a module: ATen gives (values, indices), the function the values."""
+
+    wconv_input_shapes = [(3, 12, 8)]
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3)
+        self.head = nn.Linear(4 * 5 * 3, OUT)
+
+    def forward(self, x):
+        return self.head(torch.flatten(torch.nn.functional.adaptive_max_pool2d(self.conv(x), (5, 3)), 1))

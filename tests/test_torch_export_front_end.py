@@ -11,7 +11,8 @@ import torch
 
 import converter
 from conftest import assert_close
-from export_models import STEPS, WIDTH, DataDependent, EagerPython, InPlace, SpelledAttention, WriteThroughView
+from export_models import (STEPS, WIDTH, DataDependent, EagerPython, FunctionalMaxPool, InPlace, SpelledAttention,
+                           WriteThroughView)
 from sequence_models import seeded
 from test_bad_input import wconv
 from test_sequences import run_file
@@ -81,3 +82,12 @@ def test_attention_with_another_scale_is_refused_by_name(tmp_path):
                    "--module-args", '{"scale": 0.5}')
     assert result.returncode == 3, result.stderr
     assert "scaled_dot_product_attention" in result.stderr and not (tmp_path / "b.onnx").exists()
+
+
+def test_a_functional_max_pool_reads_as_the_values_aten_pairs_with_indices(tmp_path):
+    model = _save(FunctionalMaxPool(), tmp_path / "a.pt")
+    converter.convert(tmp_path / "a.pt", tmp_path / "b.onnx", module=f"{MODULES}:FunctionalMaxPool")
+    x = np.random.default_rng(6).standard_normal((2, 3, 12, 8)).astype("float32")
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    assert_close(expected, run_file("onnx", tmp_path / "b.onnx", x))

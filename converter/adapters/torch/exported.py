@@ -274,10 +274,12 @@ class _Regrouping:
         if spelled is aten_calls.SAME:
             self.env[node] = args[0]
             return
-        if spelled is None or (_in_place(node) and not _last_read(node)):  # the reader names what it cannot read
+        if node.target is operator.getitem and isinstance(args[0], aten_calls.FirstOfPair):
+            if args[1] != 0:
+                raise Unsupported(f"'{node.name}': the indices a max pool returns are not converted")
+            self.env[node] = args[0].first
+        elif spelled is None or (_in_place(node) and not _last_read(node)):  # the reader names what it cannot read
             self.env[node] = self.graph.call_function(node.target, args, kwargs)
-        elif node.target is operator.getitem and isinstance(args[0], aten_calls.FirstOfPair):
-            self.env[node] = args[0].first if args[1] == 0 else self.graph.call_function(operator.getitem, args)
         else:
             self.env[node] = spelled.emit(self.graph, args, kwargs)
         stack = node.meta.get("nn_module_stack")
