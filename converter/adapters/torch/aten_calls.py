@@ -57,7 +57,8 @@ def _binary(args, kwargs):
     return args[:2], {}
 
 
-def _reshape(args, kwargs):
+def _spread(args, kwargs):
+    """``x.reshape(*sizes)``, ``x.permute(*dims)``, ``x.expand(*sizes)``: ATen's list as the method's arguments."""
     return (args[0], *args[1]), {}
 
 
@@ -94,10 +95,6 @@ def _whole_slice(args) -> bool:
 
 def _swapped(args, kwargs):
     return (args[1], args[0]), {}
-
-
-def _expand(args, kwargs):
-    return (args[0], *args[1]), {}
 
 
 def _interpolate(mode: str):
@@ -146,9 +143,9 @@ def _table():
         "elu.default": spell(F.elu, _elu), "softplus.default": spell(F.softplus), "mish.default": spell(F.mish),
         "softmax.int": spell(torch.softmax, _first(2)), "_softmax.default": spell(torch.softmax, _first(2)),
         "log_softmax.int": spell(torch.log_softmax, _first(2)),
-        "view.default": spell("reshape", _reshape), "reshape.default": spell("reshape", _reshape),
-        "_unsafe_view.default": spell("reshape", _reshape),
-        "permute.default": spell("permute", _expand), "transpose.int": spell("transpose"),
+        "view.default": spell("reshape", _spread), "reshape.default": spell("reshape", _spread),
+        "_unsafe_view.default": spell("reshape", _spread),
+        "permute.default": spell("permute", _spread), "transpose.int": spell("transpose"),
         "flatten.using_ints": spell(torch.flatten), "cat.default": spell(torch.cat),
         "concat.default": spell(torch.cat),
         "mean.dim": spell(torch.mean, _mean), "amax.default": spell(torch.amax),
@@ -173,7 +170,7 @@ def _table():
         "split_with_sizes.default": spell(torch.functional.split),
         "relu6.default": spell(F.relu6), "selu.default": spell(torch.selu),
         "rsub.Scalar": spell(operator.sub, _swapped), "stack.default": spell(torch.stack),
-        "expand.default": spell("expand", _expand),
+        "expand.default": spell("expand", _spread),
         "upsample_nearest2d.vec": spell(F.interpolate, _interpolate("nearest")),
         "upsample_bilinear2d.vec": spell(F.interpolate, _interpolate("bilinear")),
         "adaptive_max_pool1d.default": spell(F.adaptive_max_pool1d, pair=True),

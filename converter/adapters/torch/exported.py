@@ -155,6 +155,7 @@ class _Regrouping:
 
     def graph_module(self):
         self.nodes = nodes = {node.name: node for node in self.program.graph.nodes}
+        self.position = {node: index for index, node in enumerate(self.program.graph.nodes)}
         self._inputs(nodes)
         self._group(nodes)
         outputs = []
@@ -218,7 +219,7 @@ class _Regrouping:
                 continue
             for node in call.members:
                 self.calls[node] = call
-            last = max(call.members, key=_order(self.program.graph))
+            last = max(call.members, key=self.position.__getitem__)
             self.emit_at[last] = call
 
     def _emit_call(self, call):
@@ -278,7 +279,7 @@ class _Regrouping:
             if args[1] != 0:
                 raise Unsupported(f"'{node.name}': the indices a max pool returns are not converted")
             self.env[node] = args[0].first
-        elif spelled is None or (_in_place(node) and not _last_read(node)):  # the reader names what it cannot read
+        elif spelled is None or (_in_place(node) and not _last_read(node, self.position)):  # the reader names what it cannot read
             self.env[node] = self.graph.call_function(node.target, args, kwargs)
         else:
             self.env[node] = spelled.emit(self.graph, args, kwargs)
@@ -306,14 +307,12 @@ def _in_place(node) -> bool:
     return name.startswith("aten.") and name.split(".")[1].endswith("_")  # aten.add_.Tensor
 
 
-def _last_read(node) -> bool:
+def _last_read(node, position: dict) -> bool:
     """Whether an in-place op (``x += y``) is the last to read the tensor it writes, and no view of that tensor
     (``v = x[:, :2]``, which sees the write) is read after it: then it is the plain op."""
-    order = _order(node.graph)
-
     def read_before(value) -> bool:
-        return all(user is node or (order(user) < order(node) and (not aten_calls.is_view(user.target) or
-                                                                   read_before(user)))
+        return all(user is node or (position[user] < position[node] and
+                                    (not aten_calls.is_view(user.target) or read_before(user)))
                    for user in value.users)
     return read_before(node.args[0])
 
@@ -331,10 +330,6 @@ def _inside(node, path: str) -> bool:
     stack = node.meta.get("nn_module_stack") or {}
     return any(entry[0] == path for entry in stack.values())
 
-
-def _order(graph):
-    positions = {node: index for index, node in enumerate(graph.nodes)}
-    return positions.__getitem__
 
 
 def _arity(structure, route) -> int:

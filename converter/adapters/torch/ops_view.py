@@ -59,12 +59,8 @@ class FxView(rewrite.View):
         """The one op reading ``op``'s value (not a graph output), else None."""
         return self.only_consumer(op.output[0]) if op.output else None
 
-    @staticmethod
-    def module(op):
-        return op.module
-
-    def weights(self, op, module) -> dict:
+    def weights(self, op) -> dict:
         """A module call's parameters by their names within the module (``weight``, ``bias``), from the file."""
         prefix = f"{op.node.target}."
-        return {name: self.constants[f"{prefix}{name}"] for name, _ in module.named_parameters()
+        return {name: self.constants[f"{prefix}{name}"] for name, _ in op.module.named_parameters()
                 if f"{prefix}{name}" in self.constants}

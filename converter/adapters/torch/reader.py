@@ -81,7 +81,7 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
     inputs = [Value(n.name, (None, *shape)) for n, shape in zip(placeholders, shapes)]
     refuse_other_shapes(model, state)
     state = dict(state)  # with the weights forward() computes from parameters alone
-    own = {**_unsaved_buffers(model), **traced.wconv_constants}  # tensors the code makes, not the file
+    own = _made_by_code(model, traced)
     state.update(own)
     computed, ops, lifted_weights = rewritten(traced, state, shapes, dtypes)
     kept = {op.node for op in ops if not isinstance(op, Lifted)}
@@ -168,7 +168,7 @@ def lifted_layers(traced, model, shapes, dtypes) -> dict:
     """fx node name -> the name of the layer a rule lifted whose output it is (the attention whose output
     projection it is), for the module as it is (its own weights): what validate records under the layer's name."""
     state = {key: value.detach().cpu().numpy() for key, value in model.state_dict().items()}
-    state.update({**_unsaved_buffers(model), **traced.wconv_constants})
+    state.update(_made_by_code(model, traced))
     _, ops, _ = rewritten(traced, state, shapes, dtypes)
     return {op.output[0]: op.name for op in ops if isinstance(op, Lifted)}
 
@@ -275,12 +275,14 @@ def _only_weight(fx_node) -> bool:
     return bool(fx_node.users) and all(takes(user) for user in fx_node.users)
 
 
-def _unsaved_buffers(model) -> dict:
-    """The module's non-persistent buffers (transformers' ``position_ids``, ``torch.arange`` in __init__): no
-    state_dict holds them, loading one leaves them as the constructor made them, so they are read from the module."""
+def _made_by_code(model, traced) -> dict:
+    """The tensors the code makes, not the file: the module's non-persistent buffers (transformers'
+    ``position_ids``, ``torch.arange`` in __init__: no state_dict holds them, loading one leaves them as the
+    constructor made them) and those forward() creates (torch.export's constants)."""
     saved = set(model.state_dict())
-    return {name: buffer.detach().cpu().numpy().copy() for name, buffer in model.named_buffers()
-            if name not in saved}
+    buffers = {name: buffer.detach().cpu().numpy().copy() for name, buffer in model.named_buffers()
+               if name not in saved}
+    return {**buffers, **traced.wconv_constants}
 
 
 def refuse_other_shapes(model, state: dict) -> None:

@@ -48,7 +48,7 @@ def _heads(view, value):
     linear = view.op(split.node.args[0])
     if linear is None or linear.op_type != "module:Linear" or not isinstance(heads, int) or not isinstance(size, int):
         return None
-    if view.module(linear).out_features != heads * size:
+    if linear.module.out_features != heads * size:
         return None
     return linear, linear.node.args[0], heads, size, [swap, split], _sizes(split)[1]
 
@@ -92,7 +92,7 @@ def match(view, op):
     between, output = merged
     params = {}
     for short, linear in (("q", q), ("k", k), ("v", v), ("o", output)):
-        weights = view.weights(linear, view.module(linear))
+        weights = view.weights(linear)
         params[f"w{short}"] = weights["weight"]
         if "bias" in weights:
             params[f"b{short}"] = weights["bias"]
