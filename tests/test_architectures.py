@@ -65,6 +65,7 @@ def test_keras_application_slow(name, target, tmp_path, keras):
     keras_application(name, target, tmp_path, keras)
 
 
+@pytest.mark.slow  # 7 to 25 s on 2 cores: the default suite stays under 10 minutes
 @pytest.mark.parametrize("via", ["torch", "onnx"])
 def test_keras_application_back_to_keras(via, tmp_path, keras):
     """EfficientNetB0 (rescaling, normalization, SE blocks, swish) to torch or ONNX and back to Keras."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from conftest import ROOT
 from test_bad_input import wconv
 
@@ -30,6 +32,7 @@ def test_keras_to_torch_exact_form_then_validate(tmp_path, torch):
     assert json.loads(broken.stdout)["ok"] is False
 
 
+@pytest.mark.slow  # 7 to 25 s on 2 cores: the default suite stays under 10 minutes
 def test_check_flag_reports_the_comparison(tmp_path):
     result = wconv("keras-to-onnx", SEED_MLP, tmp_path / "out.onnx", "--check", "--json")
     assert result.returncode == 0, result.stderr

@@ -227,6 +227,7 @@ def test_a_text_model_without_its_length_is_told_to_give_a_sequence_length(tmp_p
     assert "3,224,224" not in result.stderr
 
 
+@pytest.mark.slow  # 7 to 25 s on 2 cores: the default suite stays under 10 minutes
 def test_validate_names_its_own_option_for_a_module_it_will_not_run(tmp_path):
     import converter
 
@@ -239,6 +240,7 @@ def test_validate_names_its_own_option_for_a_module_it_will_not_run(tmp_path):
     assert "--module " not in result.stderr and "--module/" not in result.stderr
 
 
+@pytest.mark.slow  # 7 to 25 s on 2 cores: the default suite stays under 10 minutes
 def test_progress_lines_for_logs_on_request_only(tmp_path):
     """In a pipe: nothing by default (stderr holds only what went wrong); --progress lines or WCONV_PROGRESS=lines
     writes one line per phase, the first at once."""

@@ -29,6 +29,7 @@ def channels_last_outputs(model, x_channels_last):
     return [np.asarray(o) for o in model(x_channels_last)]
 
 
+@pytest.mark.slow  # 7 to 25 s on 2 cores: the default suite stays under 10 minutes
 @pytest.mark.parametrize("target", ["torch", "onnx"])
 def test_keep_input_layout_is_a_drop_in_replacement(target, tmp_path, keras, torch):
     model = keras_source(keras, tmp_path)

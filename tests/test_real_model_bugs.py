@@ -16,6 +16,7 @@ from test_bad_input import assert_clean_failure, wconv
 TORCH_FILE = TESTS / "torch_convnets.py"
 
 
+@pytest.mark.slow  # 7 to 25 s on 2 cores: the default suite stays under 10 minutes
 def test_a_reused_parameter_free_module_validates_call_by_call(tmp_path, torch):
     model = torch_convnets.seeded(torch_convnets.ReusedActivation())
     torch.save(model.state_dict(), tmp_path / "source.pt")

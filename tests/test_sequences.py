@@ -660,6 +660,7 @@ def test_causal_self_attention_block(tmp_path, keras):
     assert "ExplicitAttention(6, 6, 6, 2, 3, 3, 6, causal=True)" in (tmp_path / "b.py").read_text()
 
 
+@pytest.mark.slow  # 7 to 25 s on 2 cores: the default suite stays under 10 minutes
 @pytest.mark.parametrize("causal", [False, True], ids=["mask", "mask_and_causal"])
 def test_attention_mask_input(causal, tmp_path, keras):
     """Keras' attention_mask (N, T, S), with and without use_causal_mask, one query step masked whole (Keras then
