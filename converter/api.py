@@ -46,7 +46,9 @@ def _read(path, format, module, module_args, input_shape) -> Graph:
 
         return keras.read(path, module, input_shape)
     if kind == "torch":
-        if not module:
+        from .adapters.torch import pretrained
+
+        if not module and not pretrained.is_folder(path):
             from .adapters.torch.state_dict import load_state_dict
 
             load_state_dict(path)  # a file that is not a state_dict is the first thing to report

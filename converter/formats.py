@@ -18,7 +18,12 @@ def detect(path) -> str:
     if not path.exists():
         raise BadInput(f"{path}: no such file")
     if path.is_dir():
-        raise BadInput(f"{path}: is a folder, not a model file")
+        from .adapters.torch import pretrained
+
+        if pretrained.is_folder(path):
+            return "torch"
+        raise BadInput(f"{path}: is a folder, not a model file (a transformers save_pretrained folder holds "
+                       f"{pretrained.CONFIG})")
     if not path.is_file():
         raise BadInput(f"{path}: not a regular file (a device, socket or pipe is never read)")
     with open(path, "rb") as handle:

@@ -35,8 +35,11 @@ def _listing(path, error: UnsupportedLayers) -> dict:
 
 
 def _inspect(path, module, module_args, input_shape, input_dtype) -> dict:
+    from .adapters.torch import pretrained
+
     kind = untrusted.open_input(path)
-    if kind == "torch" and not module:
+    folder = pretrained.is_folder(path)
+    if kind == "torch" and not module and not (folder and input_shape):
         return _state_dict_only(path)
     graph = api.read(path, kind, module=module, module_args=module_args, input_shape=input_shape,
                      input_dtype=input_dtype)
@@ -74,13 +77,23 @@ def _inspect(path, module, module_args, input_shape, input_dtype) -> dict:
 
 
 def _state_dict_only(path) -> dict:
-    """Tensor names and shapes; neither torch nor the tensors' values are needed."""
-    tensors, notes = _describe_tensors(path)
+    """Tensor names and shapes; neither torch nor the tensors' values are needed. A save_pretrained folder: those of
+    every weight file (its layers with --input-shape)."""
+    from .adapters.torch import pretrained
+
+    folder = pretrained.is_folder(path)
+    files = pretrained.weight_files(path) if folder else [path]
+    tensors, notes = {}, []
+    for file in files:
+        found, said = _describe_tensors(file)
+        tensors.update(found)
+        notes += said
     return {
         "file": str(Path(path)),
         "format": "torch",
         "notes": notes,
-        "note": "a state_dict holds no architecture; pass --module to see layers",
+        "note": f"transformers' {pretrained.config_of(path)['architectures'][0]}; pass --input-shape to see layers"
+        if folder else "a state_dict holds no architecture; pass --module to see layers",
         # what a model learns: BatchNorm's num_batches_tracked counts training steps, no parameter
         "parameters": int(sum(int(np.prod(shape)) for name, (shape, _) in tensors.items()
                               if not name.endswith("num_batches_tracked"))),

@@ -57,6 +57,12 @@ def _open_input(path) -> str:
     kind = formats.detect(path)
     if _STATE["in_child"]:
         return kind
+    if Path(path).is_dir():  # a save_pretrained folder: each weight file is parsed as any input is
+        from .adapters.torch import pretrained
+
+        for file in pretrained.weight_files(path):
+            _open_input(file)
+        return kind
     stat = os.stat(path)
     key = (str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns, kind)
     if key not in _vetted:

@@ -83,3 +83,50 @@ def test_validate_names_the_attention_whose_heads_a_port_mixed_up(tmp_path):
     onnx.save(model, tmp_path / "b.onnx")
     report = converter.validate(tmp_path / "a.pt", tmp_path / "b.onnx", source_module=f"{MODELS}:TinyBert")
     assert not report.ok and report.first_mismatch == attention, report.first_mismatch
+
+
+FOLDERS = {"bert": ("TinyBert", "bert"), "distilbert": ("TinyDistilBert", "bert"), "vit": ("TinyViT", "vit")}
+
+
+def save_pretrained(family, folder, **options):
+    """The backbone of ``family``, seeded, as ``save_pretrained`` keeps it; (the backbone, the folder)."""
+    import transformers_models
+
+    wrapper, attribute = FOLDERS[family]
+    backbone = getattr(seeded(getattr(transformers_models, wrapper)()), attribute).eval()
+    backbone.save_pretrained(folder, **options)
+    return backbone, folder
+
+
+def backbone_outputs(backbone, x):
+    import torch
+
+    from converter.adapters.torch.reader import flat_outputs
+
+    with torch.no_grad():
+        return [o.numpy() for o in flat_outputs(backbone(torch.from_numpy(x)))]
+
+
+@pytest.mark.parametrize("family,target,shards", [("bert", "onnx", None), ("bert", "keras", "20KB"),
+                                                  ("distilbert", "keras", None), ("vit", "onnx", None)])
+def test_save_pretrained_folder_converts_with_the_class_its_config_names(family, target, shards, tmp_path):
+    """``wconv torch-to-onnx ./my-bert/ bert.onnx --input-shape 7``: config.json names the class, the weights are
+    model.safetensors or shards listed by their index; validate runs the folder the same way."""
+    backbone, folder = save_pretrained(family, tmp_path / "model", **({"max_shard_size": shards} if shards else {}))
+    if shards:
+        assert (folder / "model.safetensors.index.json").is_file() and len(list(folder.glob("*.safetensors"))) > 2
+    from transformers_models import STEPS
+
+    x = images() if family == "vit" else token_ids(STEPS)
+    shape = None if family == "vit" else [x.shape[1]]  # a ViT's image size is in its config
+    out = tmp_path / f"b.{target}"
+    converter.convert(folder, out, input_shape=shape)
+    found = run(target, out, x.transpose(0, 2, 3, 1) if target == "keras" and x.ndim == 4 else x)
+    expected = backbone_outputs(backbone, x)
+    assert len(found) == len(expected)
+    for reference, result in zip(expected, found):
+        assert_close(reference, result)
+    if target == "onnx":
+        report = converter.validate(folder, out, input_shape=shape)
+        assert report.ok, report.first_mismatch
+        assert f"transformers' {type(backbone).__name__}, named by model/config.json" in report.loading["source"]

@@ -13,12 +13,18 @@ from ..views import from_framework, to_framework
 SAFETY = "torch.load(weights_only=True), missing or unexpected keys refused"
 
 
-def module_for(path, module, state, option: str = "--module") -> tuple[str, str]:
-    """The module to run and how it was chosen: the one given, else the source wconv generated beside ``path``,
+def module_for(path, module, state, option: str = "--module") -> tuple[str | None, str]:
+    """The module to run and how it was chosen: the one given, else (None) transformers' class a save_pretrained
+    folder names, else the source wconv generated beside ``path``,
     run only if its sha256 is the one wconv recorded in the weights file when it wrote both. ``option``: the
     command's option that names a module for this file (validate has one per side)."""
+    from ..adapters.torch import pretrained
+
     if module:
         return module, f"; module: {module} (given)"
+    if pretrained.is_folder(path):
+        architecture = pretrained.config_of(path)["architectures"][0]
+        return None, f"; module: transformers' {architecture}, named by {Path(path).name}/{pretrained.CONFIG}"
     from ..adapters.torch.writer import MODULE_HASH, generated_source_path, source_hash
 
     generated = generated_source_path(path)
@@ -36,11 +42,14 @@ def module_for(path, module, state, option: str = "--module") -> tuple[str, str]
 
 def load(path, module=None, module_args=None, layout=None, interface: Interface | None = None, option="--module"):
     torch = require("torch")
-    from ..adapters.torch import load_module, load_state_dict
+    from ..adapters.torch import load_module, load_state_dict, pretrained
 
     arrays = load_state_dict(path)
     module, note = module_for(path, module, arrays, option)
-    model = load_module(module, module_args)
+    if module:
+        model = load_module(module, module_args)
+    else:
+        model, arrays = pretrained.source(path)
     state = {k: torch.from_numpy(v) for k, v in arrays.items()}
     result = model.load_state_dict(state, strict=False)
     if result.missing_keys or result.unexpected_keys:
@@ -56,9 +65,10 @@ def load(path, module=None, module_args=None, layout=None, interface: Interface 
 
     def predict(inputs):
         """IR order in and out, whatever interface the module has."""
+        from ..adapters.torch.reader import flat_outputs
+
         with torch.no_grad():
-            outputs = model(*feeds(inputs))
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+            outputs = flat_outputs(model(*feeds(inputs)))
         return [from_framework(o.detach().numpy(), interface.output(i, o.ndim), view) for i, o in enumerate(outputs)]
 
     def capture(inputs):

@@ -17,7 +17,8 @@ from ...ops.activations import Activation
 from ...progress import steps
 from ...rewrite import Lifted
 from ...shapes import Shapes, finish
-from . import computed_weights, exported, functional_layers, ops_view, patterns, sdpa_attention, static_shapes
+from . import (computed_weights, exported, functional_layers, ops_view, patterns, pretrained, sdpa_attention,
+               static_shapes)
 from .module import load_module
 from .state_dict import load_state_dict
 
@@ -58,13 +59,16 @@ class TorchCall:
         return self.args[position] if len(self.args) > position else default
 
 
-def read(path: str | PathLike, module: str, module_args: str | dict | None = None,
+def read(path: str | PathLike, module: str | None, module_args: str | dict | None = None,
          input_shape: Sequence[int] | None = None) -> Graph:
-    """Read ``path`` (a state_dict) with the architecture of ``module`` (``pkg.mod:Class``)."""
+    """Read ``path`` (a state_dict) with the architecture of ``module`` (``pkg.mod:Class``); without one, a
+    save_pretrained folder with the transformers class its config.json names."""
     untrusted.open_input(path)  # parsed once in a limited child first
     with about(path):
-        state = load_state_dict(path)
-        model = load_module(module, module_args)
+        if module:
+            state, model = load_state_dict(path), load_module(module, module_args)
+        else:
+            model, state = pretrained.source(path)
         graph = from_module(model, state, input_shape, source=str(path))
         graph.source["notes"] = list(getattr(state, "notes", []))
         return graph
@@ -102,7 +106,7 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
         if fx_node in skipped:
             continue
         if fx_node.op == "output":
-            outputs = [n.name for n in _flat(fx_node.args[0])]
+            outputs = [n.name for n in flat_outputs(fx_node.args[0])]
         elif fx_node.op == "call_module":
             layer = _layer(traced, fx_node, names[fx_node], state, used, shapes)
             if layer.class_name in patterns.RECURRENT_MODULES:
@@ -413,11 +417,12 @@ def _plain(value):
     return value
 
 
-def _flat(value) -> list:
+def flat_outputs(value) -> list:
+    """The tensors (or graph nodes) of an output, in order: tuples and lists unnested, a dict by its values."""
     if isinstance(value, dict):  # transformers' ModelOutput: last_hidden_state, pooler_output, ...
-        return _flat(list(value.values()))
+        return flat_outputs(list(value.values()))
     if isinstance(value, (list, tuple)):
-        return [item for v in value for item in _flat(v)]
+        return [item for v in value for item in flat_outputs(v)]
     return [value]
 
 

@@ -24,7 +24,12 @@ class StateDict(dict):
 
 
 def load_state_dict(path) -> StateDict:
-    """Parameter name -> numpy array. Refuses anything that is not a flat mapping of tensors."""
+    """Parameter name -> numpy array. Refuses anything that is not a flat mapping of tensors. A save_pretrained
+    folder: every tensor of its weight files (pretrained.py)."""
+    from . import pretrained
+
+    if pretrained.is_folder(path):
+        return pretrained.load_weights(path)
     if str(path).endswith(SAFETENSORS_SUFFIXES):
         return _load_safetensors(path)
     if zipfile.is_zipfile(path):
