@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
 
@@ -109,3 +111,40 @@ class FunctionalMaxPool(nn.Module):
 
     def forward(self, x):
         return self.head(torch.flatten(torch.nn.functional.adaptive_max_pool2d(self.conv(x), (5, 3)), 1))
+
+
+class PackedAttention(nn.Module):
+    """GPT-2's spelling (sdpa_attention.py): one Linear (5 -> 3 x 2 heads x 3) split into q, k and v, and a boolean
+    mask built from positions alone. ``ahead``: the steps past its own a query may see (0: the causal mask)."""
+
+    wconv_input_shapes = [(STEPS, 5)]
+
+    def __init__(self, ahead=0):
+        super().__init__()
+        self.packed, self.output, self.ahead = nn.Linear(5, 18), nn.Linear(6, 4), ahead
+
+    def forward(self, x):
+        n, t, _ = x.shape
+        q, k, v = (part.view(n, t, 2, 3).transpose(1, 2) for part in self.packed(x).split(6, dim=-1))
+        steps = torch.arange(t)
+        mask = steps[:, None] + self.ahead >= steps[None, :]
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=mask)
+        return self.output(out.transpose(1, 2).reshape(n, t, 6))
+
+
+class TanhGelu(nn.Module):
+    """GELU's tanh approximation written out (tanh_gelu.py), in GPT-2's operand order or another; ``cubic``: the
+    formula's 0.044715, or another number (not GELU)."""
+
+    wconv_input_shapes = [(5,)]
+
+    def __init__(self, order="gpt2", cubic=0.044715):
+        super().__init__()
+        self.fc, self.order, self.cubic = nn.Linear(5, 7), order, cubic
+
+    def forward(self, x):
+        x = self.fc(x)
+        if self.order == "gpt2":
+            return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + self.cubic * torch.pow(x, 3.0))))
+        inner = (x ** 3 * self.cubic + x) * math.sqrt(2.0 / math.pi)
+        return (torch.tanh(inner) + 1.0) * (x * 0.5)

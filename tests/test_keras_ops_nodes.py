@@ -47,3 +47,23 @@ def test_keras_ops_nodes_convert_and_read_back(target, tmp_path, keras):
     module = f"{out.with_suffix('.py')}:Model" if target == "torch" else None
     converter.convert(out, tmp_path / "c.keras", module=module)
     assert_close(reference, RUNNERS["keras"](tmp_path / "c.keras", x))
+
+
+@pytest.mark.parametrize("target", ["torch", "onnx"])
+def test_keras_ops_gelu_keeps_its_approximation(target, tmp_path, keras):
+    """``keras.ops.gelu`` defaults to the tanh approximation (the activation 'gelu' to the exact one): each is read
+    as the GELU it computes."""
+    x_in = keras.Input((5,))
+    y = keras.ops.gelu(keras.layers.Dense(7, name="fc")(x_in))
+    y = keras.ops.gelu(keras.layers.Dense(6, name="fc2")(y), approximate=False)
+    model = keras.Model(x_in, y)
+    for layer in model.layers:
+        layer.set_weights([np.random.default_rng(3).standard_normal(w.shape).astype(np.float32)
+                           for w in layer.get_weights()])
+    model.save(tmp_path / "a.keras")
+    assert [(n.op, n.attrs.get("approximate")) for n in converter.read(tmp_path / "a.keras").nodes] == \
+        [("dense", None), ("gelu", "tanh"), ("dense", None), ("gelu", "none")]
+    x = (np.random.default_rng(4).standard_normal((3, 5)) * 2).astype(np.float32)
+    out = tmp_path / f"b{TARGET_SUFFIX[target]}"
+    converter.convert(tmp_path / "a.keras", out)
+    assert_close(run_keras_model(model, x), RUNNERS[target](out, x))

@@ -11,8 +11,8 @@ import torch
 
 import converter
 from conftest import assert_close
-from export_models import (STEPS, WIDTH, DataDependent, EagerPython, FunctionalMaxPool, InPlace, SpelledAttention,
-                           WriteThroughView)
+from export_models import (STEPS, WIDTH, DataDependent, EagerPython, FunctionalMaxPool, InPlace, PackedAttention,
+                           SpelledAttention, TanhGelu, WriteThroughView)
 from sequence_models import seeded
 from test_bad_input import wconv
 from test_sequences import run_file
@@ -91,3 +91,46 @@ def test_a_functional_max_pool_reads_as_the_values_aten_pairs_with_indices(tmp_p
     with torch.no_grad():
         expected = model(torch.from_numpy(x)).numpy()
     assert_close(expected, run_file("onnx", tmp_path / "b.onnx", x))
+
+
+def test_a_packed_projection_and_a_causal_mask_built_from_positions_are_one_causal_attention(tmp_path):
+    """GPT-2's spelling: q, k, v as thirds of one projection; the mask compares positions (arange), so it is the same
+    for every input of the shape: evaluated, it is exactly the causal mask."""
+    model = _save(PackedAttention(), tmp_path / "a.pt")
+    graph = converter.read(tmp_path / "a.pt", module=f"{MODULES}:PackedAttention")
+    assert [(node.op, node.attrs.get("causal")) for node in graph.nodes] == [("attention", True)]
+    for target in ("onnx", "keras"):
+        converter.convert(tmp_path / "a.pt", tmp_path / f"b.{target}", module=f"{MODULES}:PackedAttention")
+        x = np.random.default_rng(7).standard_normal((3, STEPS, 5)).astype("float32")
+        with torch.no_grad():
+            expected = model(torch.from_numpy(x)).numpy()
+        assert_close(expected, run_file(target, tmp_path / f"b.{target}", x))
+
+
+def test_a_mask_built_from_positions_that_is_not_causal_is_refused_by_name(tmp_path):
+    _save(PackedAttention(ahead=1), tmp_path / "a.pt")
+    result = wconv("torch-to-onnx", tmp_path / "a.pt", tmp_path / "b.onnx", "--module", f"{MODULES}:PackedAttention",
+                   "--module-args", '{"ahead": 1}')
+    assert result.returncode == 3 and "scaled_dot_product_attention" in result.stderr, result.stderr
+    assert not (tmp_path / "b.onnx").exists()
+
+
+@pytest.mark.parametrize("order", ["gpt2", "other"])
+def test_gelu_tanh_written_out_is_one_gelu(order, tmp_path):
+    model = _save(TanhGelu(order), tmp_path / "a.pt")
+    options = {"module": f"{MODULES}:TanhGelu", "module_args": {"order": order}}
+    graph = converter.read(tmp_path / "a.pt", **options)
+    assert [(node.op, node.attrs.get("approximate")) for node in graph.nodes] == [("dense", None), ("gelu", "tanh")]
+    x = (np.random.default_rng(8).standard_normal((4, 5)) * 3).astype("float32")
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    for target in ("onnx", "keras"):  # Keras: ops.gelu(approximate=True)
+        converter.convert(tmp_path / "a.pt", tmp_path / f"b.{target}", **options)
+        assert_close(expected, run_file(target, tmp_path / f"b.{target}", x))
+
+
+def test_a_tanh_formula_with_other_constants_is_not_gelu(tmp_path):
+    _save(TanhGelu(cubic=0.05), tmp_path / "a.pt")
+    result = wconv("torch-to-onnx", tmp_path / "a.pt", tmp_path / "b.onnx", "--module", f"{MODULES}:TanhGelu",
+                   "--module-args", '{"cubic": 0.05}')
+    assert result.returncode == 3 and "pow" in result.stderr, result.stderr

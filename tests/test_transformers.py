@@ -34,7 +34,7 @@ def run(target, path, ids):
 
 
 @pytest.mark.parametrize("target", ["onnx", "keras"])
-@pytest.mark.parametrize("name", ["TinyBert", "TinyDistilBert", "TinyViT"])
+@pytest.mark.parametrize("name", ["TinyBert", "TinyDistilBert", "TinyViT", "TinyGPT2", "TinyGPT2LMHead"])
 def test_transformers_models_convert_and_predict_the_same(name, target, tmp_path):
     """From the user's wrapper module and a state_dict, through torch.export and the attention rule."""
     import torch
@@ -62,30 +62,32 @@ def images(batch=2, seed=2):
     return np.random.default_rng(seed).standard_normal((batch, *IMAGE)).astype(np.float32)
 
 
-def test_validate_names_the_attention_whose_heads_a_port_mixed_up(tmp_path):
-    """0 wrong answers: a BERT port whose first attention takes its query heads in the wrong order predicts
-    garbage; validate names that attention (the module holding it), not a later layer. The correct port passes."""
+@pytest.mark.parametrize("name,attention", [("TinyBert", "bert.encoder.layer.0.attention.self"),
+                                            ("TinyGPT2", "gpt2.h.0.attn")])
+def test_validate_names_the_attention_whose_heads_a_port_mixed_up(name, attention, tmp_path):
+    """0 wrong answers: a port whose first attention takes its query heads in the wrong order predicts garbage;
+    validate names that attention (the module holding it), not a later layer. The correct port passes."""
     import onnx
     import torch
     from onnx import numpy_helper
 
-    from transformers_models import TinyBert
+    import transformers_models
 
-    torch.save(seeded(TinyBert()).state_dict(), tmp_path / "a.pt")
-    converter.convert(tmp_path / "a.pt", tmp_path / "b.onnx", module=f"{MODELS}:TinyBert")
-    assert converter.validate(tmp_path / "a.pt", tmp_path / "b.onnx", source_module=f"{MODELS}:TinyBert").ok
+    torch.save(seeded(getattr(transformers_models, name)()).state_dict(), tmp_path / "a.pt")
+    converter.convert(tmp_path / "a.pt", tmp_path / "b.onnx", module=f"{MODELS}:{name}")
+    assert converter.validate(tmp_path / "a.pt", tmp_path / "b.onnx", source_module=f"{MODELS}:{name}").ok
     model = onnx.load(tmp_path / "b.onnx")
-    attention = "bert.encoder.layer.0.attention.self"
     query = next(t for t in model.graph.initializer if t.name == f"{attention}/q.weight")  # (in, heads x 8)
     heads = np.split(numpy_helper.to_array(query), 4, axis=1)
     swapped = np.concatenate([heads[1], heads[0], *heads[2:]], axis=1)  # heads 0 and 1 in each other's place
     query.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(swapped), query.name))
     onnx.save(model, tmp_path / "b.onnx")
-    report = converter.validate(tmp_path / "a.pt", tmp_path / "b.onnx", source_module=f"{MODELS}:TinyBert")
+    report = converter.validate(tmp_path / "a.pt", tmp_path / "b.onnx", source_module=f"{MODELS}:{name}")
     assert not report.ok and report.first_mismatch == attention, report.first_mismatch
 
 
-FOLDERS = {"bert": ("TinyBert", "bert"), "distilbert": ("TinyDistilBert", "bert"), "vit": ("TinyViT", "vit")}
+FOLDERS = {"bert": ("TinyBert", "bert"), "distilbert": ("TinyDistilBert", "bert"), "vit": ("TinyViT", "vit"),
+           "gpt2-lm": ("TinyGPT2LMHead", "gpt2")}  # its lm_head is tied to the embedding: saved once
 
 
 def save_pretrained(family, folder, **options):
@@ -108,7 +110,8 @@ def backbone_outputs(backbone, x):
 
 
 @pytest.mark.parametrize("family,target,shards", [("bert", "onnx", None), ("bert", "keras", "20KB"),
-                                                  ("distilbert", "keras", None), ("vit", "onnx", None)])
+                                                  ("distilbert", "keras", None), ("vit", "onnx", None),
+                                                  ("gpt2-lm", "onnx", None)])
 def test_save_pretrained_folder_converts_with_the_class_its_config_names(family, target, shards, tmp_path):
     """``wconv torch-to-onnx ./my-bert/ bert.onnx --input-shape 7``: config.json names the class, the weights are
     model.safetensors or shards listed by their index; validate runs the folder the same way."""

@@ -8,7 +8,8 @@ from third_party import import_torchvision
 import_torchvision()  # transformers imports torchvision where it is installed (tests/third_party.py)
 
 from torch import nn  # noqa: E402
-from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, ViTConfig, ViTModel  # noqa: E402
+from transformers import (BertConfig, BertModel, DistilBertConfig, DistilBertModel, GPT2Config, GPT2LMHeadModel,  # noqa: E402
+                          GPT2Model, ViTConfig, ViTModel)
 
 STEPS, VOCABULARY, IMAGE = 7, 100, (3, 32, 24)
 SMALL = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 48,
@@ -58,3 +59,34 @@ class TinyViT(nn.Module):
     def forward(self, pixel_values):
         out = self.vit(pixel_values)
         return out.last_hidden_state, out.pooler_output
+
+
+GPT2 = {"n_embd": 32, "n_layer": 2, "n_head": 4, "n_inner": 48, "vocab_size": VOCABULARY, "n_positions": 64,
+        "use_cache": False}
+
+
+class TinyGPT2(nn.Module):
+    """GPT2Model: positions counted in forward() (``arange``), q, k and v packed in one ``Conv1D`` (weights stored
+    (in, out)) split three ways, the causal mask transformers builds from positions, ``gelu_new`` written out."""
+
+    wconv_input_shapes = [(STEPS,)]
+
+    def __init__(self):
+        super().__init__()
+        self.gpt2 = GPT2Model(GPT2Config(**GPT2))
+
+    def forward(self, input_ids):
+        return self.gpt2(input_ids).last_hidden_state
+
+
+class TinyGPT2LMHead(nn.Module):
+    """GPT2LMHeadModel: the language-model head tied to the token embedding (one tensor, two uses)."""
+
+    wconv_input_shapes = [(STEPS,)]
+
+    def __init__(self):
+        super().__init__()
+        self.gpt2 = GPT2LMHeadModel(GPT2Config(**GPT2))
+
+    def forward(self, input_ids):
+        return self.gpt2(input_ids).logits

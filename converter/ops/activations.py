@@ -314,9 +314,33 @@ class HardSigmoid(Activation):
         builder.node("HardSigmoid", node.inputs[:1], node.outputs, node.name, **node.attrs)
 
 
-SPECIAL = {"relu6": Relu6, "silu": Silu, "hard_sigmoid": HardSigmoid}
+class Gelu(Activation):
+    """Keras' activation 'gelu' is the exact one (``approximate=False``). The tanh approximation (GPT-2's gelu_new,
+    torch's ``approximate='tanh'``) is the node Keras 3 saves for ``keras.ops.gelu(x, approximate=True)``
+    (``ops.Gelu``, whose own default is the approximation): read and written as that."""
+
+    KERAS_OPS = "ops.Gelu"
+
+    def __init__(self, row: Row):
+        super().__init__(row)
+        self.conventions["keras"] = Convention(
+            ("Activation('gelu')", "ops.gelu (Gelu)"), {},
+            {"approximate": "'none' as Activation('gelu'); 'tanh' as ops.gelu(x, approximate=True), its default"})
+
+    def to_keras(self, node, graph):
+        if node.attrs["approximate"] == "tanh":
+            return KerasSpec(self.KERAS_OPS, {"approximate": True})
+        return super().to_keras(node, graph)
+
+    def from_keras(self, layer):
+        approximate = layer.config.get("approximate", True)
+        return [self.node(layer.name, layer.inputs, layer.outputs, approximate="tanh" if approximate else "none")]
+
+
+SPECIAL = {"relu6": Relu6, "silu": Silu, "hard_sigmoid": HardSigmoid, "gelu": Gelu}
 ACTIVATIONS = {row.op: register_op(SPECIAL.get(row.op, Activation)(row)) for row in ROWS}
 BY_KERAS_NAME = {name: ACTIVATIONS[row.op] for row in ROWS for name in (row.keras, *row.keras_aliases) if name}
+register_keras(Gelu.KERAS_OPS, ACTIVATIONS["gelu"])
 
 
 def from_onnx_sigmoid(onnx_node, context):

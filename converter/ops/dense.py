@@ -13,6 +13,9 @@ from .registry import register_keras, register_onnx, register_op, register_torch
 from .. import views
 
 
+CONV1D_WEIGHT = "i o"  # transformers' Conv1D stores its weight as Keras does
+
+
 class Dense(OpDef):
     name = "dense"
     input_kind = views.FEATURES_LAST
@@ -40,6 +43,8 @@ class Dense(OpDef):
         "Keras applies a fused activation after the kernel; wconv reads it as a separate node "
         "and writes it back fused where the target allows.",
         "ONNX: Gemm transB=1 takes B as 'o i' (what wconv writes); Gemm transB=0 and MatMul(+Add) take 'i o'.",
+        f"transformers' Conv1D (GPT-2's projections) is a Linear whose weight is stored '{CONV1D_WEIGHT}', as Keras "
+        "stores it (nf = o); read, never written.",
     )
 
     def output_shapes(self, node, input_shapes):
@@ -80,6 +85,16 @@ class Dense(OpDef):
         params = self.params_from("torch", layer.weights, layer.name)
         expect_dim(layer.name, "out_features", layer.module.out_features, params["kernel"].shape[0])
         expect_dim(layer.name, "in_features", layer.module.in_features, params["kernel"].shape[1])
+        return [Node(self.name, layer.name, layer.inputs, layer.outputs, params)]
+
+    def from_conv1d(self, layer):
+        """transformers' ``Conv1D`` (GPT-2's projections): ``addmm(bias, x, weight)``, a Linear whose weight is
+        stored (in, out)."""
+        weight = layer.weights["weight"]
+        params = {"kernel": permute(weight, CONV1D_WEIGHT, self.params["kernel"], what=f"layer '{layer.name}' weight")}
+        if "bias" in layer.weights:
+            params["bias"] = layer.weights["bias"]
+        expect_dim(layer.name, "nf", layer.module.nf, params["kernel"].shape[0])
         return [Node(self.name, layer.name, layer.inputs, layer.outputs, params)]
 
     # -- ONNX -------------------------------------------------------------------
@@ -138,5 +153,6 @@ class Dense(OpDef):
 DENSE = register_op(Dense())
 register_keras("Dense", DENSE)
 register_torch_module("Linear", DENSE.from_torch)
+register_torch_module("Conv1D", DENSE.from_conv1d)
 register_onnx("Gemm", DENSE.from_gemm)
 register_onnx("MatMul", DENSE.from_matmul)

@@ -127,6 +127,7 @@ def is_keras3_only(class_name) -> bool:
 
 
 SHIPPED_ELSEWHERE = {"LayerScale": "keras.src.applications.convnext:LayerScale",  # class -> module:class
+                     "ops.Gelu": "keras.src.ops.nn:Gelu",
                      "ClassTokens": "converter.keras_layers:ClassTokens",
                      "PositionEmbedding": "converter.keras_layers:PositionEmbedding"}
 

@@ -19,6 +19,10 @@ from ...frameworks import require
 from .functional_layers import parameter
 
 COMPUTED = "__computed"  # the suffix of a computed tensor's key when its source parameter has other readers
+# ATen ops making a tensor from their arguments alone, always the same one (GPT-2's positions, torch.arange(T)):
+# constants like a buffer. Not torch.empty (uninitialized), not the random ones.
+FACTORIES = ("aten.arange.", "aten.zeros.", "aten.ones.", "aten.full.", "aten.eye.", "aten.linspace.",
+             "aten.scalar_tensor.")
 
 
 def fold(traced, state: dict) -> dict:
@@ -81,10 +85,14 @@ def _parameter_only(traced) -> set:
     module calls on such values (a position table's Embedding of a buffer of positions)."""
     found = set()
     for node in traced.graph.nodes:
-        if node.op == "get_attr" or node.op in ("call_function", "call_method", "call_module") and \
-                node.all_input_nodes and all(source in found for source in node.all_input_nodes):
+        if node.op == "get_attr" or _is_factory(node) or node.op in ("call_function", "call_method", "call_module") \
+                and node.all_input_nodes and all(source in found for source in node.all_input_nodes):
             found.add(node)
     return found
+
+
+def _is_factory(node) -> bool:
+    return node.op == "call_function" and not node.all_input_nodes and str(node.target).startswith(FACTORIES)
 
 
 def _sources(node) -> list[str]:
@@ -105,6 +113,8 @@ def _key(node, sources: list[str], shape: tuple, state: dict) -> str:
     its shape, else a new key."""
     if node.op == "call_module":  # a module's output on constants (a position table): named after the module
         return _unique(_own_key(node.target), state)
+    if not sources:  # made by factories alone (positions 0..T-1)
+        return _unique(_own_key(node.name), state)
     first = sources[0]
     if tuple(state[first].shape) != shape:
         return _unique(_own_key(first), state)

@@ -25,7 +25,8 @@ ATTENTION_MODULES = {"MultiheadAttention"}
 # sequence.
 LIBRARY_MODULES = {"timm.layers.attention.Attention", "timm.models.vision_transformer.Attention",
                    "timm.layers.conv2d_same.Conv2dSame", "timm.layers.pool2d_same.MaxPool2dSame",
-                   "timm.layers.pool2d_same.AvgPool2dSame"}
+                   "timm.layers.pool2d_same.AvgPool2dSame",
+                   "transformers.pytorch_utils.Conv1D"}  # GPT-2's projections: a Linear with its weight (in, out)
 SELF_ATTENTION_MODULES = {"Attention"}
 
 

@@ -8,17 +8,24 @@ What transformers' BERT, RoBERTa, ViT and others compute (and torch.export recor
     y = self.output(out)                                          # the output projection
 
 The four Linear calls are the op's projections (their weights are its ``wq``... ``bo``, rows grouped by head as the
-IR keeps them); the call is named after the module that holds the attention. No mask, or ``is_causal=True``; a
-scale other than 1/sqrt(d), dropout, grouped-query heads or an explicit mask leave the call as it is, which the
-reader then refuses by name.
+IR keeps them); the call is named after the module that holds the attention. GPT-2 packs q, k and v into one
+projection (transformers' ``Conv1D``, its weight stored (in, out)) split three ways, ``c_attn(x).split(E, dim=2)``:
+each takes its third of the rows. No mask, or ``is_causal=True``; a scale other than 1/sqrt(d), dropout,
+grouped-query heads or an explicit mask leave the call as it is, which the reader then refuses by name.
 """
 
 from __future__ import annotations
 
+import operator
+
+from ...layouts import permute
 from ...ops.attention import ATTENTION
+from ...ops.dense import CONV1D_WEIGHT
 from ...rewrite import Lifted, Match, Rule
 
 SDPA = "aten.scaled_dot_product_attention.default"
+PROJECTIONS = {"module:Linear": lambda module: module.out_features, "module:Conv1D": lambda module: module.nf}
+SPLITS = ("torch.functional.split", "torch.split", "split")
 
 
 def _argument(node, keyword: str, position: int, default):
@@ -37,7 +44,8 @@ def _swaps(op, first: int, second: int) -> bool:
 
 
 def _heads(view, value):
-    """(the Linear op, its input, heads, head size, the ops between) for ``linear(x).view(N, T, h, d).transpose(1, 2)``."""
+    """(the projection's op, which of its parts (None: all of it), its input, heads, head size, the ops between,
+    steps) for ``linear(x).view(N, T, h, d).transpose(1, 2)`` or ``packed(x).split(E, dim=-1)[part].view(...)...``."""
     swap = view.op(value)
     if not _swaps(swap, 1, 2):
         return None
@@ -45,12 +53,42 @@ def _heads(view, value):
     if split is None or split.op_type not in ("reshape", "view") or len(_sizes(split)) != 4:
         return None
     heads, size = _sizes(split)[2:]
-    linear = view.op(split.node.args[0])
-    if linear is None or linear.op_type != "module:Linear" or not isinstance(heads, int) or not isinstance(size, int):
+    if not isinstance(heads, int) or not isinstance(size, int):
         return None
-    if linear.module.out_features != heads * size:
+    projection, part, between = view.op(split.node.args[0]), None, [swap, split]
+    if projection is not None and projection.op_type == "operator.getitem":
+        projection, part, parts = _packed(view, projection, heads * size)
+        between += parts
+    if projection is None or projection.op_type not in PROJECTIONS:
         return None
-    return linear, linear.node.args[0], heads, size, [swap, split], _sizes(split)[1]
+    if PROJECTIONS[projection.op_type](projection.module) != heads * size * (1 if part is None else 3):
+        return None
+    return projection, part, projection.node.args[0], heads, size, between, _sizes(split)[1]
+
+
+def _packed(view, item, width: int):
+    """(the projection, the part, the split and item ops) for ``projection(x).split(width, dim=-1)[part]``."""
+    split = view.op(item.node.args[0])
+    if split is None or split.op_type not in SPLITS or item.node.target is not operator.getitem:
+        return None, None, []
+    args = list(split.node.args) + [split.node.kwargs.get("dim", 0)] * (3 - len(split.node.args))
+    projection = view.op(args[0])
+    if args[1] != width or args[2] not in (2, -1) or projection is None or projection.op_type not in PROJECTIONS \
+            or PROJECTIONS[projection.op_type](projection.module) != 3 * width:
+        return None, None, []
+    return projection, item.node.args[1], [item, split]
+
+
+def _kernel(view, projection, part):
+    """A projection's (kernel as the IR keeps it, (o i), bias or None), or the rows of its ``part``."""
+    weights = view.weights(projection)
+    kernel, bias = weights["weight"], weights.get("bias")
+    if projection.op_type == "module:Conv1D":
+        kernel = permute(kernel, CONV1D_WEIGHT, "o i", what=f"layer '{projection.node.target}' weight")
+    if part is not None:
+        rows = slice(part * kernel.shape[0] // 3, (part + 1) * kernel.shape[0] // 3)
+        kernel, bias = kernel[rows], None if bias is None else bias[rows]
+    return kernel, bias
 
 
 def _merged(view, sdpa, heads: int, steps, size: int):
@@ -68,7 +106,7 @@ def _merged(view, sdpa, heads: int, steps, size: int):
         return None
     between.append(current)
     projection = view.only_user(current)
-    if projection is None or projection.op_type != "module:Linear":
+    if projection is None or projection.op_type not in PROJECTIONS:
         return None
     return between, projection
 
@@ -82,26 +120,30 @@ def match(view, op):
     found = [_heads(view, value) for value in node.args[:3]]
     if None in found:
         return None
-    (q, query, heads, size, q_ops, steps), (k, key, k_heads, k_size, k_ops, _), (v, value, v_heads, v_size, v_ops, _) = found
+    (q, q_part, query, heads, size, q_ops, steps), (k, k_part, key, k_heads, k_size, k_ops, _), \
+        (v, v_part, value, v_heads, v_size, v_ops, _) = found
     if not heads == k_heads == v_heads or size != k_size or \
             (scale is not None and abs(scale - size ** -0.5) > 1e-6 * size ** -0.5):
         return None
+    parts = (q_part, k_part, v_part)
+    if parts != (None, None, None) and (parts != (0, 1, 2) or not q is k is v):
+        return None  # a packed projection: all three parts of one, in order
     merged = _merged(view, op, heads, steps, v_size)
     if merged is None:
         return None
     between, output = merged
     params = {}
-    for short, linear in (("q", q), ("k", k), ("v", v), ("o", output)):
-        weights = view.weights(linear)
-        params[f"w{short}"] = weights["weight"]
-        if "bias" in weights:
-            params[f"b{short}"] = weights["bias"]
+    for short, projection, part in (("q", q, q_part), ("k", k, k_part), ("v", v, v_part), ("o", output, None)):
+        params[f"w{short}"], bias = _kernel(view, projection, part)
+        if bias is not None:
+            params[f"b{short}"] = bias
     if len([key for key in params if key.startswith("b")]) not in (0, 4):
         return None  # some projections with a bias, some without: the op takes all or none
     name = node.meta.get("module_path") or node.name
     attention = ATTENTION.node(name, [query.name, key.name, value.name], list(output.output), params, heads,
                                causal=causal)
-    return Match([q, *q_ops, k, *k_ops, v, *v_ops, op, *between, output], [Lifted.of(attention)])
+    replaced = [q, *q_ops, k, *k_ops, v, *v_ops, op, *between, output]
+    return Match(list({id(each): each for each in replaced}.values()), [Lifted.of(attention)])
 
 
 RULE = Rule("scaled dot-product attention", (SDPA,), match)

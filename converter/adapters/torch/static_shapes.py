@@ -29,12 +29,14 @@ def fold(traced, input_shapes, input_dtypes) -> None:
     torch = require("torch")
     for node in list(traced.graph.nodes):
         first, second = runs[0].get(node), runs[1].get(node)
-        if _kind(node) in RESHAPES and _keeps_batch(node, runs, torch) and first.shape[1:] == second.shape[1:]:
+        if _kind(node) in RESHAPES and _gives_its_input(node, runs, torch):
+            node.replace_all_uses_with(node.args[0])  # GPT-2's input_ids.view(-1, T): no layer of its own
+        elif _kind(node) in RESHAPES and _keeps_batch(node, runs, torch) and first.shape[1:] == second.shape[1:]:
             node.args, node.kwargs = (node.args[0], -1, *first.shape[1:]), {}
         elif node.op in ("call_function", "call_method") and _is_constant(first) and first == second:
             _replace(node, tuple(first) if isinstance(first, torch.Size) else first)
     for node in traced.graph.nodes:
-        _drop_mask_letting_all_through(node, runs, torch)
+        _fold_mask_built_from_sizes(node, runs, torch)
     for node in reversed(list(traced.graph.nodes)):
         if _kind(node) == ("call_function", "torch._assert") and _constant_condition(node):
             traced.graph.erase_node(node)
@@ -72,21 +74,30 @@ def _values(traced, input_shapes, input_dtypes, batch: int, free: int) -> dict:
     return recorded
 
 
-def _drop_mask_letting_all_through(node, runs, torch) -> None:
-    """An attention's boolean mask that is True everywhere, built from sizes alone (transformers' mask builder
-    when no attention_mask is given), masks nothing: the call takes none."""
+def _fold_mask_built_from_sizes(node, runs, torch) -> None:
+    """An attention's boolean mask built from sizes alone (transformers' mask builder when no attention_mask is
+    given) is no mask where it is True everywhere, and ``is_causal`` where it is exactly the causal mask (query step
+    i sees key steps 0..i) for every batch row and head, in both runs."""
     if str(node.target) != SDPA:
         return
     position = 3 if len(node.args) > 3 else None
     mask = node.args[3] if position else node.kwargs.get("attn_mask")
     values = [run.get(mask) for run in runs]
-    if not hasattr(mask, "op") or not all(isinstance(v, torch.Tensor) and v.dtype == torch.bool and bool(v.all())
+    if not hasattr(mask, "op") or not all(isinstance(v, torch.Tensor) and v.dtype == torch.bool and v.ndim >= 2
                                           for v in values) or not _from_sizes_alone(mask):
+        return
+    if all(bool(v.all()) for v in values):
+        causal = False
+    elif all(bool((v == torch.ones(v.shape[-2:], dtype=torch.bool).tril()).all()) for v in values):
+        causal = True
+    else:
         return
     if position:
         node.args = (*node.args[:3], None, *node.args[4:])
     else:
         node.kwargs = {**node.kwargs, "attn_mask": None}
+    if causal:
+        node.args, node.kwargs = node.args[:5], {**node.kwargs, "is_causal": True}
 
 
 def _from_sizes_alone(node) -> bool:
@@ -113,6 +124,14 @@ def _is_constant(value) -> bool:
 def _is_value(value, torch) -> bool:
     """A plain Python value (a size, a flag), not a tensor or a tuple holding one."""
     return value is None or _is_constant(value) or isinstance(value, torch.Size)
+
+
+def _gives_its_input(node, runs, torch) -> bool:
+    """A view/reshape to the shape its input has, in both runs."""
+    given = [run.get(node.args[0]) for run in runs]
+    results = [run.get(node) for run in runs]
+    return all(isinstance(v, torch.Tensor) for v in given + results) and \
+        all(a.shape == b.shape for a, b in zip(given, results))
 
 
 def _keeps_batch(node, runs, torch) -> bool:
