@@ -99,11 +99,16 @@ def test_a_packed_projection_and_a_causal_mask_built_from_positions_are_one_caus
     model = _save(PackedAttention(), tmp_path / "a.pt")
     graph = converter.read(tmp_path / "a.pt", module=f"{MODULES}:PackedAttention")
     assert [(node.op, node.attrs.get("causal")) for node in graph.nodes] == [("attention", True)]
+    x = np.random.default_rng(7).standard_normal((3, STEPS, 5)).astype("float32")
+    _converts_and_predicts(model, {"module": f"{MODULES}:PackedAttention"}, x, tmp_path)
+
+
+def _converts_and_predicts(model, options, x, tmp_path):
+    """``tmp_path / a.pt`` converts to ONNX and Keras, each predicting as ``model`` on ``x``."""
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
     for target in ("onnx", "keras"):
-        converter.convert(tmp_path / "a.pt", tmp_path / f"b.{target}", module=f"{MODULES}:PackedAttention")
-        x = np.random.default_rng(7).standard_normal((3, STEPS, 5)).astype("float32")
-        with torch.no_grad():
-            expected = model(torch.from_numpy(x)).numpy()
+        converter.convert(tmp_path / "a.pt", tmp_path / f"b.{target}", **options)
         assert_close(expected, run_file(target, tmp_path / f"b.{target}", x))
 
 
@@ -122,11 +127,7 @@ def test_gelu_tanh_written_out_is_one_gelu(order, tmp_path):
     graph = converter.read(tmp_path / "a.pt", **options)
     assert [(node.op, node.attrs.get("approximate")) for node in graph.nodes] == [("dense", None), ("gelu", "tanh")]
     x = (np.random.default_rng(8).standard_normal((4, 5)) * 3).astype("float32")
-    with torch.no_grad():
-        expected = model(torch.from_numpy(x)).numpy()
-    for target in ("onnx", "keras"):  # Keras: ops.gelu(approximate=True)
-        converter.convert(tmp_path / "a.pt", tmp_path / f"b.{target}", **options)
-        assert_close(expected, run_file(target, tmp_path / f"b.{target}", x))
+    _converts_and_predicts(model, options, x, tmp_path)  # Keras: ops.gelu(approximate=True)
 
 
 def test_a_tanh_formula_with_other_constants_is_not_gelu(tmp_path):
