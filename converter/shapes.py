@@ -93,5 +93,5 @@ def declare_input_dtype(graph: Graph, dtype: str | None) -> None:
 def token_limit(graph: Graph, value: str) -> int | None:
     """The number of rows of the smallest table that ids in ``value`` index (None if none does)."""
     rows = [int(node.params["table"].shape[0]) for node in graph.nodes
-            if value in node.inputs and OPS[node.op].integer_input]
+            if value in node.inputs and OPS[node.op].integer_input and "table" in node.params]
     return min(rows) if rows else None

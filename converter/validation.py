@@ -91,7 +91,8 @@ class Report:
 def random_inputs(shapes, batch: int, seed: int, limits=None, dtypes=None) -> list[np.ndarray]:
     """Seeded normal inputs: never all ones, which would hide transposition bugs. An input with a limit takes
     integer ids (int64, uniform below the limit: the rows of the table they index); a bool input is a mask,
-    three quarters True."""
+    three quarters True; an int64 input that indexes no table is a padding mask (1 for each token, 0 after the
+    last: each row's length drawn from 1 to all steps)."""
     elements = sum(batch * math.prod(int(d) for d in shape[1:]) for shape in shapes)
     if elements * 4 > INPUT_BYTES:
         raise BadInput(f"inputs of shapes {[list(s[1:]) for s in shapes]} with batch {batch} need "
@@ -100,8 +101,14 @@ def random_inputs(shapes, batch: int, seed: int, limits=None, dtypes=None) -> li
     limits, dtypes = limits or [None] * len(shapes), dtypes or [None] * len(shapes)
     return [rng.random((batch, *shape[1:])) < 0.75 if dtype == "bool" else
             rng.integers(0, limit, (batch, *shape[1:]), dtype=np.int64) if limit else
+            _padding_mask(rng, batch, shape[-1]) if dtype == "int64" else
             rng.standard_normal((batch, *shape[1:])).astype(np.float32)
             for shape, limit, dtype in zip(shapes, limits, dtypes)]
+
+
+def _padding_mask(rng, batch: int, steps: int) -> np.ndarray:
+    lengths = rng.integers(1, steps + 1, (batch, 1))
+    return (np.arange(steps) < lengths).astype(np.int64)
 
 
 def load_inputs(path) -> list[np.ndarray]:

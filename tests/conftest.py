@@ -112,3 +112,23 @@ def assert_close(expected, found, atol=None, rtol=None, what="outputs"):
 
 
 assert_predictions_match = assert_close
+
+
+def run_inputs(target, path, inputs) -> list:
+    """A Keras, torch (its generated module) or ONNX file run on several inputs (in the model's input order); its
+    outputs as a list."""
+    if target == "torch":
+        import torch
+
+        with torch.no_grad():
+            found = torch_generated(path)(*[torch.from_numpy(x) for x in inputs])
+        return [o.numpy() for o in (found if isinstance(found, (list, tuple)) else [found])]
+    if target == "keras":
+        import keras
+
+        found = keras.saving.load_model(path, compile=False)(inputs)
+        return [np.asarray(o) for o in (found if isinstance(found, (list, tuple)) else [found])]
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return session.run(None, {spec.name: x for spec, x in zip(session.get_inputs(), inputs)})

@@ -148,3 +148,25 @@ class TanhGelu(nn.Module):
             return 0.5 * x * (1.0 + torch.tanh(math.sqrt(2.0 / math.pi) * (x + self.cubic * torch.pow(x, 3.0))))
         inner = (x ** 3 * self.cubic + x) * math.sqrt(2.0 / math.pi)
         return (torch.tanh(inner) + 1.0) * (x * 0.5)
+
+
+class MaskedAttention(nn.Module):
+    """SpelledAttention given a mask built from a second input, (batch, steps) ids: ``build`` 'padding' (not zero),
+    'causal' (and no later step), or 'positive' (above zero: the same for 0/1 ids, not for others)."""
+
+    wconv_input_shapes = [(STEPS, 5), (STEPS,)]
+    wconv_input_dtypes = ["float32", "int64"]
+
+    def __init__(self, build="padding"):
+        super().__init__()
+        self.attention, self.build = SpelledAttention(), build
+
+    def forward(self, x, ids):
+        n, t, _ = x.shape
+        a = self.attention
+        q, k, v = (projection(x).view(n, t, 2, 3).transpose(1, 2) for projection in (a.query, a.key, a.value))
+        keep = (ids > 0 if self.build == "positive" else ids != 0)[:, None, None, :]
+        if self.build == "causal":
+            keep = keep & torch.ones(t, t, dtype=torch.bool).tril()
+        out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keep.expand(n, 1, t, t))
+        return a.output(out.transpose(1, 2).reshape(n, t, 6))

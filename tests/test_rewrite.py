@@ -14,7 +14,7 @@ from onnx import helper
 
 from converter import rewrite
 from converter.adapters.onnx import adaptive_pool_pass, gelu_pass, groupnorm_pass, layernorm_pass, softmax_pass
-from converter.adapters.onnx import recurrent_pass, strided_pass, tokens_pass, transpose_pass
+from converter.adapters.onnx import padding_mask_pass, recurrent_pass, strided_pass, tokens_pass, transpose_pass
 from converter.adapters.onnx.wiring import Wiring
 
 
@@ -94,6 +94,23 @@ def adaptive_pool_nodes(indices):
 def bins(size, bins_, width):
     starts = [math.floor(i * size / bins_) for i in range(bins_)]
     return np.array([range(start, start + width) for start in starts], np.int64)
+
+
+@pytest.mark.parametrize("zero,shape", [(0, [1, 3, 1]), (1, [1, 3, 1]), (0, [2, 3, 1])], ids=["mask", "other-value",
+                                                                                         "other-shape"])
+def test_a_padding_mask_is_one_padding_mask(zero, shape):
+    """Expand(Unsqueeze(Not(Equal(mask, 0)), [1]), [1, T, 1]): (N, S) ids to (N, T, S); a comparison with another
+    value, or another shape, stays as it is."""
+    nodes = [node("Equal", ["x", "zero"], ["padding"]), node("Not", ["padding"], ["tokens"]),
+             node("Unsqueeze", ["tokens", "axis"], ["row"]), node("Expand", ["row", "shape"], ["y"])]
+    constants = {"zero": np.array(zero, np.int64), "axis": np.array([1], np.int64),
+                 "shape": np.array(shape, np.int64)}
+    types, done, consumed, _ = run([padding_mask_pass.RULE], nodes, constants)
+    if zero == 0 and shape == [1, 3, 1]:
+        assert types == ["(lifted)"] and [(n.op, n.attrs) for n in done[0].nodes] == [("padding_mask", {"steps": 3})]
+        assert done[0].input == ["x"] and done[0].output == ["y"] and consumed == set(constants)
+    else:
+        assert types == ["Equal", "Not", "Unsqueeze", "Expand"]
 
 
 def test_a_decomposed_adaptive_pool_is_lifted_into_the_pool_it_is():

@@ -661,17 +661,19 @@ def test_causal_self_attention_block(tmp_path, keras):
 
 
 @pytest.mark.slow  # 7 to 25 s on 2 cores: the default suite stays under 10 minutes
-@pytest.mark.parametrize("causal", [False, True], ids=["mask", "mask_and_causal"])
-def test_attention_mask_input(causal, tmp_path, keras):
+@pytest.mark.parametrize("causal,dropout", [(False, 0.0), (True, 0.0), (False, 0.1)],
+                         ids=["mask", "mask_and_causal", "mask_and_dropout"])
+def test_attention_mask_input(causal, dropout, tmp_path, keras):
     """Keras' attention_mask (N, T, S), with and without use_causal_mask, one query step masked whole (Keras then
-    averages every value): to torch, ONNX and Keras and back; validate draws boolean masks."""
+    averages every value; with dropout, Keras 3 gives it none: zeros, as torch's SDPA does): to torch, ONNX and
+    Keras and back; validate draws boolean masks."""
     from sequence_models import DECODER_FEATURES, DECODER_STEPS, seeded_keras, seq2seq_inputs
     from test_bad_input import wconv
 
     query = keras.Input((STEPS, 6), name="query")
     context = keras.Input((DECODER_STEPS, DECODER_FEATURES), name="context")
     mask = keras.Input((STEPS, DECODER_STEPS), dtype="bool", name="mask")
-    y = keras.layers.MultiHeadAttention(num_heads=3, key_dim=5, value_dim=2, name="cross")(
+    y = keras.layers.MultiHeadAttention(num_heads=3, key_dim=5, value_dim=2, dropout=dropout, name="cross")(
         query, context, attention_mask=mask, use_causal_mask=causal)
     model = seeded_keras(keras.Model([query, context, mask], y), 6)
     model.save(tmp_path / "a.keras")
@@ -683,15 +685,8 @@ def test_attention_mask_input(causal, tmp_path, keras):
     assert result.returncode == 0, result.stdout + result.stderr
 
 
-def test_attention_masks_wconv_does_not_convert_are_refused(tmp_path, keras):
-    """Keras 3 with dropout gives a query step masked whole zero weights (its other path averages); torch's
-    nn.MultiheadAttention masks mean the opposite (True: do not attend)."""
-    x_in = keras.Input((STEPS, 6), name="x")
-    mask = keras.Input((STEPS, STEPS), dtype="bool", name="mask")
-    a = keras.layers.MultiHeadAttention(num_heads=2, key_dim=3, dropout=0.1, name="masked")(x_in, x_in,
-                                                                                          attention_mask=mask)
-    keras.Model([x_in, mask], a).save(tmp_path / "a.keras")
-    assert "'masked'" in refusal(tmp_path, tmp_path / "a.keras") and "dropout=0.1" in refusal(tmp_path, tmp_path / "a.keras")
+def test_attention_masks_wconv_does_not_convert_are_refused(tmp_path):
+    """torch's nn.MultiheadAttention masks mean the opposite of Keras' (True: do not attend)."""
     import torch
 
     import sequence_models

@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import converter
-from conftest import assert_close
-from export_models import (STEPS, WIDTH, DataDependent, EagerPython, FunctionalMaxPool, InPlace, PackedAttention,
-                           SpelledAttention, TanhGelu, WriteThroughView)
+from conftest import assert_close, run_inputs
+from export_models import (STEPS, WIDTH, DataDependent, EagerPython, FunctionalMaxPool, InPlace, MaskedAttention,
+                           PackedAttention, SpelledAttention, TanhGelu, WriteThroughView)
 from sequence_models import seeded
 from test_bad_input import wconv
 from test_sequences import run_file
@@ -135,3 +135,29 @@ def test_a_tanh_formula_with_other_constants_is_not_gelu(tmp_path):
     result = wconv("torch-to-onnx", tmp_path / "a.pt", tmp_path / "b.onnx", "--module", f"{MODULES}:TanhGelu",
                    "--module-args", '{"cubic": 0.05}')
     assert result.returncode == 3 and "pow" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("build", ["padding", "causal"])
+def test_a_mask_built_from_an_inputs_zeros_is_a_padding_mask_input(build, tmp_path):
+    """Whatever ops build it, a mask that is ``ids != 0`` for each key (and causal) for every 0/1 row of ids is the
+    padding_mask op: the port takes the ids and predicts the same, padding included."""
+    model = _save(MaskedAttention(build), tmp_path / "a.pt")
+    options = {"module": f"{MODULES}:MaskedAttention", "module_args": {"build": build}}
+    graph = converter.read(tmp_path / "a.pt", **options)
+    assert [(node.op, node.attrs.get("causal", False)) for node in graph.nodes] == \
+        [("padding_mask", False), ("attention", build == "causal")]
+    x = np.random.default_rng(9).standard_normal((3, STEPS, 5)).astype("float32")
+    ids = (np.arange(STEPS) < np.array([[STEPS], [2], [5]])) * np.random.default_rng(9).integers(1, 9, (3, STEPS))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x), torch.from_numpy(ids)).numpy()
+    for target in ("onnx", "keras"):
+        converter.convert(tmp_path / "a.pt", tmp_path / f"b.{target}", **options)
+        assert_close(expected, run_inputs(target, tmp_path / f"b.{target}", [x, ids])[0])
+
+
+def test_a_mask_that_reads_more_than_zeros_is_refused_by_name(tmp_path):
+    """``ids > 0`` is a padding mask for 0/1 ids only: a port reading it as one would be wrong on other ids."""
+    _save(MaskedAttention("positive"), tmp_path / "a.pt")
+    result = wconv("torch-to-onnx", tmp_path / "a.pt", tmp_path / "b.onnx", "--module", f"{MODULES}:MaskedAttention",
+                   "--module-args", '{"build": "positive"}')
+    assert result.returncode == 3 and "scaled_dot_product_attention" in result.stderr, result.stderr

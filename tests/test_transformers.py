@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import converter
-from conftest import assert_close
+from conftest import TARGET_SUFFIX, assert_close, run_inputs
 from sequence_models import seeded  # every weight drawn at random: LayerNorm gammas and biases far from 1 and 0
 
 pytest.importorskip("transformers")
@@ -133,3 +133,42 @@ def test_save_pretrained_folder_converts_with_the_class_its_config_names(family,
         report = converter.validate(folder, out, input_shape=shape)
         assert report.ok, report.first_mismatch
         assert f"transformers' {type(backbone).__name__}, named by model/config.json" in report.loading["source"]
+
+
+def padding_mask():
+    """transformers' attention_mask: a full row, right and left padding, and padding alone. Where a query step may
+    attend to no key (the last row; under a causal mask, the left padding), torch's attention gives no value: zeros."""
+    from transformers_models import STEPS
+
+    steps = np.arange(STEPS)
+    return np.stack([steps >= 0, steps < 4, steps >= 2, steps < 0]).astype(np.int64)
+
+
+@pytest.mark.parametrize("target", ["onnx", "keras", "torch"])
+@pytest.mark.parametrize("family", ["bert", "distilbert", "gpt2"])
+def test_a_padding_mask_is_an_input_of_the_port(family, target, tmp_path):
+    """transformers builds each attention's mask from attention_mask (and positions: GPT-2's is causal too); the
+    port takes attention_mask as its second input and predicts the same on padded batches, padding included."""
+    import torch
+
+    from transformers_models import STEPS, Masked
+
+    model = seeded(Masked(family)).eval()
+    torch.save(model.state_dict(), tmp_path / "a.pt")
+    options = {"module": f"{MODELS}:Masked", "module_args": {"family": family}}
+    graph = converter.read(tmp_path / "a.pt", **options)
+    assert [(v.name, v.dtype) for v in graph.inputs] == [("input_ids", "int64"), ("attention_mask", "int64")]
+    assert all(len(node.inputs) == 4 for node in graph.nodes if node.op == "attention")
+    out = tmp_path / f"b{TARGET_SUFFIX[target]}"
+    converter.convert(tmp_path / "a.pt", out, **options)
+    ids, mask = token_ids(STEPS, batch=4), padding_mask()
+    with torch.no_grad():
+        expected = model(torch.from_numpy(ids), torch.from_numpy(mask))
+    expected = [o.numpy() for o in (expected if isinstance(expected, tuple) else [expected])]
+    found = run_inputs(target, out, [ids, mask])
+    assert len(found) == len(expected)
+    for reference, result in zip(expected, found):
+        assert_close(reference, result)
+    # the port read back too (Keras' three operation nodes as one padding mask), to pair its layers
+    assert converter.validate(tmp_path / "a.pt", out, source_module=options["module"],
+                              source_module_args=options["module_args"]).ok

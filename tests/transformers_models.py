@@ -90,3 +90,22 @@ class TinyGPT2LMHead(nn.Module):
 
     def forward(self, input_ids):
         return self.gpt2(input_ids).logits
+
+
+class Masked(nn.Module):
+    """A backbone called with token ids and transformers' ``attention_mask`` (1 for a token, 0 for padding), both
+    int64 inputs of the port."""
+
+    wconv_input_shapes = [(STEPS,), (STEPS,)]
+    wconv_input_dtypes = ["int64", "int64"]
+
+    def __init__(self, family):
+        super().__init__()
+        self.family = family
+        self.backbone = {"bert": lambda: BertModel(BertConfig(**SMALL)),
+                         "distilbert": lambda: TinyDistilBert().bert,
+                         "gpt2": lambda: GPT2Model(GPT2Config(**GPT2))}[family]()
+
+    def forward(self, input_ids, attention_mask):
+        out = self.backbone(input_ids, attention_mask=attention_mask)
+        return (out.last_hidden_state, out.pooler_output) if self.family == "bert" else out.last_hidden_state

@@ -2,7 +2,8 @@
 
 from . import (  # noqa: F401  (registration side effects)
     activations, adaptive_pool, affine, attention, batchnorm, clip, conv, conv_transpose, crop, dense, dropout,
-    embedding, flatten, groupnorm, layer_scale, layernorm, merge, pad, pool, prelu, recurrent, recurrent_keras,
+    embedding, flatten, groupnorm, layer_scale, layernorm, merge, pad, padding_mask, pool, prelu, recurrent,
+    recurrent_keras,
     reshape, select, split, tokens, transformer, transpose, upsample,
 )
 from .base import FRAMEWORKS, Convention, KerasLayer, KerasSpec, OpDef

@@ -13,11 +13,15 @@ The IR keeps one weight per projection, rows grouped by head: ``wq`` ((h d), e),
   Softmax, MatMul, and back; ``adapters/onnx/attention_pass.py`` reads that form back, and torch.onnx's.
 - A causal mask (Keras ``use_causal_mask=True``; ``is_causal`` of the explicit form; in ONNX a Trilu mask
   before the softmax) is the ``causal`` attribute: query step i attends to key steps 0..i.
-- Keras' ``attention_mask`` (N, T, S), True where a query step may attend to a key step, is a fourth input, with
-  Keras' meaning: masked scores are set to -1e9 before the softmax, so a query step that may attend to nothing
-  averages every value (torch's SDPA with a boolean mask would give NaN there). Keras 3 computes that case
-  otherwise when its layer has dropout (zero weights): that combination is refused. torch's ``attn_mask`` and
-  ``key_padding_mask`` (True where *not* to attend, float masks added) are refused.
+- Keras' ``attention_mask`` (N, T, S), True where a query step may attend to a key step, is a fourth input.
+  A query step that may attend to no key step (a row of padding) is computed two ways, the ``empty_rows``
+  attribute: 'average' (absent), every value averaged, as masked scores of -1e9 give (Keras' MultiHeadAttention
+  without dropout, Keras 2's); 'zeros', no value at all (the output projection's bias alone), as torch's
+  ``F.scaled_dot_product_attention`` gives and Keras 3's MultiHeadAttention with dropout (its other path) does.
+  ONNX spells 'zeros' as torch.onnx does: -inf scores, and ``Where(IsNaN(weights), 0, weights)`` after the
+  softmax. Keras 3 writes it with a dropout of 1e-7, which only training applies. torch's ``attn_mask`` built
+  from a padding mask is read by ``adapters/torch/padding_masks.py``; ``key_padding_mask`` (True where *not* to
+  attend) and float masks are refused.
 """
 
 from __future__ import annotations
@@ -35,6 +39,8 @@ from .base import Convention, KerasSpec, OpDef, expect_dim
 from .registry import register_keras, register_op, register_torch_module
 
 PROJECTIONS = (("q", "query"), ("k", "key"), ("v", "value"), ("o", "output"))
+ZEROS = "zeros"  # empty_rows: a query step with no key to attend to gets no value
+KERAS_ZEROS_DROPOUT = 1e-7  # Keras 3's MultiHeadAttention gives zeros there only when it has dropout
 
 
 class Attention(OpDef):
@@ -52,7 +58,8 @@ class Attention(OpDef):
                              "wv": ("value kernel", "s h v"), "bv": ("value bias", "h v"),
                              "wo": ("attention_output kernel", "h v o"), "bo": ("attention_output bias", "o")},
                             {"heads": "num_heads", "key_dim": "key_dim (per head)", "value_dim": "value_dim=key_dim",
-                             "inputs": "call(query, value, key=value)", "causal": "call(..., use_causal_mask=True)"}),
+                             "inputs": "call(query, value, key=value)", "causal": "call(..., use_causal_mask=True)",
+                             "empty_rows": "zeros with dropout > 0 (Keras 3), else average"}),
         "torch": Convention(("MultiheadAttention",),
                             {"wq": ("in_proj_weight[:E]", "(h d) e"), "bq": ("in_proj_bias[:E]", "(h d)"),
                              "wk": ("in_proj_weight[E:2E]", "(h d) k"), "bk": ("in_proj_bias[E:2E]", "(h d)"),
@@ -61,25 +68,30 @@ class Attention(OpDef):
                             {"heads": "num_heads", "key_dim": "embed_dim / num_heads",
                              "inputs": "forward(query, key, value), batch_first=True",
                              "packing": "in_proj_weight (3E, E) = [q; k; v]; q/k/v_proj_weight when kdim/vdim != E",
-                             "causal": "generated ExplicitAttention(..., causal=True)"}),
+                             "causal": "generated ExplicitAttention(..., causal=True)",
+                             "empty_rows": "zeros (F.scaled_dot_product_attention)"}),
         "onnx": Convention(("MatMul/Softmax/MatMul",),
                            {"wq": ("MatMul B", "e (h d)"), "bq": ("Add", "(h d)"), "wk": ("MatMul B", "k (h d)"),
                             "bk": ("Add", "(h d)"), "wv": ("MatMul B", "s (h v)"), "bv": ("Add", "(h v)"),
                             "wo": ("MatMul B", "(h v) o"), "bo": ("Add", "o")},
                            {"inputs": "spelled out (opsets before 23 have no attention op)",
                             "causal": "Where(Trilu(...), scores, -1e9) before the Softmax",
-                            "mask": "Where(mask, scores, -1e9) before the Softmax"}),
+                            "mask": "Where(mask, scores, -1e9) before the Softmax",
+                            "empty_rows": "zeros: -inf, then Where(IsNaN(weights), 0, weights)"}),
     }
     notes = ("torch's nn.MultiheadAttention needs heads x key_dim = value dims = output = query features and no "
              "mask built at run time; otherwise wconv writes the generated module's ExplicitAttention (query, key, "
              "value, output nn.Linear + F.scaled_dot_product_attention), the same weights unpacked.",)
 
-    def node(self, name, inputs, outputs, params, heads: int, causal: bool = False) -> Node:
+    def node(self, name, inputs, outputs, params, heads: int, causal: bool = False, empty_rows: str | None = None) \
+            -> Node:
         key_dim = params["wq"].shape[0] // heads
         value_dim = params["wv"].shape[0] // heads
         attrs = {"heads": int(heads), "key_dim": int(key_dim), "value_dim": int(value_dim)}
         if causal:
             attrs["causal"] = True
+        if empty_rows == ZEROS and len(inputs) > 3:  # without a mask, every query step has a key to attend to
+            attrs["empty_rows"] = ZEROS
         return Node(self.name, name, list(inputs), list(outputs), params, attrs)
 
     def output_shapes(self, node, input_shapes):
@@ -119,12 +131,11 @@ class Attention(OpDef):
 
     def from_keras(self, layer):
         tensors, mask = layer.inputs, []
+        empty_rows = None
         if layer.call_options.get("attention_mask"):  # passed last (adapters/keras/config.py)
             tensors, mask = tensors[:-1], tensors[-1:]
             if layer.config.get("dropout") and layer.keras_version.startswith("3"):
-                raise Unsupported(f"layer '{layer.name}' (MultiHeadAttention): an attention_mask with dropout="
-                                  f"{layer.config['dropout']}; Keras 3 then gives a query step that may attend to "
-                                  "nothing zero weights, where its other path (and wconv) averages every value")
+                empty_rows = ZEROS  # Keras 3's path with dropout gives a query step that may attend to nothing zeros
         if len(tensors) not in (2, 3):
             raise Unsupported(f"layer '{layer.name}' (MultiHeadAttention): called with {len(tensors)} tensors; "
                               "wconv converts call(query, value[, key][, attention_mask])")
@@ -140,13 +151,15 @@ class Attention(OpDef):
                                                        f"{projection} {suffix}")
         expect_dim(layer.name, "num_heads", layer.config["num_heads"], w["query_kernel"].shape[1])
         return [self.node(layer.name, [query, key, value, *mask], layer.outputs, params, layer.config["num_heads"],
-                          causal=bool(layer.call_options.get("use_causal_mask")))]
+                          causal=bool(layer.call_options.get("use_causal_mask")), empty_rows=empty_rows)]
 
     def to_keras(self, node, graph):
         a, p = node.attrs, node.params
         heads = a["heads"]
         bias = self._biases(node)
         config = {"num_heads": heads, "key_dim": a["key_dim"], "value_dim": a["value_dim"], "use_bias": bias}
+        if a.get("empty_rows") == ZEROS:
+            config["dropout"] = KERAS_ZEROS_DROPOUT
         if p["wo"].shape[0] != p["wq"].shape[1]:
             config["output_shape"] = int(p["wo"].shape[0])
         weights = []
@@ -194,7 +207,7 @@ class Attention(OpDef):
         sizes = [p["wq"].shape[1], p["wk"].shape[1], p["wv"].shape[1], a["heads"], a["key_dim"], a["value_dim"],
                  p["wo"].shape[0]]
         options = [literal(int(size)) for size in sizes] + (["bias=False"] if not bias else []) + \
-            (["causal=True"] if a.get("causal") else [])
+            (["causal=True"] if a.get("causal") else []) + (["zero_empty=True"] if a.get("empty_rows") else [])
         return f"ExplicitAttention({', '.join(options)})"
 
     def torch_forward(self, node, graph, module, args):
@@ -281,7 +294,8 @@ class Attention(OpDef):
                   for kind, name in (("w", "weight"), ("b", "bias")) if f"{projection}.{name}" in w}
         expect_dim(layer.name, "heads x key_dim", module.heads * module.key_dim, params["wq"].shape[0])
         expect_dim(layer.name, "heads x value_dim", module.heads * module.value_dim, params["wv"].shape[0])
-        return [self.node(layer.name, layer.inputs[:4], layer.outputs, params, module.heads, causal=module.causal)]
+        return [self.node(layer.name, layer.inputs[:4], layer.outputs, params, module.heads, causal=module.causal,
+                          empty_rows=ZEROS if module.zero_empty else None)]
 
     # -- ONNX -------------------------------------------------------------------
     def to_onnx(self, node, builder):
@@ -303,15 +317,22 @@ class Attention(OpDef):
         builder.node("MatMul", [q, k], [f"{name}/scores"], f"{name}/scores")
         scale = builder.initializer(f"{name}.scale", np.array(1.0 / math.sqrt(a["key_dim"]), np.float32))
         builder.node("Mul", [f"{name}/scores", scale], [f"{name}/scaled"], f"{name}/scale")
-        scores = self._causal_mask(builder, name, f"{name}/scaled") if a.get("causal") else f"{name}/scaled"
+        zeros = a.get("empty_rows") == ZEROS
+        hidden_score = -np.inf if zeros else -1e9  # -inf: a row masked whole is NaN, then 0 (torch.onnx's spelling)
+        scores = self._causal_mask(builder, name, f"{name}/scaled", hidden_score) if a.get("causal") else \
+            f"{name}/scaled"
         weights = f"{name}/weights"
-        if len(node.inputs) > 3:  # Keras' mask: -1e9 where a step may not attend (attention_pass reads it back)
+        if len(node.inputs) > 3:  # the mask: hidden where a step may not attend (attention_pass reads it back)
             axis = builder.initializer(f"{name}.heads_axis", np.array([1], np.int64))
             builder.node("Unsqueeze", [node.inputs[3], axis], [f"{name}/mask"], f"{name}/mask")
-            hidden = builder.initializer(f"{name}.hidden", np.array(-1e9, np.float32))
+            hidden = builder.initializer(f"{name}.hidden", np.array(hidden_score, np.float32))
             builder.node("Where", [f"{name}/mask", scores, hidden], [f"{name}/masked"], f"{name}/masked")
             scores = f"{name}/masked"
-        builder.node("Softmax", [scores], [weights], f"{name}/softmax", axis=-1)
+        builder.node("Softmax", [scores], [f"{name}/softmax" if zeros else weights], f"{name}/softmax", axis=-1)
+        if zeros:
+            zero = builder.initializer(f"{name}.zero", np.array(0.0, np.float32))
+            builder.node("IsNaN", [f"{name}/softmax"], [f"{name}/empty"], f"{name}/empty")
+            builder.node("Where", [f"{name}/empty", zero, f"{name}/softmax"], [weights], f"{name}/no_value")
         builder.node("MatMul", [f"{name}/weights", v], [f"{name}/attended"], f"{name}/attend")
         builder.node("Transpose", [f"{name}/attended"], [f"{name}/joined_t"], f"{name}/join_t", perm=[0, 2, 1, 3])
         shape = builder.initializer(f"{name}.joined", np.array([0, 0, heads * a["value_dim"]], np.int64))
@@ -320,12 +341,12 @@ class Attention(OpDef):
         builder.node("Identity", [out], node.outputs, f"{name}/output")
 
     @staticmethod
-    def _causal_mask(builder, name, scores) -> str:
+    def _causal_mask(builder, name, scores, hidden_score=-1e9) -> str:
         """-1e9 above the diagonal of the last two axes (query step i keeps key steps 0..i), sized at run time:
         Where(Cast(Trilu(Expand(1, Shape(scores)), upper=0), bool), scores, -1e9). -1e9 as for Keras' mask, so
         that with one too, a query step that may attend to nothing averages every value as in Keras."""
         one = builder.initializer(f"{name}.one", np.array(1.0, np.float32))
-        hidden = builder.initializer(f"{name}.masked", np.array(-1e9, np.float32))
+        hidden = builder.initializer(f"{name}.masked", np.array(hidden_score, np.float32))
         builder.node("Shape", [scores], [f"{name}/scores_shape"], f"{name}/scores_shape")
         builder.node("Expand", [one, f"{name}/scores_shape"], [f"{name}/ones"], f"{name}/ones")
         builder.node("Trilu", [f"{name}/ones"], [f"{name}/lower"], f"{name}/lower", upper=0)

@@ -187,7 +187,8 @@ def _call_inputs(call) -> list[str]:
 
 # Plain call arguments that change what a layer computes and that wconv converts -> their types: MultiHeadAttention's
 # causal mask, ops.pad's fill value, ops.take's index
-CALL_OPTIONS = {"use_causal_mask": bool, "constant_values": (int, float), "indices": int}
+CALL_OPTIONS = {"use_causal_mask": bool, "constant_values": (int, float), "indices": int,
+                "x2": (int, float)}  # ops.not_equal(x, x2=0): a padding mask (ops/padding_mask.py)
 
 
 def _call_keywords(call) -> dict:
@@ -199,7 +200,8 @@ def call_problems(call) -> list[str]:
     """Call arguments that change what a layer computes and that wconv does not convert (masks)."""
     return [f"{key}={'a tensor' if isinstance(value, (dict, list)) else repr(value)}"
             for key, value in _call_keywords(call).items()
-            if key not in TENSOR_KEYWORDS + ("training",) and value not in (None, False) and not _option(key, value)]
+            if key not in TENSOR_KEYWORDS + ("training",) and value is not None and value is not False
+            and not _option(key, value)]  # not "in (None, False)": 0 == False, and x2=0 is an argument
 
 
 def call_options(call) -> dict:

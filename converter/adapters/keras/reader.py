@@ -12,6 +12,7 @@ from ... import relayout, views
 from ...ops import KERAS_CLASSES, KerasLayer
 from ...shapes import Shapes, finish
 from ...flatten_rows import prefer
+from . import chains
 from .config import parse_model, snake_case
 from .files import open_keras
 from .subclass import layer_graph
@@ -39,6 +40,7 @@ def _read(path, module=None, input_shape=None) -> Graph:
         keras_file.weights.split(model, layers)
     if input_shape is not None:
         layout.inputs = [_given_shape(layout.inputs, input_shape)]
+    layout.layers = chains.merge(layout.layers)  # operation nodes that together are one op
     refuse_unsupported(layout.layers)
     consumers = relayout.consumers_of(layout.layers)
 

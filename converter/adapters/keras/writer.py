@@ -32,7 +32,8 @@ def build(graph: Graph):
             tensors[outputs[0]] = args[0]
             continue
         if spec.pre is not None:
-            suffix = "crop" if spec.pre.class_name.startswith("Cropping") else "pad"
+            suffix = "crop" if spec.pre.class_name.startswith("Cropping") else \
+                "pad" if "Padding" in spec.pre.class_name or spec.pre.class_name == "ops.Pad" else "pre"
             pre = keras_class(keras, spec.pre.class_name)(name=keras_name(f"{name}_{suffix}"), **spec.pre.config)
             args = [pre(args[0], **(spec.pre.call_options or {}))]
         if name in shared:  # a shared layer's later call: the first call's layer again, weights and all
@@ -42,7 +43,9 @@ def build(graph: Graph):
             built[name] = layer
         result = _call(layer, spec, args)
         if spec.post is not None:
-            result = getattr(keras.layers, spec.post.class_name)(name=keras_name(f"{name}_crop"), **spec.post.config)(result)
+            suffix = "crop" if spec.post.class_name.startswith("Cropping") else "post"
+            result = keras_class(keras, spec.post.class_name)(name=keras_name(f"{name}_{suffix}"),
+                                                              **spec.post.config)(result)
         tensors.update(zip(outputs, result if len(outputs) > 1 else [result]))
         if spec.weights and name not in shared:
             layer.set_weights(spec.weights)

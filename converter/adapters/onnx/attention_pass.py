@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...ops.attention import ATTENTION
+from ...ops.attention import ATTENTION, ZEROS
 from ...rewrite import Lifted, Match, Rule
 from .attention_heads import AttentionHeads
 from .layout_trace import Tracer
@@ -39,6 +39,7 @@ class AttentionMatch:
     heads: int
     params: dict  # IR param -> array, canonical: wq ((h d), e), bq, ...
     causal: bool = False
+    zeros: bool = False  # a query step masked whole gets no value (torch's; empty_rows)
 
 
 def rule(sizes: dict) -> Rule:
@@ -62,8 +63,11 @@ def rule(sizes: dict) -> Rule:
 
 
 def candidates(nodes: list) -> bool:
-    """Whether any Softmax feeds a MatMul (so that sizes are worth inferring for ``rule``)."""
+    """Whether any Softmax feeds a MatMul, directly or through the NaN guard (so that sizes are worth inferring for
+    ``rule``)."""
     softmaxed = {node.output[0] for node in nodes if node.op_type == "Softmax"}
+    softmaxed |= {node.output[0] for node in nodes if node.op_type == "Where" and node.input[2:3] and
+                  node.input[2] in softmaxed}
     return any(node.op_type == "MatMul" and node.input[0] in softmaxed for node in nodes)
 
 
@@ -73,7 +77,7 @@ def _made(match: AttentionMatch, perm: list | None, sizes: dict) -> list:
 
     def lifted(output):
         return Lifted.of(ATTENTION.node(match.name, match.inputs, [output], match.params, match.heads,
-                                        causal=match.causal))
+                                        causal=match.causal, empty_rows=ZEROS if match.zeros else None))
 
     if perm is None:
         return [lifted(match.output)]
@@ -95,14 +99,19 @@ class _Graph(AttentionHeads):
         if int_attr(softmax, "axis", -1) not in (-1, 3):
             return None
         scaled, weights = self.single_use_producer(softmax.input[0]), softmax.output[0]
-        masked = self._masked(scaled)
+        guard = self._nan_guard(weights)  # torch's: a row masked whole (all -inf) is NaN, then 0
+        if guard:
+            weights = guard[-1].output[0]
+        hidden_score = -np.inf if guard else -1e9
+        masked = self._masked(scaled, hidden_score)
         if masked is not None:  # Keras' attention_mask
             scaled = self.producer.get(scaled.input[1])
         causal = []
         if scaled is not None and scaled.op_type == "Where":
             found = self._causal(scaled)
-            if found is None or masked and float(np.ravel(self.constants[scaled.input[2]])[0]) != np.float32(-1e9):
-                return None  # with a mask too, only -1e9 computes what the IR means (a row masked whole averages)
+            if found is None or masked and float(np.ravel(self.constants[scaled.input[2]])[0]) != \
+                    np.float32(hidden_score):
+                return None  # with a mask too, only -1e9 (or -inf, then 0) computes what the IR means
             scaled, causal = self.producer.get(found[0]), found[1]
         tracer = Tracer(self)
         scale_nodes, factor = [], 1.0
@@ -119,12 +128,12 @@ class _Graph(AttentionHeads):
             return None
         inputs, heads, params, output, nodes, perm = traced
         mask_nodes = masked[1] if masked else []
-        chain = [*nodes, scores, *scale_nodes[::-1], *causal, *mask_nodes, softmax, attend, *output]
+        chain = [*nodes, scores, *scale_nodes[::-1], *causal, *mask_nodes, softmax, *guard, attend, *output]
         if not self._closed(chain, tracer.arithmetic):
             return None
         name = softmax.name.rsplit("/", 1)[0] if "/" in softmax.name.strip("/") else chain[-1].output[0]
         inputs += [masked[0]] if masked else []
-        match = AttentionMatch(name, inputs, chain[-1].output[0], heads, params, bool(causal))
+        match = AttentionMatch(name, inputs, chain[-1].output[0], heads, params, bool(causal), bool(guard and masked))
         return chain, match, tracer.arithmetic, perm
 
     def _closed(self, chain, arithmetic: dict) -> bool:
@@ -136,15 +145,26 @@ class _Graph(AttentionHeads):
                    all(id(user) in inside for user in self.consumers.get(name, []))
                    for node in chain for name in node.output if name)
 
-    def _masked(self, where):
-        """(the (N, T, S) mask, its nodes) for Keras' mask before the softmax: Where(Unsqueeze(mask, axis 1),
-        scores, -1e9); else None."""
+    def _nan_guard(self, weights) -> list:
+        """[IsNaN, Where] for ``Where(IsNaN(weights), 0, weights)`` after the softmax, else []."""
+        users = self.consumers.get(weights, [])
+        isnan = next((user for user in users if user.op_type == "IsNaN"), None)
+        where = self.only_consumer(isnan.output[0]) if isnan is not None and len(users) == 2 else None
+        zero = self.constants.get(where.input[1]) if where is not None and where.op_type == "Where" else None
+        if zero is None or np.size(zero) != 1 or float(np.ravel(zero)[0]) != 0.0 or where.input[2] != weights or \
+                not any(user is where for user in users):
+            return []
+        return [isnan, where]
+
+    def _masked(self, where, hidden_score=-1e9):
+        """(the (N, T, S) mask, its nodes) for the mask before the softmax: Where(Unsqueeze(mask, axis 1), scores,
+        -1e9), or -inf before the NaN guard; else None."""
         if where is None or where.op_type != "Where":
             return None
         unsqueeze = self.single_use_producer(where.input[0])
         hidden = self.constants.get(where.input[2])
         if unsqueeze is None or unsqueeze.op_type != "Unsqueeze" or self.axes(unsqueeze) != [1] or \
-                hidden is None or np.size(hidden) != 1 or float(np.ravel(hidden)[0]) != np.float32(-1e9):
+                hidden is None or np.size(hidden) != 1 or float(np.ravel(hidden)[0]) != np.float32(hidden_score):
             return None
         return unsqueeze.input[0], [unsqueeze, where]
 

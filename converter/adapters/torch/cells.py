@@ -95,12 +95,14 @@ class ExplicitAttention(nn.Module):
     """Multi-head attention with sizes nn.MultiheadAttention cannot take (query and key size per head apart from
     the value's, an output width of its own) or a mask: four projections around scaled dot-product attention,
     scaled by 1/sqrt(key_dim). Causal: query step i attends to key steps 0..i. mask (N, T, S): True where query
-    step t may attend to key step s, as Keras means it: a step that may attend to nothing averages every value."""
+    step t may attend to key step s; a step that may attend to nothing averages every value, as Keras' layer
+    without dropout computes it, or, with zero_empty, gets none (zeros), as F.scaled_dot_product_attention does."""
 
     def __init__(self, query_size, key_size, value_size, heads, key_dim, value_dim, output_size, bias=True,
-                 causal=False):
+                 causal=False, zero_empty=False):
         super().__init__()
         self.heads, self.key_dim, self.value_dim, self.causal = heads, key_dim, value_dim, causal
+        self.zero_empty = zero_empty
         self.query = nn.Linear(query_size, heads * key_dim, bias=bias)
         self.key = nn.Linear(key_size, heads * key_dim, bias=bias)
         self.value = nn.Linear(value_size, heads * value_dim, bias=bias)
@@ -118,6 +120,8 @@ class ExplicitAttention(nn.Module):
                 keep = keep & torch.ones(keep.shape[-2:], dtype=torch.bool, device=keep.device).tril()
             scores = (q @ k.transpose(-2, -1)) / self.key_dim ** 0.5
             attended = torch.softmax(scores.masked_fill(~keep, -1e9), dim=-1) @ v
+            if self.zero_empty:
+                attended = attended * keep.any(-1, keepdim=True)
         return self.output(attended.transpose(1, 2).flatten(2))
 '''
 

@@ -17,14 +17,14 @@ from ...ops.activations import Activation
 from ...progress import steps
 from ...rewrite import Lifted
 from ...shapes import Shapes, finish
-from . import (computed_weights, exported, functional_layers, ops_view, patterns, pretrained, sdpa_attention,
-               static_shapes, tanh_gelu)
+from . import (computed_weights, exported, functional_layers, ops_view, padding_masks, patterns, pretrained,
+               sdpa_attention, static_shapes, tanh_gelu)
 from .module import load_module
 from .state_dict import load_state_dict
 
 
 # Rules lifting what a model spells out op by op into one op (rewrite.py applies them, in this order)
-RULES = [sdpa_attention.RULE, tanh_gelu.RULE]
+RULES = [padding_masks.RULE, sdpa_attention.RULE, tanh_gelu.RULE]
 
 
 @dataclass
@@ -162,6 +162,7 @@ def rewritten(traced, state: dict, shapes, dtypes) -> tuple[dict, list, set]:
     """``traced`` with its shape reads folded, the weights it computes evaluated (``state`` gains them) and RULES
     applied: (computed key -> the keys it comes from, the ops with what rules lifted, the weights they took)."""
     static_shapes.fold(traced, shapes, dtypes)
+    padding_masks.fold(traced, shapes, dtypes)
     computed = computed_weights.fold(traced, state)
     ops, lifted_weights = rewrite.apply(RULES, ops_view.ops_of(traced, function_name), state, set(), set(),
                                         ops_view.FxView)

@@ -19,9 +19,10 @@ from __future__ import annotations
 import operator
 
 from ...layouts import permute
-from ...ops.attention import ATTENTION
+from ...ops.attention import ATTENTION, ZEROS
 from ...ops.dense import CONV1D_WEIGHT
 from ...rewrite import Lifted, Match, Rule
+from .padding_masks import attention_mask
 
 SDPA = "aten.scaled_dot_product_attention.default"
 PROJECTIONS = {"module:Linear": lambda module: module.out_features, "module:Conv1D": lambda module: module.nf}
@@ -113,10 +114,15 @@ def _merged(view, sdpa, heads: int, steps, size: int):
 
 def match(view, op):
     node = op.node
-    if _argument(node, "attn_mask", 3, None) is not None or _argument(node, "dropout_p", 4, 0.0) or \
-            node.kwargs.get("enable_gqa", False):
+    if _argument(node, "dropout_p", 4, 0.0) or node.kwargs.get("enable_gqa", False):
         return None
     causal, scale = bool(_argument(node, "is_causal", 5, False)), node.kwargs.get("scale")
+    mask, mask_ops = [], []  # a padding mask (padding_masks.py)
+    if _argument(node, "attn_mask", 3, None) is not None:
+        found = attention_mask(view, _argument(node, "attn_mask", 3, None))
+        if found is None:
+            return None
+        mask, mask_ops, causal = [found[0]], found[1], causal or found[2]
     found = [_heads(view, value) for value in node.args[:3]]
     if None in found:
         return None
@@ -140,9 +146,9 @@ def match(view, op):
     if len([key for key in params if key.startswith("b")]) not in (0, 4):
         return None  # some projections with a bias, some without: the op takes all or none
     name = node.meta.get("module_path") or node.name
-    attention = ATTENTION.node(name, [query.name, key.name, value.name], list(output.output), params, heads,
-                               causal=causal)
-    replaced = [q, *q_ops, k, *k_ops, v, *v_ops, op, *between, output]
+    attention = ATTENTION.node(name, [query.name, key.name, value.name, *mask], list(output.output), params, heads,
+                               causal=causal, empty_rows=ZEROS)  # SDPA: a query step masked whole gets no value
+    replaced = [q, *q_ops, k, *k_ops, v, *v_ops, *mask_ops, op, *between, output]
     return Match(list({id(each): each for each in replaced}.values()), [Lifted.of(attention)])
 
 

@@ -57,6 +57,17 @@ def _values(traced, input_shapes, input_dtypes, batch: int, free: int) -> dict:
     inputs = [torch.zeros((batch, *[free if size is None else size for size in shape]),
                           dtype=getattr(torch, dtype or "float32"))
               for shape, dtype in zip(input_shapes, input_dtypes)]
+    try:
+        return recorded_run(traced, inputs)
+    except Exception as error:  # the user's forward() on the declared shape
+        shapes = [tuple(i.shape) for i in inputs]
+        raise BadInput(f"the module fails on inputs of shape {shapes} ({type(error).__name__}: "
+                       f"{str(error).splitlines()[0] if str(error) else ''}); check --input-shape") from None
+
+
+def recorded_run(traced, inputs) -> dict:
+    """Every node's value when ``traced`` runs on ``inputs`` (what the module's code raises, it raises)."""
+    torch = require("torch")
     recorded = {}
 
     class Recorder(torch.fx.Interpreter):
@@ -64,13 +75,8 @@ def _values(traced, input_shapes, input_dtypes, batch: int, free: int) -> dict:
             recorded[node] = result = super().run_node(node)
             return result
 
-    try:
-        with torch.no_grad():
-            Recorder(traced).run(*inputs)
-    except Exception as error:  # the user's forward() on the declared shape
-        shapes = [tuple(i.shape) for i in inputs]
-        raise BadInput(f"the module fails on inputs of shape {shapes} ({type(error).__name__}: "
-                       f"{str(error).splitlines()[0] if str(error) else ''}); check --input-shape") from None
+    with torch.no_grad():
+        Recorder(traced).run(*inputs)
     return recorded
 
 
@@ -102,17 +108,22 @@ def _fold_mask_built_from_sizes(node, runs, torch) -> None:
 
 def _from_sizes_alone(node) -> bool:
     """Whether ``node`` reads the inputs only through their sizes (``x.size(0)``), never their values."""
-    seen, stack = set(), [node]
+    return not inputs_read(node)
+
+
+def inputs_read(node) -> set:
+    """The inputs (placeholders) whose values ``node`` reads, through anything but their sizes."""
+    seen, stack, found = set(), [node], set()
     while stack:
         current = stack.pop()
         if current in seen:
             continue
         seen.add(current)
         if current.op == "placeholder":
-            return False
-        if _kind(current) not in SHAPE_READS:
+            found.add(current)
+        elif _kind(current) not in SHAPE_READS:
             stack.extend(current.all_input_nodes)
-    return True
+    return found
 
 
 def _is_constant(value) -> bool:
