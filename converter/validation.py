@@ -134,7 +134,7 @@ def interface_of(path, module=None, module_args=None, input_shape=None,
         if not input_shape or input_dtype == "int64":  # ids need the table size, which only a reading gives
             raise
         return [(None, *input_shape)], runners.Interface(), None
-    if input_shape:
+    if input_shape and len(graph.inputs) == 1:
         return [(None, *input_shape)], runners.Interface.of(graph), graph  # one input: the shape given
     missing = [v.name for v in graph.inputs if v.shape is None or None in v.shape[1:]]
     if missing:

@@ -9,6 +9,7 @@ import pytest
 
 import converter
 from conftest import TARGET_SUFFIX, assert_close, run_inputs
+from converter.adapters.torch.reader import flat_outputs
 from sequence_models import seeded  # every weight drawn at random: LayerNorm gammas and biases far from 1 and 0
 
 pytest.importorskip("transformers")
@@ -86,6 +87,8 @@ def test_validate_names_the_attention_whose_heads_a_port_mixed_up(name, attentio
     assert not report.ok and report.first_mismatch == attention, report.first_mismatch
 
 
+TEXT_INPUTS = {"bert": ["input_ids", "attention_mask", "token_type_ids"], "distilbert": ["input_ids", "attention_mask"],
+               "gpt2-lm": ["input_ids", "attention_mask"]}  # GPT-2 has one token type
 FOLDERS = {"bert": ("TinyBert", "bert"), "distilbert": ("TinyDistilBert", "bert"), "vit": ("TinyViT", "vit"),
            "gpt2-lm": ("TinyGPT2LMHead", "gpt2")}  # its lm_head is tied to the embedding: saved once
 
@@ -100,32 +103,32 @@ def save_pretrained(family, folder, **options):
     return backbone, folder
 
 
-def backbone_outputs(backbone, x):
-    import torch
-
-    from converter.adapters.torch.reader import flat_outputs
-
-    with torch.no_grad():
-        return [o.numpy() for o in flat_outputs(backbone(torch.from_numpy(x)))]
-
-
 @pytest.mark.parametrize("family,target,shards", [("bert", "onnx", None), ("bert", "keras", "20KB"),
                                                   ("distilbert", "keras", None), ("vit", "onnx", None),
                                                   ("gpt2-lm", "onnx", None)])
 def test_save_pretrained_folder_converts_with_the_class_its_config_names(family, target, shards, tmp_path):
     """``wconv torch-to-onnx ./my-bert/ bert.onnx --input-shape 7``: config.json names the class, the weights are
-    model.safetensors or shards listed by their index; validate runs the folder the same way."""
+    model.safetensors or shards listed by their index; the port's inputs are the token ids, attention_mask and
+    (BERT) token_type_ids; validate runs the folder the same way."""
+    import torch
+
     backbone, folder = save_pretrained(family, tmp_path / "model", **({"max_shard_size": shards} if shards else {}))
     if shards:
         assert (folder / "model.safetensors.index.json").is_file() and len(list(folder.glob("*.safetensors"))) > 2
     from transformers_models import STEPS
 
-    x = images() if family == "vit" else token_ids(STEPS)
-    shape = None if family == "vit" else [x.shape[1]]  # a ViT's image size is in its config
+    names = TEXT_INPUTS[family] if family in TEXT_INPUTS else ["pixel_values"]
+    ids = token_ids(STEPS, batch=4)
+    given = {"input_ids": ids, "attention_mask": padding_mask(),
+             "token_type_ids": np.random.default_rng(4).integers(0, 2, ids.shape), "pixel_values": images()}
+    inputs = [given[name] for name in names]
+    shape = None if family == "vit" else [STEPS]  # a ViT's image size is in its config
     out = tmp_path / f"b.{target}"
     converter.convert(folder, out, input_shape=shape)
-    found = run(target, out, x.transpose(0, 2, 3, 1) if target == "keras" and x.ndim == 4 else x)
-    expected = backbone_outputs(backbone, x)
+    found = run_inputs(target, out, [x.transpose(0, 2, 3, 1) if target == "keras" and x.ndim == 4 else x
+                                     for x in inputs])
+    with torch.no_grad():
+        expected = [o.numpy() for o in flat_outputs(backbone(**{n: torch.from_numpy(x) for n, x in zip(names, inputs)}))]
     assert len(found) == len(expected)
     for reference, result in zip(expected, found):
         assert_close(reference, result)

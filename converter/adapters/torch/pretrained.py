@@ -138,11 +138,37 @@ def build(folder):
     model = cls(settings)
     model.eval()
     model.wconv_input_dtypes = ["int64"] if model.main_input_name == "input_ids" else ["float32"]
+    if model.main_input_name == "input_ids":
+        _take_text_inputs(model, settings)
     if model.main_input_name == "pixel_values" and hasattr(settings, "image_size"):
         size = settings.image_size
         model.wconv_input_shapes = [(settings.num_channels, *(size if isinstance(size, (list, tuple))
                                                                else (size, size)))]
     return model
+
+
+TEXT_INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # the port's inputs, where forward() takes them
+
+
+def _take_text_inputs(model, settings) -> None:
+    """forward() takes the token ids, then transformers' attention_mask, then token_type_ids where the model has
+    more than one token type, in that order (transformers' own orders differ: GPT-2 puts a cache first), all of one
+    length (--input-shape T) and int64."""
+    import inspect
+
+    taken = inspect.signature(model.forward).parameters
+    names = [name for name in TEXT_INPUTS if name in taken and
+             (name != "token_type_ids" or getattr(settings, "type_vocab_size", 1) > 1)]
+    original = model.forward
+
+    def forward(*inputs):
+        return original(**dict(zip(names, inputs)))
+
+    forward.__signature__ = inspect.Signature(
+        [inspect.Parameter(name, inspect.Parameter.POSITIONAL_OR_KEYWORD) for name in names])
+    model.forward = forward
+    model.wconv_input_dtypes = ["int64"] * len(names)
+    model.wconv_one_length = True  # --input-shape T: every input (batch, T)
 
 
 def _class(transformers, name: str):

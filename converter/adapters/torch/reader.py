@@ -439,6 +439,8 @@ def example_inputs(model, given) -> tuple[list, list]:
     kind = type(first).__name__
     dtypes = list(getattr(model, "wconv_input_dtypes", None) or
                   ["int64" if kind == "Embedding" and index == 0 else "float32" for index in range(count)])
+    if given and len(given) == 1 and count > 1 and getattr(model, "wconv_one_length", False):
+        given = list(given) * count  # a save_pretrained folder's text inputs, one --input-shape for all
     if given:
         if len(given) != count:
             raise BadInput(f"{type(model).__name__}.forward() takes {count} input(s), but {len(given)} input "
