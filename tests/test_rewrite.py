@@ -15,6 +15,8 @@ from onnx import helper
 from converter import rewrite
 from converter.adapters.onnx import adaptive_pool_pass, gelu_pass, groupnorm_pass, layernorm_pass, softmax_pass
 from converter.adapters.onnx import padding_mask_pass, recurrent_pass, strided_pass, tokens_pass, transpose_pass
+from converter.adapters.onnx import token_rows_pass
+from converter.adapters.onnx.shape_pass import BATCH
 from converter.adapters.onnx.wiring import Wiring
 
 
@@ -111,6 +113,27 @@ def test_a_padding_mask_is_one_padding_mask(zero, shape):
         assert done[0].input == ["x"] and done[0].output == ["y"] and consumed == set(constants)
     else:
         assert types == ["Equal", "Not", "Unsqueeze", "Expand"]
+
+
+@pytest.mark.parametrize("per_sample", [True, False])
+def test_constant_rows_embedded_over_the_batch_are_one_constant_added(per_sample):
+    """Add(x, Gather(table, Expand(ids (1, 3), [Shape(x)[0], 3]))): the (1, 3, 4) rows of the table, added; the
+    shape arithmetic goes with them. Expanded to anything but one copy per sample, it stays."""
+    nodes = [node("Shape", ["x"], ["shape"]), node("Gather", ["shape", "zero"], ["n"], axis=0),
+             node("Unsqueeze", ["n", "axis"], ["n1"]), node("Concat", ["n1", "steps"], ["target"], axis=0),
+             node("Expand", ["ids", "target" if per_sample else "fixed"], ["expanded"]),
+             node("Gather", ["table", "expanded"], ["rows"], axis=0), node("Add", ["x", "rows"], ["y"])]
+    table = np.arange(12, dtype=np.float32).reshape(3, 4)
+    constants = {"zero": np.array(0, np.int64), "axis": np.array([0], np.int64), "steps": np.array([3], np.int64),
+                 "ids": np.array([[0, 2, 1]], np.int64), "table": table, "fixed": np.array([5, 3], np.int64)}
+    sizes = {"x": (BATCH, 3, 4), "expanded": (BATCH, 3) if per_sample else (5, 3)}
+    types, done, consumed, made = run([token_rows_pass.rule(sizes)], nodes, constants)
+    if not per_sample:
+        assert "Expand" in types
+        return
+    assert types == ["Add"] and done[0].input == ["x", "rows/rows"]
+    np.testing.assert_array_equal(made["rows/rows"], table[[[0, 2, 1]]])
+    assert {"ids", "table"} <= consumed
 
 
 def test_a_decomposed_adaptive_pool_is_lifted_into_the_pool_it_is():

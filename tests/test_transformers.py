@@ -175,3 +175,27 @@ def test_a_padding_mask_is_an_input_of_the_port(family, target, tmp_path):
     # the port read back too (Keras' three operation nodes as one padding mask), to pair its layers
     assert converter.validate(tmp_path / "a.pt", out, source_module=options["module"],
                               source_module_args=options["module_args"]).ok
+
+
+@pytest.mark.parametrize("batch", ["fixed", "free"])
+def test_torchscript_onnx_export_of_bert_converts(batch, tmp_path):
+    """torch.onnx's TorchScript exporter folds BERT's token-type rows into a constant added to the word embeddings
+    (expanded over the batch it was exported at, every row the same): a position table. To torch and Keras."""
+    import torch
+
+    from transformers_models import STEPS, TinyBert
+
+    model = seeded(TinyBert()).eval()
+    ids = token_ids(STEPS, batch=2)
+    axes = {"input_ids": {0: "batch"}} if batch == "free" else None
+    torch.onnx.export(model, (torch.from_numpy(ids),), tmp_path / "a.onnx", dynamo=False, opset_version=17,
+                      input_names=["input_ids"], dynamic_axes=axes)
+    with torch.no_grad():
+        expected = [o.numpy() for o in model(torch.from_numpy(ids))]
+    for target in ("torch", "keras"):
+        out = tmp_path / f"b{TARGET_SUFFIX[target]}"
+        converter.convert(tmp_path / "a.onnx", out)
+        found = run_inputs(target, out, [ids])
+        assert len(found) == len(expected)
+        for reference, result in zip(expected, found):
+            assert_close(reference, result)

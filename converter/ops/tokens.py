@@ -144,11 +144,13 @@ class PositionEmbedding(_LearnedRows):
         builder.node("Add", [node.inputs[0], table], node.outputs, node.name)
 
     def from_onnx_add(self, onnx_node, context, constant: str):
-        """An ONNX Add of a (1, t, f) constant to a sequence of that shape; else None."""
+        """An ONNX Add of a (1, t, f) constant to a sequence of that shape; else None. A (batch, t, f) constant whose
+        rows are all the same (torch.onnx's export at a fixed batch of BERT's token-type rows, expanded over the
+        batch) is that one row."""
         value = next(name for name in onnx_node.input if name != constant)
         table, shape = np.asarray(context.initializers[constant]), context.shape(value)
-        if shape is None or len(shape) != 3 or table.ndim != 3 or table.shape[0] != 1 or \
-                tuple(table.shape[1:]) != tuple(shape[1:]):
+        if shape is None or len(shape) != 3 or table.ndim != 3 or tuple(table.shape[1:]) != tuple(shape[1:]) or \
+                not (table == table[:1]).all():
             return None
         context.used.add(constant)
         return [self.node(context.name(onnx_node), [value], list(onnx_node.output), table[0])]
