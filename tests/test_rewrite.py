@@ -15,7 +15,7 @@ from onnx import helper
 from converter import rewrite
 from converter.adapters.onnx import adaptive_pool_pass, gelu_pass, groupnorm_pass, layernorm_pass, softmax_pass
 from converter.adapters.onnx import padding_mask_pass, recurrent_pass, strided_pass, tokens_pass, transpose_pass
-from converter.adapters.onnx import token_rows_pass
+from converter.adapters.onnx import flattened_dense_pass, token_rows_pass
 from converter.adapters.onnx.shape_pass import BATCH
 from converter.adapters.onnx.wiring import Wiring
 
@@ -134,6 +134,25 @@ def test_constant_rows_embedded_over_the_batch_are_one_constant_added(per_sample
     assert types == ["Add"] and done[0].input == ["x", "rows/rows"]
     np.testing.assert_array_equal(made["rows/rows"], table[[[0, 2, 1]]])
     assert {"ids", "table"} <= consumed
+
+
+@pytest.mark.parametrize("back", [[-1, 3, 5], [2, 3, 5], [-1, 5, 3]], ids=["free-batch", "fixed-batch", "other"])
+def test_a_gemm_between_reshapes_of_a_sequence_is_one_dense(back):
+    """Reshape(x (N, 3, 4), [-1, 4]), Gemm(B (4, 5), C), Reshape back to (N, 3, 5): MatMul(x, B) + C. Reshaped to
+    anything else, it stays."""
+    nodes = [node("Reshape", ["x", "merged"], ["flat"]), node("Gemm", ["flat", "B", "C"], ["mm"], beta=2.0),
+             node("Reshape", ["mm", "back"], ["y"])]
+    kernel = np.arange(20, dtype=np.float32).reshape(4, 5)
+    constants = {"merged": np.array([-1, 4], np.int64), "back": np.array(back, np.int64), "B": kernel,
+                 "C": np.ones(5, np.float32)}
+    types, done, consumed, made = run([flattened_dense_pass.rule({"x": (BATCH, 3, 4)})], nodes, constants)
+    if back == [-1, 5, 3]:
+        assert types == ["Reshape", "Gemm", "Reshape"]
+        return
+    assert types == ["MatMul", "Add"] and done[0].input[0] == "x" and done[-1].output == ["y"]
+    np.testing.assert_array_equal(made["mm/kernel"], kernel)
+    np.testing.assert_array_equal(made["mm/bias"], 2 * np.ones(5, np.float32))
+    assert consumed == set(constants)
 
 
 def test_a_decomposed_adaptive_pool_is_lifted_into_the_pool_it_is():

@@ -177,25 +177,35 @@ def test_a_padding_mask_is_an_input_of_the_port(family, target, tmp_path):
                               source_module_args=options["module_args"]).ok
 
 
-@pytest.mark.parametrize("batch", ["fixed", "free"])
-def test_torchscript_onnx_export_of_bert_converts(batch, tmp_path):
-    """torch.onnx's TorchScript exporter folds BERT's token-type rows into a constant added to the word embeddings
-    (expanded over the batch it was exported at, every row the same): a position table. To torch and Keras."""
+EXPORTS = [("TinyBert", "torchscript", "fixed"), ("TinyBert", "torchscript", "free"), ("TinyBert", "dynamo", "fixed"),
+           ("TinyDistilBert", "dynamo", "fixed"), ("TinyViT", "dynamo", "fixed"), ("TinyGPT2", "dynamo", "fixed")]
+
+
+@pytest.mark.parametrize("name,exporter,batch", EXPORTS, ids=["-".join(case) for case in EXPORTS])
+def test_torch_onnx_exports_convert(name, exporter, batch, tmp_path):
+    """torch.onnx's spellings of transformers models, read back into torch and Keras:
+    - TorchScript folds BERT's token-type rows into a constant added to the word embeddings (expanded over the batch
+      it was exported at, every row the same: a position table); at a free batch, an Expand of the ids over the
+      batch, embedded and added (token_rows_pass.py);
+    - dynamo adds the attention mask to the scores as a constant (0, or -inf above the diagonal: causal) and guards
+      the softmax with Where(IsNaN); GPT-2's Conv1D is a Gemm between Reshapes that flatten and restore the
+      sequence (flattened_dense_pass.py), its gelu_new halves x before the product."""
     import torch
 
-    from transformers_models import STEPS, TinyBert
+    import transformers_models
 
-    model = seeded(TinyBert()).eval()
-    ids = token_ids(STEPS, batch=2)
-    axes = {"input_ids": {0: "batch"}} if batch == "free" else None
-    torch.onnx.export(model, (torch.from_numpy(ids),), tmp_path / "a.onnx", dynamo=False, opset_version=17,
-                      input_names=["input_ids"], dynamic_axes=axes)
+    model = seeded(getattr(transformers_models, name)()).eval()
+    x = images() if name == "TinyViT" else token_ids(transformers_models.STEPS, batch=2)
+    axes = {"x": {0: "batch"}} if batch == "free" else None
+    torch.onnx.export(model, (torch.from_numpy(x),), tmp_path / "a.onnx", dynamo=exporter == "dynamo",
+                      opset_version=18 if exporter == "dynamo" else 17, input_names=["x"], dynamic_axes=axes)
     with torch.no_grad():
-        expected = [o.numpy() for o in model(torch.from_numpy(ids))]
+        expected = model(torch.from_numpy(x))
+    expected = [o.numpy() for o in (expected if isinstance(expected, tuple) else [expected])]
     for target in ("torch", "keras"):
         out = tmp_path / f"b{TARGET_SUFFIX[target]}"
         converter.convert(tmp_path / "a.onnx", out)
-        found = run_inputs(target, out, [ids])
+        found = run_inputs(target, out, [x.transpose(0, 2, 3, 1) if target == "keras" and x.ndim == 4 else x])
         assert len(found) == len(expected)
         for reference, result in zip(expected, found):
             assert_close(reference, result)

@@ -107,7 +107,10 @@ class _Graph(AttentionHeads):
         if masked is not None:  # Keras' attention_mask
             scaled = self.producer.get(scaled.input[1])
         causal = []
-        if scaled is not None and scaled.op_type == "Where":
+        bias = self._additive_mask(scaled) if not masked else None
+        if bias is not None:  # torch.onnx's dynamo exporter: the mask as a constant added to the scores
+            scaled, causal = self.producer.get(bias[0]), bias[1]
+        elif scaled is not None and scaled.op_type == "Where":
             found = self._causal(scaled)
             if found is None or masked and float(np.ravel(self.constants[scaled.input[2]])[0]) != \
                     np.float32(hidden_score):
@@ -133,7 +136,8 @@ class _Graph(AttentionHeads):
             return None
         name = softmax.name.rsplit("/", 1)[0] if "/" in softmax.name.strip("/") else chain[-1].output[0]
         inputs += [masked[0]] if masked else []
-        match = AttentionMatch(name, inputs, chain[-1].output[0], heads, params, bool(causal), bool(guard and masked))
+        causal_kind = bias[2] if bias is not None else bool(causal)
+        match = AttentionMatch(name, inputs, chain[-1].output[0], heads, params, causal_kind, bool(guard and masked))
         return chain, match, tracer.arithmetic, perm
 
     def _closed(self, chain, arithmetic: dict) -> bool:
@@ -144,6 +148,26 @@ class _Graph(AttentionHeads):
         return all(name == final or name not in self.outputs and
                    all(id(user) in inside for user in self.consumers.get(name, []))
                    for node in chain for name in node.output if name)
+
+    def _additive_mask(self, add):
+        """(the scores, [the Add], causal) for ``Add(scores, constant)`` where the constant, for each sample and
+        head, is 0 everywhere (no mask) or 0 on and below the diagonal and -1e9 or less above it (causal), as
+        torch.onnx's dynamo exporter adds F.scaled_dot_product_attention's mask; else None."""
+        if add is None or add.op_type != "Add":
+            return None
+        constant = next((name for name in add.input if name in self.constants), None)
+        other = next((name for name in add.input if name != constant), None)
+        bias = np.asarray(self.constants[constant], dtype=np.float64) if constant is not None else None
+        if bias is None or other is None or bias.ndim < 2:
+            return None
+        stacked = bias.reshape(-1, *bias.shape[-2:])  # the same for every sample and head (at a fixed batch too)
+        square = stacked[0]
+        if not (stacked == square).all():
+            return None
+        lower = np.tril(np.ones(square.shape, dtype=bool))
+        if not (square == 0).all() and not ((square[lower] == 0).all() and (square[~lower] <= -1e9).all()):
+            return None
+        return other, [add], not (square == 0).all()
 
     def _nan_guard(self, weights) -> list:
         """[IsNaN, Where] for ``Where(IsNaN(weights), 0, weights)`` after the softmax, else []."""

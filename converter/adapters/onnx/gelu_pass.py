@@ -75,11 +75,16 @@ def _cube(wiring: Wiring, node, x):
 
 def _one_plus_times_x_half(node, x, wiring: Wiring):
     """The Add(1), then Mul(x) and Mul(0.5) in either order, after ``node`` (each the only consumer of what it
-    reads), or None. torch.onnx's TorchScript exporter halves last, its dynamo exporter before the Mul by x."""
+    reads), or the Add(1) times ``0.5 * x`` (GPT-2's gelu_new, as written); else None. torch.onnx's TorchScript
+    exporter halves last, its dynamo exporter before the Mul by x."""
     plus = wiring.only_consumer(node.output[0])
     if not _is(plus, "Add") or _other_than_constant(wiring, plus, 1.0) != node.output[0]:
         return None
     first = wiring.only_consumer(plus.output[0])
+    halved_x = wiring.producer.get(_other(first, plus.output[0])) if _is(first, "Mul") else None
+    if _is(halved_x, "Mul") and _other_than_constant(wiring, halved_x, 0.5) == x and \
+            wiring.only_consumer(halved_x.output[0]) is first:
+        return [halved_x, plus, first]
     second = wiring.only_consumer(first.output[0]) if _is(first, "Mul") else None
     if not _is(second, "Mul"):
         return None

@@ -13,7 +13,8 @@ from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
 from . import adaptive_pool_pass, attention_pass, constants as constants_pass, gelu_pass, groupnorm_pass
 from . import layernorm_pass, padding_mask_pass, recurrent_pass
-from . import shape_pass, softmax_pass, strided_pass, token_rows_pass, tokens_pass, transpose_pass
+from . import flattened_dense_pass, shape_pass, softmax_pass, strided_pass, token_rows_pass, tokens_pass
+from . import transpose_pass
 from . import external_data, tensors
 from .context import OnnxContext
 from .wiring import Wiring
@@ -66,7 +67,7 @@ def _read(path) -> Graph:
     consumed |= folded
     wanted = attention_pass.candidates(onnx_nodes) or strided_pass.candidates(onnx_nodes) or \
         tokens_pass.candidates(onnx_nodes, constants) or adaptive_pool_pass.candidates(onnx_nodes) or \
-        token_rows_pass.candidates(onnx_nodes)
+        token_rows_pass.candidates(onnx_nodes) or flattened_dense_pass.candidates(onnx_nodes)
     sizes = shape_pass.static_sizes(shape_pass.with_nodes(model, onnx_nodes, constants), symbolic=True) \
         if wanted else {}  # before fusing makes non-ONNX nodes
     outputs = {o.name for o in model.graph.output}
@@ -75,7 +76,7 @@ def _read(path) -> Graph:
     # constants the rules read away are not weights)
     rules = [strided_pass.rule(sizes), tokens_pass.rule(sizes), token_rows_pass.rule(sizes),
              adaptive_pool_pass.rule(sizes),
-             attention_pass.rule(sizes), *SPELLED_OUT, *RECURRENT]
+             attention_pass.rule(sizes), flattened_dense_pass.rule(sizes), *SPELLED_OUT, *RECURRENT]
     onnx_nodes, lifted = rewrite.apply(rules, onnx_nodes, constants, outputs, {value.name for value in inputs}, Wiring)
     consumed |= lifted
     refuse_unsupported(onnx_nodes)

@@ -15,13 +15,12 @@ import numpy as np
 from ...rewrite import Match, Rule
 from .layout_trace import Tracer, Untraceable
 from .shape_pass import BATCH, BATCHES, concrete
-from .wiring import Wiring, int_attr
+from .wiring import Wiring, feeds, int_attr
 
 
 def candidates(nodes: list) -> bool:
     """Whether a Gather reads an Expand (so that sizes are worth inferring for ``rule``)."""
-    expanded = {name for node in nodes if node.op_type == "Expand" for name in node.output}
-    return any(node.op_type == "Gather" and node.input[1] in expanded for node in nodes)
+    return feeds(nodes, "Expand", "Gather", 1)
 
 
 def rule(sizes: dict) -> Rule:

@@ -26,3 +26,11 @@ def int_attr(node, name, default=None):
 def is_transpose(node, perm) -> bool:
     return node is not None and node.op_type == "Transpose" and \
         next((list(a.ints) for a in node.attribute if a.name == "perm"), None) == perm
+
+
+def feeds(nodes: list, producer_type: str, consumer_type: str, position: int) -> bool:
+    """Whether a ``consumer_type`` node reads, as its input ``position``, what a ``producer_type`` node makes (a
+    rule's quick test of whether a graph is worth inferring sizes for)."""
+    made = {name for node in nodes if node.op_type == producer_type for name in node.output}
+    return any(node.op_type == consumer_type and len(node.input) > position and node.input[position] in made
+               for node in nodes)
