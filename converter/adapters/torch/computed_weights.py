@@ -97,7 +97,7 @@ def _is_factory(node) -> bool:
 
 def _sources(node) -> list[str]:
     """The get_attr keys ``node`` is computed from, in graph order."""
-    inside = _ancestors(node) | {node}
+    inside = ancestors(node) | {node}
     keys = []
     for n in node.graph.nodes:
         if n in inside and n.op == "get_attr":
@@ -120,7 +120,7 @@ def _key(node, sources: list[str], shape: tuple, state: dict) -> str:
         return _unique(_own_key(first), state)
     getters = [n for n in node.graph.nodes if n.op == "get_attr" and n.target == first]
     calls = [n for n in node.graph.nodes if n.op == "call_module" and first.startswith(f"{n.target}.")]
-    inside = _ancestors(node)
+    inside = ancestors(node)
     if not calls and all(user in inside or user is node for getter in getters for user in getter.users):
         return first  # read nowhere else, by no module call of its owner either
     return _unique(_own_key(first), state)
@@ -141,7 +141,8 @@ def _own_key(source: str) -> str:
     return f"{source.replace('.', '_')}{COMPUTED}"
 
 
-def _ancestors(node) -> set:
+def ancestors(node) -> set:
+    """Every node ``node``'s value is computed from."""
     found, stack = set(), list(node.all_input_nodes)
     while stack:
         current = stack.pop()
@@ -156,7 +157,7 @@ def _evaluate(node, traced, state: dict):
     torch = require("torch")
     from torch.fx.node import map_arg
 
-    values, needed = {}, _ancestors(node) | {node}
+    values, needed = {}, ancestors(node) | {node}
     order = [n for n in traced.graph.nodes if n in needed]
     try:
         with torch.no_grad():

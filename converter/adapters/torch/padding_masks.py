@@ -26,11 +26,13 @@ import numpy as np
 from ...frameworks import require
 from ...ops.padding_mask import PADDING_MASK
 from ...rewrite import Lifted, Match, Rule
+from .computed_weights import ancestors
 from .static_shapes import SDPA, inputs_read, recorded_run
 
 EXHAUSTIVE = 10  # key lengths up to this are tried with every 0/1 row
 ROWS = 1024  # else this many seeded random rows
 OTHER_ROWS = 256  # and rows of values from -3 to 5: ``ids > 0`` is not ``ids != 0``
+# Only the nodes a mask is computed from run: the model itself never sees the probe's thousand rows.
 CAUSAL = "wconv_causal_mask"  # the (T, S) constant a causal padding mask is combined with
 
 
@@ -48,7 +50,7 @@ def fold(traced, input_shapes, input_dtypes) -> None:
         shape = input_shapes[index]
         if len(shape) != 1 or shape[0] is None:
             continue  # a (batch, key steps) mask of a known length
-        value = _probe(traced, input_shapes, input_dtypes, index, torch)
+        value = _probe(traced, input_shapes, input_dtypes, index, _mask(call), torch)
         mask = value.get(_mask(call))
         kind = _kind_of(mask, value["rows"], torch)
         if kind is not None:
@@ -78,15 +80,15 @@ def _rows(steps: int) -> np.ndarray:
                            rng.integers(0, 2, (ROWS, steps)), others])
 
 
-def _probe(traced, input_shapes, input_dtypes, index: int, torch) -> dict:
-    """Every node's value with input ``index`` holding every probe row (the others zeros)."""
+def _probe(traced, input_shapes, input_dtypes, index: int, mask, torch) -> dict:
+    """The values ``mask`` is computed from, with input ``index`` holding every probe row (the others zeros)."""
     rows = _rows(input_shapes[index][0])
     inputs = [torch.from_numpy(rows).to(getattr(torch, dtype or "float32")) if position == index else
               torch.zeros((len(rows), *[13 if size is None else size for size in shape]),
                           dtype=getattr(torch, dtype or "float32"))
               for position, (shape, dtype) in enumerate(zip(input_shapes, input_dtypes))]
     try:
-        return {**recorded_run(traced, inputs), "rows": rows}
+        return {**recorded_run(traced, inputs, ancestors(mask) | {mask}), "rows": rows}
     except Exception:  # the module rejects some pattern: not a padding mask it takes
         return {"rows": rows}
 

@@ -65,13 +65,16 @@ def _values(traced, input_shapes, input_dtypes, batch: int, free: int) -> dict:
                        f"{str(error).splitlines()[0] if str(error) else ''}); check --input-shape") from None
 
 
-def recorded_run(traced, inputs) -> dict:
-    """Every node's value when ``traced`` runs on ``inputs`` (what the module's code raises, it raises)."""
+def recorded_run(traced, inputs, only: set | None = None) -> dict:
+    """Every node's value when ``traced`` runs on ``inputs`` (what the module's code raises, it raises); with
+    ``only``, those nodes' alone (they must not read any other)."""
     torch = require("torch")
     recorded = {}
 
     class Recorder(torch.fx.Interpreter):
         def run_node(self, node):
+            if only is not None and node not in only and node.op != "placeholder":  # each takes its input in turn
+                return None
             recorded[node] = result = super().run_node(node)
             return result
 
