@@ -170,3 +170,25 @@ class MaskedAttention(nn.Module):
             keep = keep & torch.ones(t, t, dtype=torch.bool).tril()
         out = torch.nn.functional.scaled_dot_product_attention(q, k, v, attn_mask=keep.expand(n, 1, t, t))
         return a.output(out.transpose(1, 2).reshape(n, t, 6))
+
+
+class RMSNormed(nn.Module):
+    """A Linear (5 -> 6), then RMSNorm written as ``spelling``: 'written' (as transformers' LlamaRMSNorm computes it,
+    casts included), 'module' (torch's nn.RMSNorm, eps None) or 'unweighted' (written, no weight). A large
+    epsilon, so that one dropped shows."""
+
+    wconv_input_shapes = [(STEPS, 5)]
+
+    def __init__(self, spelling="written", eps=0.5):
+        super().__init__()
+        self.fc, self.spelling, self.eps = nn.Linear(5, 6), spelling, eps
+        self.norm = nn.RMSNorm(6) if spelling == "module" else None
+        self.weight = nn.Parameter(torch.ones(6)) if spelling == "written" else None
+
+    def forward(self, x):
+        h = self.fc(x)
+        if self.norm is not None:
+            return self.norm(h)
+        h = h.to(torch.float32)
+        h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
+        return h if self.weight is None else self.weight * h.to(torch.float32)

@@ -15,7 +15,7 @@ from onnx import helper
 from converter import rewrite
 from converter.adapters.onnx import adaptive_pool_pass, gelu_pass, groupnorm_pass, layernorm_pass, softmax_pass
 from converter.adapters.onnx import padding_mask_pass, recurrent_pass, strided_pass, tokens_pass, transpose_pass
-from converter.adapters.onnx import flattened_dense_pass, token_rows_pass
+from converter.adapters.onnx import flattened_dense_pass, rmsnorm_pass, token_rows_pass
 from converter.adapters.onnx.shape_pass import BATCH
 from converter.adapters.onnx.wiring import Wiring
 
@@ -72,6 +72,23 @@ def test_layernorm_spelled_out_is_one_layer_normalization():
     assert types == ["LayerNormalization"] and done[0].input == ["x", "y/ones", "beta"]
     assert np.array_equal(added["y/ones"], np.ones(5, np.float32))  # a beta without gamma gets a gamma of ones
     assert consumed == {"two", "eps"}  # beta is the new node's: still read
+
+
+@pytest.mark.parametrize("spelling", ["div", "reciprocal"])
+def test_rmsnorm_spelled_out_is_one_rmsnorm(spelling):
+    """x / Sqrt(ReduceMean(Pow(x, 2)) + eps) * scale (wconv's), or x * Reciprocal(Sqrt(...)) (torch.onnx's rsqrt)."""
+    normalized = [node("Div", ["x", "root"], ["n"])] if spelling == "div" else \
+        [node("Reciprocal", ["root"], ["inverse"]), node("Mul", ["inverse", "x"], ["n"])]
+    nodes = [node("Pow", ["x", "two"], ["square"]), node("ReduceMean", ["square", "axes"], ["mean"], keepdims=1),
+             node("Add", ["mean", "eps"], ["shifted"]), node("Sqrt", ["shifted"], ["root"]), *normalized,
+             node("Mul", ["scale", "n"], ["y"])]
+    constants = {"two": scalar(2.0), "axes": np.array([-1], np.int64), "eps": scalar(1e-5),
+                 "scale": np.arange(4, dtype=np.float32)}
+    types, done, consumed, _ = run([rmsnorm_pass.RULE], nodes, constants)
+    assert types == ["(lifted)"] and [n.op for n in done[0].nodes] == ["rmsnorm"]
+    assert done[0].nodes[0].attrs["epsilon"] == pytest.approx(1e-5)
+    np.testing.assert_array_equal(done[0].nodes[0].params["scale"], constants["scale"])
+    assert consumed == set(constants)
 
 
 def test_groupnorm_spelled_out_is_one_group_normalization():

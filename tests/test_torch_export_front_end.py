@@ -10,9 +10,9 @@ import pytest
 import torch
 
 import converter
-from conftest import assert_close, run_inputs
+from conftest import TARGET_SUFFIX, assert_close, run_inputs
 from export_models import (STEPS, WIDTH, DataDependent, EagerPython, FunctionalMaxPool, InPlace, MaskedAttention,
-                           PackedAttention, SpelledAttention, TanhGelu, WriteThroughView)
+                           PackedAttention, RMSNormed, SpelledAttention, TanhGelu, WriteThroughView)
 from sequence_models import seeded
 from test_bad_input import wconv
 from test_sequences import run_file
@@ -161,3 +161,38 @@ def test_a_mask_that_reads_more_than_zeros_is_refused_by_name(tmp_path):
     result = wconv("torch-to-onnx", tmp_path / "a.pt", tmp_path / "b.onnx", "--module", f"{MODULES}:MaskedAttention",
                    "--module-args", '{"build": "positive"}')
     assert result.returncode == 3 and "scaled_dot_product_attention" in result.stderr, result.stderr
+
+
+@pytest.mark.parametrize("spelling", ["written", "module", "unweighted"])
+def test_rmsnorm_reads_as_one_layer_and_converts(spelling, tmp_path):
+    """RMSNorm as transformers writes it (rms_norm_rule.py), torch's nn.RMSNorm, or without a weight: one rmsnorm,
+    to ONNX (written out, read back), Keras (RMSNormalization) and torch (nn.RMSNorm)."""
+    model = _save(RMSNormed(spelling), tmp_path / "a.pt")
+    options = {"module": f"{MODULES}:RMSNormed", "module_args": {"spelling": spelling}}
+    assert [node.op for node in converter.read(tmp_path / "a.pt", **options).nodes] == ["dense", "rmsnorm"]
+    x = np.random.default_rng(10).standard_normal((3, STEPS, 5)).astype("float32")
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    for target in ("onnx", "keras", "torch"):
+        out = tmp_path / f"b{TARGET_SUFFIX[target]}"
+        converter.convert(tmp_path / "a.pt", out, **options)
+        assert_close(expected, run_inputs(target, out, [x])[0])
+        if target != "torch":
+            assert [node.op for node in converter.read(out).nodes] == ["dense", "rmsnorm"]
+
+
+def test_validate_names_an_rmsnorm_whose_epsilon_a_port_dropped(tmp_path):
+    """0 wrong answers: the ONNX port's epsilon set to 0 is named at the norm."""
+    import onnx
+    from onnx import numpy_helper
+
+    _save(RMSNormed(), tmp_path / "a.pt")
+    converter.convert(tmp_path / "a.pt", tmp_path / "b.onnx", module=f"{MODULES}:RMSNormed")
+    model = onnx.load(tmp_path / "b.onnx")
+    epsilon = next(t for t in model.graph.initializer if t.name.endswith(".epsilon"))
+    epsilon.CopyFrom(numpy_helper.from_array(np.array(0.0, np.float32), epsilon.name))
+    onnx.save(model, tmp_path / "b.onnx")
+    report = converter.validate(tmp_path / "a.pt", tmp_path / "b.onnx", source_module=f"{MODULES}:RMSNormed")
+    graph = converter.read(tmp_path / "a.pt", module=f"{MODULES}:RMSNormed")
+    norm = next(node.name for node in graph.nodes if node.op == "rmsnorm")  # named after its output (no module)
+    assert not report.ok and report.first_mismatch == norm, report.first_mismatch

@@ -3,7 +3,7 @@
 from . import (  # noqa: F401  (registration side effects)
     activations, adaptive_pool, affine, attention, batchnorm, clip, conv, conv_transpose, crop, dense, dropout,
     embedding, flatten, groupnorm, layer_scale, layernorm, merge, pad, padding_mask, pool, prelu, recurrent,
-    recurrent_keras,
+    recurrent_keras, rmsnorm,
     reshape, select, split, tokens, transformer, transpose, upsample,
 )
 from .base import FRAMEWORKS, Convention, KerasLayer, KerasSpec, OpDef

@@ -25,7 +25,30 @@ def keras_affine_names(config) -> list[str]:
     return (["gamma"] if config.get("scale", True) else []) + (["beta"] if config.get("center", True) else [])
 
 
-class LayerNorm(OpDef):
+class LastAxisNorm(OpDef):
+    """What the normalizations over the last axis share (LayerNorm, RMSNorm): an epsilon, params of the features'
+    size, and torch's one-size ``normalized_shape``."""
+
+    input_kind = views.FEATURES_LAST
+
+    def node(self, name, inputs, outputs, params, epsilon) -> Node:
+        return Node(self.name, name, list(inputs[:1]), list(outputs), params, {"epsilon": float(epsilon)})
+
+    def output_shapes(self, node, input_shapes):
+        shape = input_shapes[0]
+        for param in node.params.values():
+            expect_dim(node.name, "features (last axis)", len(param), shape[-1] if shape else None)
+        return [shape]
+
+    @staticmethod
+    def refuse_other_axes(layer) -> None:
+        shape = tuple(layer.module.normalized_shape)
+        if len(shape) != 1:
+            raise Unsupported(f"layer '{layer.name}' ({layer.class_name}): normalized_shape={shape}; only the last "
+                              "axis (one size) converts")
+
+
+class LayerNorm(LastAxisNorm):
     name = "layernorm"
     input_kind = views.FEATURES_LAST
     summary = "y = (x - mean) / sqrt(var + epsilon) * scale + bias, statistics over the last axis of each sample."
@@ -41,15 +64,6 @@ class LayerNorm(OpDef):
                            {"epsilon": "epsilon=1e-5", "axis": "axis=-1 (opset 17)"}),
     }
     notes = ("A left-out gamma/beta is held as ones/zeros, which computes the same.",)
-
-    def node(self, name, inputs, outputs, params, epsilon) -> Node:
-        return Node(self.name, name, list(inputs[:1]), list(outputs), params, {"epsilon": float(epsilon)})
-
-    def output_shapes(self, node, input_shapes):
-        shape = input_shapes[0]
-        for param in node.params.values():
-            expect_dim(node.name, "features (last axis)", len(param), shape[-1] if shape else None)
-        return [shape]
 
     @staticmethod
     def _full(node, size: int) -> dict:
@@ -92,10 +106,7 @@ class LayerNorm(OpDef):
         return f"nn.LayerNorm({', '.join(options)})"
 
     def from_torch(self, layer):
-        shape = tuple(layer.module.normalized_shape)
-        if len(shape) != 1:
-            raise Unsupported(f"layer '{layer.name}' (LayerNorm): normalized_shape={shape}; only the last axis "
-                              "(one size) converts")
+        self.refuse_other_axes(layer)
         params = self.params_from("torch", layer.weights, layer.name)
         return [self.node(layer.name, layer.inputs, layer.outputs, params, layer.module.eps)]
 

@@ -12,7 +12,7 @@ from ...ir import Graph, Value
 from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
 from . import adaptive_pool_pass, attention_pass, constants as constants_pass, gelu_pass, groupnorm_pass
-from . import layernorm_pass, padding_mask_pass, recurrent_pass
+from . import layernorm_pass, padding_mask_pass, recurrent_pass, rmsnorm_pass
 from . import flattened_dense_pass, shape_pass, softmax_pass, strided_pass, token_rows_pass, tokens_pass
 from . import transpose_pass
 from . import external_data, tensors
@@ -21,8 +21,8 @@ from .wiring import Wiring
 
 # Rules lifting what exporters spell out op by op into the one op (rewrite.py applies them, in this order), after
 # moving tf2onnx's NHWC Transposes above its preprocessing arithmetic.
-SPELLED_OUT = (transpose_pass.RULE, layernorm_pass.RULE, groupnorm_pass.RULE, gelu_pass.RULE, softmax_pass.RULE,
-               padding_mask_pass.RULE)
+SPELLED_OUT = (transpose_pass.RULE, layernorm_pass.RULE, rmsnorm_pass.RULE, groupnorm_pass.RULE, gelu_pass.RULE,
+               softmax_pass.RULE, padding_mask_pass.RULE)
 # Recurrent ops with the time-major plumbing exporters put around them, read as batch-first layers.
 RECURRENT = (recurrent_pass.ZERO_STATES, recurrent_pass.DEAD_PLUMBING, recurrent_pass.BATCH_FIRST)
 

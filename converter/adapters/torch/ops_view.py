@@ -3,8 +3,8 @@
 Every fx node is one op: its ``op_type`` is ``module:<Class>`` for a leaf module call, the function's registered
 name (``reshape``, ``torch.transpose``, ``aten.scaled_dot_product_attention.default``) for a call, and
 ``placeholder``, ``get_attr`` or ``output`` for the rest. A module call also reads its parameters and buffers by
-their state_dict keys, which are the view's constants: a rule that lifts the call reads its weights there, and the
-driver reports them consumed.
+their state_dict keys, which are the view's constants, and a ``get_attr`` its own: a rule that lifts the call (or
+the get_attr) reads its weights there, and the driver reports them consumed.
 """
 
 from __future__ import annotations
@@ -39,6 +39,8 @@ def ops_of(traced, function_name) -> list[FxOp]:
             ops.append(FxOp(node, function_name(node), reads, [node.name], node.name))
         elif node.op == "output":
             ops.append(FxOp(node, "output", reads, [], node.name))
+        elif node.op == "get_attr":  # reads its tensor by its key: a rule lifting it has used that weight
+            ops.append(FxOp(node, "get_attr", [node.target], [node.name], node.name))
         else:
             ops.append(FxOp(node, node.op, [], [node.name], node.name))
     return ops

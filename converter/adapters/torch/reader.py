@@ -18,13 +18,13 @@ from ...progress import steps
 from ...rewrite import Lifted
 from ...shapes import Shapes, finish
 from . import (computed_weights, exported, functional_layers, ops_view, padding_masks, patterns, pretrained,
-               sdpa_attention, static_shapes, tanh_gelu)
+               rms_norm_rule, sdpa_attention, static_shapes, tanh_gelu)
 from .module import load_module
 from .state_dict import load_state_dict
 
 
 # Rules lifting what a model spells out op by op into one op (rewrite.py applies them, in this order)
-RULES = [padding_masks.RULE, sdpa_attention.RULE, tanh_gelu.RULE]
+RULES = [padding_masks.RULE, sdpa_attention.RULE, tanh_gelu.RULE, rms_norm_rule.RULE]
 
 
 @dataclass
