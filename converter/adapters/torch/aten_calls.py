@@ -202,6 +202,19 @@ def is_view(target) -> bool:
     return not name.startswith("aten.") or name.split(".")[1] in VIEWS  # getitem of a split is a view too
 
 
+CASTS = ("aten.to.dtype", "aten.to.dtype_layout", "aten._to_copy.default")
+
+
+def keeps_dtype(node) -> bool:
+    """A cast to the dtype its input has already (LlamaRMSNorm's ``x.to(torch.float32)`` on float32): torch gives the
+    input itself, which later reads of the same tensor then go through."""
+    if str(node.target) not in CASTS or not node.args or not hasattr(node.args[0], "meta"):
+        return False
+    given, made = node.args[0].meta.get("val"), node.meta.get("val")
+    return getattr(given, "dtype", None) is not None and given.dtype == getattr(made, "dtype", None) and \
+        given.device == made.device
+
+
 def spelling(target):
     """The row for an export graph's call target: a Spelling, SAME, DROPPED, or None (kept as it is)."""
     global _ROWS

@@ -272,7 +272,7 @@ class _Regrouping:
         kwargs = self.torch.fx.node.map_aggregate(node.kwargs, self._value)
         if spelled is aten_calls.DROPPED:
             return
-        if spelled is aten_calls.SAME:
+        if spelled is aten_calls.SAME or aten_calls.keeps_dtype(node):
             self.env[node] = args[0]
             return
         if node.target is operator.getitem and isinstance(args[0], aten_calls.FirstOfPair):
