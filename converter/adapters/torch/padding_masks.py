@@ -3,10 +3,11 @@ key step, and the causal mask too where the model has one.
 
 transformers builds an attention's boolean mask from the ``attention_mask`` input with indexing, ``vmap`` and
 version-dependent helpers (``masking_utils.py``); torch.export records whichever ops ran. What matters is the value.
-So every input pattern is tried: the module runs once on a batch holding each 0/1 row of the key length (2^S rows;
-for S > 10, 1024 seeded random rows with the all-ones and all-zeros rows) and 256 rows of values from -3 to 5
-(transformers reads any nonzero value as a token), and the mask each attention gets is
-compared with ``(mask != 0)[n, None, s]`` alone and with the causal mask. Where one of them is exactly what the
+So every input pattern is tried: the nodes a mask is computed from (only those: the model never sees the probe's
+rows) run once on a batch holding each 0/1 row of the key length (2^S rows; for S > 10, 1024 seeded random rows with
+the all-ones and all-zeros rows) and 256 rows of values from -3 to 5 (transformers reads any nonzero value as a
+token), and each distinct mask the attentions get is compared with ``(mask != 0)[n, None, s]`` alone and with the
+causal mask. Where one of them is exactly what the
 module computed for every row, the mask's ops are replaced by that spelling (runnable, so validate runs it):
 
     tokens = attention_mask.ne(0).unsqueeze(1).expand(-1, T, -1)      # the padding_mask op (padding_mask rule)
@@ -32,7 +33,6 @@ from .static_shapes import SDPA, inputs_read, recorded_run
 EXHAUSTIVE = 10  # key lengths up to this are tried with every 0/1 row
 ROWS = 1024  # else this many seeded random rows
 OTHER_ROWS = 256  # and rows of values from -3 to 5: ``ids > 0`` is not ``ids != 0``
-# Only the nodes a mask is computed from run: the model itself never sees the probe's thousand rows.
 CAUSAL = "wconv_causal_mask"  # the (T, S) constant a causal padding mask is combined with
 
 
@@ -41,7 +41,7 @@ def fold(traced, input_shapes, input_dtypes) -> None:
     torch = require("torch")
     calls = [node for node in traced.graph.nodes if str(node.target) == SDPA and _mask(node) is not None]
     placeholders = [node for node in traced.graph.nodes if node.op == "placeholder"]
-    found = {}
+    found, kinds = {}, {}
     for call in calls:
         source = _read_input(_mask(call))
         if source is None or source not in placeholders:
@@ -50,11 +50,13 @@ def fold(traced, input_shapes, input_dtypes) -> None:
         shape = input_shapes[index]
         if len(shape) != 1 or shape[0] is None:
             continue  # a (batch, key steps) mask of a known length
-        value = _probe(traced, input_shapes, input_dtypes, index, _mask(call), torch)
-        mask = value.get(_mask(call))
-        kind = _kind_of(mask, value["rows"], torch)
+        if _mask(call) not in kinds:  # the layers of a model share one mask: probed once
+            value = _probe(traced, input_shapes, input_dtypes, index, _mask(call), torch)
+            mask = value.get(_mask(call))
+            kinds[_mask(call)] = _kind_of(mask, value["rows"], torch), tuple(getattr(mask, "shape", ())[-2:])
+        kind, steps = kinds[_mask(call)]
         if kind is not None:
-            found.setdefault(source, []).append((call, kind, tuple(mask.shape[-2:])))
+            found.setdefault(source, []).append((call, kind, steps))
     for source, uses in found.items():
         _respell(traced, source, uses, torch)
     traced.recompile()
