@@ -46,9 +46,10 @@ def test_a_folder_without_config_is_not_a_model(tmp_path):
     assert code == 2 and "is a folder, not a model file" in message and "config.json" in message, message
 
 
-def test_a_config_naming_its_own_code_is_refused_before_anything_runs(tmp_path):
-    """auto_map points at Python in the folder (trust_remote_code): never imported."""
-    path = folder(tmp_path, {**CONFIG, "auto_map": {"AutoModel": "modeling_evil.EvilModel"}})
+@pytest.mark.parametrize("auto_map", [{"AutoModel": "modeling_evil.EvilModel"}, "modeling_evil.EvilModel\nsecond line"])
+def test_a_config_naming_its_own_code_is_refused_before_anything_runs(auto_map, tmp_path):
+    """auto_map points at Python in the folder (trust_remote_code): never imported, whatever its form."""
+    path = folder(tmp_path, {**CONFIG, "auto_map": auto_map})
     (path / "modeling_evil.py").write_text("raise SystemExit('ran code from the folder')\n")
     code, message = convert(path, tmp_path)
     assert code == 3 and "names its own code (auto_map" in message and len(message.splitlines()) == 1, message

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ...errors import BadInput, MissingFramework, Unsupported, first_line
+from ...errors import BadInput, MissingFramework, Unsupported, first_line, quoted
 from ...frameworks import require
 
 CONFIG = "config.json"
@@ -58,7 +58,7 @@ def _index(path: Path) -> dict:
 def _shard(folder: Path, index: Path, name: str) -> Path:
     """A shard an index names: a plain file name in the folder (nothing outside the folder is read)."""
     if Path(name).name != name or name.startswith(".") or not (folder / name).is_file():
-        raise BadInput(f"{index}: names shard '{name[:200]}', which is not a file in {folder}")
+        raise BadInput(f"{index}: names shard {quoted(name)}, which is not a file in {folder}")
     return folder / name
 
 
@@ -84,7 +84,7 @@ def load_weights(folder):
     for file in weight_files(folder):
         for key, value in load_state_dict(file).items():
             if key in origin:
-                raise BadInput(f"{folder}: '{key}' is in both {origin[key]} and {file.name}")
+                raise BadInput(f"{folder}: {quoted(key)} is in both {quoted(origin[key])} and {quoted(file.name)}")
             state[key], origin[key] = value, file.name
     if _entry(folder).name.endswith(".index.json"):
         _check_index(_entry(folder), origin)
@@ -93,9 +93,9 @@ def load_weights(folder):
 
 def _check_index(index: Path, origin: dict) -> None:
     weight_map = _index(index)
-    misplaced = [f"'{key}' ({weight_map.get(key, 'not listed')}, found in {file})" for key, file in origin.items()
-                 if weight_map.get(key) != file]
-    absent = [f"'{key}' ({file})" for key, file in weight_map.items() if key not in origin]
+    misplaced = [f"{quoted(key)} ({quoted(weight_map.get(key, 'not listed'))}, found in {quoted(file)})"
+                 for key, file in origin.items() if weight_map.get(key) != file]
+    absent = [f"{quoted(key)} ({quoted(file)})" for key, file in weight_map.items() if key not in origin]
     if misplaced or absent:
         raise BadInput(f"{index}: disagrees with its shards: " + "; ".join(
             part for part in (f"{len(misplaced)} tensor(s) not where it says: {', '.join(misplaced[:3])}"
@@ -109,7 +109,9 @@ def config_of(folder) -> dict:
     path = Path(folder) / CONFIG
     config = read_json(path)
     if "auto_map" in config:
-        raise Unsupported(f"{path}: names its own code (auto_map: {sorted(config['auto_map'])[:3]}); wconv builds "
+        named = config["auto_map"] if isinstance(config["auto_map"], (dict, list)) else [config["auto_map"]]
+        raise Unsupported(f"{path}: names its own code (auto_map: {', '.join(quoted(n) for n in list(named)[:3])}); "
+                          "wconv builds "
                           "transformers' own classes only and never runs code from a model folder. Build the "
                           "model in your own file and pass it with --module file.py:Class")
     architectures = config.get("architectures")
@@ -128,10 +130,10 @@ def build(folder):
     name = config["architectures"][0]
     cls = _class(transformers, name)
     if not isinstance(cls, type) or not issubclass(cls, transformers.PreTrainedModel):
-        raise Unsupported(f"{Path(folder) / CONFIG}: architecture '{name[:100]}' is not a model class of "
+        raise Unsupported(f"{Path(folder) / CONFIG}: architecture {quoted(name)} is not a model class of "
                           f"transformers {transformers.__version__}")
     if getattr(cls.config_class, "model_type", config["model_type"]) != config["model_type"]:
-        raise BadInput(f"{Path(folder) / CONFIG}: model_type '{config['model_type'][:100]}' does not match "
+        raise BadInput(f"{Path(folder) / CONFIG}: model_type {quoted(config['model_type'])} does not match "
                        f"{name} (model_type '{cls.config_class.model_type}')")
     settings = cls.config_class.from_dict(config)
     settings.use_cache = False
@@ -217,7 +219,7 @@ def renamed(model, state, folder):
         if pattern is not None:
             converted.append(key)
         if new in result:
-            raise BadInput(f"{folder}: two weights are both '{new}' once renamed as transformers loads them")
+            raise BadInput(f"{folder}: two weights are both {quoted(new)} once renamed as transformers loads them")
         result[new] = value
     if converted:
         raise Unsupported(f"{folder}: {len(converted)} weight(s) transformers converts on load, not only renames "
