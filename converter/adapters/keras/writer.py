@@ -13,6 +13,7 @@ from ...frameworks import require
 from ...ir import Graph
 from ... import views
 from ...ops import OPS, KerasSpec
+from ...ops.attention import ZEROS
 from ...outputs import atomic_path
 from ..fusion import fused_pairs
 from ...flatten_rows import prefer
@@ -156,9 +157,12 @@ def _refuse_keras3_only(graph: Graph) -> None:
     """A legacy .h5 is for Keras 2 as well, which has none of the classes Keras 3 ships outside keras.layers."""
     found = sorted(name for name, spec in _specs(graph).items() if spec is not None and
                    (is_keras3_only(spec.class_name) or spec.pre is not None and is_keras3_only(spec.pre.class_name)))
+    # Keras 2's MultiHeadAttention averages every value for a query step masked whole, whatever its dropout
+    found += sorted(node.name for node in graph.nodes if node.attrs.get("empty_rows") == ZEROS)
     if found:
         raise Unsupported(f"layer(s) {found} need Keras 3 (operation nodes, keras.applications' LayerScale, wconv's own "
-                          "layers), which a legacy .h5 cannot hold for Keras 2; write .keras")
+                          "layers, an attention giving a query step masked whole no value), which a legacy .h5 "
+                          "cannot hold for Keras 2; write .keras")
 
 
 def keras_name(name: str) -> str:
