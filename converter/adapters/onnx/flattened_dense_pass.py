@@ -33,7 +33,8 @@ def rule(sizes: dict) -> Rule:
         merged, split = wiring.constants.get(flatten.input[1]), wiring.constants.get(unflatten.input[1])
         if dims is None or len(dims) < 3 or any(isinstance(d, str) for d in dims) or merged is None or \
                 split is None or kernel.ndim != 2 or list(np.ravel(merged)) != [-1, dims[-1]] or \
-                kernel.shape[0] != dims[-1] or not _gives_back(list(np.ravel(split)), dims, kernel.shape[1]):
+                kernel.shape[0] != dims[-1] or int_attr(unflatten, "allowzero", 0) and 0 in np.ravel(split) or \
+                not _gives_back(list(np.ravel(split)), dims, kernel.shape[1]):
             return None
         from onnx import helper
 
@@ -58,7 +59,7 @@ def _gives_back(split: list, dims, width: int) -> bool:
     leading = [None if d is BATCH else int(d) for d in dims[:-1]]
     if len(split) != len(leading) + 1 or split[-1] != width or split[1:-1] != leading[1:]:
         return False
-    # the batch: -1, 0 (copy), the file's own size at a fixed batch, or the symbolic batch's
+    # the batch: -1, 0 (copy, where allowzero is not set), the file's own size at a fixed batch
     return split[0] in (-1, 0) or split[0] == leading[0] or leading[0] is None and split[0] > 0
 
 
