@@ -15,7 +15,7 @@ from onnx import helper
 from converter import rewrite
 from converter.adapters.onnx import adaptive_pool_pass, gelu_pass, groupnorm_pass, layernorm_pass, softmax_pass
 from converter.adapters.onnx import padding_mask_pass, recurrent_pass, strided_pass, tokens_pass, transpose_pass
-from converter.adapters.onnx import flattened_dense_pass, rmsnorm_pass, token_rows_pass
+from converter.adapters.onnx import flattened_dense_pass, padding_mask_probe, rmsnorm_pass, token_rows_pass
 from converter.adapters.onnx.shape_pass import BATCH
 from converter.adapters.onnx.wiring import Wiring
 
@@ -170,6 +170,27 @@ def test_a_gemm_between_reshapes_of_a_sequence_is_one_dense(back):
     np.testing.assert_array_equal(made["mm/kernel"], kernel)
     np.testing.assert_array_equal(made["mm/bias"], 2 * np.ones(5, np.float32))
     assert consumed == set(constants)
+
+
+@pytest.mark.parametrize("test", ["Cast", "Greater"])
+def test_a_mask_built_from_an_input_and_added_to_scores_is_a_padding_mask(test):
+    """Add(scores, Where(Unsqueeze(Cast(mask, bool)), 0, -inf)): evaluated for every 0/1 row (and others), it is
+    ``mask != 0`` for each key, so wconv's spelling (read by the padding-mask and attention rules). ``mask > 0`` is
+    the same on 0/1 rows, not on others: left as it is."""
+    built = [node("Cast", ["m"], ["keep"], to=9)] if test == "Cast" else \
+        [node("Greater", ["m", "zero_i"], ["keep"])]
+    nodes = [*built, node("Unsqueeze", ["keep", "axes"], ["keep4"]), node("Expand", ["keep4", "shape"], ["mask"]),
+             node("Where", ["mask", "zero", "hidden"], ["bias"]), node("Add", ["scores", "bias"], ["y"])]
+    constants = {"axes": np.array([1, 2], np.int64), "shape": np.array([1, 1, 4, 1], np.int64),
+                 "zero": scalar(0.0), "hidden": scalar(-np.inf), "zero_i": np.array(0, np.int64)}
+    inputs = {"m": ((None, 5), np.dtype(np.int64)), "scores": ((None, 2, 4, 5), np.dtype(np.float32))}
+    types, done, _, made = run([padding_mask_probe.rule(inputs)], nodes, constants, inputs=("m", "scores"))
+    if test == "Greater":
+        assert types == [*[n.op_type for n in built], "Unsqueeze", "Expand", "Where", "Add"]
+        return
+    assert types == ["Equal", "Not", "Unsqueeze", "Expand", "Unsqueeze", "Where"]
+    assert done[0].input[0] == "m" and done[-1].input[1:] == ["scores", "hidden"] and done[-1].output == ["y"]
+    assert list(made["y/padding.shape"]) == [1, 4, 1]
 
 
 def test_a_decomposed_adaptive_pool_is_lifted_into_the_pool_it_is():

@@ -209,3 +209,35 @@ def test_torch_onnx_exports_convert(name, exporter, batch, tmp_path):
         assert len(found) == len(expected)
         for reference, result in zip(expected, found):
             assert_close(reference, result)
+
+
+@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
+def test_torch_onnx_exports_with_an_attention_mask_convert(exporter, tmp_path):
+    """BERT exported with its attention_mask input: the mask each exporter builds (Cast, Gather, Reshape, And,
+    Expand...) is evaluated for every 0/1 row (padding_mask_probe.py) and read as the padding mask; the ports
+    predict as the file does (onnxruntime), rows of padding alone included: TorchScript hides with -inf then 0
+    (no value), dynamo with float32's lowest (every value averaged)."""
+    import onnxruntime
+    import torch
+
+    from transformers_models import STEPS, Masked
+
+    model = seeded(Masked("bert")).eval()
+    ids, mask = token_ids(STEPS, batch=4), padding_mask()
+    torch.onnx.export(model, (torch.from_numpy(ids[:2]), torch.from_numpy(mask[:2])), tmp_path / "a.onnx",
+                      dynamo=exporter == "dynamo", opset_version=18 if exporter == "dynamo" else 17,
+                      input_names=["input_ids", "attention_mask"],
+                      dynamic_axes={"input_ids": {0: "batch"}, "attention_mask": {0: "batch"}}
+                      if exporter == "torchscript" else None)
+    graph = converter.read(tmp_path / "a.onnx")
+    assert sum(node.op == "padding_mask" for node in graph.nodes) == 2  # one per attention
+    batches = [(ids, mask)] if exporter == "torchscript" else [(ids[:2], mask[:2]), (ids[2:], mask[2:])]
+    session = onnxruntime.InferenceSession(str(tmp_path / "a.onnx"), providers=["CPUExecutionProvider"])
+    for target in ("torch", "keras"):
+        out = tmp_path / f"b{TARGET_SUFFIX[target]}"
+        converter.convert(tmp_path / "a.onnx", out, force=True)
+        for x, m in batches:  # dynamo's export is at a fixed batch of 2
+            expected = session.run(None, {"input_ids": x, "attention_mask": m})
+            found = run_inputs(target, out, [x, m])
+            for reference, result in zip(expected, found):
+                assert_close(reference, result)

@@ -102,9 +102,10 @@ class _Graph(AttentionHeads):
         guard = self._nan_guard(weights)  # torch's: a row masked whole (all -inf) is NaN, then 0
         if guard:
             weights = guard[-1].output[0]
-        hidden_score = -np.inf if guard else -1e9
-        masked = self._masked(scaled, hidden_score)
-        if masked is not None:  # Keras' attention_mask
+        masked = self._masked(scaled)
+        if masked is not None:  # the mask (N, T, S) is an input of the attention
+            if _kind_of_hidden(masked[2], guard) is None:
+                return None  # -inf without the guard: a row masked whole is NaN
             scaled = self.producer.get(scaled.input[1])
         causal = []
         bias = self._additive_mask(scaled) if not masked else None
@@ -112,9 +113,9 @@ class _Graph(AttentionHeads):
             scaled, causal = self.producer.get(bias[0]), bias[1]
         elif scaled is not None and scaled.op_type == "Where":
             found = self._causal(scaled)
-            if found is None or masked and float(np.ravel(self.constants[scaled.input[2]])[0]) != \
-                    np.float32(hidden_score):
-                return None  # with a mask too, only -1e9 (or -inf, then 0) computes what the IR means
+            if found is None or masked and _kind_of_hidden(float(np.ravel(self.constants[scaled.input[2]])[0]),
+                                                           guard) != _kind_of_hidden(masked[2], guard):
+                return None  # with a mask too, both hide alike: a row masked whole averages, or gets no value
             scaled, causal = self.producer.get(found[0]), found[1]
         tracer = Tracer(self)
         scale_nodes, factor = [], 1.0
@@ -137,7 +138,8 @@ class _Graph(AttentionHeads):
         name = softmax.name.rsplit("/", 1)[0] if "/" in softmax.name.strip("/") else chain[-1].output[0]
         inputs += [masked[0]] if masked else []
         causal_kind = bias[2] if bias is not None else bool(causal)
-        match = AttentionMatch(name, inputs, chain[-1].output[0], heads, params, causal_kind, bool(guard and masked))
+        zeros = bool(masked) and _kind_of_hidden(masked[2], guard) == ZEROS
+        match = AttentionMatch(name, inputs, chain[-1].output[0], heads, params, causal_kind, zeros)
         return chain, match, tracer.arithmetic, perm
 
     def _closed(self, chain, arithmetic: dict) -> bool:
@@ -180,17 +182,17 @@ class _Graph(AttentionHeads):
             return []
         return [isnan, where]
 
-    def _masked(self, where, hidden_score=-1e9):
-        """(the (N, T, S) mask, its nodes) for the mask before the softmax: Where(Unsqueeze(mask, axis 1), scores,
-        -1e9), or -inf before the NaN guard; else None."""
+    def _masked(self, where):
+        """(the (N, T, S) mask, its nodes, the hidden score) for the mask before the softmax: Where(Unsqueeze(mask,
+        axis 1), scores, hidden), hidden -1e9 or less (-inf: see _kind_of_hidden); else None."""
         if where is None or where.op_type != "Where":
             return None
         unsqueeze = self.single_use_producer(where.input[0])
         hidden = self.constants.get(where.input[2])
         if unsqueeze is None or unsqueeze.op_type != "Unsqueeze" or self.axes(unsqueeze) != [1] or \
-                hidden is None or np.size(hidden) != 1 or float(np.ravel(hidden)[0]) != np.float32(hidden_score):
+                hidden is None or np.size(hidden) != 1 or not float(np.ravel(hidden)[0]) <= -1e9:
             return None
-        return unsqueeze.input[0], [unsqueeze, where]
+        return unsqueeze.input[0], [unsqueeze, where], float(np.ravel(hidden)[0])
 
     def _causal(self, where):
         """(the scaled scores, the mask's nodes) for the causal Where above, else None."""
@@ -210,3 +212,12 @@ class _Graph(AttentionHeads):
                 sorted(id(n) for n in self.consumers.get(scores, [])) != sorted((id(shape), id(where))):
             return None
         return scores, [shape, expand, trilu, cast, where]
+
+
+def _kind_of_hidden(hidden: float, guard: list) -> str | None:
+    """What a query step masked whole gets where masked scores are set to ``hidden``: any finite score of -1e9 or
+    less makes every score of the row equal, so the average of the values ('average', the IR's default); -inf makes
+    the row NaN, which the guard Where(IsNaN(w), 0, w) makes no value (ZEROS); -inf unguarded: None (NaN)."""
+    if np.isfinite(hidden):
+        return "average"
+    return ZEROS if guard else None

@@ -45,6 +45,21 @@ def fold(nodes, initializers: dict) -> tuple[list, dict, set]:
     return remaining, constants, consumed
 
 
+def evaluator(node):
+    """What evaluates ``node`` on its inputs' values (one call per set of values): numpy's own where onnx's reference
+    is wrong (OWN), else the reference runtime; every call's output size checked against the budget first."""
+    from onnx.reference import ReferenceEvaluator
+
+    run = (lambda *values: OWN[node.op_type](node, *values)) if node.op_type in OWN else \
+        (lambda *values, reference=ReferenceEvaluator(node): reference.run(
+            None, {name: value for name, value in zip(node.input, values) if name}))
+
+    def evaluate(*values):
+        check_budget(node, list(values))
+        return run(*values)
+    return evaluate
+
+
 def _gather_elements(node, data, indices) -> list:
     """onnx's reference GatherElements fails on some valid inputs (a (1, 64) table, (1, 7) indices: BERT's token types
     as torch.onnx exports them); numpy's take_along_axis is the op."""

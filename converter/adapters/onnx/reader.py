@@ -13,7 +13,8 @@ from ...ops import ONNX_TYPES
 from ...shapes import Shapes, finish
 from . import adaptive_pool_pass, attention_pass, constants as constants_pass, gelu_pass, groupnorm_pass
 from . import layernorm_pass, padding_mask_pass, recurrent_pass, rmsnorm_pass
-from . import flattened_dense_pass, shape_pass, softmax_pass, strided_pass, token_rows_pass, tokens_pass
+from . import flattened_dense_pass, padding_mask_probe, shape_pass, softmax_pass, strided_pass, token_rows_pass
+from . import tokens_pass
 from . import transpose_pass
 from . import external_data, tensors
 from .context import OnnxContext
@@ -76,7 +77,8 @@ def _read(path) -> Graph:
     # constants the rules read away are not weights)
     rules = [strided_pass.rule(sizes), tokens_pass.rule(sizes), token_rows_pass.rule(sizes),
              adaptive_pool_pass.rule(sizes),
-             attention_pass.rule(sizes), flattened_dense_pass.rule(sizes), *SPELLED_OUT, *RECURRENT]
+             padding_mask_probe.rule(_typed_inputs(model.graph)), attention_pass.rule(sizes),
+             flattened_dense_pass.rule(sizes), *SPELLED_OUT, *RECURRENT]
     onnx_nodes, lifted = rewrite.apply(rules, onnx_nodes, constants, outputs, {value.name for value in inputs}, Wiring)
     consumed |= lifted
     refuse_unsupported(onnx_nodes)
@@ -139,6 +141,22 @@ def _shape(value_info) -> tuple:
     dims = value_info.type.tensor_type.shape.dim
     shape = tuple(d.dim_value if d.HasField("dim_value") else None for d in dims)
     return (None,) + shape[1:] if shape else shape
+
+
+def _typed_inputs(graph) -> dict:
+    """Graph input name -> (its declared sizes, None where free; its numpy dtype), for rules that evaluate a part of
+    the graph (padding_mask_probe.py)."""
+    from onnx.helper import tensor_dtype_to_np_dtype
+
+    found = {}
+    for value in graph.input:
+        dims = value.type.tensor_type.shape.dim
+        try:
+            dtype = tensor_dtype_to_np_dtype(value.type.tensor_type.elem_type)
+        except (KeyError, ValueError):  # no numpy dtype: such an input is never probed
+            continue
+        found[value.name] = (tuple(d.dim_value if d.HasField("dim_value") else None for d in dims), dtype)
+    return found
 
 
 def _static_batch(graph, initializers) -> int | None:

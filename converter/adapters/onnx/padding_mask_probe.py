@@ -1,0 +1,148 @@
+"""transformers' padding mask as torch.onnx exports it, read as what it computes (the ONNX twin of
+``adapters/torch/padding_masks.py``).
+
+The exporters write the mask transformers builds from ``attention_mask`` as whatever ops its code ran (``Cast``,
+``Flatten``, ``Gather`` of computed indices, ``Reshape``, ``And``, ``Expand``), then add it to each attention's scores
+as ``Where(mask, 0, -inf)``. What matters is the value: the ops the mask is computed from are evaluated (one node at a
+time, by the constant folder's evaluator and under its size budget, nothing else of the model) on every 0/1 row of
+the key length (for more than 7 steps, 256 seeded rows) and 64 rows of values from -3 to 5, at the file's own batch
+where it has one. Where the mask is exactly ``attention_mask != 0`` for each key, for every row, the Add of the
+Where becomes wconv's spelling of that (``padding_mask_pass.py`` then the attention rule read it):
+``Where(Unsqueeze(Expand(Unsqueeze(Not(Equal(attention_mask, 0)), 1), [1, T, 1]), 1), scores, -inf)``, the file's
+hidden score kept. Anything else (a causal mask too, a mask reading more than zeros) stays, to be refused.
+"""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+
+from ...rewrite import Match, Rule
+from .constants import evaluator
+from .wiring import Wiring
+
+EXHAUSTIVE, ROWS, OTHER_ROWS = 7, 256, 64
+
+
+def rule(inputs: dict) -> Rule:
+    """The rule, for a graph whose inputs are ``inputs`` (name -> (shape, numpy dtype))."""
+    probed = {}
+
+    def match(wiring: Wiring, add) -> Match | None:
+        where = next((wiring.producer.get(value) for value in add.input
+                      if getattr(wiring.producer.get(value), "op_type", None) == "Where"), None)
+        if where is None or len(add.input) != 2:
+            return None
+        mask, zero, hidden = where.input  # dynamo shares one Where among the attentions: each Add is a match
+        if not _scalar(wiring, zero, lambda v: v == 0) or not _scalar(wiring, hidden, lambda v: v <= -1e9) or \
+                where.output[0] in wiring.outputs:
+            return None
+        nodes, source, sized = _computed_from(wiring, mask, inputs)
+        if source is None:
+            return None
+        if mask not in probed:
+            probed[mask] = _steps_if_padding(nodes, source, sized, mask, inputs, wiring.constants)
+        steps = probed[mask]
+        if steps is None:
+            return None
+        name = add.name or add.output[0]
+        scores = next(value for value in add.input if value != where.output[0])
+        spelled = _padding(name, source) + _masked(name, scores, hidden, add.output[0])
+        return Match([add], spelled, constants=_spelling_constants(name, steps), feeding=[where, *nodes])
+
+    return Rule("padding mask, as exporters spell it", ("Add",), match)
+
+
+def _scalar(wiring, name, test) -> bool:
+    value = wiring.constants.get(name)
+    return value is not None and np.size(value) == 1 and bool(test(float(np.ravel(value)[0])))
+
+
+def _computed_from(wiring: Wiring, mask, inputs: dict):
+    """(the nodes ``mask`` is computed from, in graph order; the one graph input whose values it reads; the inputs it
+    reads only the sizes of), else (None, None, None)."""
+    found, stack, sources, values_read = {}, [(mask, False)], set(), set()
+    while stack:
+        value, sized = stack.pop()  # sized: reached through a Shape (the mask reads its size, not its values)
+        if value in wiring.constants or (value, sized) in found:
+            continue
+        if value in inputs:
+            sources.add(value)
+            if not sized:
+                values_read.add(value)
+            continue
+        node = wiring.producer.get(value)
+        if node is None:
+            return None, None, None
+        for name in node.output:
+            found[(name, sized)] = node
+        stack.extend((name, sized or node.op_type == "Shape") for name in node.input if name)
+    if len(values_read) != 1:
+        return None, None, None  # the other inputs it reads, it reads through their sizes: fed zeros of their shape
+    source = values_read.pop()
+    if any(not all(isinstance(size, int) for size in inputs[name][0][1:]) for name in sources):
+        return None, None, None
+    shape, dtype = inputs[source]
+    if len(shape) != 2 or not isinstance(shape[1], int) or not np.issubdtype(dtype, np.integer):
+        return None, None, None
+    order = {id(n): i for i, n in enumerate(wiring.producer.values())}
+    nodes = sorted({id(n): n for n in found.values()}.values(), key=lambda n: order[id(n)])
+    return nodes, source, sorted(sources - {source})
+
+
+def _rows(steps: int) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    ones = np.array(list(itertools.product([0, 1], repeat=steps))) if steps <= EXHAUSTIVE else \
+        rng.integers(0, 2, (ROWS, steps))
+    return np.concatenate([ones, rng.integers(-3, 6, (OTHER_ROWS, steps))])
+
+
+def _steps_if_padding(nodes, source, sized, mask, inputs, constants) -> int | None:
+    """The query steps T where ``mask`` is exactly ``source != 0`` for each key, for every probe row; else None."""
+    shape, dtype = inputs[source]
+    rows = _rows(shape[1]).astype(dtype)
+    batch = shape[0] if isinstance(shape[0], int) else len(rows)
+    rows = np.concatenate([rows, rows[: (-len(rows)) % batch]])  # whole batches of the file's size
+    evaluators = [evaluator(node) for node in nodes]
+    results = []
+    try:
+        for start in range(0, len(rows), batch):
+            values = {source: rows[start:start + batch],
+                      **{name: np.zeros((batch, *inputs[name][0][1:]), inputs[name][1]) for name in sized}}
+            for node, evaluate in zip(nodes, evaluators):
+                values.update(zip(node.output, evaluate(*[values.get(n, constants.get(n)) for n in node.input])))
+            results.append(np.asarray(values[mask]))
+    except Exception:  # a node the probe's values do not fit (a reshape to the file's batch): not read
+        return None
+    found = np.concatenate(results)
+    if found.dtype != bool or found.ndim != 4 or found.shape[0] != len(rows) or found.shape[-1] != shape[1]:
+        return None
+    tokens = (rows != 0)[:, None, None, :]
+    return int(found.shape[-2]) if bool((found == tokens).all()) else None
+
+
+def _padding(name, source) -> list:
+    """The padding_mask op as wconv writes it (padding_mask_pass.py reads it): ``{name}/padding/mask``."""
+    from onnx import helper
+
+    n = f"{name}/padding"
+    return [helper.make_node("Equal", [source, f"{n}.zero"], [f"{n}/is_padding"], name=f"{n}/is_padding"),
+            helper.make_node("Not", [f"{n}/is_padding"], [f"{n}/tokens"], name=f"{n}/tokens"),
+            helper.make_node("Unsqueeze", [f"{n}/tokens", f"{n}.axis"], [f"{n}/row"], name=f"{n}/row"),
+            helper.make_node("Expand", [f"{n}/row", f"{n}.shape"], [f"{n}/mask"], name=n)]
+
+
+def _masked(name, scores, hidden, output) -> list:
+    """The attention's scores, hidden where the mask is False (the attention rule reads it)."""
+    from onnx import helper
+
+    return [helper.make_node("Unsqueeze", [f"{name}/padding/mask", f"{name}/padding.axis"], [f"{name}/heads"],
+                             name=f"{name}/heads"),
+            helper.make_node("Where", [f"{name}/heads", scores, hidden], [output], name=f"{name}/masked")]
+
+
+def _spelling_constants(name, steps: int) -> dict:
+    n = f"{name}/padding"
+    return {f"{n}.zero": np.array(0, np.int64), f"{n}.axis": np.array([1], np.int64),
+            f"{n}.shape": np.array([1, steps, 1], np.int64)}
