@@ -73,10 +73,15 @@ OWN = {"GatherElements": _gather_elements}  # evaluated here, not by onnx.refere
 
 
 def _foldable(node, constants) -> bool:
-    if node.op_type in NEVER_FOLDED or node.domain not in ("", "ai.onnx") or \
-            any(a.g.ByteSize() or a.graphs for a in node.attribute):
+    if not evaluable(node):
         return False
     return node.op_type == "Constant" or bool(node.input) and all(name in constants for name in node.input if name)
+
+
+def evaluable(node) -> bool:
+    """Whether wconv may evaluate ``node`` at all: no control flow, no subgraph, no randomness, standard ops only."""
+    return node.op_type not in NEVER_FOLDED and node.domain in ("", "ai.onnx") and \
+        not any(a.g.ByteSize() or a.graphs for a in node.attribute)
 
 
 def check_budget(node, inputs) -> None:

@@ -19,7 +19,7 @@ import itertools
 import numpy as np
 
 from ...rewrite import Match, Rule
-from .constants import evaluator
+from .constants import evaluable, evaluator
 from .wiring import Wiring
 
 EXHAUSTIVE, ROWS, OTHER_ROWS = 7, 256, 64
@@ -78,7 +78,7 @@ def _computed_from(wiring: Wiring, mask, inputs: dict):
         for name in node.output:
             found[(name, sized)] = node
         stack.extend((name, sized or node.op_type == "Shape") for name in node.input if name)
-    if len(values_read) != 1:
+    if len(values_read) != 1 or not all(evaluable(node) for node in found.values()):
         return None, None, None  # the other inputs it reads, it reads through their sizes: fed zeros of their shape
     source = values_read.pop()
     if any(not all(isinstance(size, int) for size in inputs[name][0][1:]) for name in sources):
