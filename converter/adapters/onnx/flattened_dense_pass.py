@@ -14,8 +14,9 @@ from .wiring import Wiring, feeds, int_attr
 
 
 def candidates(nodes: list) -> bool:
-    """Whether a Gemm reads a Reshape (so that sizes are worth inferring for ``rule``)."""
-    return feeds(nodes, "Reshape", "Gemm", 0)
+    """Whether a Gemm reads a Reshape and a Reshape reads the Gemm (so that sizes are worth inferring for ``rule``:
+    inferring them copies the model, which a CNN's Flatten before its classifier's Gemm is not worth)."""
+    return feeds(nodes, "Reshape", "Gemm", 0) and feeds(nodes, "Gemm", "Reshape", 0)
 
 
 def rule(sizes: dict) -> Rule:
