@@ -13,6 +13,10 @@ from dataclasses import dataclass, field
 
 from ... import rewrite
 
+# The op types of a product and a sum, however the graph spells them (what the arithmetic rules match)
+MULTIPLY = ("operator.mul", "mul", "torch.mul", "aten.mul.Tensor")
+ADD = ("operator.add", "add", "torch.add", "aten.add.Tensor")
+
 
 @dataclass(eq=False)
 class FxOp:

@@ -4,33 +4,16 @@ transformers' ``LlamaRMSNorm`` (and Qwen2's, Mistral's, ...) computes, as torch.
 
     h = x.to(float32); h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + eps); y = weight * h.to(float32)
 
-The casts to float32 give their input (the IR computes in float32); the products may come in either operand order,
-the weight (a 1-D parameter) is optional. Anything else stays as it is, and the reader refuses it by name.
+On float32 values the casts give their input, and the front end leaves them out (``aten_calls.keeps_dtype``); the
+products may come in either operand order, the weight (a 1-D parameter) is optional. Anything else stays as it is,
+and the reader refuses it by name.
 """
 
 from __future__ import annotations
 
 from ...ops.rmsnorm import RMSNORM
 from ...rewrite import Lifted, Match, Rule
-
-CAST = "aten.to.dtype"
-MULTIPLY = ("operator.mul", "mul", "torch.mul")
-ADD = ("operator.add", "add", "torch.add")
-
-
-def _float32_cast(view, value):
-    """The op of ``value.to(float32)``, else None."""
-    import torch
-
-    op = view.op(value)
-    return op if op is not None and op.op_type.startswith(CAST) and op.node.args[1:2] == (torch.float32,) else None
-
-
-def _uncast(view, value):
-    """(``value``'s source before a cast to float32, the cast op or None)."""
-    cast = _float32_cast(view, value)
-    return (cast.node.args[0], cast) if cast is not None else (value, None)
-
+from .ops_view import ADD, MULTIPLY
 
 def _product(op, one):
     """The other operand of the product ``op`` with ``one``, else None."""
@@ -55,13 +38,7 @@ def match(view, rsqrt):
     product = view.only_user(rsqrt)
     if _product(product, rsqrt.node) is not h:
         return None
-    x, cast_in = _uncast(view, h)
-    ops = [*([cast_in] if cast_in else []), square, mean, shifted, rsqrt, product]
-    last = product
-    cast_out = view.only_user(last)
-    if cast_out is not None and _float32_cast(view, cast_out.node) is cast_out:
-        ops.append(cast_out)
-        last = cast_out
+    ops, last = [square, mean, shifted, rsqrt, product], product
     params, weighted = {}, view.only_user(last)
     weight = view.op(_product(weighted, last.node)) if weighted is not None else None
     if weight is not None and weight.op_type == "get_attr" and view.constants.get(weight.node.target) is not None \
@@ -70,7 +47,7 @@ def match(view, rsqrt):
         ops += [weight, weighted]
         last = weighted
     name = rsqrt.node.meta.get("module_path") or last.name
-    node = RMSNORM.node(name, [x.name], list(last.output), params, shifted.node.args[1])
+    node = RMSNORM.node(name, [h.name], list(last.output), params, shifted.node.args[1])
     return Match(ops, [Lifted.of(node)])
 
 

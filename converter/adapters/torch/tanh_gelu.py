@@ -14,9 +14,8 @@ import math
 
 from ...ops.activations import ACTIVATIONS
 from ...rewrite import Lifted, Match, Rule
+from .ops_view import ADD, MULTIPLY
 
-MULTIPLY = ("operator.mul", "mul", "torch.mul", "aten.mul.Tensor")
-ADD = ("operator.add", "add", "torch.add", "aten.add.Tensor")
 POWER = ("aten.pow.Tensor_Scalar", "pow", "torch.pow", "operator.pow")
 TANH = ("torch.tanh", "tanh", "aten.tanh.default")
 SQRT_2_OVER_PI, CUBIC = math.sqrt(2 / math.pi), 0.044715
