@@ -25,16 +25,13 @@ NEVER_FOLDED = {"Loop", "Scan", "If", "SequenceMap", "Resize", "Upsample", "Eins
 
 def fold(nodes, initializers: dict) -> tuple[list, dict, set]:
     """(remaining nodes, constants including folded ones, the initializers that folding consumed)."""
-    from onnx.reference import ReferenceEvaluator
-
     constants, consumed, remaining = dict(initializers), set(), []
     for node in nodes:
         if _foldable(node, constants):
-            inputs = {n: constants[n] for n in node.input if n}
-            check_budget(node, [constants[n] if n else None for n in node.input])
             try:
-                results = OWN[node.op_type](node, *[constants[n] for n in node.input]) if node.op_type in OWN else \
-                    ReferenceEvaluator(node).run(None, inputs)
+                results = evaluator(node)(*[constants[n] if n else None for n in node.input])
+            except BadInput:  # over the budget: said as it is
+                raise
             except Exception as error:  # the reference runtime raises many types
                 raise BadInput(f"{node.op_type} '{node.name}': constant inputs could not be evaluated "
                                f"({type(error).__name__}: {error})") from None
