@@ -73,14 +73,18 @@ def load(path, module=None, module_args=None, layout=None, interface: Interface 
 
     def capture(inputs):
         with torch.no_grad():
-            return record_layers(torch, model, feeds(inputs))
+            return record_layers(torch, model, feeds(inputs), calls=option != "--target-module")
 
     return Runner(predict, capture, SAFETY + note + ("; channels-last interface" if channels_last else ""), view)
 
 
-def record_layers(torch, model, inputs) -> dict:
+def record_layers(torch, model, inputs, calls: bool = True) -> dict:
     """Every node's output in the graph wconv reads (exported.py), by module path (or function node name), in
-    execution order.
+    execution order; of what a rule lifted into one layer (an attention, an RMSNorm), the layer's output alone.
+    ``calls``: name function calls by their fx names, which name the IR's nodes when this model is what was
+    converted. A module run as the target of a port numbers its calls its own way (its 4th ``add`` is not the
+    source's); there a call is named by the variable its line of forward() assigns (a generated module names each
+    value after its IR node), and not recorded where no such line is in the module's own file.
 
     A module followed by its fused activation (``F.relu(self.conv(x))``) is also recorded after the
     activation, as ``<module>+activation``: what Keras records for a layer with ``activation=``.
@@ -91,11 +95,13 @@ def record_layers(torch, model, inputs) -> dict:
     shapes, dtypes = [tuple(x.shape[1:]) for x in inputs], [str(x.dtype).split(".")[-1] for x in inputs]
     traced = module_graph(model, shapes, dtypes)
     try:
-        lifted = lifted_layers(traced, model, shapes, dtypes)  # an attention's output is its output projection's
+        # an attention's output is its output projection's
+        lifted, inside = lifted_layers(traced, model, shapes, dtypes)
     except WconvError:  # what the reader would refuse: the layers are recorded as they are
-        lifted = {}
+        lifted, inside = {}, set()
     names = module_call_names(traced)
     recorded, owners = {}, {}
+    assigned = {} if calls else _assigned_names(traced, model)
 
     class Recorder(torch.fx.Interpreter):
         def run_node(self, node):
@@ -104,17 +110,42 @@ def record_layers(torch, model, inputs) -> dict:
                 owners[node] = names[node]  # a recurrent layer's (output, state) tuple
             elif node.all_input_nodes and node.all_input_nodes[0] in owners and _unpacks(node):
                 owners[node] = owners[node.all_input_nodes[0]]
-            if node.op in ("call_module", "call_function", "call_method") and isinstance(result, torch.Tensor):
-                # a copy: a later in-place op (torchvision's and timm's ReLU(inplace=True)) rewrites the tensor
-                recorded[owners.get(node) or names.get(node, node.name)] = result.numpy().copy()
-                if node.name in lifted:
-                    recorded[lifted[node.name]] = result.numpy().copy()
-                if fused_activation(node):
-                    recorded[names[node.all_input_nodes[0]] + ACTIVATED] = result.numpy().copy()
+            if node.op not in ("call_module", "call_function", "call_method") or \
+                    not isinstance(result, torch.Tensor) or node.name in inside:
+                return result
+            # a copy: a later in-place op (torchvision's and timm's ReLU(inplace=True)) rewrites the tensor
+            # a call named by a module path (a functional layer's weights' owner) names a layer either way
+            name = owners.get(node) or names.get(node, node.name)
+            if not calls and node.op != "call_module" and node not in owners and name == node.name:
+                name = assigned.get(node)
+            if name is not None:
+                recorded[name] = result.numpy().copy()
+            if node.name in lifted:
+                recorded[lifted[node.name]] = result.numpy().copy()
+            if fused_activation(node):
+                recorded[names[node.all_input_nodes[0]] + ACTIVATED] = result.numpy().copy()
             return result
 
     Recorder(traced).run(*inputs)
     return recorded
+
+
+def _assigned_names(traced, model) -> dict:
+    """fx node -> the variable its line in ``model``'s own file assigns (``add_3 = a + b``), from the line torch.export
+    recorded; only lines of that file, the last frame of the node's trace."""
+    import inspect
+    import re
+
+    try:
+        own = inspect.getsourcefile(type(model))
+    except (TypeError, OSError):
+        return {}
+    found = {}
+    for node in traced.graph.nodes:
+        frames = re.findall(r'File "([^"]+)", line \d+, in \w+\n\s+(\w+) = ', node.meta.get("stack_trace") or "")
+        if frames and frames[-1][0] == own:
+            found[node] = frames[-1][1]
+    return found
 
 
 UNPACKING = {"permute", "reshape", "flatten", "transpose"}

@@ -286,6 +286,8 @@ class _Regrouping:
         stack = node.meta.get("nn_module_stack")
         if hasattr(self.env[node], "meta") and stack:
             self.env[node].meta["module_path"] = list(stack.values())[-1][0]  # the module whose forward made it
+        if hasattr(self.env[node], "meta") and node.meta.get("stack_trace"):
+            self.env[node].meta["stack_trace"] = node.meta["stack_trace"]  # the line that made it
 
     def _value(self, value):
         if not hasattr(value, "op"):

@@ -169,13 +169,17 @@ def rewritten(traced, state: dict, shapes, dtypes) -> tuple[dict, list, set]:
     return computed, ops, lifted_weights
 
 
-def lifted_layers(traced, model, shapes, dtypes) -> dict:
-    """fx node name -> the name of the layer a rule lifted whose output it is (the attention whose output
-    projection it is), for the module as it is (its own weights): what validate records under the layer's name."""
+def lifted_layers(traced, model, shapes, dtypes) -> tuple[dict, set]:
+    """(fx node name -> the name of the layer a rule lifted whose output it is (the attention whose output
+    projection it is); the names of the other fx nodes rules lifted, inside those layers), for the module as it is
+    (its own weights): validate records a lifted layer under its name, and not the ops inside it, which no port
+    of it computes apart."""
     state = {key: value.detach().cpu().numpy() for key, value in model.state_dict().items()}
     state.update(_made_by_code(model, traced))
     _, ops, _ = rewritten(traced, state, shapes, dtypes)
-    return {op.output[0]: op.name for op in ops if isinstance(op, Lifted)}
+    lifted = {op.output[0]: op.name for op in ops if isinstance(op, Lifted)}
+    kept = {op.node.name for op in ops if not isinstance(op, Lifted)}
+    return lifted, {node.name for node in traced.graph.nodes if node.name not in kept and node.name not in lifted}
 
 
 def _recurrent_outputs(name: str, use) -> list[str]:
