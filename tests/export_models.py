@@ -132,6 +132,41 @@ class PackedAttention(nn.Module):
         return self.output(out.transpose(1, 2).reshape(n, t, 6))
 
 
+class RotaryGroupedAttention(nn.Module):
+    """Llama's spelling (head_moves.py): 4 query heads of 4 features sharing 2 key/value heads, q and k rotated by
+    position (``rotate_half``: the second half negated, then the first), k and v repeated (``repeat_kv``), causal.
+    ``spelling``: 'llama'; 'swapped' (cat(x2, -x1): the rotation the other way, which no rule reads as rotary);
+    'gqa' (the call's enable_gqa repeats k and v, not the code)."""
+
+    wconv_input_shapes = [(STEPS, 5)]
+
+    def __init__(self, spelling="llama"):
+        super().__init__()
+        self.q, self.k, self.v = nn.Linear(5, 16, bias=False), nn.Linear(5, 8, bias=False), nn.Linear(5, 8, bias=False)
+        self.o, self.spelling = nn.Linear(16, 6, bias=False), spelling
+        angles = torch.arange(STEPS)[:, None] * 10000.0 ** (-torch.arange(2) / 2)[None, :]
+        angles = torch.cat([angles, angles], dim=-1)
+        self.register_buffer("cos", angles.cos(), persistent=False)
+        self.register_buffer("sin", angles.sin(), persistent=False)
+
+    def rotate(self, x):
+        first, second = x[..., :2], x[..., 2:]
+        turned = torch.cat([second, -first], dim=-1) if self.spelling == "swapped" else torch.cat([-second, first], -1)
+        return x * self.cos[None, None] + turned * self.sin[None, None]
+
+    def forward(self, x):
+        n, t, _ = x.shape
+        q = self.rotate(self.q(x).view(n, t, 4, 4).transpose(1, 2))
+        k = self.rotate(self.k(x).view(n, t, 2, 4).transpose(1, 2))
+        v = self.v(x).view(n, t, 2, 4).transpose(1, 2)
+        if self.spelling == "gqa":
+            out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True, enable_gqa=True)
+        else:
+            k, v = (each[:, :, None].expand(n, 2, 2, t, 4).reshape(n, 4, t, 4) for each in (k, v))
+            out = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        return self.o(out.transpose(1, 2).reshape(n, t, 16))
+
+
 class TanhGelu(nn.Module):
     """GELU's tanh approximation written out (tanh_gelu.py), in GPT-2's operand order or another; ``cubic``: the
     formula's 0.044715, or another number (not GELU)."""

@@ -12,7 +12,8 @@ import torch
 import converter
 from conftest import TARGET_SUFFIX, assert_close, run_inputs
 from export_models import (STEPS, WIDTH, DataDependent, EagerPython, FunctionalMaxPool, InPlace, MaskedAttention,
-                           PackedAttention, RMSNormed, SpelledAttention, TanhGelu, WriteThroughView)
+                           PackedAttention, RMSNormed, RotaryGroupedAttention, SpelledAttention, TanhGelu,
+                           WriteThroughView)
 from sequence_models import seeded
 from test_bad_input import wconv
 from test_sequences import run_file
@@ -116,6 +117,29 @@ def test_a_mask_built_from_positions_that_is_not_causal_is_refused_by_name(tmp_p
     _save(PackedAttention(ahead=1), tmp_path / "a.pt")
     result = wconv("torch-to-onnx", tmp_path / "a.pt", tmp_path / "b.onnx", "--module", f"{MODULES}:PackedAttention",
                    "--module-args", '{"ahead": 1}')
+    assert result.returncode == 3 and "scaled_dot_product_attention" in result.stderr, result.stderr
+    assert not (tmp_path / "b.onnx").exists()
+
+
+@pytest.mark.parametrize("spelling", ["llama", "gqa"])
+def test_rotary_embeddings_and_grouped_key_value_heads_are_one_attention(spelling, tmp_path):
+    """q and k rotated by tables forward() computes, k and v repeated from 2 heads to 4: one attention whose params
+    hold the tables and whose kv_heads is 2, converting to ONNX and Keras (wconv's ExplicitAttention layer)."""
+    options = {"module": f"{MODULES}:RotaryGroupedAttention", "module_args": {"spelling": spelling}}
+    model = _save(RotaryGroupedAttention(spelling), tmp_path / "a.pt")
+    graph = converter.read(tmp_path / "a.pt", **options)
+    assert [node.op for node in graph.nodes] == ["attention"]
+    attrs, params = graph.nodes[0].attrs, graph.nodes[0].params
+    assert (attrs["heads"], attrs["kv_heads"], attrs["rotary"], attrs["causal"]) == (4, 2, "half", True)
+    np.testing.assert_array_equal(params["cos"], model.cos.numpy())
+    x = np.random.default_rng(8).standard_normal((3, STEPS, 5)).astype("float32")
+    _converts_and_predicts(model, options, x, tmp_path)
+
+
+def test_a_rotation_the_other_way_is_not_rotary_and_is_refused_by_name(tmp_path):
+    _save(RotaryGroupedAttention("swapped"), tmp_path / "a.pt")
+    result = wconv("torch-to-onnx", tmp_path / "a.pt", tmp_path / "b.onnx", "--module",
+                   f"{MODULES}:RotaryGroupedAttention", "--module-args", '{"spelling": "swapped"}')
     assert result.returncode == 3 and "scaled_dot_product_attention" in result.stderr, result.stderr
     assert not (tmp_path / "b.onnx").exists()
 

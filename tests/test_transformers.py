@@ -35,7 +35,8 @@ def run(target, path, ids):
 
 
 @pytest.mark.parametrize("target", ["onnx", "keras"])
-@pytest.mark.parametrize("name", ["TinyBert", "TinyDistilBert", "TinyViT", "TinyGPT2", "TinyGPT2LMHead"])
+@pytest.mark.parametrize("name", ["TinyBert", "TinyDistilBert", "TinyViT", "TinyGPT2", "TinyGPT2LMHead", "TinyLlama",
+                                  "TinyQwen2"])
 def test_transformers_models_convert_and_predict_the_same(name, target, tmp_path):
     """From the user's wrapper module and a state_dict, through torch.export and the attention rule."""
     import torch
@@ -88,9 +89,10 @@ def test_validate_names_the_attention_whose_heads_a_port_mixed_up(name, attentio
 
 
 TEXT_INPUTS = {"bert": ["input_ids", "attention_mask", "token_type_ids"], "distilbert": ["input_ids", "attention_mask"],
-               "gpt2-lm": ["input_ids", "attention_mask"]}  # GPT-2 has one token type
+               "gpt2-lm": ["input_ids", "attention_mask"], "qwen2": ["input_ids", "attention_mask"]}  # GPT-2: one type
 FOLDERS = {"bert": ("TinyBert", "bert"), "distilbert": ("TinyDistilBert", "bert"), "vit": ("TinyViT", "vit"),
-           "gpt2-lm": ("TinyGPT2LMHead", "gpt2")}  # its lm_head is tied to the embedding: saved once
+           "gpt2-lm": ("TinyGPT2LMHead", "gpt2"),  # its lm_head is tied to the embedding: saved once
+           "qwen2": ("TinyQwen2", "qwen")}
 
 
 def save_pretrained(family, folder, **options):
@@ -105,7 +107,7 @@ def save_pretrained(family, folder, **options):
 
 @pytest.mark.parametrize("family,target,shards", [("bert", "onnx", None), ("bert", "keras", "20KB"),
                                                   ("distilbert", "keras", None), ("vit", "onnx", None),
-                                                  ("gpt2-lm", "onnx", None)])
+                                                  ("gpt2-lm", "onnx", None), ("qwen2", "keras", None)])
 def test_save_pretrained_folder_converts_with_the_class_its_config_names(family, target, shards, tmp_path):
     """``wconv torch-to-onnx ./my-bert/ bert.onnx --input-shape 7``: config.json names the class, the weights are
     model.safetensors or shards listed by their index; the port's inputs are the token ids, attention_mask and
@@ -148,7 +150,7 @@ def padding_mask():
 
 
 @pytest.mark.parametrize("target", ["onnx", "keras", "torch"])
-@pytest.mark.parametrize("family", ["bert", "distilbert", "gpt2"])
+@pytest.mark.parametrize("family", ["bert", "distilbert", "gpt2", "llama"])
 def test_a_padding_mask_is_an_input_of_the_port(family, target, tmp_path):
     """transformers builds each attention's mask from attention_mask (and positions: GPT-2's is causal too); the
     port takes attention_mask as its second input and predicts the same on padded batches, padding included."""

@@ -104,8 +104,44 @@ class Masked(nn.Module):
         self.family = family
         self.backbone = {"bert": lambda: BertModel(BertConfig(**SMALL)),
                          "distilbert": lambda: TinyDistilBert().bert,
-                         "gpt2": lambda: GPT2Model(GPT2Config(**GPT2))}[family]()
+                         "gpt2": lambda: GPT2Model(GPT2Config(**GPT2)),
+                         "llama": lambda: TinyLlama().llama}[family]()
 
     def forward(self, input_ids, attention_mask):
         out = self.backbone(input_ids, attention_mask=attention_mask)
         return (out.last_hidden_state, out.pooler_output) if self.family == "bert" else out.last_hidden_state
+
+
+LLAMA = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
+         "intermediate_size": 48, "vocab_size": VOCABULARY, "max_position_embeddings": 64, "use_cache": False}
+
+
+class TinyLlama(nn.Module):
+    """LlamaModel: RMSNorm, rotary position embeddings (half rotation), grouped-query attention (4 query heads
+    sharing 2 key/value heads), the gated MLP (SiLU(gate) x up)."""
+
+    wconv_input_shapes = [(STEPS,)]
+
+    def __init__(self):
+        super().__init__()
+        from transformers import LlamaConfig, LlamaModel
+
+        self.llama = LlamaModel(LlamaConfig(**LLAMA))
+
+    def forward(self, input_ids):
+        return self.llama(input_ids).last_hidden_state
+
+
+class TinyQwen2(nn.Module):
+    """Qwen2Model: Llama's blocks with biases on the query, key and value projections."""
+
+    wconv_input_shapes = [(STEPS,)]
+
+    def __init__(self):
+        super().__init__()
+        from transformers import Qwen2Config, Qwen2Model
+
+        self.qwen = Qwen2Model(Qwen2Config(**LLAMA))
+
+    def forward(self, input_ids):
+        return self.qwen(input_ids).last_hidden_state

@@ -22,6 +22,14 @@ The IR keeps one weight per projection, rows grouped by head: ``wq`` ((h d), e),
   softmax. Keras 3 writes it with a dropout of 1e-7, which only training applies. torch's ``attn_mask`` built
   from a padding mask is read by ``adapters/torch/padding_masks.py``; ``key_padding_mask`` (True where *not* to
   attend) and float masks are refused.
+- Grouped-query attention (``kv_heads`` < ``heads``; one key/value head: multi-query): ``wk`` and ``wv`` have
+  ``kv_heads`` heads, and query head h reads key/value head h // (heads / kv_heads), as transformers' ``repeat_kv``
+  and Keras' GroupedQueryAttention repeat them.
+- Rotary position embeddings (``rotary``, ``ops/rotary.py``): each query and key head rotated by its step's angles
+  after the projection, the tables ``cos`` and ``sin`` (steps, key_dim) params of the op.
+  Keras' MultiHeadAttention and torch's nn.MultiheadAttention compute neither: torch gets ``ExplicitAttention``,
+  Keras wconv's own ``ExplicitAttention`` layer (``converter.keras_layers``), ONNX the rotation and the repeat
+  spelled out between the heads split and the scores.
 """
 
 from __future__ import annotations
@@ -35,7 +43,8 @@ from ..codetext import literal
 from ..errors import Unsupported
 from ..ir import Node
 from ..layouts import permute
-from .base import Convention, KerasSpec, OpDef, expect_dim
+from . import rotary as rotary_tables
+from .base import Convention, KerasReader, KerasSpec, OpDef, expect_dim
 from .registry import register_keras, register_op, register_torch_module
 
 PROJECTIONS = (("q", "query"), ("k", "key"), ("v", "value"), ("o", "output"))
@@ -49,8 +58,8 @@ class Attention(OpDef):
     boolean_inputs = (3,)  # the attention mask
     summary = "Multi-head scaled dot-product attention of (query, key, value), with input and output projections."
     params = {"wq": "(h d) e", "bq": "(h d)", "wk": "(h d) k", "bk": "(h d)", "wv": "(h v) s", "bv": "(h v)",
-              "wo": "o (h v)", "bo": "o"}
-    optional = frozenset({"bq", "bk", "bv", "bo"})
+              "wo": "o (h v)", "bo": "o", "cos": "t d", "sin": "t d"}  # wk, bk, wv, bv: h is kv_heads
+    optional = frozenset({"bq", "bk", "bv", "bo", "cos", "sin"})
     conventions = {
         "keras": Convention(("MultiHeadAttention",),
                             {"wq": ("query kernel", "e h d"), "bq": ("query bias", "h d"),
@@ -69,7 +78,10 @@ class Attention(OpDef):
                              "inputs": "forward(query, key, value), batch_first=True",
                              "packing": "in_proj_weight (3E, E) = [q; k; v]; q/k/v_proj_weight when kdim/vdim != E",
                              "causal": "generated ExplicitAttention(..., causal=True)",
-                             "empty_rows": "zeros (F.scaled_dot_product_attention)"}),
+                             "empty_rows": "zeros (F.scaled_dot_product_attention)",
+                             "kv_heads": "generated ExplicitAttention(..., kv_heads=g); transformers' repeat_kv",
+                             "rotary": f"ExplicitAttention(..., rotary_steps=t), buffers rotary_cos and "
+                                       f"rotary_sin; {rotary_tables.FORMULA}"}),
         "onnx": Convention(("MatMul/Softmax/MatMul",),
                            {"wq": ("MatMul B", "e (h d)"), "bq": ("Add", "(h d)"), "wk": ("MatMul B", "k (h d)"),
                             "bk": ("Add", "(h d)"), "wv": ("MatMul B", "s (h v)"), "bv": ("Add", "(h v)"),
@@ -77,22 +89,43 @@ class Attention(OpDef):
                            {"inputs": "spelled out (opsets before 23 have no attention op)",
                             "causal": "Where(Trilu(...), scores, -1e9) before the Softmax",
                             "mask": "Where(mask, scores, -1e9) before the Softmax",
-                            "empty_rows": "zeros: -inf, then Where(IsNaN(weights), 0, weights)"}),
+                            "empty_rows": "zeros: -inf, then Where(IsNaN(weights), 0, weights)",
+                            "kv_heads": "Unsqueeze, Expand, Reshape of the key and value heads (repeat_kv)",
+                            "rotary": "Mul/Slice/Neg/Concat/Mul/Add on the (N, T, heads, d) query and key heads"}),
     }
     notes = ("torch's nn.MultiheadAttention needs heads x key_dim = value dims = output = query features and no "
              "mask built at run time; otherwise wconv writes the generated module's ExplicitAttention (query, key, "
              "value, output nn.Linear + F.scaled_dot_product_attention), the same weights unpacked.",)
 
-    def node(self, name, inputs, outputs, params, heads: int, causal: bool = False, empty_rows: str | None = None) \
-            -> Node:
+    def node(self, name, inputs, outputs, params, heads: int, causal: bool = False, empty_rows: str | None = None,
+             kv_heads: int | None = None) -> Node:
+        """``kv_heads``: key and value heads, when fewer than ``heads``; ``params`` holding ``cos`` and ``sin``:
+        the query and key heads rotated (rotary.HALF)."""
+        kv_heads = int(kv_heads or heads)
+        if heads % kv_heads:
+            raise Unsupported(f"layer '{name}': {heads} query heads cannot share {kv_heads} key/value heads evenly")
         key_dim = params["wq"].shape[0] // heads
-        value_dim = params["wv"].shape[0] // heads
+        value_dim = params["wv"].shape[0] // kv_heads
         attrs = {"heads": int(heads), "key_dim": int(key_dim), "value_dim": int(value_dim)}
+        if kv_heads != heads:
+            attrs["kv_heads"] = kv_heads
+        if "cos" in params or "sin" in params:
+            attrs["rotary"] = rotary_tables.HALF
         if causal:
             attrs["causal"] = True
         if empty_rows == ZEROS and len(inputs) > 3:  # without a mask, every query step has a key to attend to
             attrs["empty_rows"] = ZEROS
         return Node(self.name, name, list(inputs), list(outputs), params, attrs)
+
+    @staticmethod
+    def kv_heads(node) -> int:
+        return node.attrs.get("kv_heads", node.attrs["heads"])
+
+    @staticmethod
+    def explicit_only(node) -> bool:
+        """Whether neither Keras' MultiHeadAttention nor torch's nn.MultiheadAttention computes the node: rotary or
+        grouped key/value heads."""
+        return "rotary" in node.attrs or "kv_heads" in node.attrs
 
     def output_shapes(self, node, input_shapes):
         query, key, value = input_shapes[:3]
@@ -106,9 +139,16 @@ class Attention(OpDef):
         p = node.params
         for what, weight, shape in (("query", "wq", query), ("key", "wk", key), ("value", "wv", value)):
             expect_dim(node.name, f"{what} features", p[weight].shape[1], shape[-1] if shape else None)
-        expect_dim(node.name, "query and key projections", p["wq"].shape[0], p["wk"].shape[0])
+        a = node.attrs
+        expect_dim(node.name, "key projection rows (key/value heads x key_dim)", self.kv_heads(node) * a["key_dim"],
+                   p["wk"].shape[0])
         if key is not None and value is not None:
             expect_dim(node.name, "key and value steps", key[1], value[1])
+        if "rotary" in a:
+            steps = query[1] if query is not None else None
+            rotary_tables.check(node.name, p["cos"], p["sin"], a["key_dim"], steps)
+            if key is not None:
+                expect_dim(node.name, "rotary key steps", p["cos"].shape[0], key[1])
         return [None if query is None else (*query[:-1], int(p["wo"].shape[0]))]
 
     # -- Keras ------------------------------------------------------------------
@@ -154,6 +194,8 @@ class Attention(OpDef):
                           causal=bool(layer.call_options.get("use_causal_mask")), empty_rows=empty_rows)]
 
     def to_keras(self, node, graph):
+        if self.explicit_only(node):
+            return self._explicit_keras(node)
         a, p = node.attrs, node.params
         heads = a["heads"]
         bias = self._biases(node)
@@ -176,6 +218,21 @@ class Attention(OpDef):
                          call_options={"use_causal_mask": True} if a.get("causal") else None,
                          call_keywords={"attention_mask": 3} if len(node.inputs) > 3 else None)
 
+    def _explicit_keras(self, node) -> KerasSpec:
+        """wconv's own Keras layer (``converter.keras_layers.ExplicitAttention``): kernels (in, out) as Dense keeps
+        them, the rotary tables after them."""
+        a, p = node.attrs, node.params
+        bias = self._biases(node)
+        config = {"heads": a["heads"], "kv_heads": self.kv_heads(node), "key_dim": a["key_dim"],
+                  "value_dim": a["value_dim"], "output_size": int(p["wo"].shape[0]), "use_bias": bias,
+                  "causal": bool(a.get("causal")), "zero_empty": a.get("empty_rows") == ZEROS,
+                  "rotary_steps": int(p["cos"].shape[0]) if "rotary" in a else 0}
+        weights = [array for short, _ in PROJECTIONS
+                   for array in (np.ascontiguousarray(p[f"w{short}"].T), *([p[f"b{short}"]] if bias else []))]
+        weights += [p["cos"], p["sin"]] if "rotary" in a else []
+        return KerasSpec("ExplicitAttention", config, weights,
+                         call_keywords={"attention_mask": 3} if len(node.inputs) > 3 else None, call_order=[0, 1, 2])
+
     def _biases(self, node) -> bool:
         present = [f"b{short}" in node.params for short, _ in PROJECTIONS]
         if any(present) and not all(present):
@@ -188,7 +245,7 @@ class Attention(OpDef):
         a, p = node.attrs, node.params
         embed = p["wq"].shape[1]
         return a["key_dim"] == a["value_dim"] and a["heads"] * a["key_dim"] == embed == p["wo"].shape[0] and \
-            not a.get("causal") and len(node.inputs) == 3
+            not a.get("causal") and len(node.inputs) == 3 and not self.explicit_only(node)
 
     def torch_helper(self, node):
         return None if self.packs(node) else "ExplicitAttention"
@@ -207,7 +264,9 @@ class Attention(OpDef):
         sizes = [p["wq"].shape[1], p["wk"].shape[1], p["wv"].shape[1], a["heads"], a["key_dim"], a["value_dim"],
                  p["wo"].shape[0]]
         options = [literal(int(size)) for size in sizes] + (["bias=False"] if not bias else []) + \
-            (["causal=True"] if a.get("causal") else []) + (["zero_empty=True"] if a.get("empty_rows") else [])
+            (["causal=True"] if a.get("causal") else []) + (["zero_empty=True"] if a.get("empty_rows") else []) + \
+            ([f"kv_heads={literal(int(a['kv_heads']))}"] if "kv_heads" in a else []) + \
+            ([f"rotary_steps={literal(int(p['cos'].shape[0]))}"] if "rotary" in a else [])
         return f"ExplicitAttention({', '.join(options)})"
 
     def torch_forward(self, node, graph, module, args):
@@ -227,6 +286,8 @@ class Attention(OpDef):
                 named[f"{projection}.weight"] = p[f"w{short}"]
                 if bias:
                     named[f"{projection}.bias"] = p[f"b{short}"]
+            if "rotary" in node.attrs:
+                named["rotary_cos"], named["rotary_sin"] = p["cos"], p["sin"]
             return named
         embed = p["wq"].shape[1]
         if p["wk"].shape[1] == embed and p["wv"].shape[1] == embed:
@@ -292,28 +353,36 @@ class Attention(OpDef):
                               "computes is unknown")
         params = {f"{kind}{short}": w[f"{projection}.{name}"] for short, projection in PROJECTIONS
                   for kind, name in (("w", "weight"), ("b", "bias")) if f"{projection}.{name}" in w}
+        if getattr(module, "rotary_steps", 0):  # an earlier wconv's class has none of the newer arguments
+            params["cos"], params["sin"] = w["rotary_cos"], w["rotary_sin"]
+        kv_heads = getattr(module, "kv_heads", module.heads)
         expect_dim(layer.name, "heads x key_dim", module.heads * module.key_dim, params["wq"].shape[0])
-        expect_dim(layer.name, "heads x value_dim", module.heads * module.value_dim, params["wv"].shape[0])
+        expect_dim(layer.name, "kv_heads x value_dim", kv_heads * module.value_dim, params["wv"].shape[0])
         return [self.node(layer.name, layer.inputs[:4], layer.outputs, params, module.heads, causal=module.causal,
-                          empty_rows=ZEROS if module.zero_empty else None)]
+                          empty_rows=ZEROS if getattr(module, "zero_empty", False) else None, kv_heads=kv_heads)]
 
     # -- ONNX -------------------------------------------------------------------
     def to_onnx(self, node, builder):
         """Projections, heads apart, softmax(q k^T / sqrt(d)) v, heads together, output projection."""
         name, p, a = node.name, node.params, node.attrs
-        heads = a["heads"]
+        heads, kv_heads = a["heads"], self.kv_heads(node)
 
-        def project(x, short, size, perm):
+        def project(x, short, size, perm, count):
             y = self._linear(builder, f"{name}/{short}", x, p[f"w{short}"], p.get(f"b{short}"))
-            shape = builder.initializer(f"{name}.{short}_heads", np.array([0, 0, heads, size], np.int64))
-            builder.node("Reshape", [y, shape], [f"{name}/{short}_heads"], f"{name}/{short}_split")
-            builder.node("Transpose", [f"{name}/{short}_heads"], [f"{name}/{short}_t"], f"{name}/{short}_t", perm=perm)
+            shape = builder.initializer(f"{name}.{short}_heads", np.array([0, 0, count, size], np.int64))
+            split = f"{name}/{short}_heads"
+            builder.node("Reshape", [y, shape], [split], f"{name}/{short}_split")
+            if "rotary" in a and short in "qk":
+                split = rotary_tables.to_onnx(builder, f"{name}/{short}_rotary", split, p["cos"], p["sin"])
+            if count != heads:
+                split = self._repeated(builder, f"{name}/{short}_repeat", split, heads // count, size)
+            builder.node("Transpose", [split], [f"{name}/{short}_t"], f"{name}/{short}_t", perm=perm)
             return f"{name}/{short}_t"
 
         query, key, value = node.inputs[:3]
-        q = project(query, "q", a["key_dim"], [0, 2, 1, 3])
-        k = project(key, "k", a["key_dim"], [0, 2, 3, 1])
-        v = project(value, "v", a["value_dim"], [0, 2, 1, 3])
+        q = project(query, "q", a["key_dim"], [0, 2, 1, 3], heads)
+        k = project(key, "k", a["key_dim"], [0, 2, 3, 1], kv_heads)
+        v = project(value, "v", a["value_dim"], [0, 2, 1, 3], kv_heads)
         builder.node("MatMul", [q, k], [f"{name}/scores"], f"{name}/scores")
         scale = builder.initializer(f"{name}.scale", np.array(1.0 / math.sqrt(a["key_dim"]), np.float32))
         builder.node("Mul", [f"{name}/scores", scale], [f"{name}/scaled"], f"{name}/scale")
@@ -355,6 +424,18 @@ class Attention(OpDef):
         return f"{name}/causal"
 
     @staticmethod
+    def _repeated(builder, name, x, times: int, size: int) -> str:
+        """(N, T, g, d) -> (N, T, g * times, d), each head ``times`` over in a row (transformers' repeat_kv):
+        Reshape(Expand(Unsqueeze(x, 3), [1, 1, 1, times, 1]), [0, 0, -1, d])."""
+        axis = builder.initializer(f"{name}.axis", np.array([3], np.int64))
+        times_shape = builder.initializer(f"{name}.times", np.array([1, 1, 1, times, 1], np.int64))
+        joined = builder.initializer(f"{name}.joined", np.array([0, 0, -1, size], np.int64))
+        builder.node("Unsqueeze", [x, axis], [f"{name}/apart"], f"{name}/apart")
+        builder.node("Expand", [f"{name}/apart", times_shape], [f"{name}/times"], f"{name}/times")
+        builder.node("Reshape", [f"{name}/times", joined], [f"{name}/repeated"], f"{name}/repeated")
+        return f"{name}/repeated"
+
+    @staticmethod
     def _linear(builder, name, x, weight, bias) -> str:
         kernel = builder.initializer(f"{name}.weight", np.ascontiguousarray(weight.T))
         builder.node("MatMul", [x, kernel], [f"{name}/matmul"], f"{name}/matmul")
@@ -364,8 +445,34 @@ class Attention(OpDef):
         return f"{name}/out"
 
 
+class ExplicitKerasAttention(KerasReader):
+    """wconv's own Keras layer (``converter.keras_layers.ExplicitAttention``), read back as the attention op."""
+
+    input_kind = views.FEATURES_LAST
+
+    def keras_weight_names(self, config):
+        bias = ("bias",) if config.get("use_bias", True) else ()
+        return [f"{projection}_{kind}" for _, projection in PROJECTIONS for kind in ("kernel", *bias)] + \
+            (["cos", "sin"] if config.get("rotary_steps") else [])
+
+    def from_keras(self, layer):
+        c, w = layer.config, layer.weights
+        params = {f"{kind}{short}": (w[f"{projection}_{suffix}"].T if kind == "w" else w[f"{projection}_{suffix}"])
+                  for short, projection in PROJECTIONS for kind, suffix in (("w", "kernel"), ("b", "bias"))
+                  if f"{projection}_{suffix}" in w}
+        if c.get("rotary_steps"):
+            params["cos"], params["sin"] = w["cos"], w["sin"]
+        expect_dim(layer.name, "heads x key_dim", int(c["heads"]) * int(c["key_dim"]), params["wq"].shape[0])
+        expect_dim(layer.name, "kv_heads x value_dim", int(c["kv_heads"]) * int(c["value_dim"]),
+                   params["wv"].shape[0])
+        return [ATTENTION.node(layer.name, layer.inputs[:4], layer.outputs, params, int(c["heads"]),
+                               causal=bool(c.get("causal")), empty_rows=ZEROS if c.get("zero_empty") else None,
+                               kv_heads=int(c["kv_heads"]))]
+
+
 ATTENTION = register_op(Attention())
 register_keras("MultiHeadAttention", ATTENTION)
+register_keras("ExplicitAttention", ExplicitKerasAttention())
 register_torch_module("MultiheadAttention", ATTENTION.from_torch)
 register_torch_module("ExplicitAttention", ATTENTION.from_explicit)
 register_torch_module("Attention", ATTENTION.from_timm)  # kept whole by exported.py only for timm's class

@@ -133,7 +133,8 @@ def is_keras3_only(class_name) -> bool:
 SHIPPED_ELSEWHERE = {"LayerScale": "keras.src.applications.convnext:LayerScale",  # class -> module:class
                      "ops.Gelu": "keras.src.ops.nn:Gelu",
                      "ClassTokens": "converter.keras_layers:ClassTokens",
-                     "PositionEmbedding": "converter.keras_layers:PositionEmbedding"}
+                     "PositionEmbedding": "converter.keras_layers:PositionEmbedding",
+                     "ExplicitAttention": "converter.keras_layers:ExplicitAttention"}
 
 
 def _can_fold(keras, spec, activation_spec) -> bool:

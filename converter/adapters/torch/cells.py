@@ -13,7 +13,8 @@ with ``reset_after=False``. For those the generated module carries ``ExplicitRec
 written out step by step, with torch's parameter names, shapes, gate order and return values, so
 everything around it (state_dict keys, ``out, _ = self.gru(x)``, ``h_n[-1]``) reads as for nn.GRU.
 
-The class text is fixed here, never built from a model file: ``codetext.verify`` accepts a helper
+The class text is fixed here, never built from a model file (a text an earlier wconv wrote is accepted too,
+``former_helpers.py``): ``codetext.verify`` accepts a helper
 class in a generated module only if it is exactly this text, and the torch reader reads a module of
 this name only if its class is exactly this text (anything else computes something else).
 """
@@ -23,6 +24,8 @@ from __future__ import annotations
 import ast
 import inspect
 import textwrap
+
+from .former_helpers import FORMER
 
 EXPLICIT_RECURRENT = '''
 class ExplicitRecurrent(nn.Module):
@@ -92,26 +95,41 @@ class ExplicitRecurrent(nn.Module):
 
 EXPLICIT_ATTENTION = '''
 class ExplicitAttention(nn.Module):
-    """Multi-head attention with sizes nn.MultiheadAttention cannot take (query and key size per head apart from
-    the value's, an output width of its own) or a mask: four projections around scaled dot-product attention,
-    scaled by 1/sqrt(key_dim). Causal: query step i attends to key steps 0..i. mask (N, T, S): True where query
-    step t may attend to key step s; a step that may attend to nothing averages every value, as Keras' layer
-    without dropout computes it, or, with zero_empty, gets none (zeros), as F.scaled_dot_product_attention does."""
+    """Multi-head attention with what nn.MultiheadAttention cannot compute: query and key size per head apart from
+    the value's, an output width of its own, a mask, fewer key/value heads than query heads (kv_heads: query head h
+    reads key/value head h // (heads / kv_heads)), rotary position embeddings (rotary_steps: each query and key
+    head rotated, x * cos + cat(-x2, x1) * sin with the buffers rotary_cos and rotary_sin, one row per step). Four
+    projections around scaled dot-product attention, scaled by 1/sqrt(key_dim). Causal: query step i attends to key
+    steps 0..i. mask (N, T, S): True where query step t may attend to key step s; a step that may attend to nothing
+    averages every value, as Keras' layer without dropout computes it, or, with zero_empty, gets none (zeros), as
+    F.scaled_dot_product_attention does."""
 
     def __init__(self, query_size, key_size, value_size, heads, key_dim, value_dim, output_size, bias=True,
-                 causal=False, zero_empty=False):
+                 causal=False, zero_empty=False, kv_heads=None, rotary_steps=0):
         super().__init__()
         self.heads, self.key_dim, self.value_dim, self.causal = heads, key_dim, value_dim, causal
-        self.zero_empty = zero_empty
+        self.zero_empty, self.kv_heads, self.rotary_steps = zero_empty, kv_heads or heads, rotary_steps
         self.query = nn.Linear(query_size, heads * key_dim, bias=bias)
-        self.key = nn.Linear(key_size, heads * key_dim, bias=bias)
-        self.value = nn.Linear(value_size, heads * value_dim, bias=bias)
+        self.key = nn.Linear(key_size, self.kv_heads * key_dim, bias=bias)
+        self.value = nn.Linear(value_size, self.kv_heads * value_dim, bias=bias)
         self.output = nn.Linear(heads * value_dim, output_size, bias=bias)
+        if rotary_steps:
+            self.register_buffer("rotary_cos", torch.zeros(rotary_steps, key_dim))
+            self.register_buffer("rotary_sin", torch.zeros(rotary_steps, key_dim))
+
+    def rotate(self, x):
+        half = x.shape[-1] // 2
+        return x * self.rotary_cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * self.rotary_sin
 
     def forward(self, query, key, value, mask=None):
         q = self.query(query).unflatten(-1, (self.heads, self.key_dim)).transpose(1, 2)
-        k = self.key(key).unflatten(-1, (self.heads, self.key_dim)).transpose(1, 2)
-        v = self.value(value).unflatten(-1, (self.heads, self.value_dim)).transpose(1, 2)
+        k = self.key(key).unflatten(-1, (self.kv_heads, self.key_dim)).transpose(1, 2)
+        v = self.value(value).unflatten(-1, (self.kv_heads, self.value_dim)).transpose(1, 2)
+        if self.rotary_steps:
+            q, k = self.rotate(q), self.rotate(k)
+        if self.kv_heads != self.heads:
+            k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
+            v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
         if mask is None:
             attended = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
         else:
@@ -169,12 +187,13 @@ def _shape(text: str) -> str:
     return ast.dump(ast.parse(textwrap.dedent(text)).body[0])
 
 
-_SHAPES = {name: _shape(text) for name, text in HELPERS.items()}
+# a helper's text, or one an earlier wconv generated (former_helpers.py)
+_SHAPES = {name: {_shape(text)} | {_shape(former) for former in FORMER.get(name, ())} for name, text in HELPERS.items()}
 
 
 def is_helper(statement: ast.stmt) -> bool:
     """True for a class statement that is exactly one of the helpers' text (as ``codetext.verify`` checks)."""
-    return isinstance(statement, ast.ClassDef) and _SHAPES.get(statement.name) == ast.dump(statement)
+    return isinstance(statement, ast.ClassDef) and ast.dump(statement) in _SHAPES.get(statement.name, ())
 
 
 def is_helper_class(cls) -> bool:
@@ -185,7 +204,7 @@ def is_helper_class(cls) -> bool:
         text = inspect.getsource(cls)
     except (OSError, TypeError):
         return False
-    return _shape(text) == _SHAPES[cls.__name__]
+    return _shape(text) in _SHAPES[cls.__name__]
 
 
 def source(names) -> str:

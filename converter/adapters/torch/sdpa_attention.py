@@ -10,18 +10,23 @@ What transformers' BERT, RoBERTa, ViT and others compute (and torch.export recor
 The four Linear calls are the op's projections (their weights are its ``wq``... ``bo``, rows grouped by head as the
 IR keeps them); the call is named after the module that holds the attention. GPT-2 packs q, k and v into one
 projection (transformers' ``Conv1D``, its weight stored (in, out)) split three ways, ``c_attn(x).split(E, dim=2)``:
-each takes its third of the rows. No mask, or ``is_causal=True``; a scale other than 1/sqrt(d), dropout,
-grouped-query heads or an explicit mask leave the call as it is, which the reader then refuses by name.
+each takes its third of the rows. Llama's and Qwen2's rotate q and k by position and repeat k and v from fewer
+heads (``repeat_kv``, or the call's ``enable_gqa``): head_moves.py reads both, the op's rotary tables and kv_heads.
+No mask, or ``is_causal=True``, or a padding mask (padding_masks.py); a scale other than 1/sqrt(d), dropout, any
+other mask or other moves leave the call as it is, which the reader then refuses by name.
 """
 
 from __future__ import annotations
 
 import operator
 
+import numpy as np
+
 from ...layouts import permute
 from ...ops.attention import ATTENTION, ZEROS
 from ...ops.dense import CONV1D_WEIGHT
 from ...rewrite import Lifted, Match, Rule
+from .head_moves import unrepeated, unrotated
 from .padding_masks import attention_mask
 
 SDPA = "aten.scaled_dot_product_attention.default"
@@ -112,9 +117,29 @@ def _merged(view, sdpa, heads: int, steps, size: int):
     return between, projection
 
 
+def _operand(view, value, rotary: bool):
+    """``_heads`` of one operand, with what head_moves.py reads before it: (heads found, times repeated, rotary
+    tables (cos, sin) or None, the ops of the moves, the ops feeding them)."""
+    inner, times, repeat_ops, feeding = unrepeated(view, value)
+    tables, rotate_ops = None, []
+    if rotary and (rotated := unrotated(view, inner)) is not None:
+        inner, tables, rotate_ops = rotated[0], rotated[1:3], rotated[3]
+    return _heads(view, inner), times, tables, repeat_ops + rotate_ops, feeding
+
+
+def _tables(q_tables, k_tables):
+    """The rotary params when q and k are rotated by the same tables, {} when neither is; None otherwise."""
+    if q_tables is None and k_tables is None:
+        return {}
+    if q_tables is None or k_tables is None or any(a.shape != b.shape or not (a == b).all()
+                                                   for a, b in zip(q_tables, k_tables)):
+        return None
+    return {"cos": q_tables[0], "sin": q_tables[1]}
+
+
 def match(view, op):
     node = op.node
-    if _argument(node, "dropout_p", 4, 0.0) or node.kwargs.get("enable_gqa", False):
+    if _argument(node, "dropout_p", 4, 0.0):
         return None
     causal, scale = bool(_argument(node, "is_causal", 5, False)), node.kwargs.get("scale")
     mask, mask_ops = [], []  # a padding mask (padding_masks.py)
@@ -123,12 +148,20 @@ def match(view, op):
         if found is None:
             return None
         mask, mask_ops, causal = [found[0]], found[1], causal or found[2]
-    found = [_heads(view, value) for value in node.args[:3]]
+    operands = [_operand(view, value, rotary) for value, rotary in zip(node.args[:3], (True, True, False))]
+    found = [each[0] for each in operands]
     if None in found:
         return None
     (q, q_part, query, heads, size, q_ops, steps), (k, k_part, key, k_heads, k_size, k_ops, _), \
         (v, v_part, value, v_heads, v_size, v_ops, _) = found
-    if not heads == k_heads == v_heads or size != k_size or \
+    (_, q_times, q_tables, q_moves, _), (_, k_times, k_tables, k_moves, k_feeding), \
+        (_, v_times, _, v_moves, v_feeding) = operands
+    rotary = _tables(q_tables, k_tables)
+    if node.kwargs.get("enable_gqa", False) and k_times == v_times == 1 and k_heads and heads % k_heads == 0:
+        k_times = v_times = heads // k_heads  # the call repeats the key/value heads itself
+    grouped = q_times == 1 and k_heads == v_heads and k_times == v_times and heads == k_heads * k_times
+    rotated = rotary is not None and (not rotary or rotary["cos"].shape == (steps, size))
+    if not grouped or not rotated or size != k_size or \
             (scale is not None and abs(scale - size ** -0.5) > 1e-6 * size ** -0.5):
         return None
     parts = (q_part, k_part, v_part)
@@ -138,18 +171,21 @@ def match(view, op):
     if merged is None:
         return None
     between, output = merged
-    params = {}
+    params = dict(rotary)
     for short, projection, part in (("q", q, q_part), ("k", k, k_part), ("v", v, v_part), ("o", output, None)):
         params[f"w{short}"], bias = _kernel(view, projection, part)
         if bias is not None:
             params[f"b{short}"] = bias
-    if len([key for key in params if key.startswith("b")]) not in (0, 4):
-        return None  # some projections with a bias, some without: the op takes all or none
+    if any(key[0] == "b" for key in params):  # Qwen2 biases q, k and v, not the output: the op takes all or none,
+        for short in "qkvo":                     # and a bias of zeros computes what no bias does
+            params.setdefault(f"b{short}", np.zeros(params[f"w{short}"].shape[0], params[f"w{short}"].dtype))
     name = node.meta.get("module_path") or node.name
     attention = ATTENTION.node(name, [query.name, key.name, value.name, *mask], list(output.output), params, heads,
-                               causal=causal, empty_rows=ZEROS)  # SDPA: a query step masked whole gets no value
-    replaced = [q, *q_ops, k, *k_ops, v, *v_ops, *mask_ops, op, *between, output]
-    return Match(list({id(each): each for each in replaced}.values()), [Lifted.of(attention)])
+                               causal=causal, empty_rows=ZEROS,  # SDPA: a query step masked whole gets no value
+                               kv_heads=k_heads)
+    replaced = [q, *q_ops, *q_moves, k, *k_ops, *k_moves, v, *v_ops, *v_moves, *mask_ops, op, *between, output]
+    return Match(list({id(each): each for each in replaced}.values()), [Lifted.of(attention)],
+                 feeding=list({id(each): each for each in k_feeding + v_feeding}.values()))
 
 
 RULE = Rule("scaled dot-product attention", (SDPA,), match)
