@@ -15,7 +15,8 @@ from onnx import helper
 from converter import rewrite
 from converter.adapters.onnx import adaptive_pool_pass, gelu_pass, groupnorm_pass, layernorm_pass, softmax_pass
 from converter.adapters.onnx import padding_mask_pass, recurrent_pass, strided_pass, tokens_pass, transpose_pass
-from converter.adapters.onnx import flattened_dense_pass, padding_mask_probe, rmsnorm_pass, token_rows_pass
+from converter.adapters.onnx import flattened_dense_pass, padding_mask_probe, rmsnorm_pass, rotary_pass
+from converter.adapters.onnx import token_rows_pass
 from converter.adapters.onnx.shape_pass import BATCH
 from converter.adapters.onnx.wiring import Wiring
 
@@ -88,6 +89,28 @@ def test_rmsnorm_spelled_out_is_one_rmsnorm(spelling):
     assert types == ["(lifted)"] and [n.op for n in done[0].nodes] == ["rmsnorm"]
     assert done[0].nodes[0].attrs["epsilon"] == pytest.approx(1e-5)
     np.testing.assert_array_equal(done[0].nodes[0].params["scale"], constants["scale"])
+    assert consumed == set(constants)
+
+
+@pytest.mark.parametrize("turn", ["rotate_half", "other_way"])
+def test_a_rotary_embedding_spelled_out_is_one_rotation(turn):
+    """x * cos + Concat(-x2, x1) * sin (torch.onnx's Slice spelling) is one rotation holding the tables as the file
+    broadcasts them; Concat(x2, -x1), the rotation the other way, is not rotate_half and stays as it is."""
+    negated, halves = ("second", ["negated", "first"]) if turn == "rotate_half" else ("first", ["second", "negated"])
+    nodes = [node("Mul", ["x", "cos"], ["by_cos"]),
+             node("Slice", ["x", "zero", "half", "last", "one"], ["first"]),
+             node("Slice", ["x", "half", "end", "last", "one"], ["second"]), node("Neg", [negated], ["negated"]),
+             node("Concat", halves, ["turned"], axis=-1), node("Mul", ["turned", "sin"], ["by_sin"]),
+             node("Add", ["by_sin", "by_cos"], ["y"])]
+    angles = np.arange(12, dtype=np.float32).reshape(1, 1, 3, 4)
+    constants = {"cos": np.cos(angles), "sin": np.sin(angles), "zero": np.array([0]), "half": np.array([2]),
+                 "end": np.array([2 ** 63 - 1]), "last": np.array([3]), "one": np.array([1])}
+    types, done, consumed, _ = run([rotary_pass.RULE], nodes, constants)
+    if turn == "other_way":
+        assert types == [n.op_type for n in nodes]
+        return
+    assert types == [rotary_pass.OP_TYPE] and done[0].input == ["x"] and done[0].axes == (3, -1)
+    np.testing.assert_array_equal(done[0].sin, constants["sin"])
     assert consumed == set(constants)
 
 

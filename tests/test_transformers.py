@@ -88,6 +88,46 @@ def test_validate_names_the_attention_whose_heads_a_port_mixed_up(name, attentio
     assert not report.ok and report.first_mismatch == attention, report.first_mismatch
 
 
+def _reversed_rotation(model, attention):
+    """Both rotations of the attention turned the other way, sin negated: rotate_half's halves swapped."""
+    from onnx import numpy_helper
+
+    for short in "qk":
+        table = next(t for t in model.graph.initializer if t.name == f"{attention}/{short}_rotary.sin")
+        table.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(table), table.name))
+
+
+def _swapped_key_value_heads(model, attention):
+    """The two key/value heads in each other's place: each query head reads the other group's keys and values."""
+    from onnx import numpy_helper
+
+    for short in "kv":
+        kernel = next(t for t in model.graph.initializer if t.name == f"{attention}/{short}.weight")  # (in, 2 x 8)
+        heads = np.split(numpy_helper.to_array(kernel), 2, axis=1)
+        kernel.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(np.concatenate(heads[::-1], axis=1)),
+                                                kernel.name))
+
+
+@pytest.mark.parametrize("mistake", [_reversed_rotation, _swapped_key_value_heads], ids=["rotation", "kv_heads"])
+def test_validate_names_the_attention_whose_rotary_or_key_value_heads_a_port_got_wrong(mistake, tmp_path):
+    """0 wrong answers: a Llama port whose first attention rotates the other way, or gives its query heads the other
+    group's keys and values, still reads (the same op, other numbers); validate names that attention."""
+    import onnx
+    import torch
+
+    import transformers_models
+
+    torch.save(seeded(transformers_models.TinyLlama()).state_dict(), tmp_path / "a.pt")
+    converter.convert(tmp_path / "a.pt", tmp_path / "b.onnx", module=f"{MODELS}:TinyLlama")
+    model = onnx.load(tmp_path / "b.onnx")
+    mistake(model, "llama.layers.0.self_attn")
+    onnx.save(model, tmp_path / "b.onnx")
+    assert [node.attrs.get("kv_heads") for node in converter.read(tmp_path / "b.onnx").nodes
+            if node.op == "attention"] == [2, 2]
+    report = converter.validate(tmp_path / "a.pt", tmp_path / "b.onnx", source_module=f"{MODELS}:TinyLlama")
+    assert not report.ok and report.first_mismatch == "llama.layers.0.self_attn", report.first_mismatch
+
+
 TEXT_INPUTS = {"bert": ["input_ids", "attention_mask", "token_type_ids"], "distilbert": ["input_ids", "attention_mask"],
                "gpt2-lm": ["input_ids", "attention_mask"], "qwen2": ["input_ids", "attention_mask"]}  # GPT-2: one type
 FOLDERS = {"bert": ("TinyBert", "bert"), "distilbert": ("TinyDistilBert", "bert"), "vit": ("TinyViT", "vit"),
@@ -180,7 +220,8 @@ def test_a_padding_mask_is_an_input_of_the_port(family, target, tmp_path):
 
 
 EXPORTS = [("TinyBert", "torchscript", "fixed"), ("TinyBert", "torchscript", "free"), ("TinyBert", "dynamo", "fixed"),
-           ("TinyDistilBert", "dynamo", "fixed"), ("TinyViT", "dynamo", "fixed"), ("TinyGPT2", "dynamo", "fixed")]
+           ("TinyDistilBert", "dynamo", "fixed"), ("TinyViT", "dynamo", "fixed"), ("TinyGPT2", "dynamo", "fixed"),
+           ("TinyLlama", "dynamo", "fixed"), ("TinyQwen2", "dynamo", "fixed")]
 
 
 @pytest.mark.parametrize("name,exporter,batch", EXPORTS, ids=["-".join(case) for case in EXPORTS])
@@ -191,7 +232,9 @@ def test_torch_onnx_exports_convert(name, exporter, batch, tmp_path):
       batch, embedded and added (token_rows_pass.py);
     - dynamo adds the attention mask to the scores as a constant (0, or -inf above the diagonal: causal) and guards
       the softmax with Where(IsNaN); GPT-2's Conv1D is a Gemm between Reshapes that flatten and restore the
-      sequence (flattened_dense_pass.py), its gelu_new halves x before the product."""
+      sequence (flattened_dense_pass.py), its gelu_new halves x before the product;
+    - Llama's and Qwen2's rotary embeddings are Slice/Neg/Concat/Mul/Add on the heads (rotary_pass.py), their
+      grouped key/value heads Unsqueeze/Expand/Reshape (moves the attention rule traces)."""
     import torch
 
     import transformers_models

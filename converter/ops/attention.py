@@ -102,6 +102,10 @@ class Attention(OpDef):
         """``kv_heads``: key and value heads, when fewer than ``heads``; ``params`` holding ``cos`` and ``sin``:
         the query and key heads rotated (rotary.HALF)."""
         kv_heads = int(kv_heads or heads)
+        if any(f"b{short}" in params for short, _ in PROJECTIONS):  # Qwen2 biases q, k and v, not the output:
+            params = dict(params)  # every writer takes all biases or none, and a zero bias computes what none does
+            for short, _ in PROJECTIONS:
+                params.setdefault(f"b{short}", np.zeros(params[f"w{short}"].shape[0], params[f"w{short}"].dtype))
         if heads % kv_heads:
             raise Unsupported(f"layer '{name}': {heads} query heads cannot share {kv_heads} key/value heads evenly")
         key_dim = params["wq"].shape[0] // heads

@@ -19,6 +19,7 @@ import numpy as np
 
 from . import layout_trace
 from .layout_trace import Untraceable, indices, rows
+from .rotary_pass import OP_TYPE as ROTATION
 from .shape_pass import BATCH, BATCHES, concrete
 from .wiring import Wiring
 
@@ -55,6 +56,7 @@ class _Heads:
     heads: int
     size: int
     offset: int
+    groups: int  # the projection's heads: fewer than ``heads`` where each is repeated (grouped key/value heads)
     values: dict  # the run's values, for the shape arithmetic of the moves after
 
 
@@ -69,9 +71,12 @@ class _Layout:
     output_moves: list
     perm: list | None
     fixed_batch: bool
+    groups: int  # key/value heads
+    found: tuple  # q, k and v as the run found them (_Heads)
 
     def key(self):
-        return self.sources, self.heads, self.sizes, self.offsets, [id(n) for n in self.output_moves], self.perm
+        return self.sources, self.heads, self.sizes, self.offsets, [id(n) for n in self.output_moves], self.perm, \
+            self.groups
 
 
 class AttentionHeads(Wiring):
@@ -103,16 +108,19 @@ class AttentionHeads(Wiring):
             if layout.fixed_batch:  # the file's own batch: one run
                 break
         key_dim = layout.sizes[0]
+        widths = [count * size for count, size in zip((layout.heads, layout.groups, layout.groups), layout.sizes)]
         if layout.sizes[1] != key_dim or paths[2].factor != 1.0 or \
                 not math.isclose(factor * paths[0].factor * paths[1].factor, 1 / math.sqrt(key_dim), rel_tol=1e-5) or \
-                not self._whole([(p.projection, o, layout.heads * s) for p, o, s in zip(paths, layout.offsets,
-                                                                                      layout.sizes)]):
+                not self._whole([(p.projection, o, width) for p, o, width in zip(paths, layout.offsets, widths)]):
+            return None
+        rotary = _rotary(paths, layout)
+        if rotary is None:
             return None
         moves_before = [n for source, path in zip(layout.sources, paths)
                         for n in self._moves_between(tracer, source, path)]
         nodes = _unique([*moves_before, *(n for p in paths for n in [*p.projection.nodes, *p.nodes])])
-        return list(layout.sources), layout.heads, _params(paths, layout, output_projection), \
-            [*joining, *output_projection.nodes, *layout.output_moves], nodes, layout.perm
+        return list(layout.sources), layout.heads, {**_params(paths, layout, output_projection), **rotary}, \
+            [*joining, *output_projection.nodes, *layout.output_moves], nodes, layout.perm, layout.groups
 
     def _run(self, tracer, paths, joining, output_projection, attend, run, masked):
         """The layout one run on indices finds, or None where an element is not where the IR means it. Keras'
@@ -121,7 +129,7 @@ class AttentionHeads(Wiring):
         q, k, v = (self._trace_path(tracer, path, run, keys_last=role == 1) for role, path in enumerate(paths))
         if None in (q, k, v) or (k.batch, v.batch, k.lead, v.lead, k.heads, v.heads) != \
                 (q.batch, q.batch, q.lead, q.lead, q.heads, q.heads) or k.steps != v.steps or \
-                masked and q.lead != (q.batch, q.heads):
+                masked and q.lead != (q.batch, q.heads) or q.groups != q.heads or k.groups != v.groups:
             return None
         width = q.heads * v.size
         lead = np.arange(math.prod(q.lead))[:, None, None]
@@ -136,7 +144,8 @@ class AttentionHeads(Wiring):
         if output is None:
             return None
         return _Layout((q.source, k.source, v.source), q.heads, (q.size, k.size, v.size),
-                       (q.offset, k.offset, v.offset), *output, self.sizes.get(q.source, [BATCH])[0] is not BATCH)
+                       (q.offset, k.offset, v.offset), *output, self.sizes.get(q.source, [BATCH])[0] is not BATCH,
+                       k.groups, (q, k, v))
 
     def _output(self, tracer, projection, tokens, values, batch_steps):
         """(the moves after the output projection up to the output, the output's permutation of (N, T, E) or
@@ -270,8 +279,9 @@ class AttentionHeads(Wiring):
 
 
 def _heads(moved: np.ndarray, batch: int, steps: int, columns: int):
-    """(heads, size, column offset) when ``moved``[(n, head), t, j] holds row n*steps + t, column
-    offset + head*size + j of a (batch*steps, columns) projection; else None."""
+    """(heads, size, column offset, groups) when ``moved``[(n, head), t, j] holds row n*steps + t, column
+    offset + (head // (heads / groups))*size + j of a (batch*steps, columns) projection: groups = heads, or fewer
+    where each of the projection's heads is repeated for its run of heads (grouped key/value heads); else None."""
     if moved.ndim < 3 or moved.shape[-2] != steps:
         return None
     lead, size = int(np.prod(moved.shape[:-2])), moved.shape[-1]
@@ -279,19 +289,64 @@ def _heads(moved: np.ndarray, batch: int, steps: int, columns: int):
         return None
     heads = lead // batch
     offset = int(moved.flat[0] % columns)
-    if offset + heads * size > columns:
-        return None
     index = np.arange(lead)[:, None, None]
-    expected = ((index // heads) * steps + np.arange(steps)[None, :, None]) * columns + offset + \
-        (index % heads) * size + np.arange(size)[None, None, :]
-    return (heads, size, offset) if np.array_equal(moved.reshape(lead, steps, size), expected) else None
+    for groups in (count for count in range(heads, 0, -1) if heads % count == 0):
+        if offset + groups * size > columns:
+            continue
+        expected = ((index // heads) * steps + np.arange(steps)[None, :, None]) * columns + offset + \
+            (index % heads) // (heads // groups) * size + np.arange(size)[None, None, :]
+        if np.array_equal(moved.reshape(lead, steps, size), expected):
+            return heads, size, offset, groups
+    return None
+
+
+def _rotary(paths, layout: _Layout):
+    """The attention's rotary params ({} for none) from the rotations on the q and k paths (rotary_pass.py), or None
+    when they are not one rotation of whole heads by step: a rotation on v, on q or k alone, a rotation whose last
+    axis is not one head's features in order, or tables that differ between q and k or do not give one value per
+    step and feature."""
+    rotations = [next((node for node in path.nodes if node.op_type == ROTATION), None) for path in paths]
+    if rotations[2] is not None or (rotations[0] is None) != (rotations[1] is None):
+        return None
+    if rotations[0] is None:
+        return {}
+    tables = [_tables(rotation, path, found) for rotation, path, found in zip(rotations[:2], paths, layout.found)]
+    if None in tables or any(a.shape != b.shape or not np.array_equal(a, b) for a, b in zip(*tables)):
+        return None
+    return {"cos": tables[0][0], "sin": tables[0][1]}
+
+
+def _tables(rotation, path, found: _Heads):
+    """(cos, sin) (steps, head size) of one rotation, laid out by where each element of its input comes from."""
+    held = found.values.get(rotation.input[0])
+    columns = path.projection.weight.shape[1]
+    if held is None or held.shape[-1] != found.size or any(axis not in (-1, held.ndim - 1) for axis in rotation.axes):
+        return None
+    steps, features = (held // columns) % found.steps, (held % columns - found.offset) % found.size
+    if not np.array_equal(features, np.broadcast_to(np.arange(found.size), held.shape)):
+        return None
+    laid_out = []
+    for table in (rotation.cos, rotation.sin):
+        try:
+            if np.broadcast_shapes(table.shape, held.shape) != held.shape:
+                return None
+        except ValueError:
+            return None
+        spread = np.broadcast_to(table, held.shape)
+        rows = np.full((found.steps, found.size), np.nan, dtype=np.float64)
+        rows[steps, features] = spread
+        if np.isnan(rows).any() or not np.array_equal(rows[steps, features], spread):
+            return None  # a step whose elements are rotated by different angles, or one never rotated
+        laid_out.append(rows.astype(table.dtype))
+    return laid_out
 
 
 def _params(paths, layout: _Layout, output_projection: _Projection) -> dict:
     """The IR params: each projection's columns of q, k and v, rows grouped by head; the output projection."""
     params = {}
-    for short, path, offset, size in zip("qkv", paths, layout.offsets, layout.sizes):
-        columns = slice(offset, offset + layout.heads * size)
+    for short, path, offset, size, count in zip("qkv", paths, layout.offsets, layout.sizes,
+                                                (layout.heads, layout.groups, layout.groups)):
+        columns = slice(offset, offset + count * size)
         params[f"w{short}"] = np.ascontiguousarray(path.projection.weight[:, columns].T)
         if path.projection.bias is not None:
             params[f"b{short}"] = path.projection.bias[columns]

@@ -40,6 +40,7 @@ class AttentionMatch:
     params: dict  # IR param -> array, canonical: wq ((h d), e), bq, ...
     causal: bool = False
     zeros: bool = False  # a query step masked whole gets no value (torch's; empty_rows)
+    kv_heads: int | None = None
 
 
 def rule(sizes: dict) -> Rule:
@@ -77,7 +78,8 @@ def _made(match: AttentionMatch, perm: list | None, sizes: dict) -> list:
 
     def lifted(output):
         return Lifted.of(ATTENTION.node(match.name, match.inputs, [output], match.params, match.heads,
-                                        causal=match.causal, empty_rows=ZEROS if match.zeros else None))
+                                        causal=match.causal, empty_rows=ZEROS if match.zeros else None,
+                                        kv_heads=match.kv_heads))
 
     if perm is None:
         return [lifted(match.output)]
@@ -130,7 +132,7 @@ class _Graph(AttentionHeads):
         traced = self.traced(tracer, scores, attend, factor, bool(masked))
         if traced is None:
             return None
-        inputs, heads, params, output, nodes, perm = traced
+        inputs, heads, params, output, nodes, perm, kv_heads = traced
         mask_nodes = masked[1] if masked else []
         chain = [*nodes, scores, *scale_nodes[::-1], *causal, *mask_nodes, softmax, *guard, attend, *output]
         if not self._closed(chain, tracer.arithmetic):
@@ -139,7 +141,7 @@ class _Graph(AttentionHeads):
         inputs += [masked[0]] if masked else []
         causal_kind = bias[2] if bias is not None else bool(causal)
         zeros = bool(masked) and _kind_of_hidden(masked[2], guard) == ZEROS
-        match = AttentionMatch(name, inputs, chain[-1].output[0], heads, params, causal_kind, zeros)
+        match = AttentionMatch(name, inputs, chain[-1].output[0], heads, params, causal_kind, zeros, kv_heads)
         return chain, match, tracer.arithmetic, perm
 
     def _closed(self, chain, arithmetic: dict) -> bool:

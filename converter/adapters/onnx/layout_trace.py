@@ -17,10 +17,14 @@ import numpy as np
 from ...errors import BadInput
 from ...limits import FOLD_ELEMENTS
 from .constants import check_budget
+from .rotary_pass import OP_TYPE as ROTATION
 from .shape_pass import shape_output
 from .wiring import Wiring
 
-MOVES = {"Reshape", "Transpose", "Unsqueeze", "Squeeze", "Gather", "Flatten", "Identity", "Slice", "Split"}
+# Expand repeats elements (grouped key/value heads repeated for their query heads). A rotation (rotary_pass.py)
+# keeps each element in its place, as far as where elements come from goes: the attention rule reads its tables.
+MOVES = {"Reshape", "Transpose", "Unsqueeze", "Squeeze", "Gather", "Flatten", "Identity", "Slice", "Split", "Expand",
+         ROTATION}
 ARITHMETIC = {"Shape", "Gather", "Concat", "Unsqueeze", "Squeeze", "Cast", "Div", "Mul", "Add", "Sub", "Sqrt",
               "Slice", "Reshape", "Identity", "Reciprocal", "Floor", "Ceil", "Size", "Neg", "Range"}
 SCALES = {"Mul", "Div"}
@@ -90,6 +94,9 @@ class Tracer:
                 continue
             if node.input[0] not in values:
                 raise Untraceable(node.name)
+            if node.op_type == ROTATION:
+                values[node.output[0]] = values[node.input[0]]
+                continue
             inputs = [values[node.input[0]]] + [self.evaluate(n, values) if n else None for n in node.input[1:]]
             values.update(zip(node.output, self._reference(node, inputs)))
         return values

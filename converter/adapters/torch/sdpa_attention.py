@@ -20,8 +20,6 @@ from __future__ import annotations
 
 import operator
 
-import numpy as np
-
 from ...layouts import permute
 from ...ops.attention import ATTENTION, ZEROS
 from ...ops.dense import CONV1D_WEIGHT
@@ -176,9 +174,6 @@ def match(view, op):
         params[f"w{short}"], bias = _kernel(view, projection, part)
         if bias is not None:
             params[f"b{short}"] = bias
-    if any(key[0] == "b" for key in params):  # Qwen2 biases q, k and v, not the output: the op takes all or none,
-        for short in "qkvo":                     # and a bias of zeros computes what no bias does
-            params.setdefault(f"b{short}", np.zeros(params[f"w{short}"].shape[0], params[f"w{short}"].dtype))
     name = node.meta.get("module_path") or node.name
     attention = ATTENTION.node(name, [query.name, key.name, value.name, *mask], list(output.output), params, heads,
                                causal=causal, empty_rows=ZEROS,  # SDPA: a query step masked whole gets no value
