@@ -28,7 +28,7 @@ TORCH_FUNCTIONS = {"flatten", "stack", "cat", "amax", "mean", "maximum", "minimu
 FUNCTIONAL = {"relu", "sigmoid", "tanh", "softmax", "log_softmax", "gelu", "elu", "selu", "softplus", "leaky_relu",
               "relu6", "silu", "hardswish", "hardsigmoid", "mish", "pad", "interpolate", "scaled_dot_product_attention"}
 TENSOR_METHODS = {"permute", "reshape", "mean", "flatten", "unflatten", "transpose", "sum", "prod", "ne", "unsqueeze",
-                  "expand"}
+                  "expand", "cumsum", "mul", "add"}
 NAMESPACES = {"torch": TORCH_FUNCTIONS.__contains__, "F": FUNCTIONAL.__contains__,
               "nn": lambda name: name[:1].isupper() and name.isidentifier()}  # nn.<Module class>
 GLOBAL_NAMES = {"torch", "nn", "F", "float", "super"}

@@ -1,9 +1,10 @@
 """wconv's own Keras layers, for what Keras has no layer for: a ViT's class tokens and position table, and
-attention with rotary position embeddings or grouped key/value heads (Llama, Qwen2).
+attention with rotary position embeddings or grouped key/value heads (Llama, Qwen2), and positions counted from
+token ids (RoBERTa).
 
 A Keras file wconv writes uses them only where the model has them. Keras finds them by their registered names
 (``wconv>ClassTokens``, ``wconv>PositionEmbedding``,
-``wconv>ExplicitAttention``) once this module is imported::
+``wconv>ExplicitAttention``, ``wconv>TokenPositions``) once this module is imported::
 
     import converter.keras_layers  # noqa: F401  (registers the classes)
     model = keras.saving.load_model("vit.keras")
@@ -144,3 +145,27 @@ class ExplicitAttention(keras.layers.Layer):
         return {**super().get_config(), "heads": self.heads, "kv_heads": self.kv_heads, "key_dim": self.key_dim,
                 "value_dim": self.value_dim, "output_size": self.output_size, "use_bias": self.use_bias,
                 "causal": self.causal, "zero_empty": self.zero_empty, "rotary_steps": self.rotary_steps}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class TokenPositions(keras.layers.Layer):
+    """Positions counted from (batch, steps) token ids, padding skipped, as RoBERTa counts them:
+    cumsum(ids != padding) * (ids != padding) + padding, int64 (``ops/token_positions.py``)."""
+
+    def __init__(self, padding=1, **kwargs):
+        super().__init__(**kwargs)
+        self.padding = int(padding)
+
+    def call(self, ids):
+        ops = keras.ops
+        tokens = ops.cast(ops.not_equal(ids, self.padding), "int64")
+        return ops.cumsum(tokens, axis=1) * tokens + self.padding
+
+    def compute_output_shape(self, input_shape):
+        return input_shape
+
+    def compute_output_spec(self, ids):
+        return keras.KerasTensor(ids.shape, dtype="int64")
+
+    def get_config(self):
+        return {**super().get_config(), "padding": self.padding}

@@ -167,6 +167,27 @@ class RotaryGroupedAttention(nn.Module):
         return self.o(out.transpose(1, 2).reshape(n, t, 16))
 
 
+class CountedPositions(nn.Module):
+    """A position table read at positions counted from the ids (token_positions.py), padding id 2 skipped, spelled
+    ``spelling``: 'where' (``torch.where``, not RoBERTa's product) or 'padding_counted' (padding counted as a token,
+    so not the positions RoBERTa counts: refused)."""
+
+    wconv_input_shapes = [(STEPS,)]
+
+    def __init__(self, spelling="where"):
+        super().__init__()
+        self.words, self.positions = nn.Embedding(11, 5), nn.Embedding(STEPS + 3, 5, padding_idx=2)
+        self.spelling = spelling
+
+    def forward(self, ids):
+        tokens = ids != 2
+        if self.spelling == "where":
+            positions = torch.where(tokens, tokens.long().cumsum(dim=1) + 2, torch.full_like(ids, 2))
+        else:
+            positions = torch.ones_like(ids).cumsum(dim=1) + 2
+        return self.words(ids) + self.positions(positions)
+
+
 class TanhGelu(nn.Module):
     """GELU's tanh approximation written out (tanh_gelu.py), in GPT-2's operand order or another; ``cubic``: the
     formula's 0.044715, or another number (not GELU)."""

@@ -16,7 +16,7 @@ from converter import rewrite
 from converter.adapters.onnx import adaptive_pool_pass, gelu_pass, groupnorm_pass, layernorm_pass, softmax_pass
 from converter.adapters.onnx import padding_mask_pass, recurrent_pass, strided_pass, tokens_pass, transpose_pass
 from converter.adapters.onnx import flattened_dense_pass, padding_mask_probe, rmsnorm_pass, rotary_pass
-from converter.adapters.onnx import token_rows_pass
+from converter.adapters.onnx import constants as constants_pass, token_positions_probe, token_rows_pass
 from converter.adapters.onnx.shape_pass import BATCH
 from converter.adapters.onnx.wiring import Wiring
 
@@ -214,6 +214,37 @@ def test_a_mask_built_from_an_input_and_added_to_scores_is_a_padding_mask(test):
     assert types == ["Equal", "Not", "Unsqueeze", "Expand", "Unsqueeze", "Where"]
     assert done[0].input[0] == "m" and done[-1].input[1:] == ["scores", "hidden"] and done[-1].output == ["y"]
     assert list(made["y/padding.shape"]) == [1, 4, 1]
+
+
+@pytest.mark.parametrize("count", ["tokens", "everything"])
+def test_positions_counted_from_an_input_are_one_op(count):
+    """Gather(table, CumSum(Cast(Not(Equal(ids, 1)))) * that + 1), torch.onnx's RoBERTa positions: evaluated on the
+    probe rows, it is the token_positions op, padding 1; counting every step (no Mul by the tokens) is not."""
+    counted = ["counts", "tokens64"] if count == "tokens" else ["counts", "one_i"]
+    nodes = [node("Equal", ["ids", "pad"], ["padding"]), node("Not", ["padding"], ["tokens"]),
+             node("Cast", ["tokens"], ["tokens64"], to=7), node("CumSum", ["tokens64", "axis"], ["counts"]),
+             node("Mul", counted, ["kept"]), node("Add", ["kept", "pad"], ["positions"]),
+             node("Gather", ["table", "positions"], ["y"], axis=0)]
+    constants = {"pad": np.array(1, np.int64), "axis": np.array(1, np.int64), "one_i": np.array(1, np.int64),
+                 "table": np.arange(36, dtype=np.float32).reshape(12, 3)}
+    inputs = {"ids": ((None, 5), np.dtype(np.int64))}
+    types, done, _, _ = run([token_positions_probe.rule(inputs)], nodes, constants, inputs=("ids",))
+    if count == "everything":
+        assert types == [n.op_type for n in nodes]
+        return
+    assert types == ["(lifted)", "Gather"] and done[0].input == ["ids"] and done[0].output == ["positions"]
+    assert [(n.op, n.attrs["padding"]) for n in done[0].nodes] == [("token_positions", 1)]
+
+
+def test_a_gather_from_one_value_is_that_value_in_the_index_shape():
+    """GatherElements from a buffer of zeros (RoBERTa's token types) by a computed index: Expand(0, Shape(index)),
+    which shape folding makes a constant where the index's size is known."""
+    nodes = [node("GatherElements", ["zeros", "index"], ["y"], axis=1)]
+    remaining, constants, consumed = constants_pass.fold(nodes, {"zeros": np.zeros((1, 9), np.int64)})
+    assert [n.op_type for n in remaining] == ["Shape", "Expand"] and remaining[1].output == ["y"]
+    assert constants[remaining[1].input[0]] == 0 and consumed == {"zeros"}
+    ones = constants_pass.fold(nodes, {"zeros": np.arange(9, dtype=np.int64).reshape(1, 9)})[0]
+    assert [n.op_type for n in ones] == ["GatherElements"]  # other values: read by the index, left as it is
 
 
 def test_a_decomposed_adaptive_pool_is_lifted_into_the_pool_it_is():

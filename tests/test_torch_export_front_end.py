@@ -11,7 +11,8 @@ import torch
 
 import converter
 from conftest import TARGET_SUFFIX, assert_close, run_inputs
-from export_models import (STEPS, WIDTH, DataDependent, EagerPython, FunctionalMaxPool, InPlace, MaskedAttention,
+from export_models import (STEPS, WIDTH, CountedPositions, DataDependent, EagerPython, FunctionalMaxPool, InPlace,
+                           MaskedAttention,
                            PackedAttention, RMSNormed, RotaryGroupedAttention, SpelledAttention, TanhGelu,
                            WriteThroughView)
 from sequence_models import seeded
@@ -141,6 +142,25 @@ def test_a_rotation_the_other_way_is_not_rotary_and_is_refused_by_name(tmp_path)
     result = wconv("torch-to-onnx", tmp_path / "a.pt", tmp_path / "b.onnx", "--module",
                    f"{MODULES}:RotaryGroupedAttention", "--module-args", '{"spelling": "swapped"}')
     assert result.returncode == 3 and "scaled_dot_product_attention" in result.stderr, result.stderr
+    assert not (tmp_path / "b.onnx").exists()
+
+
+def test_positions_counted_from_the_ids_whatever_the_spelling_are_one_op(tmp_path):
+    """``where(ids != 2, cumsum + 2, 2)`` is RoBERTa's ``cumsum(ids != 2) * (ids != 2) + 2`` by value: probed on
+    rows with padding anywhere, it reads as the token_positions op with padding 2, and converts."""
+    options = {"module": f"{MODULES}:CountedPositions"}
+    model = _save(CountedPositions(), tmp_path / "a.pt")
+    graph = converter.read(tmp_path / "a.pt", **options)
+    assert [(node.op, node.attrs.get("padding")) for node in graph.nodes][:1] == [("token_positions", 2)]
+    ids = np.random.default_rng(9).integers(0, 4, (6, STEPS)).astype("int64")  # padding (2) often, left ones too
+    _converts_and_predicts(model, options, ids, tmp_path)
+
+
+def test_positions_that_count_padding_are_refused_by_name(tmp_path):
+    _save(CountedPositions("padding_counted"), tmp_path / "a.pt")
+    result = wconv("torch-to-onnx", tmp_path / "a.pt", tmp_path / "b.onnx", "--module", f"{MODULES}:CountedPositions",
+                   "--module-args", '{"spelling": "padding_counted"}')
+    assert result.returncode == 3 and "cumsum" in result.stderr, result.stderr
     assert not (tmp_path / "b.onnx").exists()
 
 

@@ -36,7 +36,7 @@ def run(target, path, ids):
 
 @pytest.mark.parametrize("target", ["onnx", "keras"])
 @pytest.mark.parametrize("name", ["TinyBert", "TinyDistilBert", "TinyViT", "TinyGPT2", "TinyGPT2LMHead", "TinyLlama",
-                                  "TinyQwen2"])
+                                  "TinyQwen2", "TinyRoberta"])
 def test_transformers_models_convert_and_predict_the_same(name, target, tmp_path):
     """From the user's wrapper module and a state_dict, through torch.export and the attention rule."""
     import torch
@@ -48,6 +48,8 @@ def test_transformers_models_convert_and_predict_the_same(name, target, tmp_path
     out = tmp_path / f"b.{target}"
     converter.convert(tmp_path / "a.pt", out, module=f"{MODELS}:{name}")
     x = images() if name == "TinyViT" else token_ids(transformers_models.STEPS)
+    if name == "TinyRoberta":  # padding tokens (id 1), left and right: positions skip them
+        x[0, :2], x[1, -3:] = 1, 1
     with torch.no_grad():
         expected = model(torch.from_numpy(x))
     expected = [o.numpy() for o in (expected if isinstance(expected, tuple) else [expected])]
@@ -128,6 +130,27 @@ def test_validate_names_the_attention_whose_rotary_or_key_value_heads_a_port_got
     assert not report.ok and report.first_mismatch == "llama.layers.0.self_attn", report.first_mismatch
 
 
+def test_validate_names_the_positions_a_roberta_port_counts_one_step_off(tmp_path):
+    """0 wrong answers: a RoBERTa port that counts positions from 0 instead of the padding id + 1 (the offset
+    dropped) predicts garbage; validate names the positions it counts (the ids' positions layer), not a later one."""
+    import onnx
+    import torch
+    from onnx import numpy_helper
+
+    import transformers_models
+
+    torch.save(seeded(transformers_models.TinyRoberta()).state_dict(), tmp_path / "a.pt")
+    converter.convert(tmp_path / "a.pt", tmp_path / "b.onnx", module=f"{MODELS}:TinyRoberta")
+    assert converter.validate(tmp_path / "a.pt", tmp_path / "b.onnx", source_module=f"{MODELS}:TinyRoberta").ok
+    model = onnx.load(tmp_path / "b.onnx")
+    add = next(n for n in model.graph.node if n.name == "input_ids.positions")
+    offset = next(t for t in model.graph.initializer if t.name == add.input[1])
+    offset.CopyFrom(numpy_helper.from_array(np.array(0, np.int64), offset.name))
+    onnx.save(model, tmp_path / "b.onnx")
+    report = converter.validate(tmp_path / "a.pt", tmp_path / "b.onnx", source_module=f"{MODELS}:TinyRoberta")
+    assert not report.ok and report.first_mismatch == "input_ids.positions", report.first_mismatch
+
+
 TEXT_INPUTS = {"bert": ["input_ids", "attention_mask", "token_type_ids"], "distilbert": ["input_ids", "attention_mask"],
                "gpt2-lm": ["input_ids", "attention_mask"], "qwen2": ["input_ids", "attention_mask"]}  # GPT-2: one type
 FOLDERS = {"bert": ("TinyBert", "bert"), "distilbert": ("TinyDistilBert", "bert"), "vit": ("TinyViT", "vit"),
@@ -190,7 +213,7 @@ def padding_mask():
 
 
 @pytest.mark.parametrize("target", ["onnx", "keras", "torch"])
-@pytest.mark.parametrize("family", ["bert", "distilbert", "gpt2", "llama"])
+@pytest.mark.parametrize("family", ["bert", "distilbert", "gpt2", "llama", "roberta"])
 def test_a_padding_mask_is_an_input_of_the_port(family, target, tmp_path):
     """transformers builds each attention's mask from attention_mask (and positions: GPT-2's is causal too); the
     port takes attention_mask as its second input and predicts the same on padded batches, padding included."""
@@ -221,7 +244,7 @@ def test_a_padding_mask_is_an_input_of_the_port(family, target, tmp_path):
 
 EXPORTS = [("TinyBert", "torchscript", "fixed"), ("TinyBert", "torchscript", "free"), ("TinyBert", "dynamo", "fixed"),
            ("TinyDistilBert", "dynamo", "fixed"), ("TinyViT", "dynamo", "fixed"), ("TinyGPT2", "dynamo", "fixed"),
-           ("TinyLlama", "dynamo", "fixed"), ("TinyQwen2", "dynamo", "fixed")]
+           ("TinyLlama", "dynamo", "fixed"), ("TinyQwen2", "dynamo", "fixed"), ("TinyRoberta", "dynamo", "fixed")]
 
 
 @pytest.mark.parametrize("name,exporter,batch", EXPORTS, ids=["-".join(case) for case in EXPORTS])

@@ -105,11 +105,13 @@ class Masked(nn.Module):
         self.backbone = {"bert": lambda: BertModel(BertConfig(**SMALL)),
                          "distilbert": lambda: TinyDistilBert().bert,
                          "gpt2": lambda: GPT2Model(GPT2Config(**GPT2)),
-                         "llama": lambda: TinyLlama().llama}[family]()
+                         "llama": lambda: TinyLlama().llama,
+                         "roberta": lambda: TinyRoberta().roberta}[family]()
 
     def forward(self, input_ids, attention_mask):
         out = self.backbone(input_ids, attention_mask=attention_mask)
-        return (out.last_hidden_state, out.pooler_output) if self.family == "bert" else out.last_hidden_state
+        pooled = self.family in ("bert", "roberta")
+        return (out.last_hidden_state, out.pooler_output) if pooled else out.last_hidden_state
 
 
 LLAMA = {"hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
@@ -130,6 +132,23 @@ class TinyLlama(nn.Module):
 
     def forward(self, input_ids):
         return self.llama(input_ids).last_hidden_state
+
+
+class TinyRoberta(nn.Module):
+    """RobertaModel: positions counted from the ids, padding (id 1) skipped, its token types gathered from a zero
+    buffer by those positions; otherwise BERT's blocks."""
+
+    wconv_input_shapes = [(STEPS,)]
+
+    def __init__(self):
+        super().__init__()
+        from transformers import RobertaConfig, RobertaModel
+
+        self.roberta = RobertaModel(RobertaConfig(**SMALL, pad_token_id=1))
+
+    def forward(self, input_ids):
+        out = self.roberta(input_ids)
+        return out.last_hidden_state, out.pooler_output
 
 
 class TinyQwen2(nn.Module):

@@ -134,7 +134,8 @@ SHIPPED_ELSEWHERE = {"LayerScale": "keras.src.applications.convnext:LayerScale",
                      "ops.Gelu": "keras.src.ops.nn:Gelu",
                      "ClassTokens": "converter.keras_layers:ClassTokens",
                      "PositionEmbedding": "converter.keras_layers:PositionEmbedding",
-                     "ExplicitAttention": "converter.keras_layers:ExplicitAttention"}
+                     "ExplicitAttention": "converter.keras_layers:ExplicitAttention",
+                     "TokenPositions": "converter.keras_layers:TokenPositions"}
 
 
 def _can_fold(keras, spec, activation_spec) -> bool:

@@ -27,7 +27,11 @@ def fold(nodes, initializers: dict) -> tuple[list, dict, set]:
     """(remaining nodes, constants including folded ones, the initializers that folding consumed)."""
     constants, consumed, remaining = dict(initializers), set(), []
     for node in nodes:
-        if _foldable(node, constants):
+        if (sized := _sized_by_its_index(node, constants)) is not None:
+            remaining.extend(sized)  # Shape arithmetic now, which shape_pass folds for the file's sizes
+            constants[sized[1].input[0]] = np.asarray(constants[node.input[0]]).flat[0]
+            consumed |= {node.input[0]} & set(initializers)
+        elif _foldable(node, constants):
             try:
                 results = evaluator(node)(*[constants[n] if n else None for n in node.input])
             except BadInput:  # over the budget: said as it is
@@ -40,6 +44,21 @@ def fold(nodes, initializers: dict) -> tuple[list, dict, set]:
         else:
             remaining.append(node)
     return remaining, constants, consumed
+
+
+def _sized_by_its_index(node, constants):
+    """[Shape(index), Expand(value, that shape)] for a GatherElements from a constant whose every element is one
+    value, by an index computed at run time (RoBERTa's token types, gathered from a zeros buffer by positions
+    counted from the ids): it gives that value wherever it reads, in the index's shape. Else None."""
+    from onnx import helper
+
+    data = constants.get(node.input[0]) if node.op_type == "GatherElements" else None
+    if data is None or np.size(data) == 0 or node.input[1] in constants or not (np.asarray(data) == np.asarray(
+            data).flat[0]).all():
+        return None
+    shape, value = f"{node.output[0]}/index_shape", f"{node.output[0]}/value"
+    return [helper.make_node("Shape", [node.input[1]], [shape], name=shape),
+            helper.make_node("Expand", [value, shape], list(node.output), name=node.name)]
 
 
 def evaluator(node):

@@ -19,7 +19,7 @@ import itertools
 import numpy as np
 
 from ...rewrite import Match, Rule
-from .constants import evaluable, evaluator
+from .probes import computed_from, evaluated
 from .wiring import Wiring
 
 EXHAUSTIVE, ROWS, OTHER_ROWS = 7, 256, 64
@@ -38,7 +38,7 @@ def rule(inputs: dict) -> Rule:
         if not _scalar(wiring, zero, lambda v: v == 0) or not _scalar(wiring, hidden, lambda v: v <= -1e9) or \
                 where.output[0] in wiring.outputs:
             return None
-        nodes, source, sized = _computed_from(wiring, mask, inputs)
+        nodes, source, sized = computed_from(wiring, mask, inputs)
         if source is None:
             return None
         if mask not in probed:
@@ -59,38 +59,6 @@ def _scalar(wiring, name, test) -> bool:
     return value is not None and np.size(value) == 1 and bool(test(float(np.ravel(value)[0])))
 
 
-def _computed_from(wiring: Wiring, mask, inputs: dict):
-    """(the nodes ``mask`` is computed from, in graph order; the one graph input whose values it reads; the inputs it
-    reads only the sizes of), else (None, None, None)."""
-    found, stack, sources, values_read = {}, [(mask, False)], set(), set()
-    while stack:
-        value, sized = stack.pop()  # sized: reached through a Shape (the mask reads its size, not its values)
-        if value in wiring.constants or (value, sized) in found:
-            continue
-        if value in inputs:
-            sources.add(value)
-            if not sized:
-                values_read.add(value)
-            continue
-        node = wiring.producer.get(value)
-        if node is None:
-            return None, None, None
-        for name in node.output:
-            found[(name, sized)] = node
-        stack.extend((name, sized or node.op_type == "Shape") for name in node.input if name)
-    if len(values_read) != 1 or not all(evaluable(node) for node in found.values()):
-        return None, None, None  # the other inputs it reads, it reads through their sizes: fed zeros of their shape
-    source = values_read.pop()
-    if any(not all(isinstance(size, int) for size in inputs[name][0][1:]) for name in sources):
-        return None, None, None
-    shape, dtype = inputs[source]
-    if len(shape) != 2 or not isinstance(shape[1], int) or not np.issubdtype(dtype, np.integer):
-        return None, None, None
-    order = {id(n): i for i, n in enumerate(wiring.producer.values())}
-    nodes = sorted({id(n): n for n in found.values()}.values(), key=lambda n: order[id(n)])
-    return nodes, source, sorted(sources - {source})
-
-
 def _rows(steps: int) -> np.ndarray:
     rng = np.random.default_rng(0)
     ones = np.array(list(itertools.product([0, 1], repeat=steps))) if steps <= EXHAUSTIVE else \
@@ -100,23 +68,9 @@ def _rows(steps: int) -> np.ndarray:
 
 def _steps_if_padding(nodes, source, sized, mask, inputs, constants) -> int | None:
     """The query steps T where ``mask`` is exactly ``source != 0`` for each key, for every probe row; else None."""
-    shape, dtype = inputs[source]
-    rows = _rows(shape[1]).astype(dtype)
-    batch = shape[0] if isinstance(shape[0], int) else len(rows)
-    rows = np.concatenate([rows, rows[: (-len(rows)) % batch]])  # whole batches of the file's size
-    evaluators = [evaluator(node) for node in nodes]
-    results = []
-    try:
-        for start in range(0, len(rows), batch):
-            values = {source: rows[start:start + batch],
-                      **{name: np.zeros((batch, *inputs[name][0][1:]), inputs[name][1]) for name in sized}}
-            for node, evaluate in zip(nodes, evaluators):
-                values.update(zip(node.output, evaluate(*[values.get(n, constants.get(n)) for n in node.input])))
-            results.append(np.asarray(values[mask]))
-    except Exception:  # a node the probe's values do not fit (a reshape to the file's batch): not read
-        return None
-    found = np.concatenate(results)
-    if found.dtype != bool or found.ndim != 4 or found.shape[0] != len(rows) or found.shape[-1] != shape[1]:
+    found, rows = evaluated(nodes, source, sized, mask, inputs, constants, _rows(inputs[source][0][1]))
+    if found is None or found.dtype != bool or found.ndim != 4 or found.shape[0] != len(rows) or \
+            found.shape[-1] != rows.shape[1]:
         return None
     tokens = (rows != 0)[:, None, None, :]
     return int(found.shape[-2]) if bool((found == tokens).all()) else None

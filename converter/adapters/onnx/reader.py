@@ -14,7 +14,7 @@ from ...shapes import Shapes, finish
 from . import adaptive_pool_pass, attention_pass, constants as constants_pass, gelu_pass, groupnorm_pass
 from . import layernorm_pass, padding_mask_pass, recurrent_pass, rmsnorm_pass
 from . import flattened_dense_pass, padding_mask_probe, shape_pass, softmax_pass, strided_pass, token_rows_pass
-from . import rotary_pass, tokens_pass
+from . import rotary_pass, token_positions_probe, tokens_pass
 from . import transpose_pass
 from . import external_data, tensors
 from .context import OnnxContext
@@ -75,9 +75,10 @@ def _read(path) -> Graph:
     # dynamo's as_strided, a ViT's class token, dynamo's adaptive pool; then attention, whose moves are read whole
     # before another rule moves a Transpose through a bias; then what exporters spell out, and recurrent ops (the
     # constants the rules read away are not weights)
+    typed = _typed_inputs(model.graph)
     rules = [strided_pass.rule(sizes), tokens_pass.rule(sizes), token_rows_pass.rule(sizes),
-             adaptive_pool_pass.rule(sizes),
-             padding_mask_probe.rule(_typed_inputs(model.graph)), rotary_pass.RULE, attention_pass.rule(sizes),
+             adaptive_pool_pass.rule(sizes), padding_mask_probe.rule(typed), token_positions_probe.rule(typed),
+             rotary_pass.RULE, attention_pass.rule(sizes),
              flattened_dense_pass.rule(sizes), *SPELLED_OUT, *RECURRENT]
     onnx_nodes, lifted = rewrite.apply(rules, onnx_nodes, constants, outputs, {value.name for value in inputs}, Wiring)
     consumed |= lifted

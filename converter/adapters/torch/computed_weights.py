@@ -14,9 +14,12 @@ computed from counts as used once it is.
 
 from __future__ import annotations
 
+import numpy as np
+
 from ...errors import Unsupported
 from ...frameworks import require
 from .functional_layers import parameter
+from .static_shapes import inputs_read
 
 COMPUTED = "__computed"  # the suffix of a computed tensor's key when its source parameter has other readers
 # ATen ops making a tensor from their arguments alone, always the same one (GPT-2's positions, torch.arange(T)):
@@ -29,6 +32,7 @@ def fold(traced, state: dict) -> dict:
     """Fold ``traced`` in place; ``state`` (a dict of numpy arrays, changed in place) gets the computed tensors.
     Returns computed key -> the state keys it was computed from."""
     _embedded_over_the_batch(traced)
+    _gathered_from_one_value(traced, state)
     constant = _parameter_only(traced)
     computed = {}
     for node in list(traced.graph.nodes):
@@ -59,11 +63,41 @@ def _embedded_over_the_batch(traced) -> None:
         if node.op != "call_method" or node.target != "expand" or not _batch_size(node.args[1] if len(node.args) > 1
                                                                                   else None):
             continue
-        embeddings = list(node.users)
-        if embeddings and all(_is_embedding(traced, user) and user.users and
-                              all(_is_addition(reader) for reader in user.users) for user in embeddings):
+        if _embedded_and_added(traced, node):
             node.replace_all_uses_with(node.args[0])
             traced.graph.erase_node(node)
+
+
+def _gathered_from_one_value(traced, state: dict) -> None:
+    """RoBERTa's token types, ``gather(zeros buffer expanded over the batch, 1, positions)``: every element of what is
+    gathered from is one value, so the gather gives that value wherever it reads, whatever the positions. Where it
+    is embedded and added (as ``_embedded_over_the_batch`` requires), it is that value in one row of the index's
+    shape, which the addition broadcasts: a constant, whose embedding is a weight like any other."""
+    torch = require("torch")
+    for node in list(traced.graph.nodes):
+        if str(node.target) != "aten.gather.default" or not _embedded_and_added(traced, node):
+            continue
+        source, shape = node.args[0], getattr(node.meta.get("val"), "shape", None)
+        if not hasattr(source, "op") or inputs_read(source) or shape is None or len(shape) < 2 or \
+                not all(isinstance(size, int) for size in shape[1:]):
+            continue
+        keys = _sources(source)
+        if not keys or not all(key in state for key in keys):
+            continue
+        values = [state[key] for key in keys]
+        if len(keys) != 1 or values[0].size == 0 or not (values[0] == values[0].flat[0]).all():
+            continue  # a buffer whose expanded copies are gathered from: one value
+        name = _unique(f"{_own_key(keys[0])}_gathered", state)
+        state[name] = np.full((1, *shape[1:]), values[0].flat[0], dtype=values[0].dtype)
+        traced.register_buffer(name, torch.from_numpy(state[name]), persistent=False)
+        with traced.graph.inserting_before(node):
+            getter = traced.graph.get_attr(name)
+        node.replace_all_uses_with(getter)
+
+
+def _embedded_and_added(traced, node) -> bool:
+    return bool(node.users) and all(_is_embedding(traced, user) and user.users and
+                                    all(_is_addition(reader) for reader in user.users) for user in node.users)
 
 
 def _batch_size(node) -> bool:

@@ -286,8 +286,8 @@ class _Regrouping:
         stack = node.meta.get("nn_module_stack")
         if hasattr(self.env[node], "meta") and stack:
             self.env[node].meta["module_path"] = list(stack.values())[-1][0]  # the module whose forward made it
-        if hasattr(self.env[node], "meta") and node.meta.get("stack_trace"):
-            self.env[node].meta["stack_trace"] = node.meta["stack_trace"]  # the line that made it
+        if hasattr(self.env[node], "meta"):  # the line that made it; its shape (the batch a symbol)
+            self.env[node].meta.update({key: node.meta[key] for key in ("stack_trace", "val") if key in node.meta})
 
     def _value(self, value):
         if not hasattr(value, "op"):

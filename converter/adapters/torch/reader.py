@@ -18,13 +18,13 @@ from ...progress import steps
 from ...rewrite import Lifted
 from ...shapes import Shapes, finish
 from . import (computed_weights, exported, functional_layers, ops_view, padding_masks, patterns, pretrained,
-               rms_norm_rule, sdpa_attention, static_shapes, tanh_gelu)
+               rms_norm_rule, sdpa_attention, static_shapes, tanh_gelu, token_positions)
 from .module import load_module
 from .state_dict import load_state_dict
 
 
 # Rules lifting what a model spells out op by op into one op (rewrite.py applies them, in this order)
-RULES = [padding_masks.RULE, sdpa_attention.RULE, tanh_gelu.RULE, rms_norm_rule.RULE]
+RULES = [padding_masks.RULE, token_positions.RULE, sdpa_attention.RULE, tanh_gelu.RULE, rms_norm_rule.RULE]
 
 
 @dataclass
@@ -163,6 +163,7 @@ def rewritten(traced, state: dict, shapes, dtypes) -> tuple[dict, list, set]:
     applied: (computed key -> the keys it comes from, the ops with what rules lifted, the weights they took)."""
     static_shapes.fold(traced, shapes, dtypes)
     padding_masks.fold(traced, shapes, dtypes)
+    token_positions.fold(traced, shapes, dtypes)
     computed = computed_weights.fold(traced, state)
     ops, lifted_weights = rewrite.apply(RULES, ops_view.ops_of(traced, function_name), state, set(), set(),
                                         ops_view.FxView)
