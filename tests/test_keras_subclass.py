@@ -60,3 +60,15 @@ def test_keras_hub_backbones(name, arguments, tmp_path, keras):
     converter.convert(tmp_path / "backbone.keras", tmp_path / "port.onnx", module=f"keras_hub.models:{name}")
     x = np.random.default_rng(1).standard_normal((2, 3, 32, 40)).astype(np.float32)
     assert_close(run_keras_model(model, x), RUNNERS["onnx"](tmp_path / "port.onnx", x))
+
+
+def test_a_libraries_layer_is_not_read_as_wconvs_layer_of_the_same_name(tmp_path, keras):
+    """keras-hub's PositionEmbedding (the table itself, broadcast) is not wconv's (a table added to x): a file's layer
+    registered by another package keeps that package in its name, and is refused by it."""
+    keras_hub = pytest.importorskip("keras_hub")
+    model = keras_hub.models.BertBackbone(vocabulary_size=20, num_layers=1, num_heads=2, hidden_dim=8,
+                                          intermediate_dim=12, max_sequence_length=16)
+    model.save(tmp_path / "backbone.keras")
+    with pytest.raises(converter.WconvError, match="keras_hub>PositionEmbedding") as error:
+        converter.convert(tmp_path / "backbone.keras", tmp_path / "port.onnx", module="keras_hub.models:BertBackbone")
+    assert error.value.exit_code == 3 and not (tmp_path / "port.onnx").exists()

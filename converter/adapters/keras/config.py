@@ -215,11 +215,22 @@ def _option(key, value) -> bool:
     return key in CALL_OPTIONS and isinstance(value, CALL_OPTIONS[key]) and not isinstance(value, (dict, list))
 
 
+WCONV_PACKAGE = "wconv"  # converter.keras_layers.PACKAGE (not imported: it imports Keras)
+
+
 def class_name(layer: dict) -> str:
     """A layer's class, or ``ops.<Class>`` for an operation Keras 3 records as a node of its own (``x + 3.0``,
     ``ops.split``): ``ops.Add`` is not the ``Add`` layer. A ``.keras`` file says so by the node's module. A legacy
     ``.h5`` has no modules; there, a node Keras 3 wrote (its calls are ``{"args": ..., "kwargs": ...}`` records) is an
-    operation when its config lacks the "trainable" that every Keras 3 layer's and model's config holds."""
+    operation when its config lacks the "trainable" that every Keras 3 layer's and model's config holds.
+
+    A class registered by a package of its own keeps its registered name, ``keras_hub>PositionEmbedding``: it is
+    not wconv's ``PositionEmbedding`` (another config, other weights, another function), whose registered name
+    ``wconv>PositionEmbedding`` reads as the class wconv's op table names."""
+    registered = layer.get("registered_name")
+    if isinstance(registered, str) and ">" in registered:
+        package, _, name = registered.partition(">")
+        return name if package == WCONV_PACKAGE else registered
     module = layer.get("module")
     if isinstance(module, str):
         return f"ops.{layer['class_name']}" if module.startswith("keras.src.ops.") else layer["class_name"]
