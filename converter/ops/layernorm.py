@@ -122,7 +122,10 @@ class LayerNorm(LastAxisNorm):
         name, attrs = context.name(onnx_node), context.attrs(onnx_node)
         shape = context.shape(onnx_node.input[0])
         axis = attrs.get("axis", -1)
-        if shape is None or axis % len(shape) != len(shape) - 1:
+        if shape is None:
+            raise Unsupported(f"LayerNormalization '{name}': the rank of its input is unknown (an earlier node's "
+                              "output shape could not be inferred), so which axis it normalizes is unknown")
+        if axis % len(shape) != len(shape) - 1:
             raise Unsupported(f"LayerNormalization '{name}': axis={axis}; only the last axis converts")
         if attrs.get("stash_type", 1) != 1:
             raise Unsupported(f"LayerNormalization '{name}': stash_type={attrs['stash_type']}; only float32 converts")

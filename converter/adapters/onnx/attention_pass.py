@@ -25,7 +25,8 @@ import numpy as np
 from ...ops.attention import ATTENTION, ZEROS
 from ...rewrite import Lifted, Match, Rule
 from .attention_heads import AttentionHeads
-from .layout_trace import Tracer
+from .layout_trace import ARITHMETIC, Tracer
+from .shape_pass import BATCH
 from .wiring import int_attr
 
 FUSED_OP = "WconvAttention"  # the op type this pass once made: still refused in a file (reader.RESERVED)
@@ -120,6 +121,7 @@ class _Graph(AttentionHeads):
                 return None  # with a mask too, both hide alike: a row masked whole averages, or gets no value
             scaled, causal = self.producer.get(found[0]), found[1]
         tracer = Tracer(self)
+        tracer.arithmetic.update({id(node): node for node in (bias[3] if bias is not None else [])})
         scale_nodes, factor = [], 1.0
         while (found := tracer.scale_factor(scaled)) is not None:  # who else reads these: _closed
             scale_nodes.append(scaled)
@@ -154,14 +156,19 @@ class _Graph(AttentionHeads):
                    for node in chain for name in node.output if name)
 
     def _additive_mask(self, add):
-        """(the scores, [the Add], causal) for ``Add(scores, constant)`` where the constant, for each sample and
-        head, is 0 everywhere (no mask) or 0 on and below the diagonal and -1e9 or less above it (causal), as
-        torch.onnx's dynamo exporter adds F.scaled_dot_product_attention's mask; else None."""
+        """(the scores, [the Add], causal, the nodes computing the mask) for ``Add(scores, constant)`` where the
+        constant, for each sample and head, is 0 everywhere (no mask) or 0 on and below the diagonal and -1e9 or less
+        above it (causal), as torch.onnx's dynamo exporter adds F.scaled_dot_product_attention's mask; at a free
+        batch, the constant is ``Where(Expand(C, [batch, ...]), 0, hidden)`` (_expanded_bias); else None."""
         if add is None or add.op_type != "Add":
             return None
         constant = next((name for name in add.input if name in self.constants), None)
+        expanded = None if constant is not None else next(
+            ((name, found) for name in add.input if (found := self._expanded_bias(name)) is not None), None)
+        constant = expanded[0] if expanded else constant
         other = next((name for name in add.input if name != constant), None)
-        bias = np.asarray(self.constants[constant], dtype=np.float64) if constant is not None else None
+        bias = expanded[1][0] if expanded else \
+            np.asarray(self.constants[constant], dtype=np.float64) if constant is not None else None
         if bias is None or other is None or bias.ndim < 2:
             return None
         stacked = bias.reshape(-1, *bias.shape[-2:])  # the same for every sample and head (at a fixed batch too)
@@ -171,7 +178,37 @@ class _Graph(AttentionHeads):
         lower = np.tril(np.ones(square.shape, dtype=bool))
         if not (square == 0).all() and not ((square[lower] == 0).all() and (square[~lower] <= -1e9).all()):
             return None
-        return other, [add], not (square == 0).all()
+        return other, [add], not (square == 0).all(), expanded[1][1] if expanded else []
+
+    def _expanded_bias(self, value):
+        """(one sample's mask, the nodes computing it) for ``Where(Expand(C, [batch, ...]), zero, hidden)``, C, zero
+        and hidden constants, C one sample's (first axis 1): what dynamo writes at a free batch (the same for every
+        sample, as C is); else None. The nodes go where no other attention reads them (dynamo shares one mask)."""
+        where = self.producer.get(value)
+        if where is None or where.op_type != "Where" or any(name not in self.constants for name in where.input[1:]):
+            return None
+        expand = self.producer.get(where.input[0])
+        if expand is None or expand.op_type != "Expand" or expand.input[0] not in self.constants:
+            return None
+        data, dims = np.asarray(self.constants[expand.input[0]]), self.sizes.get(expand.output[0])
+        if dims is None or dims[0] is not BATCH or not all(isinstance(d, int) for d in dims[1:]) or \
+                data.ndim != len(dims) or data.shape[0] != 1:
+            return None
+        keep = np.broadcast_to(data, (1, *dims[1:]))
+        bias = np.where(keep, self.constants[where.input[1]], self.constants[where.input[2]]).astype(np.float64)
+        return bias, [where, expand, *self._shape_arithmetic(expand.input[1])]
+
+    def _shape_arithmetic(self, value) -> list:
+        """The nodes computing ``value`` from constants and tensors' shapes alone (an Expand's target)."""
+        found, stack = {}, [value]
+        while stack:
+            node = self.producer.get(stack.pop())
+            if node is None or id(node) in found or node.op_type not in ARITHMETIC:
+                continue
+            found[id(node)] = node
+            if node.op_type != "Shape":
+                stack.extend(name for name in node.input if name and name not in self.constants)
+        return list(found.values())
 
     def _nan_guard(self, weights) -> list:
         """[IsNaN, Where] for ``Where(IsNaN(weights), 0, weights)`` after the softmax, else []."""
