@@ -188,6 +188,20 @@ class CountedPositions(nn.Module):
         return self.words(ids) + self.positions(positions)
 
 
+class StackedMean(nn.Module):
+    """Two Linear branches averaged as wconv writes Keras' Average, ``torch.stack([a, b]).mean(0)``, or (``axis`` 1)
+    averaged over another axis, which is no average of the branches (refused)."""
+
+    wconv_input_shapes = [(5,)]
+
+    def __init__(self, axis=0):
+        super().__init__()
+        self.left, self.right, self.axis = nn.Linear(5, 4), nn.Linear(5, 4), axis
+
+    def forward(self, x):
+        return torch.stack([self.left(x), self.right(x)]).mean(self.axis)
+
+
 class TanhGelu(nn.Module):
     """GELU's tanh approximation written out (tanh_gelu.py), in GPT-2's operand order or another; ``cubic``: the
     formula's 0.044715, or another number (not GELU)."""

@@ -13,8 +13,8 @@ import converter
 from conftest import TARGET_SUFFIX, assert_close, run_inputs
 from export_models import (STEPS, WIDTH, CountedPositions, DataDependent, EagerPython, FunctionalMaxPool, InPlace,
                            MaskedAttention,
-                           PackedAttention, RMSNormed, RotaryGroupedAttention, SpelledAttention, TanhGelu,
-                           WriteThroughView)
+                           PackedAttention, RMSNormed, RotaryGroupedAttention, SpelledAttention, StackedMean,
+                           TanhGelu, WriteThroughView)
 from sequence_models import seeded
 from test_bad_input import wconv
 from test_sequences import run_file
@@ -162,6 +162,21 @@ def test_positions_that_count_padding_are_refused_by_name(tmp_path):
                    "--module-args", '{"spelling": "padding_counted"}')
     assert result.returncode == 3 and "cumsum" in result.stderr, result.stderr
     assert not (tmp_path / "b.onnx").exists()
+
+
+def test_a_stack_averaged_over_its_new_axis_is_one_average(tmp_path):
+    model = _save(StackedMean(), tmp_path / "a.pt")
+    graph = converter.read(tmp_path / "a.pt", module=f"{MODULES}:StackedMean")
+    assert [node.op for node in graph.nodes] == ["dense", "dense", "average"]
+    _converts_and_predicts(model, {"module": f"{MODULES}:StackedMean"},
+                           np.random.default_rng(10).standard_normal((3, 5)).astype("float32"), tmp_path)
+
+
+def test_a_stack_averaged_over_another_axis_is_refused_by_name(tmp_path):
+    _save(StackedMean(axis=1), tmp_path / "a.pt")
+    result = wconv("torch-to-onnx", tmp_path / "a.pt", tmp_path / "b.onnx", "--module", f"{MODULES}:StackedMean",
+                   "--module-args", '{"axis": 1}')
+    assert result.returncode == 3 and "stack" in result.stderr, result.stderr
 
 
 @pytest.mark.parametrize("order", ["gpt2", "other"])

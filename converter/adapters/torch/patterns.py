@@ -1,8 +1,5 @@
-"""Ops that a traced module spells as more than one call, read back as the one op.
-
-wconv writes Keras' Average as ``torch.stack([a, b, ...]).mean(0)``: two fx nodes, a stack and its
-mean over the new axis. The reader skips the stack and reads the mean as an ``average`` of the
-stacked tensors.
+"""Ops that a traced module spells as more than one call, read back as the one op (those not yet rules of the
+rewrite driver; Keras' Average, ``torch.stack([...]).mean(0)``, is one: stacked_mean.py).
 
 A recurrent module returns a tuple, unpacked by indexing: ``out, _ = self.lstm(x)`` is the sequence,
 ``out[:, -1]`` and ``h_n[-1]`` the final state (of a one-direction layer). Those calls are read with
@@ -296,31 +293,16 @@ def _unsupported(fx_node, what: str) -> Unsupported:
                        "into another module's call")
 
 
-def stacked_for_mean(fx_node, function_name) -> list | None:
-    """The tensors averaged when ``fx_node`` is the ``.mean(0)`` of a ``torch.stack([...])``, else None."""
-    if fx_node.op not in ("call_method", "call_function") or function_name(fx_node) not in ("mean", "torch.mean"):
-        return None
-    dims = fx_node.kwargs.get("dim", fx_node.args[1] if len(fx_node.args) > 1 else None)
-    keepdim = fx_node.kwargs.get("keepdim", fx_node.args[2] if len(fx_node.args) > 2 else False)
-    source = fx_node.args[0]
-    if dims not in (0, [0], (0,)) or keepdim or getattr(source, "op", None) != "call_function" or \
-            function_name(source) != "torch.stack":
-        return None
-    if len(source.users) != 1 or source.kwargs.get("dim", source.args[1] if len(source.args) > 1 else 0) != 0:
-        return None
-    return list(source.args[0])
-
-
 def absorbed(fx_node, function_name) -> bool:
-    """A ``torch.stack`` read together with the ``.mean(0)`` that is its only user, or with the module call it
-    gives initial states (recurrent_states.py); an item of a split's parts, which the split names its output."""
+    """A ``torch.stack`` read together with the module call it gives initial states (recurrent_states.py); an item of
+    a split's parts, which the split names its output."""
     if is_item(fx_node) and getattr(fx_node.args[0], "op", None) in ("call_function", "call_method") and \
             function_name(fx_node.args[0]) in TUPLE_RESULTS:
         return True
     if fx_node.op != "call_function" or function_name(fx_node) != "torch.stack" or len(fx_node.users) != 1:
         return False
     user = next(iter(fx_node.users))
-    return stacked_for_mean(user, function_name) is not None or user.op == "call_module" and _is_hx(fx_node, user)
+    return user.op == "call_module" and _is_hx(fx_node, user)
 
 
 def _is_hx(fx_node, call) -> bool:

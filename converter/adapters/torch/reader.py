@@ -12,19 +12,20 @@ from typing import Sequence
 from ... import rewrite, untrusted
 from ...errors import BadInput, ShapeMismatch, Unsupported, WeightMismatch, about
 from ...ir import Graph, Value, tie
-from ...ops import OPS, TORCH_FUNCTIONS, TORCH_MODULES
+from ...ops import TORCH_FUNCTIONS, TORCH_MODULES
 from ...ops.activations import Activation
 from ...progress import steps
 from ...rewrite import Lifted
 from ...shapes import Shapes, finish
 from . import (computed_weights, exported, functional_layers, ops_view, padding_masks, patterns, pretrained,
-               rms_norm_rule, sdpa_attention, static_shapes, tanh_gelu, token_positions)
+               rms_norm_rule, sdpa_attention, stacked_mean, static_shapes, tanh_gelu, token_positions)
 from .module import load_module
 from .state_dict import load_state_dict
 
 
 # Rules lifting what a model spells out op by op into one op (rewrite.py applies them, in this order)
-RULES = [padding_masks.RULE, token_positions.RULE, sdpa_attention.RULE, tanh_gelu.RULE, rms_norm_rule.RULE]
+RULES = [stacked_mean.RULE, padding_masks.RULE, token_positions.RULE, sdpa_attention.RULE, tanh_gelu.RULE,
+         rms_norm_rule.RULE]
 
 
 @dataclass
@@ -137,8 +138,6 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
         elif (functional := _functional(fx_node)) is not None:
             layer = _functional_layer(fx_node, functional, names[fx_node], state, used, shapes)
             created = TORCH_MODULES[layer.class_name](layer)
-        elif (stacked := patterns.stacked_for_mean(fx_node, function_name)) is not None:
-            created = [OPS["average"].node(names[fx_node], [n.name for n in stacked], [fx_node.name])]
         elif fx_node.op != "placeholder":
             sources = [n.name for n in fx_node.all_input_nodes]
             function = function_name(fx_node)
