@@ -75,6 +75,7 @@ class Lifted:
     input: list  # the op-level values they read
     output: list  # the op-level values they give
     name: str
+    calls: str | None = None  # the module whose call it is (a later call of it shares the first call's weights)
     op_type: str = "(lifted)"
     domain: str = ""
     attribute: tuple = ()

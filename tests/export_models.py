@@ -202,6 +202,21 @@ class StackedMean(nn.Module):
         return torch.stack([self.left(x), self.right(x)]).mean(self.axis)
 
 
+class SharedMultiheadAttention(nn.Module):
+    """One nn.MultiheadAttention (6 features, 2 heads) called twice, ``out, _ = attn(x, x, x)`` then
+    ``attn(out, out, out)[0]``: two attentions sharing one module's weights (unpacked_calls.py)."""
+
+    wconv_input_shapes = [(STEPS, 6)]
+
+    def __init__(self):
+        super().__init__()
+        self.attn = nn.MultiheadAttention(6, 2, batch_first=True)
+
+    def forward(self, x):
+        out, _ = self.attn(x, x, x)
+        return self.attn(out, out, out)[0]
+
+
 class TanhGelu(nn.Module):
     """GELU's tanh approximation written out (tanh_gelu.py), in GPT-2's operand order or another; ``cubic``: the
     formula's 0.044715, or another number (not GELU)."""

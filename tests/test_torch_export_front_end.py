@@ -13,8 +13,8 @@ import converter
 from conftest import TARGET_SUFFIX, assert_close, run_inputs
 from export_models import (STEPS, WIDTH, CountedPositions, DataDependent, EagerPython, FunctionalMaxPool, InPlace,
                            MaskedAttention,
-                           PackedAttention, RMSNormed, RotaryGroupedAttention, SpelledAttention, StackedMean,
-                           TanhGelu, WriteThroughView)
+                           PackedAttention, RMSNormed, RotaryGroupedAttention, SharedMultiheadAttention,
+                           SpelledAttention, StackedMean, TanhGelu, WriteThroughView)
 from sequence_models import seeded
 from test_bad_input import wconv
 from test_sequences import run_file
@@ -177,6 +177,22 @@ def test_a_stack_averaged_over_another_axis_is_refused_by_name(tmp_path):
     result = wconv("torch-to-onnx", tmp_path / "a.pt", tmp_path / "b.onnx", "--module", f"{MODULES}:StackedMean",
                    "--module-args", '{"axis": 1}')
     assert result.returncode == 3 and "stack" in result.stderr, result.stderr
+
+
+def test_a_multihead_attention_called_twice_is_two_attentions_sharing_its_weights(tmp_path):
+    """Each call, with the unpacking of its (output, weights), is one attention named after the module (the second
+    ``attn#2``), the second tied to the first: a torch port calls one module twice, its state_dict holds it once."""
+    options = {"module": f"{MODULES}:SharedMultiheadAttention"}
+    model = _save(SharedMultiheadAttention(), tmp_path / "a.pt")
+    graph = converter.read(tmp_path / "a.pt", **options)
+    assert [(node.op, node.name, node.attrs.get("weights_of")) for node in graph.nodes] == \
+        [("attention", "attn", None), ("attention", "attn#2", "attn")]
+    x = np.random.default_rng(11).standard_normal((3, STEPS, 6)).astype("float32")
+    _converts_and_predicts(model, options, x, tmp_path)
+    converter.convert(tmp_path / "a.pt", tmp_path / "b.pt", **options)
+    assert sum(key.endswith("in_proj_weight") for key in torch.load(tmp_path / "b.pt", weights_only=True)) == 1
+    with torch.no_grad():
+        assert_close(model(torch.from_numpy(x)).numpy(), run_file("torch", tmp_path / "b.pt", x))
 
 
 @pytest.mark.parametrize("order", ["gpt2", "other"])

@@ -18,14 +18,15 @@ from ...progress import steps
 from ...rewrite import Lifted
 from ...shapes import Shapes, finish
 from . import (computed_weights, exported, functional_layers, ops_view, padding_masks, patterns, pretrained,
-               rms_norm_rule, sdpa_attention, stacked_mean, static_shapes, tanh_gelu, token_positions)
+               rms_norm_rule, sdpa_attention, stacked_mean, static_shapes, tanh_gelu, token_positions, unpacked_calls)
 from .module import load_module
 from .state_dict import load_state_dict
 
 
-# Rules lifting what a model spells out op by op into one op (rewrite.py applies them, in this order)
-RULES = [stacked_mean.RULE, padding_masks.RULE, token_positions.RULE, sdpa_attention.RULE, tanh_gelu.RULE,
-         rms_norm_rule.RULE]
+def rules(traced) -> list:
+    """The rules lifting what a model spells out op by op into one op, in the order rewrite.py applies them."""
+    return [unpacked_calls.multihead_attention(module_call_names(traced)), stacked_mean.RULE, padding_masks.RULE,
+            token_positions.RULE, sdpa_attention.RULE, tanh_gelu.RULE, rms_norm_rule.RULE]
 
 
 @dataclass
@@ -100,6 +101,10 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
     skipped = set().union(*(use.absorbed for use in recurrent.values()))
     for op in steps(ops, "reading torch layers"):
         if isinstance(op, Lifted):  # what a rule read whole (sdpa_attention.py)
+            if op.calls is not None:  # a module called again: its weights are the first call's
+                if op.calls in first_calls:
+                    tie(op.nodes, first_calls[op.calls])
+                first_calls.setdefault(op.calls, op.nodes)
             shapes.add(op.nodes)
             nodes.extend(op.nodes)
             continue
@@ -125,10 +130,8 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
             elif layer.class_name in patterns.SELF_ATTENTION_MODULES:
                 layer.inputs = patterns.self_attention_call(fx_node)
                 layer.input_shapes = shapes.of(layer.inputs)
-            elif layer.class_name in patterns.ATTENTION_MODULES:
-                layer.inputs, output, absorbed = patterns.attention_call(fx_node)
-                layer.outputs, layer.input_shapes = [output.name], shapes.of(layer.inputs)
-                skipped |= absorbed
+            elif layer.class_name in patterns.ATTENTION_MODULES:  # not lifted (unpacked_calls.py): say why
+                patterns.attention_call(fx_node)
             created = TORCH_MODULES[layer.class_name](layer)
             if fx_node.target in first_calls:  # the module called again: its weights are the first call's
                 tie(created, first_calls[fx_node.target])
@@ -158,13 +161,13 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
 
 
 def rewritten(traced, state: dict, shapes, dtypes) -> tuple[dict, list, set]:
-    """``traced`` with its shape reads folded, the weights it computes evaluated (``state`` gains them) and RULES
+    """``traced`` with its shape reads folded, the weights it computes evaluated (``state`` gains them) and the rules
     applied: (computed key -> the keys it comes from, the ops with what rules lifted, the weights they took)."""
     static_shapes.fold(traced, shapes, dtypes)
     padding_masks.fold(traced, shapes, dtypes)
     token_positions.fold(traced, shapes, dtypes)
     computed = computed_weights.fold(traced, state)
-    ops, lifted_weights = rewrite.apply(RULES, ops_view.ops_of(traced, function_name), state, set(), set(),
+    ops, lifted_weights = rewrite.apply(rules(traced), ops_view.ops_of(traced, function_name), state, set(), set(),
                                         ops_view.FxView)
     return computed, ops, lifted_weights
 
