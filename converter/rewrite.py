@@ -7,8 +7,9 @@ parameters, as one ``Lifted`` node). The driver applies an ordered list of rules
 - a node belongs to one match at most: a match overlapping an earlier one of the same rule is refused;
 - a match must be closed: no value made inside it, other than what its replacement gives, is read by a node
   outside it or is a graph output (else the match is refused, and the nodes stay as they are);
-- the replacement takes the place of the match's last node in graph order, so every value it reads is made
-  before it and every value it gives is made before its readers;
+- the replacement goes at the earliest place, from the match's first node on, where every value it reads is made
+  before it: so its values are made before their readers (an item unpacked from a call and read before the
+  match's last node among them);
 - nodes that computed values for a match alone (``Match.feeding``) go once nothing reads them;
 - constants that only removed nodes read are returned as consumed (they are part of what a rule proved, never
   weights left unused);
@@ -154,11 +155,14 @@ def closed(match: Match, view: View, removed: set | None = None) -> bool:
 
 
 def _replaced(nodes: list, matches: list[Match], outputs: set) -> tuple[list, list]:
-    """(the nodes with each match's replacement at the place of its last node in graph order, and without the
-    feeding nodes nothing reads any more; the nodes removed)."""
+    """(the nodes with each match's replacement at its place (_place), and without the feeding nodes nothing reads
+    any more; the nodes removed)."""
     position = {id(node): index for index, node in enumerate(nodes)}
     removed = {id(node) for found in matches for node in found.nodes}
-    at = {max(position[id(node)] for node in found.nodes): found.replacement for found in matches}
+    made_at = {value: index for index, node in enumerate(nodes) if id(node) not in removed for value in node.output}
+    at = {}
+    for found in matches:
+        at.setdefault(_place(found, position, made_at), []).extend(found.replacement)
     result = []
     for index, node in enumerate(nodes):
         result.extend(at.get(index, ()))
@@ -173,6 +177,15 @@ def _replaced(nodes: list, matches: list[Match], outputs: set) -> tuple[list, li
         removed |= dead
         result = [node for node in result if id(node) not in dead]
     return result, [node for node in nodes if id(node) in removed]
+
+
+def _place(found: Match, position: dict, made_at: dict) -> int:
+    """The index before which ``found``'s replacement goes: its first node's, or later, after the last node making a
+    value it reads (graph inputs and constants are made before any)."""
+    given = {value for node in found.replacement for value in node.output}
+    reads = [value for node in found.replacement for value in node.input if value not in given]
+    after = max((made_at[value] + 1 for value in reads if value in made_at), default=0)
+    return max(min(position[id(node)] for node in found.nodes), after)
 
 
 def problems(nodes: list, constants: dict, outputs: set, inputs: set) -> set[str]:

@@ -384,6 +384,22 @@ def test_nodes_that_fed_a_match_alone_go_with_it():
     assert run([rule], also_read, {}, outputs=("y", "kept"))[0] == ["Shape", "Identity", "Identity"]
 
 
+def test_a_replacement_goes_before_the_readers_of_what_it_gives():
+    """A call unpacked twice, its first item read before the second is taken (a recurrent layer's sequence sliced
+    before its final state is unpacked): the replacement goes where the call was, not after the match's last node,
+    which would put it after a reader of its first value."""
+    nodes = [node("Split", ["x"], ["parts"]), node("Gather", ["parts", "zero"], ["first"]),
+             node("Neg", ["first"], ["y"]), node("Gather", ["parts", "one"], ["second"])]
+
+    def call(view, anchor):
+        unpacked = [user for user in view.consumers[anchor.output[0]]]
+        return rewrite.Match([anchor, *unpacked], [node("Identity", ["x"], ["first"]), node("Abs", ["x"], ["second"])])
+
+    types, done, _, _ = run([rewrite.Rule("call", ("Split",), call)], nodes, {"zero": np.array(0), "one": np.array(1)},
+                            outputs=("y", "second"))
+    assert types == ["Identity", "Abs", "Neg"]
+
+
 def test_a_constant_other_nodes_still_read_is_not_consumed():
     nodes = [*SOFTMAX, node("ReduceMax", ["y", "axes"], ["z"], keepdims=1)]
     _, _, consumed, _ = run([softmax_pass.RULE], nodes, AXES, outputs=("z",))
