@@ -1,5 +1,5 @@
-"""Ops that a traced module spells as more than one call, read back as the one op (those not yet rules of the
-rewrite driver; Keras' Average, ``torch.stack([...]).mean(0)``, is one: stacked_mean.py).
+"""How a traced model calls a library module and unpacks what it gives: what the rules of unpacked_calls.py lift
+with the call, and what the reader says when they cannot.
 
 A recurrent module returns a tuple, unpacked by indexing: ``out, _ = self.lstm(x)`` is the sequence,
 ``out[:, -1]`` and ``h_n[-1]`` the final state (of a one-direction layer). Those calls are read with
@@ -49,12 +49,6 @@ class RecurrentUse:
     states: list | None = None  # final states taken out (fx node or None per state, Keras order), if any
     split: list | None = None  # each direction's output apart (Keras merge_mode=None): [forward, backward]
     initial: list = field(default_factory=list)  # initial states passed in (fx nodes, Keras order)
-
-
-def recurrent_uses(traced) -> dict:
-    """fx node of each recurrent module call -> how the model uses it (read before the calls around it)."""
-    return {node: recurrent_use(node, traced.get_submodule(node.target)) for node in traced.graph.nodes
-            if node.op == "call_module" and type(traced.get_submodule(node.target)).__name__ in RECURRENT_MODULES}
 
 
 def recurrent_use(fx_node, module) -> RecurrentUse:

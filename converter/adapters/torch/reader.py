@@ -25,8 +25,9 @@ from .state_dict import load_state_dict
 
 def rules(traced) -> list:
     """The rules lifting what a model spells out op by op into one op, in the order rewrite.py applies them."""
-    return [unpacked_calls.multihead_attention(module_call_names(traced)), stacked_mean.RULE, padding_masks.RULE,
-            token_positions.RULE, sdpa_attention.RULE, tanh_gelu.RULE, rms_norm_rule.RULE]
+    names = module_call_names(traced)
+    return [unpacked_calls.multihead_attention(names), unpacked_calls.recurrent(names), stacked_mean.RULE,
+            padding_masks.RULE, token_positions.RULE, sdpa_attention.RULE, tanh_gelu.RULE, rms_norm_rule.RULE]
 
 
 @dataclass
@@ -96,9 +97,6 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
     shapes = Shapes(inputs)
     outputs, nodes, first_calls = [], [], {}
     names = module_call_names(traced)
-    recurrent = patterns.recurrent_uses(traced)
-    # fx nodes read together with a call: a recurrent layer's transposes and output unpacking
-    skipped = set().union(*(use.absorbed for use in recurrent.values()))
     for op in steps(ops, "reading torch layers"):
         if isinstance(op, Lifted):  # what a rule read whole (sdpa_attention.py)
             if op.calls is not None:  # a module called again: its weights are the first call's
@@ -109,21 +107,12 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
             nodes.extend(op.nodes)
             continue
         fx_node = op.node
-        if fx_node in skipped:
-            continue
         if fx_node.op == "output":
             outputs = [n.name for n in flat_outputs(fx_node.args[0])]
         elif fx_node.op == "call_module":
             layer = _layer(traced, fx_node, names[fx_node], state, used, shapes)
-            if layer.class_name in patterns.RECURRENT_MODULES:
-                use = recurrent[fx_node]
-                layer.options["returns"], layer.outputs = use.returns, _recurrent_outputs(layer.name, use)
-                layer.options["merge"] = "concat" if use.split is None else None
-                layer.inputs = layer.inputs[:1] + [getattr(n, "name", n) for n in use.initial]
-                layer.input_shapes = shapes.of(layer.inputs)
-                if use.input is not None:  # a time-major module between transposes: read batch-first
-                    layer.options["time_major"], layer.inputs = True, [use.input.name]
-                    layer.input_shapes = shapes.of(layer.inputs)
+            if layer.class_name in patterns.RECURRENT_MODULES:  # not lifted (unpacked_calls.py): say why
+                patterns.recurrent_use(fx_node, layer.module)
             elif layer.class_name == "ExplicitAttention":  # wconv's helper (cells.py): query, key, value in
                 layer.inputs = [getattr(a, "name", a) for a in fx_node.args[:4]]
                 layer.input_shapes = shapes.of(layer.inputs)
@@ -183,17 +172,6 @@ def lifted_layers(traced, model, shapes, dtypes) -> tuple[dict, set]:
     lifted = {op.output[0]: op.name for op in ops if isinstance(op, Lifted)}
     kept = {op.node.name for op in ops if not isinstance(op, Lifted)}
     return lifted, {node.name for node in traced.graph.nodes if node.name not in kept and node.name not in lifted}
-
-
-def _recurrent_outputs(name: str, use) -> list[str]:
-    """The fx names of what the model takes from a recurrent call: its output, then any final states (values it
-    does not use named after the layer)."""
-    if use.split is not None:
-        outputs = [node.name for node in use.split]
-    else:
-        outputs = [use.output.name if use.output is not None else f"{name}/unused_output"]
-    return outputs + [getattr(node, "name", node) if node is not None else f"{name}/unused_state{index}"
-                      for index, node in enumerate(use.states or [])]
 
 
 def module_call_names(traced) -> dict:
