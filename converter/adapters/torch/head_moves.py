@@ -27,7 +27,7 @@ def unrepeated(view, value):
     reshape = view.op(value)
     expand = view.op(reshape.node.args[0]) if _is(reshape, ("reshape", "view")) else None
     unsqueeze = view.op(expand.node.args[0]) if _is(expand, ("expand",)) else None
-    if not _is(unsqueeze, ("unsqueeze",)) or unsqueeze.node.args[1] not in (2, -3):
+    if not _is(unsqueeze, ("unsqueeze",)) or unsqueeze.node.args[1:2] not in ((2,), (-3,)):
         return value, 1, [], []
     sizes = _sizes(expand.node.args[1:])
     shape = _sizes(reshape.node.args[1:])
