@@ -81,14 +81,12 @@ def _gathered_from_one_value(traced, state: dict) -> None:
         if not hasattr(source, "op") or inputs_read(source) or shape is None or len(shape) < 2 or \
                 not all(isinstance(size, int) for size in shape[1:]):
             continue
-        keys = _sources(source)
-        if not keys or not all(key in state for key in keys):
+        keys = _sources(source)  # one buffer, whose expanded copies are gathered from
+        value = state.get(keys[0]) if len(keys) == 1 else None
+        if value is None or value.size == 0 or not (value == value.flat[0]).all():
             continue
-        values = [state[key] for key in keys]
-        if len(keys) != 1 or values[0].size == 0 or not (values[0] == values[0].flat[0]).all():
-            continue  # a buffer whose expanded copies are gathered from: one value
         name = _unique(f"{_own_key(keys[0])}_gathered", state)
-        state[name] = np.full((1, *shape[1:]), values[0].flat[0], dtype=values[0].dtype)
+        state[name] = np.full((1, *shape[1:]), value.flat[0], dtype=value.dtype)
         traced.register_buffer(name, torch.from_numpy(state[name]), persistent=False)
         with traced.graph.inserting_before(node):
             getter = traced.graph.get_attr(name)
@@ -96,7 +94,7 @@ def _gathered_from_one_value(traced, state: dict) -> None:
 
 
 def _embedded_and_added(traced, node) -> bool:
-    return bool(node.users) and all(_is_embedding(traced, user) and user.users and
+    return bool(node.users) and all(is_embedding(traced, user) and user.users and
                                     all(_is_addition(reader) for reader in user.users) for user in node.users)
 
 
@@ -104,7 +102,7 @@ def _batch_size(node) -> bool:
     return getattr(node, "op", None) == "call_method" and node.target == "size" and node.args[1:] == (0,)
 
 
-def _is_embedding(traced, node) -> bool:
+def is_embedding(traced, node) -> bool:
     return node.op == "call_module" and type(traced.get_submodule(node.target)).__name__ == "Embedding"
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ops_view import ADD, MULTIPLY
+from .ops_view import ADD, MULTIPLY, sizes
 
 NEGATE = ("aten.neg.default", "neg", "torch.neg", "operator.neg")
 CONCATENATE = ("torch.cat", "torch.concat", "torch.concatenate", "aten.cat.default")
@@ -29,14 +29,13 @@ def unrepeated(view, value):
     unsqueeze = view.op(expand.node.args[0]) if _is(expand, ("expand",)) else None
     if not _is(unsqueeze, ("unsqueeze",)) or unsqueeze.node.args[1:2] not in ((2,), (-3,)):
         return value, 1, [], []
-    sizes = _sizes(expand.node.args[1:])
-    shape = _sizes(reshape.node.args[1:])
-    if len(sizes) != 5 or len(shape) != 4 or not all(isinstance(each, int) and each > 0 for each in sizes[1:]):
+    expanded, shape = sizes(expand), sizes(reshape)
+    if len(expanded) != 5 or len(shape) != 4 or not all(isinstance(each, int) and each > 0 for each in expanded[1:]):
         return value, 1, [], []
-    groups, times, steps, size = sizes[1:]
+    groups, times, steps, size = expanded[1:]
     if shape[1:] != [groups * times, steps, size]:
         return value, 1, [], []
-    feeding = [view.op(size_node) for size_node in sizes if hasattr(size_node, "op")]  # the batch size read
+    feeding = [view.op(size_node) for size_node in expanded if hasattr(size_node, "op")]  # the batch size read
     return unsqueeze.node.args[0], times, [reshape, expand, unsqueeze], [op for op in feeding if op is not None]
 
 
@@ -114,11 +113,6 @@ def _table(constant, size: int):
     if array.ndim < 2 or array.shape[-1] != size or any(axis != 1 for axis in array.shape[:-2]):
         return None
     return np.ascontiguousarray(array.reshape(-1, size))
-
-
-def _sizes(arguments) -> list:
-    arguments = list(arguments)
-    return list(arguments[0]) if len(arguments) == 1 and isinstance(arguments[0], (list, tuple)) else arguments
 
 
 def _is(op, types) -> bool:

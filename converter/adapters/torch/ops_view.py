@@ -18,6 +18,12 @@ MULTIPLY = ("operator.mul", "mul", "torch.mul", "aten.mul.Tensor")
 ADD = ("operator.add", "add", "torch.add", "aten.add.Tensor")
 
 
+def sizes(op) -> list:
+    """The sizes a reshape, view or expand op is given, spread (``x.view(n, t, h, d)``) or as one list."""
+    given = list(op.node.args[1:])
+    return list(given[0]) if len(given) == 1 and isinstance(given[0], (list, tuple)) else given
+
+
 @dataclass(eq=False)
 class FxOp:
     node: object  # the fx node

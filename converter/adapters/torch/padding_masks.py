@@ -27,8 +27,8 @@ import numpy as np
 from ...frameworks import require
 from ...ops.padding_mask import PADDING_MASK
 from ...rewrite import Lifted, Match, Rule
-from .computed_weights import ancestors
-from .static_shapes import SDPA, inputs_read, recorded_run
+from .probes import read_input, run_on_rows
+from .static_shapes import SDPA
 
 EXHAUSTIVE = 10  # key lengths up to this are tried with every 0/1 row
 ROWS = 1024  # else this many seeded random rows
@@ -43,7 +43,7 @@ def fold(traced, input_shapes, input_dtypes) -> None:
     placeholders = [node for node in traced.graph.nodes if node.op == "placeholder"]
     found, kinds = {}, {}
     for call in calls:
-        source = _read_input(_mask(call))
+        source = read_input(_mask(call))
         if source is None or source not in placeholders:
             continue
         index = placeholders.index(source)
@@ -51,9 +51,9 @@ def fold(traced, input_shapes, input_dtypes) -> None:
         if len(shape) != 1 or shape[0] is None:
             continue  # a (batch, key steps) mask of a known length
         if _mask(call) not in kinds:  # the layers of a model share one mask: probed once
-            value = _probe(traced, input_shapes, input_dtypes, index, _mask(call), torch)
-            mask = value.get(_mask(call))
-            kinds[_mask(call)] = _kind_of(mask, value["rows"], torch), tuple(getattr(mask, "shape", ())[-2:])
+            rows = _rows(shape[0])
+            mask = (run_on_rows(traced, input_shapes, input_dtypes, index, rows, _mask(call)) or {}).get(_mask(call))
+            kinds[_mask(call)] = _kind_of(mask, rows, torch), tuple(getattr(mask, "shape", ())[-2:])
         kind, steps = kinds[_mask(call)]
         if kind is not None:
             found.setdefault(source, []).append((call, kind, steps))
@@ -66,12 +66,6 @@ def _mask(call):
     return call.args[3] if len(call.args) > 3 else call.kwargs.get("attn_mask")
 
 
-def _read_input(mask):
-    """The one input whose values ``mask`` reads (through anything but its size), else None."""
-    inputs = inputs_read(mask) if hasattr(mask, "op") else set()
-    return inputs.pop() if len(inputs) == 1 else None
-
-
 def _rows(steps: int) -> np.ndarray:
     """Every 0/1 row (or many), then rows of other values: a mask must treat every nonzero value as a token."""
     rng = np.random.default_rng(0)
@@ -80,19 +74,6 @@ def _rows(steps: int) -> np.ndarray:
         return np.concatenate([np.array(list(itertools.product([0, 1], repeat=steps)), dtype=np.int64), others])
     return np.concatenate([np.ones((1, steps), np.int64), np.zeros((1, steps), np.int64),
                            rng.integers(0, 2, (ROWS, steps)), others])
-
-
-def _probe(traced, input_shapes, input_dtypes, index: int, mask, torch) -> dict:
-    """The values ``mask`` is computed from, with input ``index`` holding every probe row (the others zeros)."""
-    rows = _rows(input_shapes[index][0])
-    inputs = [torch.from_numpy(rows).to(getattr(torch, dtype or "float32")) if position == index else
-              torch.zeros((len(rows), *[13 if size is None else size for size in shape]),
-                          dtype=getattr(torch, dtype or "float32"))
-              for position, (shape, dtype) in enumerate(zip(input_shapes, input_dtypes))]
-    try:
-        return {**recorded_run(traced, inputs, ancestors(mask) | {mask}), "rows": rows}
-    except Exception:  # the module rejects some pattern: not a padding mask it takes
-        return {"rows": rows}
 
 
 def _kind_of(mask, rows, torch) -> str | None:

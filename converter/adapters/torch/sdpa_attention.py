@@ -25,6 +25,7 @@ from ...ops.attention import ATTENTION, ZEROS
 from ...ops.dense import CONV1D_WEIGHT
 from ...rewrite import Lifted, Match, Rule
 from .head_moves import unrepeated, unrotated
+from .ops_view import sizes
 from .padding_masks import attention_mask
 
 SDPA = "aten.scaled_dot_product_attention.default"
@@ -38,11 +39,6 @@ def _argument(node, keyword: str, position: int, default):
     return node.args[position] if len(node.args) > position else default
 
 
-def _sizes(op) -> list:
-    sizes = list(op.node.args[1:])
-    return list(sizes[0]) if len(sizes) == 1 and isinstance(sizes[0], (list, tuple)) else sizes
-
-
 def _swaps(op, first: int, second: int) -> bool:
     return op is not None and op.op_type == "transpose" and sorted(op.node.args[1:3]) == [first, second]
 
@@ -54,9 +50,9 @@ def _heads(view, value):
     if not _swaps(swap, 1, 2):
         return None
     split = view.op(swap.node.args[0])
-    if split is None or split.op_type not in ("reshape", "view") or len(_sizes(split)) != 4:
+    if split is None or split.op_type not in ("reshape", "view") or len(sizes(split)) != 4:
         return None
-    heads, size = _sizes(split)[2:]
+    heads, size = sizes(split)[2:]
     if not isinstance(heads, int) or not isinstance(size, int):
         return None
     projection, part, between = view.op(split.node.args[0]), None, [swap, split]
@@ -67,7 +63,7 @@ def _heads(view, value):
         return None
     if PROJECTIONS[projection.op_type](projection.module) != heads * size * (1 if part is None else 3):
         return None
-    return projection, part, projection.node.args[0], heads, size, between, _sizes(split)[1]
+    return projection, part, projection.node.args[0], heads, size, between, sizes(split)[1]
 
 
 def _packed(view, item, width: int):
@@ -98,14 +94,14 @@ def _kernel(view, projection, part):
 def _merged(view, sdpa, heads: int, steps, size: int):
     """(the ops merging the heads back, the output projection's op) after ``sdpa``."""
     between, current = [], view.only_user(sdpa)
-    if current is not None and current.op_type == "reshape" and _sizes(current)[1:] == [heads, steps, size]:
+    if current is not None and current.op_type == "reshape" and sizes(current)[1:] == [heads, steps, size]:
         between.append(current)  # a reshape to the shape it has (transformers' attention_interface)
         current = view.only_user(current)
     if not _swaps(current, 1, 2):
         return None
     between.append(current)
     current = view.only_user(current)
-    if current is None or current.op_type != "reshape" or _sizes(current)[1:] not in ([steps, heads * size],
+    if current is None or current.op_type != "reshape" or sizes(current)[1:] not in ([steps, heads * size],
                                                                                       [steps, -1]):
         return None
     between.append(current)

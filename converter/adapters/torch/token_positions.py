@@ -19,8 +19,8 @@ import numpy as np
 from ...frameworks import require
 from ...ops.token_positions import TOKEN_POSITIONS
 from ...rewrite import Lifted, Match, Rule
-from .computed_weights import ancestors
-from .static_shapes import inputs_read, recorded_run
+from .computed_weights import is_embedding
+from .probes import read_input, run_on_rows
 
 SMALL_IDS = 6  # rows of ids below this: a padding id among them appears often
 ROWS = 512
@@ -31,30 +31,20 @@ def fold(traced, input_shapes, input_dtypes) -> None:
     torch = require("torch")
     placeholders = [node for node in traced.graph.nodes if node.op == "placeholder"]
     for node in list(traced.graph.nodes):
-        source = _read_input(node, placeholders)
-        if source is None or not any(_is_embedding(traced, user) for user in node.users):
+        source = read_input(node) if node.op in ("call_function", "call_method") else None
+        if source not in placeholders or not any(is_embedding(traced, user) for user in node.users):
             continue
         index = placeholders.index(source)
         if input_dtypes[index] != "int64" or len(input_shapes[index]) != 1 or input_shapes[index][0] is None:
             continue
         rows = probe_rows(input_shapes[index][0])
-        padding = padding_of(_probe(traced, input_shapes, input_dtypes, index, node, rows, torch), rows)
+        value = (run_on_rows(traced, input_shapes, input_dtypes, index, rows, node) or {}).get(node)
+        found = value.numpy() if isinstance(value, torch.Tensor) and tuple(value.shape) == rows.shape else None
+        padding = padding_of(found, rows)
         if padding is not None:
             _respell(traced, node, source, padding)
     traced.graph.eliminate_dead_code()
     traced.recompile()
-
-
-def _read_input(node, placeholders):
-    """The one input ``node`` computes from (not the input itself), else None."""
-    if node.op not in ("call_function", "call_method"):
-        return None
-    read = inputs_read(node)
-    return read.pop() if len(read) == 1 and read <= set(placeholders) else None
-
-
-def _is_embedding(traced, node) -> bool:
-    return node.op == "call_module" and type(traced.get_submodule(node.target)).__name__ == "Embedding"
 
 
 def probe_rows(steps: int) -> np.ndarray:
@@ -65,19 +55,6 @@ def probe_rows(steps: int) -> np.ndarray:
     small = rng.integers(0, SMALL_IDS, (ROWS, steps))
     large = rng.integers(0, 1000, (ROWS // 4, steps))
     return np.concatenate([np.zeros((1, steps), np.int64), same, small, large]).astype(np.int64)
-
-
-def _probe(traced, input_shapes, input_dtypes, index: int, node, rows, torch):
-    """``node``'s value with input ``index`` holding every probe row (the others zeros), or None."""
-    inputs = [torch.from_numpy(rows) if position == index else
-              torch.zeros((len(rows), *[13 if size is None else size for size in shape]),
-                          dtype=getattr(torch, dtype or "float32"))
-              for position, (shape, dtype) in enumerate(zip(input_shapes, input_dtypes))]
-    try:
-        value = recorded_run(traced, inputs, ancestors(node) | {node}).get(node)
-    except Exception:  # the module rejects some row: not positions it counts
-        return None
-    return value.numpy() if isinstance(value, torch.Tensor) and tuple(value.shape) == rows.shape else None
 
 
 def padding_of(found, rows) -> int | None:
