@@ -24,7 +24,8 @@ ModuleOption = typer.Option(None, "--module", help="The nn.Module of a torch sta
 ModuleArgsOption = typer.Option(None, "--module-args", help="JSON keyword arguments for the module's constructor.")
 InputShapeOption = typer.Option(None, "--input-shape", help="Input shape without the batch axis: for a torch module "
                                 "channels first (3,224,224); for a Keras model as it declares its input, channels "
-                                "last (224,224,3), filling the sizes it leaves free.")
+                                "last (224,224,3), filling the sizes it leaves free (one shape for all its inputs: "
+                                "a text model's length).")
 InputDtypeOption = typer.Option(None, "--input-dtype", help="float32, or int64 for token ids (inferred from the "
                                                             "layers that read the input; checked when given).")
 ForceOption = typer.Option(False, "--force", help="Overwrite existing outputs.")

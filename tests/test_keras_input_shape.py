@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from conftest import RUNNERS, assert_close, run_keras_model
+from conftest import RUNNERS, assert_close, run_inputs, run_keras_model
 from test_bad_input import assert_clean_failure, digest, wconv
 
 
@@ -33,11 +33,23 @@ def test_input_shape_fills_the_sizes_a_keras_model_leaves_free(tmp_path, keras):
     assert_close(run_keras_model(model, x), RUNNERS["torch"](tmp_path / "port.pt", x))
 
 
+def test_one_input_shape_is_every_inputs(tmp_path, keras):
+    """A model of several inputs of the same free sizes (a text model's token ids, segment ids and padding mask)
+    takes one --input-shape for all of them."""
+    model = _free_sized(keras, tmp_path / "free.keras", inputs=2)
+    result = wconv("convert", tmp_path / "free.keras", tmp_path / "port.onnx", "--input-shape", "13,10,3")
+    assert result.returncode == 0, result.stderr
+    rng = np.random.default_rng(5)
+    images = [rng.standard_normal((2, 13, 10, 3)).astype(np.float32) for _ in range(2)]
+    found = run_inputs("onnx", tmp_path / "port.onnx", [np.ascontiguousarray(x.transpose(0, 3, 1, 2)) for x in images])
+    assert_close(np.asarray(model(images)), found[0])
+
+
 @pytest.mark.parametrize("shape, inputs, words", [
     (None, 1, ["padding='same' needs the input's spatial sizes", "--input-shape"]),
     ("3,13,10", 1, ["does not fit the input the model declares", "(None, None, 3)", "channels last"]),
     ("13,10", 1, ["does not fit"]),
-    ("13,10,3", 2, ["the model has 2 inputs"]),
+    ("3,13,10", 2, ["does not fit the input 'image0' the model declares", "(None, None, 3)"]),
 ])
 def test_a_missing_or_contradicting_input_shape_is_refused(shape, inputs, words, tmp_path, keras):
     _free_sized(keras, tmp_path / "free.keras", inputs)

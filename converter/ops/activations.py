@@ -341,6 +341,9 @@ SPECIAL = {"relu6": Relu6, "silu": Silu, "hard_sigmoid": HardSigmoid, "gelu": Ge
 ACTIVATIONS = {row.op: register_op(SPECIAL.get(row.op, Activation)(row)) for row in ROWS}
 BY_KERAS_NAME = {name: ACTIVATIONS[row.op] for row in ROWS for name in (row.keras, *row.keras_aliases) if name}
 register_keras(Gelu.KERAS_OPS, ACTIVATIONS["gelu"])
+# Activations another package registers with Keras, by registered name -> (op, attrs): keras-hub's BERT and GPT-2 use
+# its ``gelu_approximate``, ``keras.activations.gelu(x, approximate=True)``.
+REGISTERED_FUNCTIONS = {"keras_hub>gelu_approximate": ("gelu", {"approximate": "tanh"})}
 
 
 def from_onnx_sigmoid(onnx_node, context):
@@ -359,6 +362,11 @@ def from_keras_activation(keras_name, name: str, inputs, outputs, fused: bool = 
     version computes it."""
     if isinstance(keras_name, dict):  # Keras 3 may serialize a function as a config dict
         keras_name = keras_name.get("config", keras_name.get("class_name"))
+    if keras_name in REGISTERED_FUNCTIONS:
+        op_name, attrs = REGISTERED_FUNCTIONS[keras_name]
+        node = ACTIVATIONS[op_name].node(name, inputs, outputs, **attrs)
+        node.fused = fused
+        return node
     op = BY_KERAS_NAME.get(keras_name)
     if op is None:
         raise Unsupported(f"layer '{name}': activation '{keras_name}' is not supported "

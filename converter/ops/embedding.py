@@ -13,7 +13,7 @@ from .. import views
 from ..codetext import literal
 from ..errors import Unsupported
 from ..ir import Node
-from .base import Convention, KerasSpec, OpDef, expect_dim
+from .base import Convention, KerasReader, KerasSpec, OpDef, expect_dim
 from .registry import register_keras, register_onnx, register_op, register_torch_module
 
 
@@ -23,7 +23,8 @@ class Embedding(OpDef):
     params = {"table": "v f"}
     integer_input = True
     conventions = {
-        "keras": Convention(("Embedding",), {"table": ("embeddings", "v f")},
+        "keras": Convention(("Embedding", "ReversibleEmbedding (called forward)"),
+                            {"table": ("embeddings", "v f")},
                             {"input_dim": "input_dim (= v)", "output_dim": "output_dim (= f)", "mask": "mask_zero=False"}),
         "torch": Convention(("Embedding",), {"table": ("weight", "v f")},
                             {"input_dim": "num_embeddings (= v)", "output_dim": "embedding_dim (= f)",
@@ -102,7 +103,25 @@ class Embedding(OpDef):
         return [self.node(name, [onnx_node.input[1]], onnx_node.output, table)]
 
 
+class ReversibleEmbedding(KerasReader):
+    """Keras' (and keras-hub's) ``ReversibleEmbedding``: an Embedding whose table, transposed, can also map features
+    back to logits (``reverse=True``, a language model's head). Called forward, as a model's layer is, it is an
+    Embedding. Its own reverse table (``tie_weights=False``) is then a weight the model never reads: refused."""
+
+    def keras_weight_names(self, config):
+        return ["embeddings"]
+
+    def keras_blocker(self, config):
+        problems = [f"{key}={config[key]!r}" for key, fine in (("tie_weights", True), ("quantization_config", None))
+                    if config.get(key, fine) != fine]
+        return (f"{', '.join(problems)} not converted" if problems else None) or EMBEDDING.keras_blocker(config)
+
+    def from_keras(self, layer):
+        return EMBEDDING.from_keras(layer)
+
+
 EMBEDDING = register_op(Embedding())
 register_keras("Embedding", EMBEDDING)
+register_keras("ReversibleEmbedding", ReversibleEmbedding())
 register_torch_module("Embedding", EMBEDDING.from_torch)
 register_onnx("Gather", EMBEDDING.from_onnx)

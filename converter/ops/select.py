@@ -1,8 +1,8 @@
 """One step of a sequence, the step axis dropped: ``x[:, 0]`` (a ViT's class token read out for the head).
 
 torch indexes (``operator.getitem`` with an int: ``x[:, i]`` or ``x[:, i, :]``), Keras 3 records
-``ops.take(x, 0, axis=1)`` as an operation node, ONNX gathers a scalar index on axis 1. Only a rank-3 value
-converts (to rank 2), in IR order everywhere.
+``ops.take(x, 0, axis=1)`` as an operation node and ``x[:, 0, :]`` as an ``ops.GetItem`` (keras-hub's BERT
+pooler), ONNX gathers a scalar index on axis 1. Only a rank-3 value converts (to rank 2), in IR order everywhere.
 """
 
 from __future__ import annotations
@@ -17,12 +17,15 @@ from .base import Convention, KerasSpec, OpDef
 from .registry import register_keras, register_op
 
 
+GET_ITEM = "ops.GetItem"
+
+
 class Select(OpDef):
     name = "select"
     input_kind = views.VIEW_FREE  # the step axis is axis 1 in every framework
     summary = "One index of axis 1 of a (batch, steps, features) value, that axis dropped."
     conventions = {
-        "keras": Convention(("ops.take (Take)",), {}, {"index": "indices (a number), axis=1"}),
+        "keras": Convention(("ops.take (Take)", "x[:, i] (GetItem)"), {}, {"index": "indices (a number), axis=1"}),
         "torch": Convention(("x[:, i]", "x[:, i, :]"), {}, {"index": "an int in the second place"}),
         "onnx": Convention(("Gather",), {}, {"index": "a scalar constant, axis=1"}),
     }
@@ -51,6 +54,11 @@ class Select(OpDef):
         return []
 
     def from_keras(self, layer):
+        if layer.class_name == GET_ITEM:
+            index = step_of(tuple(slice(None) if part is None else part for part in layer.constants.get(1, ())))
+            if index is None:
+                raise Unsupported(f"layer '{layer.name}' ({GET_ITEM}): only x[:, i] and x[:, i, :] convert")
+            return [self.node(layer.name, layer.inputs, layer.outputs, index, layer.input_shapes[0])]
         index = layer.call_options.get("indices", layer.constants.get(1))
         if layer.config.get("axis") != 1 or index is None or index != int(index):
             raise Unsupported(f"layer '{layer.name}' (ops.Take): only one number on axis 1 converts")
@@ -100,3 +108,4 @@ def step_of(index) -> int | None:
 
 SELECT = register_op(Select())
 register_keras("ops.Take", SELECT)
+register_keras(GET_ITEM, SELECT)

@@ -168,9 +168,10 @@ def _batch_shape(config: dict):
 
 
 # Tensors a layer may take by keyword, in the order they follow its positional ones (attention's value, key and
-# mask; a recurrent layer's initial states). A layer told of a mask finds it last (call_options).
-TENSOR_KEYWORDS = ("value", "key", "initial_state", "attention_mask")
-MASK_KEYWORDS = ("attention_mask",)
+# mask; a recurrent layer's initial states; keras-hub's transformer layers' padding masks). A layer told of a mask
+# finds it last (call_options).
+MASK_KEYWORDS = ("attention_mask", "padding_mask", "decoder_padding_mask")
+TENSOR_KEYWORDS = ("value", "key", "initial_state", *MASK_KEYWORDS)
 
 
 def _call_inputs(call) -> list[str]:
@@ -239,11 +240,29 @@ def class_name(layer: dict) -> str:
 
 
 def _constants(call) -> dict:
-    """Numbers a Keras 3 operation was called with in place of a tensor, by position (``ops.add(x, 3.0)``)."""
+    """Numbers a Keras 3 operation was called with in place of a tensor, by position (``ops.add(x, 3.0)``), and an
+    index of whole slices and numbers (``x[:, 0, :]``, an ``ops.GetItem``) as a tuple, a whole slice as None."""
     if not isinstance(call, dict):
         return {}
-    return {index: float(arg) for index, arg in enumerate(call.get("args", []))
-            if isinstance(arg, (int, float)) and not isinstance(arg, bool)}
+    found = {index: float(arg) for index, arg in enumerate(call.get("args", []))
+             if isinstance(arg, (int, float)) and not isinstance(arg, bool)}
+    return found | {index: key for index, arg in enumerate(call.get("args", []))
+                    if isinstance(arg, list) and (key := _index_key(arg)) is not None}
+
+
+def _index_key(items: list) -> tuple | None:
+    """``[{"class_name": "__slice__", "config": {all None}}, 0, ...]`` -> ``(None, 0, ...)``; None for anything
+    else (a partial slice, a tensor, a list of numbers alone)."""
+    key = []
+    for item in items:
+        if isinstance(item, int) and not isinstance(item, bool):
+            key.append(item)
+        elif isinstance(item, dict) and item.get("class_name") == "__slice__" and \
+                isinstance(item.get("config"), dict) and all(v is None for v in item["config"].values()):
+            key.append(None)
+        else:
+            return None
+    return tuple(key) if None in key else None
 
 
 def keras3_tensors(args) -> list:

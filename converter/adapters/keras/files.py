@@ -129,7 +129,7 @@ def _keras3_groups(f) -> dict:
             groups.update(_keras3_groups(layers[key]))  # a nested model: its layers, which the reader reads in line
             continue
         name = _text(vars_group.attrs.get("name", f"@path:{key}"))
-        groups[name] = [(None, array) for array in _variables(layers[key])]
+        groups[name] = _variables(layers[key])
     return groups
 
 
@@ -139,14 +139,29 @@ SUB_LAYER_ORDER = ("cell", "forward_layer", "backward_layer", "query_dense", "ke
                    "output_dense")
 
 
-def _variables(group) -> list:
-    """A layer's own variables, then those of its sub-layers (an LSTM keeps its weights in its cell)."""
-    found = [np.asarray(group["vars"][index]) for index in sorted(group.get("vars", {}), key=int)]
+def _sub_layer_rank(key: str) -> tuple:
+    return SUB_LAYER_ORDER.index(key) if key in SUB_LAYER_ORDER else len(SUB_LAYER_ORDER), key
+
+
+def stored_order(paths: list[str]) -> list[str]:
+    """Variable paths under a layer (``mlp/dense_1/0``) in the order ``_variables`` lists them: at each level the
+    layer's own variables by index, then its sub-layers by rank and name."""
+    def rank(path):
+        *groups, index = path.split("/")
+        return [(1, *_sub_layer_rank(group)) for group in groups] + [(0, int(index))]
+
+    return sorted(paths, key=rank)
+
+
+def _variables(group, path: str = "") -> list:
+    """A layer's own variables (stored name None), then those of its sub-layers (an LSTM keeps its weights in its
+    cell), each named by its path under the layer (``_self_attention_layer/query_dense/0``): a layer whose weight
+    names are paths (keras-hub's composite layers) has them checked against these."""
+    found = [(f"{path}{index}" if path else None, np.asarray(group["vars"][index]))
+             for index in sorted(group.get("vars", {}), key=int)]
     children = [key for key in group if key != "vars" and isinstance(group[key], h5py.Group)]
-    ranked = sorted(children, key=lambda key: (SUB_LAYER_ORDER.index(key) if key in SUB_LAYER_ORDER
-                                               else len(SUB_LAYER_ORDER), key))
-    for key in ranked:
-        found.extend(_variables(group[key]))
+    for key in sorted(children, key=_sub_layer_rank):
+        found.extend(_variables(group[key], f"{path}{key}/"))
     return found
 
 

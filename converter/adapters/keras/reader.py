@@ -39,7 +39,7 @@ def _read(path, module=None, input_shape=None) -> Graph:
     for model, layers in layout.models.items():
         keras_file.weights.split(model, layers)
     if input_shape is not None:
-        layout.inputs = [_given_shape(layout.inputs, input_shape)]
+        layout.inputs = _given_shapes(layout.inputs, input_shape)
     layout.layers = chains.merge(layout.layers)  # operation nodes that together are one op
     refuse_unsupported(layout.layers)
     consumers = relayout.consumers_of(layout.layers)
@@ -82,18 +82,19 @@ def _read(path, module=None, input_shape=None) -> Graph:
     return prefer(finish(graph, "keras"), "torch")  # Flatten -> Dense rows in the canonical (torch) order
 
 
-def _given_shape(inputs: list[Value], given) -> Value:
-    """The one input with ``given`` (Keras' order, no batch axis) for its shape: it must agree with every size the
-    model declares, so a channels-first shape given for a channels-last model is caught, never transposed."""
-    if len(inputs) != 1:
-        raise BadInput(f"--input-shape gives one input's shape; the model has {len(inputs)} inputs")
-    value, given = inputs[0], tuple(int(size) for size in given)
-    declared = tuple(value.shape[1:]) if value.shape is not None else None
-    if declared is not None and (len(declared) != len(given) or any(
-            size is not None and size != wanted for size, wanted in zip(declared, given))):
-        raise BadInput(f"--input-shape {','.join(map(str, given))} does not fit the input the model declares, "
-                       f"{tuple(declared)} (Keras' order, channels last; None is free)")
-    return Value(value.name, (None, *given), value.dtype, value.layout)
+def _given_shapes(inputs: list[Value], given) -> list[Value]:
+    """The inputs with ``given`` (Keras' order, no batch axis) for their shape: one shape for every input (a text
+    model's token ids, segment ids and padding mask share their length). It must agree with every size each input
+    declares, so a channels-first shape given for a channels-last model is caught, never transposed."""
+    given = tuple(int(size) for size in given)
+    for value in inputs:
+        declared = tuple(value.shape[1:]) if value.shape is not None else None
+        if declared is not None and (len(declared) != len(given) or any(
+                size is not None and size != wanted for size, wanted in zip(declared, given))):
+            which = f"input '{value.name}'" if len(inputs) > 1 else "input"
+            raise BadInput(f"--input-shape {','.join(map(str, given))} does not fit the {which} the model declares, "
+                           f"{tuple(declared)} (Keras' order, channels last; None is free)")
+    return [Value(value.name, (None, *given), value.dtype, value.layout) for value in inputs]
 
 
 def _input_value(value: Value, kind: str | None) -> Value:
@@ -148,12 +149,18 @@ def refuse_channels_first(entry) -> None:
 def _name_weights(index: int, entry, stored: list, expected: list[str]) -> dict:
     """Weights named by position in Keras' own order for the layer's class and config, never by the names
     the file stores: Keras 3 writes a DepthwiseConv2D's kernel into a legacy .h5 as 'kernel', and reading
-    that name as a plain conv kernel converts to a wrong model."""
+    that name as a plain conv kernel converts to a wrong model. Where the expected names are paths of sub-layers
+    (``_feedforward_layer_norm/0``: two layer norms' weights have the same shapes) a ``.keras`` file's must match."""
     if len(stored) != len(expected):
         raise WeightMismatch(
             f"weight count mismatch for layer #{index} (named {entry.name}): expected {len(expected)} "
             f"({', '.join(expected) or 'none'}), found {len(stored)}"
         )
+    wrong = [f"{name} where {wanted} belongs" for wanted, (name, _) in zip(expected, stored)
+             if "/" in wanted and name is not None and "/" in str(name) and str(name) != wanted]
+    if wrong:
+        raise WeightMismatch(f"layer #{index} (named {entry.name}) stores its weights in other sub-layers than its "
+                             f"class has: {', '.join(wrong[:3])}")
     return {wanted: array for wanted, (_, array) in zip(expected, stored)}
 
 
