@@ -265,7 +265,7 @@ def validate(source, target, *, source_module=None, target_module=None, source_m
             inputs = random_inputs(shapes, batch, seed, interface.limits, interface.dtypes)
     with stage(f"loading {Path(source).name}"):
         source_runner = runners.load(source, module=source_module, module_args=source_module_args, layout=source_layout,
-                                     interface=interface, module_option="--source-module")
+                                     interface=interface, module_option="--source-module", input_shape=input_shape)
     if given:  # as the source takes them: a Keras model's images channels last
         inputs = [from_framework(x, interface.input(i, x.ndim), source_runner.view) for i, x in enumerate(inputs)]
     with stage(f"loading {Path(target).name}"):

@@ -75,16 +75,17 @@ def layer_outputs(graph) -> dict[str, str]:
 
 
 def load(path, format: str | None = None, *, module=None, module_args=None, layout: str | None = None,
-         interface: Interface | None = None, module_option: str = "--module") -> Runner:
+         interface: Interface | None = None, module_option: str = "--module", input_shape=None) -> Runner:
     """``layout``: how a torch or ONNX model takes its inputs when it is not the recorded way ("channels_last":
     as Keras holds them; a hand port, or tf2onnx's output). ``interface``: the patterns of the inputs and
-    outputs, from the source model; a Keras model's own are read from its file."""
+    outputs, from the source model; a Keras model's own are read from its file (with ``input_shape``, the source's
+    ``--input-shape``, where it leaves sizes free)."""
     kind = format or untrusted.open_input(path)
     interface = interface or Interface()
     if kind == "keras":
         from .keras import load as load_keras
 
-        return load_keras(path)
+        return load_keras(path, module, module_option, input_shape)
     if kind == "torch":
         from .torch import load as load_torch
 

@@ -29,5 +29,6 @@ def layer_graph(spec: str, saved: dict) -> dict:
     if not (getattr(model, "inputs", None) and getattr(model, "outputs", None)):
         raise BadInput(f"--module '{spec}': {class_name} is not a functional model (it has no symbolic inputs and "
                        "outputs), so its layers cannot be read without running it")
-    functional = keras.Model(model.inputs, model.outputs, name=model.name)
+    # its own structure of inputs and outputs (dicts, for keras-hub's backbones), which Keras runs it with
+    functional = keras.Model(model.input, model.output, name=model.name)
     return json.loads(json.dumps(keras.saving.serialize_keras_object(functional)))
