@@ -82,15 +82,25 @@ CULPRITS = {
 }
 
 
+def _options(cli_options: list[str]) -> dict:
+    """``--target-module M`` as validate's keyword."""
+    return {"target_module": cli_options[1]} if cli_options else {}
+
+
 @pytest.mark.parametrize("mistake", CULPRITS)
 def test_mistake_is_caught_at_its_layer(mistake, port, torch):
     source, target = port
-    options = inject(target, torch, mistake)
+    report = converter.validate(source, target, **_options(inject(target, torch, mistake)))
+    assert not report.ok and report.first_mismatch == CULPRITS[mistake]
+
+
+def test_the_cli_exits_1_naming_the_mistakes_layer(port, torch):
+    source, target = port
+    options = inject(target, torch, "batchnorm_epsilon_dropped")
     result = wconv("validate", source, target, "--json", *options)
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
-    assert report["ok"] is False
-    assert report["first_mismatch"] == CULPRITS[mistake]
+    assert report["ok"] is False and report["first_mismatch"] == CULPRITS["batchnorm_epsilon_dropped"]
 
 
 def test_mismatched_input_shape_is_bad_input(port):

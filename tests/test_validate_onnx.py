@@ -106,8 +106,18 @@ def test_a_corrupted_onnx_weight_is_named_first(kind, mistake, side, tmp_path, k
     converter.convert(keras_file, onnx_file)
     culprit = corrupt(onnx_file, mistake)
     source, target = (keras_file, onnx_file) if side == "onnx-target" else (onnx_file, keras_file)
+    report = converter.validate(source, target)
+    assert not report.ok and report.first_mismatch == culprit
+
+
+def test_the_cli_names_the_corrupted_weight_in_its_json_and_junit(tmp_path, keras):
+    """What the in-process reports above say, the command says: exit 1, --json and --junit."""
+    keras_file, onnx_file = tmp_path / "cnn.keras", tmp_path / "cnn.onnx"
+    MODELS["cnn"](keras).save(keras_file)
+    converter.convert(keras_file, onnx_file)
+    culprit = corrupt(onnx_file, "dense")
     junit = tmp_path / "report.xml"
-    result = wconv("validate", source, target, "--json", "--junit", junit)
+    result = wconv("validate", keras_file, onnx_file, "--json", "--junit", junit)
     assert result.returncode == 1, result.stderr
     report = json.loads(result.stdout)
     assert report["ok"] is False and report["first_mismatch"] == culprit

@@ -97,10 +97,8 @@ def test_mistake_is_caught_at_its_layer(mistake, source, tmp_path, torch):
         port = tmp_path / "port.pt"
         converter.convert(source, port)
         options = inject_torch(port, torch, mistake)
-    result = wconv("validate", source, port, "--json", *options)
-    assert result.returncode == 1, result.stderr
-    report = json.loads(result.stdout)
-    assert report["ok"] is False and report["first_mismatch"] == CULPRITS[mistake]
+    report = converter.validate(source, port, **({"target_module": options[1]} if options else {}))
+    assert not report.ok and report.first_mismatch == CULPRITS[mistake]
 
 
 def test_second_torch_bias_dropped_is_caught(tmp_path, keras, torch):

@@ -93,10 +93,10 @@ class ViTEncoder(KerasReader):
         epsilon = config.get("layer_norm_epsilon", 1e-6)
         wide = (*shape[:-1], int(config["mlp_dim"])) if shape else None
 
-        def read(op, path, class_name, sub_config, x, x_shape, call_options=None, inputs=None):
-            sub = sublayer(layer, path, variables[path], class_name, sub_config, inputs or [x], [x_shape] * len(
-                inputs or [x]), call_options=call_options)
-            return op.from_keras(sub)
+        def read(op, path, class_name, sub_config, x, x_shape, inputs=None):
+            inputs = inputs or [x]
+            return op.from_keras(sublayer(layer, path, variables[path], class_name, sub_config, inputs,
+                                          [x_shape] * len(inputs)))
 
         nodes, x = [], layer.inputs[0]
         for index in range(int(config["num_layers"])):
