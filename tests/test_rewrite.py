@@ -92,6 +92,26 @@ def test_rmsnorm_spelled_out_is_one_rmsnorm(spelling):
     assert consumed == set(constants)
 
 
+@pytest.mark.parametrize("residual", [False, True], ids=["cast_read_by_the_norm", "cast_read_by_the_residual_too"])
+def test_torchscripts_rmsnorm_of_a_cast_is_one_rmsnorm(residual):
+    """T5's norm as torch.onnx's TorchScript exporter writes it: x' = Cast(x, float), x' * Div(1, Sqrt(...)). Where
+    the residual Add reads x' too, x' is x (an Identity): a value squared by a norm is a float already."""
+    nodes = [node("Cast", ["x"], ["cast"], to=1), node("Pow", ["cast", "two"], ["square"]),
+             node("ReduceMean", ["square", "axes"], ["mean"], keepdims=1), node("Add", ["mean", "eps"], ["shifted"]),
+             node("Sqrt", ["shifted"], ["root"]), node("Div", ["one", "root"], ["inverse"]),
+             node("Mul", ["cast", "inverse"], ["n"]), node("Mul", ["scale", "n"], ["normed"]),
+             node("Add", ["cast" if residual else "x", "normed"], ["y"])]
+    constants = {"two": scalar(2.0), "axes": np.array([-1], np.int64), "eps": scalar(1e-6), "one": scalar(1.0),
+                 "scale": np.arange(4, dtype=np.float32)}
+    types, done, consumed, _ = run([rmsnorm_pass.RULE], nodes, constants)
+    assert types == (["Identity"] if residual else []) + ["(lifted)", "Add"]
+    lifted = done[-2].nodes[0]
+    assert lifted.op == "rmsnorm" and lifted.inputs == ["x"] and lifted.attrs["epsilon"] == pytest.approx(1e-6)
+    assert done[-1].input == ["cast" if residual else "x", "normed"] and consumed == set(constants)
+    if residual:
+        assert list(done[0].input) == ["x"] and list(done[0].output) == ["cast"]
+
+
 @pytest.mark.parametrize("turn", ["rotate_half", "other_way"])
 def test_a_rotary_embedding_spelled_out_is_one_rotation(turn):
     """x * cos + Concat(-x2, x1) * sin (torch.onnx's Slice spelling) is one rotation holding the tables as the file

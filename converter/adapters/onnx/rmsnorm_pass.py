@@ -1,9 +1,12 @@
 """RMSNorm spelled out (ONNX has no op before opset 23), read back as the one op (``ops/rmsnorm.py``)::
 
     root = Sqrt(Add(ReduceMean(Pow(x, 2) or Mul(x, x), axes=[-1]), epsilon))
-    y = Div(x, root), or Mul(x, Reciprocal(root)) as torch.onnx writes ``x * torch.rsqrt(...)``; then Mul by the scale
+    y = Div(x, root), or Mul(x, Reciprocal(root)) as torch.onnx writes ``x * torch.rsqrt(...)`` (its TorchScript
+    exporter: Mul(x, Div(1, root))); then Mul by the scale
 
-Operands in either order; each value read by the next op alone. Anything else stays as it is.
+x may be ``Cast(x, to=float)`` read by the square and the product (transformers' ``x.to(torch.float32)``, T5's):
+a float model's value cast to float is itself (an Identity where others read it too). Operands in either order; each value read by the next op alone.
+Anything else stays as it is.
 """
 
 from __future__ import annotations
@@ -31,7 +34,7 @@ def match(wiring: Wiring, mean) -> Match | None:
     after = _only(consumers, root.output[0], outputs)
     if after is not None and after.op_type == "Div" and list(after.input) == [x, root.output[0]]:
         normalized = after
-    elif after is not None and after.op_type == "Reciprocal":
+    elif after is not None and (after.op_type == "Reciprocal" or _one_over(after, root.output[0], constants)):
         normalized = _only(consumers, after.output[0], outputs)
         if normalized is None or normalized.op_type != "Mul" or sorted(normalized.input) != sorted([x, after.output[0]]):
             return None
@@ -39,13 +42,30 @@ def match(wiring: Wiring, mean) -> Match | None:
     else:
         return None
     chain.append(normalized)
+    cast, kept = wiring.producer.get(x), []
+    if cast is not None and cast.op_type == "Cast" and _to_float(cast):
+        if {id(user) for user in consumers.get(x, [])} != {id(square), id(normalized)} or x in outputs:
+            from onnx import helper  # TorchScript hands the cast value to the residual Add too: x (a float, squared)
+
+            kept = [helper.make_node("Identity", [cast.input[0]], [x], name=f"{cast.name}/as_float")]
+        chain, x = [cast, *chain], cast.input[0]
     current, params = normalized, {}
     scale = _only(consumers, current.output[0], outputs)
     if scale is not None and scale.op_type == "Mul" and (weight := _other_vector(scale, current.output[0], constants)):
         chain.append(scale)
         current, params["scale"] = scale, np.asarray(constants[weight], np.float32)
     name = mean.name.rsplit("/", 1)[0] if "/" in mean.name.strip("/") else current.output[0]
-    return Match(chain, [Lifted.of(RMSNORM.node(name, [x], [current.output[0]], params, epsilon))])
+    return Match(chain, [*kept, Lifted.of(RMSNORM.node(name, [x], [current.output[0]], params, epsilon))])
+
+
+def _one_over(node, value, constants) -> bool:
+    """Whether ``node`` is ``Div(1, value)``."""
+    return node.op_type == "Div" and node.input[1] == value and node.input[0] in constants and \
+        np.size(constants[node.input[0]]) == 1 and float(np.ravel(constants[node.input[0]])[0]) == 1.0
+
+
+def _to_float(cast) -> bool:
+    return any(attribute.name == "to" and attribute.i == 1 for attribute in cast.attribute)  # TensorProto.FLOAT
 
 
 def _squared(node, constants):
