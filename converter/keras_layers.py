@@ -72,15 +72,18 @@ class ExplicitAttention(keras.layers.Layer):
     x * cos + concatenate(-x2, x1) * sin, x1 and x2 the halves of the head). Called as (query, key, value), each
     (N, steps, features), with ``attention_mask`` (N, T, S) True where query step t may attend to key step s.
     Masked scores are -1e9, so a step that may attend to nothing averages every value, or with ``zero_empty``
-    gets none."""
+    gets none. Scores are scaled by ``scale`` (1/sqrt(key_dim) unless given) and, with ``score_bias_steps`` (T, S),
+    the ``score_bias`` weight (heads, T, S) is added to them (T5's relative position bias)."""
 
     def __init__(self, heads=1, kv_heads=1, key_dim=1, value_dim=1, output_size=1, use_bias=True, causal=False,
-                 zero_empty=False, rotary_steps=0, **kwargs):
+                 zero_empty=False, rotary_steps=0, scale=None, score_bias_steps=None, **kwargs):
         super().__init__(**kwargs)
         self.heads, self.kv_heads, self.key_dim, self.value_dim = int(heads), int(kv_heads), int(key_dim), \
             int(value_dim)
         self.output_size, self.use_bias, self.causal = int(output_size), bool(use_bias), bool(causal)
         self.zero_empty, self.rotary_steps = bool(zero_empty), int(rotary_steps)
+        self.scale = None if scale is None else float(scale)
+        self.score_bias_steps = [int(size) for size in score_bias_steps] if score_bias_steps else None
 
     def build(self, query_shape, key_shape, value_shape, attention_mask_shape=None):
         sizes = {"query": (query_shape[-1], self.heads * self.key_dim),
@@ -95,6 +98,9 @@ class ExplicitAttention(keras.layers.Layer):
         if self.rotary_steps:
             self.cos = self.add_weight(name="cos", shape=(self.rotary_steps, self.key_dim), initializer="zeros")
             self.sin = self.add_weight(name="sin", shape=(self.rotary_steps, self.key_dim), initializer="zeros")
+        if self.score_bias_steps:
+            self.score_bias = self.add_weight(name="score_bias", shape=(self.heads, *self.score_bias_steps),
+                                              initializer="zeros")
 
     def _heads(self, x, projection, count, size):
         """(N, T, features) -> (N, T, count, size), projected."""
@@ -120,7 +126,9 @@ class ExplicitAttention(keras.layers.Layer):
         if self.kv_heads != self.heads:
             k = ops.repeat(k, self.heads // self.kv_heads, axis=1)
             v = ops.repeat(v, self.heads // self.kv_heads, axis=1)
-        scores = ops.matmul(q, k) / ops.cast(self.key_dim ** 0.5, q.dtype)
+        scores = ops.matmul(q, k) * ops.cast(self.key_dim ** -0.5 if self.scale is None else self.scale, q.dtype)
+        if self.score_bias_steps:
+            scores = scores + ops.cast(self.score_bias, scores.dtype)
         keep = None
         if self.causal:
             steps = ops.shape(scores)
@@ -144,7 +152,8 @@ class ExplicitAttention(keras.layers.Layer):
     def get_config(self):
         return {**super().get_config(), "heads": self.heads, "kv_heads": self.kv_heads, "key_dim": self.key_dim,
                 "value_dim": self.value_dim, "output_size": self.output_size, "use_bias": self.use_bias,
-                "causal": self.causal, "zero_empty": self.zero_empty, "rotary_steps": self.rotary_steps}
+                "causal": self.causal, "zero_empty": self.zero_empty, "rotary_steps": self.rotary_steps,
+                "scale": self.scale, "score_bias_steps": self.score_bias_steps}
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)

@@ -277,3 +277,29 @@ class RMSNormed(nn.Module):
         h = h.to(torch.float32)
         h = h * torch.rsqrt(h.pow(2).mean(-1, keepdim=True) + self.eps)
         return h if self.weight is None else self.weight * h.to(torch.float32)
+
+
+class _Encoder(nn.Module):
+    def __init__(self, embedding):
+        super().__init__()
+        self.embed_tokens = embedding
+        self.fc = nn.Linear(4, 3)
+
+    def forward(self, ids):
+        return self.fc(self.embed_tokens(ids))
+
+
+class TwoNames(nn.Module):
+    """One Embedding under two names, as T5 holds it (``shared`` is its encoder's ``embed_tokens``): the state_dict
+    holds both."""
+
+    wconv_input_shapes = [(STEPS,)]
+    wconv_input_dtypes = ["int64"]
+
+    def __init__(self):
+        super().__init__()
+        self.shared = nn.Embedding(10, 4)
+        self.encoder = _Encoder(self.shared)
+
+    def forward(self, ids):
+        return self.encoder(ids)

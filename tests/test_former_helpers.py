@@ -42,8 +42,9 @@ def test_an_earlier_wconvs_explicit_attention_reads_as_the_attention_it_computes
 
 def test_an_edited_explicit_attention_is_not_read_as_wconvs(causal_port, tmp_path):
     """One character off any text wconv wrote: not wconv's helper, so read as any module, through its ops, whose
-    attention spelling (a scale other than 1/sqrt(d)) is refused by name."""
-    text = (causal_port / "b.py").read_text().replace("/ self.key_dim ** 0.5", "/ self.key_dim ** 0.25")
+    spelling (heads split by unflatten) the attention rule does not read: refused by name, never read as the
+    helper with its other scale."""
+    text = (causal_port / "b.py").read_text().replace("key_dim ** -0.5 if scale", "key_dim ** -0.25 if scale")
     assert text != (causal_port / "b.py").read_text()
     (tmp_path / "b.py").write_text(text)
     (tmp_path / "b.pt").write_bytes((causal_port / "b.pt").read_bytes())

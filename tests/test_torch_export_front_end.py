@@ -14,7 +14,7 @@ from conftest import TARGET_SUFFIX, assert_close, run_inputs
 from export_models import (STEPS, WIDTH, CountedPositions, DataDependent, EagerPython, FunctionalMaxPool, InPlace,
                            MaskedAttention,
                            PackedAttention, RMSNormed, RotaryGroupedAttention, SharedMultiheadAttention,
-                           SpelledAttention, StackedMean, TanhGelu, WriteThroughView)
+                           SpelledAttention, StackedMean, TanhGelu, TwoNames, WriteThroughView)
 from sequence_models import seeded
 from test_bad_input import wconv
 from test_sequences import run_file
@@ -78,12 +78,23 @@ def test_attention_around_scaled_dot_product_attention_is_one_layer(options, tmp
     assert_close(expected, run_file("onnx", tmp_path / "b.onnx", x))
 
 
-def test_attention_with_another_scale_is_refused_by_name(tmp_path):
-    _save(SpelledAttention(scale=0.5), tmp_path / "a.pt")
-    result = wconv("torch-to-onnx", tmp_path / "a.pt", tmp_path / "b.onnx", "--module", f"{MODULES}:SpelledAttention",
-                   "--module-args", '{"scale": 0.5}')
-    assert result.returncode == 3, result.stderr
-    assert "scaled_dot_product_attention" in result.stderr and not (tmp_path / "b.onnx").exists()
+@pytest.mark.parametrize("target", ["onnx", "keras", "torch"])
+def test_attention_with_another_scale_keeps_it(target, tmp_path):
+    """A scale other than 1/sqrt(d) (T5's is 1) is the op's scale: wconv's ExplicitAttention in torch and Keras, the
+    Mul in ONNX; each port reads back with it."""
+    model = _save(SpelledAttention(scale=0.5), tmp_path / "a.pt")
+    options = {"module": f"{MODULES}:SpelledAttention", "module_args": {"scale": 0.5}}
+    graph = converter.read(tmp_path / "a.pt", **options)
+    assert [(node.op, node.attrs.get("scale")) for node in graph.nodes] == [("attention", 0.5)]
+    out = tmp_path / f"b{TARGET_SUFFIX[target]}"
+    converter.convert(tmp_path / "a.pt", out, **options)
+    x = np.random.default_rng(5).standard_normal((3, STEPS, 5)).astype("float32")
+    with torch.no_grad():
+        expected = model(torch.from_numpy(x)).numpy()
+    assert_close(expected, run_inputs(target, out, [x])[0])
+    module = {"module": f"{tmp_path / 'b.py'}:Model"} if target == "torch" else {}
+    back = converter.read(out, **module)
+    assert [(node.op, node.attrs.get("scale")) for node in back.nodes if node.op == "attention"] == [("attention", 0.5)]
 
 
 def test_a_functional_max_pool_reads_as_the_values_aten_pairs_with_indices(tmp_path):
@@ -271,3 +282,22 @@ def test_validate_names_an_rmsnorm_whose_epsilon_a_port_dropped(tmp_path):
     graph = converter.read(tmp_path / "a.pt", module=f"{MODULES}:RMSNormed")
     norm = next(node.name for node in graph.nodes if node.op == "rmsnorm")  # named after its output (no module)
     assert not report.ok and report.first_mismatch == norm, report.first_mismatch
+
+
+def test_one_tensor_under_two_names_is_used_once_and_must_agree(tmp_path):
+    """A tensor the module holds under two names is in the state_dict twice: both entries are used where the module
+    uses it, and they must hold the same values (else which one the module runs with is the file's accident)."""
+    model = _save(TwoNames(), tmp_path / "a.pt")
+    assert set(model.state_dict()) == {"shared.weight", "encoder.embed_tokens.weight", "encoder.fc.weight",
+                                       "encoder.fc.bias"}
+    converter.convert(tmp_path / "a.pt", tmp_path / "b.onnx", module=f"{MODULES}:TwoNames")
+    ids = np.random.default_rng(3).integers(0, 10, (2, STEPS))
+    with torch.no_grad():
+        expected = model(torch.from_numpy(ids)).numpy()
+    assert_close(expected, run_inputs("onnx", tmp_path / "b.onnx", [ids])[0])
+    state = model.state_dict()
+    state["shared.weight"] = state["shared.weight"] + 1  # a copy of its own now
+    torch.save(state, tmp_path / "a.pt")
+    with pytest.raises(converter.WconvError, match="'shared.weight' and 'encoder.embed_tokens.weight' name one tensor") as error:
+        converter.convert(tmp_path / "a.pt", tmp_path / "c.onnx", module=f"{MODULES}:TwoNames")
+    assert error.value.exit_code == 2 and not (tmp_path / "c.onnx").exists()

@@ -81,19 +81,26 @@ def test_keys_and_values_swapped_in_the_file_are_read_as_it_computes(encoder_fil
     assert_close(expected, run_file("torch", tmp_path / "port.pt", x))
 
 
-@pytest.mark.parametrize("edit", ["heads joined in another order", "scale not 1/sqrt(key_dim)"])
-def test_attention_that_is_not_the_ir_op_is_refused(edit, encoder_file, tmp_path):
-    """A valid file whose attention computes something the IR op does not: refused (exit 3), nothing written."""
+def test_a_scale_edited_in_the_file_is_read_as_it_computes(encoder_file, tmp_path):
+    """The scores' factor edited (0.9 in place of one of the two factors torch.onnx splits 1/sqrt(d) into): the
+    attention op keeps the scale the file computes with, and the port predicts as the file does."""
+    _, file, nodes = encoder_file
+    scale = nodes["Mul"][0]
+    file.graph.initializer.append(onnx.numpy_helper.from_array(np.array([0.9], np.float32), "edited_scale"))
+    scale.input[1] = "edited_scale"
+    edited = _save(file, tmp_path)
+    x = tokens()
+    converter.convert(edited, tmp_path / "port.pt")
+    assert_close(run_onnx(edited, x), run_file("torch", tmp_path / "port.pt", x))
+
+
+def test_attention_that_is_not_the_ir_op_is_refused(encoder_file, tmp_path):
+    """A valid file whose attention computes something the IR op does not (its heads joined in another order):
+    refused (exit 3), nothing written."""
     model, file, nodes = encoder_file
-    if edit == "heads joined in another order":
-        join = nodes["Transpose"][-2]  # (N, h, T, v) -> (T, N, h, v) before the output projection
-        assert list(join.attribute[0].ints) == [2, 0, 1, 3]
-        join.attribute[0].ints[:] = [2, 0, 3, 1]  # (T, N, v, h): the same size, the heads interleaved
-    else:
-        scale = nodes["Mul"][0]
-        factor = onnx.numpy_helper.from_array(np.array([0.9], np.float32), "edited_scale")
-        file.graph.initializer.append(factor)
-        scale.input[1] = "edited_scale"
+    join = nodes["Transpose"][-2]  # (N, h, T, v) -> (T, N, h, v) before the output projection
+    assert list(join.attribute[0].ints) == [2, 0, 1, 3]
+    join.attribute[0].ints[:] = [2, 0, 3, 1]  # (T, N, v, h): the same size, the heads interleaved
     edited = _save(file, tmp_path)
     assert np.isfinite(run_onnx(edited, tokens())).all()  # the edited file runs
     with pytest.raises(converter.WconvError) as error:

@@ -106,7 +106,8 @@ class Masked(nn.Module):
                          "distilbert": lambda: TinyDistilBert().bert,
                          "gpt2": lambda: GPT2Model(GPT2Config(**GPT2)),
                          "llama": lambda: TinyLlama().llama,
-                         "roberta": lambda: TinyRoberta().roberta}[family]()
+                         "roberta": lambda: TinyRoberta().roberta,
+                         "t5": lambda: TinyT5().t5}[family]()
 
     def forward(self, input_ids, attention_mask):
         out = self.backbone(input_ids, attention_mask=attention_mask)
@@ -164,3 +165,24 @@ class TinyQwen2(nn.Module):
 
     def forward(self, input_ids):
         return self.qwen(input_ids).last_hidden_state
+
+
+T5 = {"vocab_size": VOCABULARY, "d_model": 32, "d_kv": 8, "d_ff": 48, "num_layers": 2, "num_heads": 4,
+      "relative_attention_num_buckets": 8, "relative_attention_max_distance": 16, "feed_forward_proj": "gated-gelu"}
+
+
+class TinyT5(nn.Module):
+    """T5EncoderModel with flan-T5's blocks: RMSNorm, attention scaled by 1 with the relative position bias the first
+    layer computes from its buckets (and hands to the next), the gated tanh-GELU MLP. Its token embedding is the
+    model's ``shared`` one: one tensor, two state_dict keys."""
+
+    wconv_input_shapes = [(STEPS,)]
+
+    def __init__(self):
+        super().__init__()
+        from transformers import T5Config, T5EncoderModel
+
+        self.t5 = T5EncoderModel(T5Config(**T5))
+
+    def forward(self, input_ids):
+        return self.t5(input_ids).last_hidden_state

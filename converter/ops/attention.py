@@ -27,9 +27,12 @@ The IR keeps one weight per projection, rows grouped by head: ``wq`` ((h d), e),
   and Keras' GroupedQueryAttention repeat them.
 - Rotary position embeddings (``rotary``, ``ops/rotary.py``): each query and key head rotated by its step's angles
   after the projection, the tables ``cos`` and ``sin`` (steps, key_dim) params of the op.
-  Keras' MultiHeadAttention and torch's nn.MultiheadAttention compute neither: torch gets ``ExplicitAttention``,
+- T5's attention: scores scaled by ``scale`` (an attribute where it is not 1/sqrt(key_dim); T5's is 1) and a
+  learned bias added to them, one (query steps, key steps) table per head: the ``score_bias`` param (T5's relative
+  position bias, the buckets it computes in forward() looked up for the length the port is built for).
+  Keras' MultiHeadAttention and torch's nn.MultiheadAttention compute none of these: torch gets ``ExplicitAttention``,
   Keras wconv's own ``ExplicitAttention`` layer (``converter.keras_layers``), ONNX the rotation and the repeat
-  spelled out between the heads split and the scores.
+  spelled out between the heads split and the scores, the scale and the bias after them.
 """
 
 from __future__ import annotations
@@ -58,8 +61,9 @@ class Attention(OpDef):
     boolean_inputs = (3,)  # the attention mask
     summary = "Multi-head scaled dot-product attention of (query, key, value), with input and output projections."
     params = {"wq": "(h d) e", "bq": "(h d)", "wk": "(h d) k", "bk": "(h d)", "wv": "(h v) s", "bv": "(h v)",
-              "wo": "o (h v)", "bo": "o", "cos": "t d", "sin": "t d"}  # wk, bk, wv, bv: h is kv_heads
-    optional = frozenset({"bq", "bk", "bv", "bo", "cos", "sin"})
+              "wo": "o (h v)", "bo": "o", "cos": "t d", "sin": "t d",
+              "score_bias": "h t s"}  # wk, bk, wv, bv: h is kv_heads
+    optional = frozenset({"bq", "bk", "bv", "bo", "cos", "sin", "score_bias"})
     conventions = {
         "keras": Convention(("MultiHeadAttention",),
                             {"wq": ("query kernel", "e h d"), "bq": ("query bias", "h d"),
@@ -70,7 +74,8 @@ class Attention(OpDef):
                              "inputs": "call(query, value, key=value)", "causal": "call(..., use_causal_mask=True)",
                              "empty_rows": "zeros with dropout > 0 (Keras 3), else average",
                              "kv_heads": "wconv's ExplicitAttention layer (kv_heads=), not MultiHeadAttention",
-                             "rotary": "wconv's ExplicitAttention layer (rotary_steps=; weights cos, sin)"}),
+                             "rotary": "wconv's ExplicitAttention layer (rotary_steps=; weights cos, sin)",
+                             "scale, score_bias": "wconv's ExplicitAttention layer (scale=, score_bias_steps=)"}),
         "torch": Convention(("MultiheadAttention",),
                             {"wq": ("in_proj_weight[:E]", "(h d) e"), "bq": ("in_proj_bias[:E]", "(h d)"),
                              "wk": ("in_proj_weight[E:2E]", "(h d) k"), "bk": ("in_proj_bias[E:2E]", "(h d)"),
@@ -83,7 +88,9 @@ class Attention(OpDef):
                              "empty_rows": "zeros (F.scaled_dot_product_attention)",
                              "kv_heads": "generated ExplicitAttention(..., kv_heads=g); transformers' repeat_kv",
                              "rotary": f"ExplicitAttention(..., rotary_steps=t), buffers rotary_cos and "
-                                       f"rotary_sin; {rotary_tables.FORMULA}"}),
+                                       f"rotary_sin; {rotary_tables.FORMULA}",
+                             "scale, score_bias": "F.scaled_dot_product_attention's scale= and a float attn_mask "
+                                                  "(T5); ExplicitAttention(..., scale=, score_bias_steps=(t, s))"}),
         "onnx": Convention(("MatMul/Softmax/MatMul",),
                            {"wq": ("MatMul B", "e (h d)"), "bq": ("Add", "(h d)"), "wk": ("MatMul B", "k (h d)"),
                             "bk": ("Add", "(h d)"), "wv": ("MatMul B", "s (h v)"), "bv": ("Add", "(h v)"),
@@ -93,16 +100,18 @@ class Attention(OpDef):
                             "mask": "Where(mask, scores, -1e9) before the Softmax",
                             "empty_rows": "zeros: -inf, then Where(IsNaN(weights), 0, weights)",
                             "kv_heads": "Unsqueeze, Expand, Reshape of the key and value heads (repeat_kv)",
-                            "rotary": "Mul/Slice/Neg/Concat/Mul/Add on the (N, T, heads, d) query and key heads"}),
+                            "rotary": "Mul/Slice/Neg/Concat/Mul/Add on the (N, T, heads, d) query and key heads",
+                            "scale, score_bias": "Mul by the scale, then Add of a (1, h, t, s) constant"}),
     }
     notes = ("torch's nn.MultiheadAttention needs heads x key_dim = value dims = output = query features and no "
              "mask built at run time; otherwise wconv writes the generated module's ExplicitAttention (query, key, "
              "value, output nn.Linear + F.scaled_dot_product_attention), the same weights unpacked.",)
 
     def node(self, name, inputs, outputs, params, heads: int, causal: bool = False, empty_rows: str | None = None,
-             kv_heads: int | None = None) -> Node:
+             kv_heads: int | None = None, scale: float | None = None) -> Node:
         """``kv_heads``: key and value heads, when fewer than ``heads``; ``params`` holding ``cos`` and ``sin``:
-        the query and key heads rotated (rotary.HALF)."""
+        the query and key heads rotated (rotary.HALF); ``scale``: the scores' factor, where not 1/sqrt(key_dim);
+        ``params`` holding ``score_bias`` (heads, query steps, key steps): added to the scaled scores."""
         kv_heads = int(kv_heads or heads)
         if any(f"b{short}" in params for short, _ in PROJECTIONS):  # Qwen2 biases q, k and v, not the output:
             params = dict(params)  # every writer takes all biases or none, and a zero bias computes what none does
@@ -117,6 +126,8 @@ class Attention(OpDef):
             attrs["kv_heads"] = kv_heads
         if "cos" in params or "sin" in params:
             attrs["rotary"] = rotary_tables.HALF
+        if scale is not None and not math.isclose(scale, key_dim ** -0.5, rel_tol=1e-6):
+            attrs["scale"] = float(scale)
         if causal:
             attrs["causal"] = True
         if empty_rows == ZEROS and len(inputs) > 3:  # without a mask, every query step has a key to attend to
@@ -128,10 +139,14 @@ class Attention(OpDef):
         return node.attrs.get("kv_heads", node.attrs["heads"])
 
     @staticmethod
+    def scale(node) -> float:
+        return node.attrs.get("scale", node.attrs["key_dim"] ** -0.5)
+
+    @staticmethod
     def explicit_only(node) -> bool:
-        """Whether neither Keras' MultiHeadAttention nor torch's nn.MultiheadAttention computes the node: rotary or
-        grouped key/value heads."""
-        return "rotary" in node.attrs or "kv_heads" in node.attrs
+        """Whether neither Keras' MultiHeadAttention nor torch's nn.MultiheadAttention computes the node: rotary,
+        grouped key/value heads, another scale or a bias on the scores."""
+        return any(key in node.attrs for key in ("rotary", "kv_heads", "scale")) or "score_bias" in node.params
 
     def output_shapes(self, node, input_shapes):
         query, key, value = input_shapes[:3]
@@ -155,6 +170,12 @@ class Attention(OpDef):
             rotary_tables.check(node.name, p["cos"], p["sin"], a["key_dim"], steps)
             if key is not None:
                 expect_dim(node.name, "rotary key steps", p["cos"].shape[0], key[1])
+        if "score_bias" in p:
+            bias = p["score_bias"]
+            expect_dim(node.name, "score bias rank (heads, query steps, key steps)", 3, bias.ndim)
+            expect_dim(node.name, "score bias heads", a["heads"], bias.shape[0])
+            expect_dim(node.name, "score bias query steps", bias.shape[1], query[1] if query else None)
+            expect_dim(node.name, "score bias key steps", bias.shape[2], key[1] if key else None)
         return [None if query is None else (*query[:-1], int(p["wo"].shape[0]))]
 
     # -- Keras ------------------------------------------------------------------
@@ -233,9 +254,14 @@ class Attention(OpDef):
                   "value_dim": a["value_dim"], "output_size": int(p["wo"].shape[0]), "use_bias": bias,
                   "causal": bool(a.get("causal")), "zero_empty": a.get("empty_rows") == ZEROS,
                   "rotary_steps": int(p["cos"].shape[0]) if "rotary" in a else 0}
+        if "scale" in a:
+            config["scale"] = a["scale"]
+        if "score_bias" in p:
+            config["score_bias_steps"] = [int(size) for size in p["score_bias"].shape[1:]]
         weights = [array for short, _ in PROJECTIONS
                    for array in (np.ascontiguousarray(p[f"w{short}"].T), *([p[f"b{short}"]] if bias else []))]
         weights += [p["cos"], p["sin"]] if "rotary" in a else []
+        weights += [p["score_bias"]] if "score_bias" in p else []
         return KerasSpec("ExplicitAttention", config, weights,
                          call_keywords={"attention_mask": 3} if len(node.inputs) > 3 else None, call_order=[0, 1, 2])
 
@@ -272,7 +298,10 @@ class Attention(OpDef):
         options = [literal(int(size)) for size in sizes] + (["bias=False"] if not bias else []) + \
             (["causal=True"] if a.get("causal") else []) + (["zero_empty=True"] if a.get("empty_rows") else []) + \
             ([f"kv_heads={literal(int(a['kv_heads']))}"] if "kv_heads" in a else []) + \
-            ([f"rotary_steps={literal(int(p['cos'].shape[0]))}"] if "rotary" in a else [])
+            ([f"rotary_steps={literal(int(p['cos'].shape[0]))}"] if "rotary" in a else []) + \
+            ([f"scale={literal(float(a['scale']))}"] if "scale" in a else []) + \
+            ([f"score_bias_steps=({literal(int(p['score_bias'].shape[1]))}, "
+              f"{literal(int(p['score_bias'].shape[2]))})"] if "score_bias" in p else [])
         return f"ExplicitAttention({', '.join(options)})"
 
     def torch_forward(self, node, graph, module, args):
@@ -294,6 +323,8 @@ class Attention(OpDef):
                     named[f"{projection}.bias"] = p[f"b{short}"]
             if "rotary" in node.attrs:
                 named["rotary_cos"], named["rotary_sin"] = p["cos"], p["sin"]
+            if "score_bias" in p:
+                named["score_bias"] = p["score_bias"]
             return named
         embed = p["wq"].shape[1]
         if p["wk"].shape[1] == embed and p["wv"].shape[1] == embed:
@@ -361,11 +392,14 @@ class Attention(OpDef):
                   for kind, name in (("w", "weight"), ("b", "bias")) if f"{projection}.{name}" in w}
         if getattr(module, "rotary_steps", 0):  # an earlier wconv's class has none of the newer arguments
             params["cos"], params["sin"] = w["rotary_cos"], w["rotary_sin"]
+        if getattr(module, "score_bias_steps", None):
+            params["score_bias"] = w["score_bias"]
         kv_heads = getattr(module, "kv_heads", module.heads)
         expect_dim(layer.name, "heads x key_dim", module.heads * module.key_dim, params["wq"].shape[0])
         expect_dim(layer.name, "kv_heads x value_dim", kv_heads * module.value_dim, params["wv"].shape[0])
         return [self.node(layer.name, layer.inputs[:4], layer.outputs, params, module.heads, causal=module.causal,
-                          empty_rows=ZEROS if getattr(module, "zero_empty", False) else None, kv_heads=kv_heads)]
+                          empty_rows=ZEROS if getattr(module, "zero_empty", False) else None, kv_heads=kv_heads,
+                          scale=getattr(module, "scale", None))]
 
     # -- ONNX -------------------------------------------------------------------
     def to_onnx(self, node, builder):
@@ -390,12 +424,16 @@ class Attention(OpDef):
         k = project(key, "k", a["key_dim"], [0, 2, 3, 1], kv_heads)
         v = project(value, "v", a["value_dim"], [0, 2, 1, 3], kv_heads)
         builder.node("MatMul", [q, k], [f"{name}/scores"], f"{name}/scores")
-        scale = builder.initializer(f"{name}.scale", np.array(1.0 / math.sqrt(a["key_dim"]), np.float32))
+        scale = builder.initializer(f"{name}.scale", np.array(self.scale(node), np.float32))
         builder.node("Mul", [f"{name}/scores", scale], [f"{name}/scaled"], f"{name}/scale")
+        scaled = f"{name}/scaled"
+        if "score_bias" in p:  # one (T, S) table per head, the same for every example
+            bias = builder.initializer(f"{name}.score_bias", p["score_bias"][None])
+            builder.node("Add", [scaled, bias], [f"{name}/biased"], f"{name}/score_bias")
+            scaled = f"{name}/biased"
         zeros = a.get("empty_rows") == ZEROS
         hidden_score = -np.inf if zeros else -1e9  # -inf: a row masked whole is NaN, then 0 (torch.onnx's spelling)
-        scores = self._causal_mask(builder, name, f"{name}/scaled", hidden_score) if a.get("causal") else \
-            f"{name}/scaled"
+        scores = self._causal_mask(builder, name, scaled, hidden_score) if a.get("causal") else scaled
         weights = f"{name}/weights"
         if len(node.inputs) > 3:  # the mask: hidden where a step may not attend (attention_pass reads it back)
             axis = builder.initializer(f"{name}.heads_axis", np.array([1], np.int64))
@@ -459,7 +497,8 @@ class ExplicitKerasAttention(KerasReader):
     def keras_weight_names(self, config):
         bias = ("bias",) if config.get("use_bias", True) else ()
         return [f"{projection}_{kind}" for _, projection in PROJECTIONS for kind in ("kernel", *bias)] + \
-            (["cos", "sin"] if config.get("rotary_steps") else [])
+            (["cos", "sin"] if config.get("rotary_steps") else []) + \
+            (["score_bias"] if config.get("score_bias_steps") else [])
 
     def from_keras(self, layer):
         c, w = layer.config, layer.weights
@@ -468,12 +507,14 @@ class ExplicitKerasAttention(KerasReader):
                   if f"{projection}_{suffix}" in w}
         if c.get("rotary_steps"):
             params["cos"], params["sin"] = w["cos"], w["sin"]
+        if c.get("score_bias_steps"):
+            params["score_bias"] = w["score_bias"]
         expect_dim(layer.name, "heads x key_dim", int(c["heads"]) * int(c["key_dim"]), params["wq"].shape[0])
         expect_dim(layer.name, "kv_heads x value_dim", int(c["kv_heads"]) * int(c["value_dim"]),
                    params["wv"].shape[0])
         return [ATTENTION.node(layer.name, layer.inputs[:4], layer.outputs, params, int(c["heads"]),
                                causal=bool(c.get("causal")), empty_rows=ZEROS if c.get("zero_empty") else None,
-                               kv_heads=int(c["kv_heads"]))]
+                               kv_heads=int(c["kv_heads"]), scale=c.get("scale"))]
 
 
 ATTENTION = register_op(Attention())

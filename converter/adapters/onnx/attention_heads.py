@@ -89,8 +89,8 @@ class AttentionHeads(Wiring):
 
     def traced(self, tracer, scores, attend, factor, masked):
         """(the query, key and value inputs, heads, the IR params, the output's nodes, the other nodes, the
-        output's permutation) when the moves around the attention put every element where the IR means it, in
-        every run, and the scales multiply to 1/sqrt(key_dim); else None."""
+        output's permutation, the key/value heads, the scores' scale: the product of the scales met) when the moves
+        around the attention put every element where the IR means it, in every run; else None."""
         paths = [self._path(tracer, value) for value in (scores.input[0], scores.input[1], attend.input[1])]
         projection = self._projection_forward(tracer, attend.output[0])
         if None in paths or projection is None:
@@ -110,9 +110,9 @@ class AttentionHeads(Wiring):
         key_dim = layout.sizes[0]
         widths = [count * size for count, size in zip((layout.heads, layout.groups, layout.groups), layout.sizes)]
         if layout.sizes[1] != key_dim or paths[2].factor != 1.0 or \
-                not math.isclose(factor * paths[0].factor * paths[1].factor, 1 / math.sqrt(key_dim), rel_tol=1e-5) or \
                 not self._whole([(p.projection, o, width) for p, o, width in zip(paths, layout.offsets, widths)]):
             return None
+        scale = factor * paths[0].factor * paths[1].factor  # 1/sqrt(key_dim) but for T5's (1)
         rotary = _rotary(paths, layout)
         if rotary is None:
             return None
@@ -120,7 +120,7 @@ class AttentionHeads(Wiring):
                         for n in self._moves_between(tracer, source, path)]
         nodes = _unique([*moves_before, *(n for p in paths for n in [*p.projection.nodes, *p.nodes])])
         return list(layout.sources), layout.heads, {**_params(paths, layout, output_projection), **rotary}, \
-            [*joining, *output_projection.nodes, *layout.output_moves], nodes, layout.perm, layout.groups
+            [*joining, *output_projection.nodes, *layout.output_moves], nodes, layout.perm, layout.groups, scale
 
     def _run(self, tracer, paths, joining, output_projection, attend, run, masked):
         """The layout one run on indices finds, or None where an element is not where the IR means it. Keras'

@@ -42,6 +42,8 @@ class AttentionMatch:
     causal: bool = False
     zeros: bool = False  # a query step masked whole gets no value (torch's; empty_rows)
     kv_heads: int | None = None
+    scale: float | None = None  # the scores' factor
+    score_bias: np.ndarray | None = None  # (1 or heads, T, S), added to the scaled scores (T5's position bias)
 
 
 def rule(sizes: dict) -> Rule:
@@ -77,10 +79,15 @@ def _made(match: AttentionMatch, perm: list | None, sizes: dict) -> list:
     """The lifted attention, and the Transpose that gives its (N, T, E) output the file's layout, if another."""
     from onnx import helper
 
+    params = dict(match.params)
+    if match.score_bias is not None:
+        params["score_bias"] = np.ascontiguousarray(np.broadcast_to(match.score_bias,
+                                                                    (match.heads, *match.score_bias.shape[-2:])))
+
     def lifted(output):
-        return Lifted.of(ATTENTION.node(match.name, match.inputs, [output], match.params, match.heads,
+        return Lifted.of(ATTENTION.node(match.name, match.inputs, [output], params, match.heads,
                                         causal=match.causal, empty_rows=ZEROS if match.zeros else None,
-                                        kv_heads=match.kv_heads))
+                                        kv_heads=match.kv_heads, scale=match.scale))
 
     if perm is None:
         return [lifted(match.output)]
@@ -120,6 +127,9 @@ class _Graph(AttentionHeads):
                                                            guard) != _kind_of_hidden(masked[2], guard):
                 return None  # with a mask too, both hide alike: a row masked whole averages, or gets no value
             scaled, causal = self.producer.get(found[0]), found[1]
+        score_bias = self._score_bias(scaled) if bias is None else None
+        if score_bias is not None:
+            scaled = self.producer.get(score_bias[0])
         tracer = Tracer(self)
         tracer.arithmetic.update({id(node): node for node in (bias[3] if bias is not None else [])})
         scale_nodes, factor = [], 1.0
@@ -134,16 +144,19 @@ class _Graph(AttentionHeads):
         traced = self.traced(tracer, scores, attend, factor, bool(masked))
         if traced is None:
             return None
-        inputs, heads, params, output, nodes, perm, kv_heads = traced
+        inputs, heads, params, output, nodes, perm, kv_heads, scale = traced
         mask_nodes = masked[1] if masked else []
-        chain = [*nodes, scores, *scale_nodes[::-1], *causal, *mask_nodes, softmax, *guard, attend, *output]
+        bias_nodes = score_bias[1] if score_bias else []
+        chain = [*nodes, scores, *scale_nodes[::-1], *bias_nodes, *causal, *mask_nodes, softmax, *guard, attend,
+                 *output]
         if not self._closed(chain, tracer.arithmetic):
             return None
         name = softmax.name.rsplit("/", 1)[0] if "/" in softmax.name.strip("/") else chain[-1].output[0]
         inputs += [masked[0]] if masked else []
         causal_kind = bias[2] if bias is not None else bool(causal)
         zeros = bool(masked) and _kind_of_hidden(masked[2], guard) == ZEROS
-        match = AttentionMatch(name, inputs, chain[-1].output[0], heads, params, causal_kind, zeros, kv_heads)
+        match = AttentionMatch(name, inputs, chain[-1].output[0], heads, params, causal_kind, zeros, kv_heads, scale,
+                               score_bias[2] if score_bias else None)
         return chain, match, tracer.arithmetic, perm
 
     def _closed(self, chain, arithmetic: dict) -> bool:
@@ -179,6 +192,22 @@ class _Graph(AttentionHeads):
         if not (square == 0).all() and not ((square[lower] == 0).all() and (square[~lower] <= -1e9).all()):
             return None
         return other, [add], not (square == 0).all(), expanded[1][1] if expanded else []
+
+    def _score_bias(self, add):
+        """(the scores, [the Add], the bias (1 or heads, T, S)) for ``Add(scores, constant)`` where the constant is
+        finite, hides no step (no value of -1e9 or less: that is a mask) and is the same for every sample (T5's
+        relative position bias, as wconv writes it, and torch.onnx's TorchScript exporter, folded); else None."""
+        if add is None or add.op_type != "Add":
+            return None
+        constant = next((name for name in add.input if name in self.constants), None)
+        other = next((name for name in add.input if name != constant), None)
+        if constant is None or other is None:
+            return None
+        bias = np.asarray(self.constants[constant])
+        if bias.dtype.kind != "f" or bias.ndim not in (3, 4) or (bias.ndim == 4 and not (bias == bias[:1]).all()) or \
+                not np.isfinite(bias).all() or (bias <= -1e9).any():
+            return None  # (a bias expanded over the batch a file was exported at has its rows alike)
+        return other, [add], bias.reshape(-1, *bias.shape[-3:])[0].astype(np.float32)
 
     def _expanded_bias(self, value):
         """(one sample's mask, the nodes computing it) for ``Where(Expand(C, [batch, ...]), zero, hidden)``, C, zero

@@ -98,17 +98,19 @@ class ExplicitAttention(nn.Module):
     """Multi-head attention with what nn.MultiheadAttention cannot compute: query and key size per head apart from
     the value's, an output width of its own, a mask, fewer key/value heads than query heads (kv_heads: query head h
     reads key/value head h // (heads / kv_heads)), rotary position embeddings (rotary_steps: each query and key
-    head rotated, x * cos + cat(-x2, x1) * sin with the buffers rotary_cos and rotary_sin, one row per step). Four
-    projections around scaled dot-product attention, scaled by 1/sqrt(key_dim). Causal: query step i attends to key
-    steps 0..i. mask (N, T, S): True where query step t may attend to key step s; a step that may attend to nothing
-    averages every value, as Keras' layer without dropout computes it, or, with zero_empty, gets none (zeros), as
-    F.scaled_dot_product_attention does."""
+    head rotated, x * cos + cat(-x2, x1) * sin with the buffers rotary_cos and rotary_sin, one row per step), another
+    scale than 1/sqrt(key_dim) and a bias added to the scores, one (T, S) table per head (score_bias_steps: the
+    buffer score_bias, T5's relative position bias). Four projections around scaled dot-product attention. Causal:
+    query step i attends to key steps 0..i. mask (N, T, S): True where query step t may attend to key step s; a step
+    that may attend to nothing averages every value, as Keras' layer without dropout computes it, or, with
+    zero_empty, gets none (zeros), as F.scaled_dot_product_attention does."""
 
     def __init__(self, query_size, key_size, value_size, heads, key_dim, value_dim, output_size, bias=True,
-                 causal=False, zero_empty=False, kv_heads=None, rotary_steps=0):
+                 causal=False, zero_empty=False, kv_heads=None, rotary_steps=0, scale=None, score_bias_steps=None):
         super().__init__()
         self.heads, self.key_dim, self.value_dim, self.causal = heads, key_dim, value_dim, causal
         self.zero_empty, self.kv_heads, self.rotary_steps = zero_empty, kv_heads or heads, rotary_steps
+        self.scale, self.score_bias_steps = key_dim ** -0.5 if scale is None else scale, score_bias_steps
         self.query = nn.Linear(query_size, heads * key_dim, bias=bias)
         self.key = nn.Linear(key_size, self.kv_heads * key_dim, bias=bias)
         self.value = nn.Linear(value_size, self.kv_heads * value_dim, bias=bias)
@@ -116,6 +118,8 @@ class ExplicitAttention(nn.Module):
         if rotary_steps:
             self.register_buffer("rotary_cos", torch.zeros(rotary_steps, key_dim))
             self.register_buffer("rotary_sin", torch.zeros(rotary_steps, key_dim))
+        if score_bias_steps:
+            self.register_buffer("score_bias", torch.zeros(heads, *score_bias_steps))
 
     def rotate(self, x):
         half = x.shape[-1] // 2
@@ -130,15 +134,20 @@ class ExplicitAttention(nn.Module):
         if self.kv_heads != self.heads:
             k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
             v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
-        if mask is None:
-            attended = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        if mask is None and not self.score_bias_steps:
+            attended = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal, scale=self.scale)
         else:
-            keep = mask.unsqueeze(1)  # the same for every head
+            scores = (q @ k.transpose(-2, -1)) * self.scale
+            if self.score_bias_steps:
+                scores = scores + self.score_bias
+            keep = None if mask is None else mask.unsqueeze(1)  # the same for every head
             if self.causal:
-                keep = keep & torch.ones(keep.shape[-2:], dtype=torch.bool, device=keep.device).tril()
-            scores = (q @ k.transpose(-2, -1)) / self.key_dim ** 0.5
-            attended = torch.softmax(scores.masked_fill(~keep, -1e9), dim=-1) @ v
-            if self.zero_empty:
+                lower = torch.ones(scores.shape[-2:], dtype=torch.bool, device=scores.device).tril()
+                keep = lower if keep is None else keep & lower
+            if keep is not None:
+                scores = scores.masked_fill(~keep, -1e9)
+            attended = torch.softmax(scores, dim=-1) @ v
+            if self.zero_empty and keep is not None:
                 attended = attended * keep.any(-1, keepdim=True)
         return self.output(attended.transpose(1, 2).flatten(2))
 '''

@@ -6,6 +6,57 @@ torch reader reads such a module (``getattr`` with the default); ``codetext.veri
 as they accept today's text. Never edited: each is what a released version wrote.
 """
 
+# ea160a5 (2026-12-08) to T5's arguments (scale, score_bias_steps)
+EXPLICIT_ATTENTION_WITH_ROTARY = '''
+class ExplicitAttention(nn.Module):
+    """Multi-head attention with what nn.MultiheadAttention cannot compute: query and key size per head apart from
+    the value's, an output width of its own, a mask, fewer key/value heads than query heads (kv_heads: query head h
+    reads key/value head h // (heads / kv_heads)), rotary position embeddings (rotary_steps: each query and key
+    head rotated, x * cos + cat(-x2, x1) * sin with the buffers rotary_cos and rotary_sin, one row per step). Four
+    projections around scaled dot-product attention, scaled by 1/sqrt(key_dim). Causal: query step i attends to key
+    steps 0..i. mask (N, T, S): True where query step t may attend to key step s; a step that may attend to nothing
+    averages every value, as Keras' layer without dropout computes it, or, with zero_empty, gets none (zeros), as
+    F.scaled_dot_product_attention does."""
+
+    def __init__(self, query_size, key_size, value_size, heads, key_dim, value_dim, output_size, bias=True,
+                 causal=False, zero_empty=False, kv_heads=None, rotary_steps=0):
+        super().__init__()
+        self.heads, self.key_dim, self.value_dim, self.causal = heads, key_dim, value_dim, causal
+        self.zero_empty, self.kv_heads, self.rotary_steps = zero_empty, kv_heads or heads, rotary_steps
+        self.query = nn.Linear(query_size, heads * key_dim, bias=bias)
+        self.key = nn.Linear(key_size, self.kv_heads * key_dim, bias=bias)
+        self.value = nn.Linear(value_size, self.kv_heads * value_dim, bias=bias)
+        self.output = nn.Linear(heads * value_dim, output_size, bias=bias)
+        if rotary_steps:
+            self.register_buffer("rotary_cos", torch.zeros(rotary_steps, key_dim))
+            self.register_buffer("rotary_sin", torch.zeros(rotary_steps, key_dim))
+
+    def rotate(self, x):
+        half = x.shape[-1] // 2
+        return x * self.rotary_cos + torch.cat([-x[..., half:], x[..., :half]], dim=-1) * self.rotary_sin
+
+    def forward(self, query, key, value, mask=None):
+        q = self.query(query).unflatten(-1, (self.heads, self.key_dim)).transpose(1, 2)
+        k = self.key(key).unflatten(-1, (self.kv_heads, self.key_dim)).transpose(1, 2)
+        v = self.value(value).unflatten(-1, (self.kv_heads, self.value_dim)).transpose(1, 2)
+        if self.rotary_steps:
+            q, k = self.rotate(q), self.rotate(k)
+        if self.kv_heads != self.heads:
+            k = k.repeat_interleave(self.heads // self.kv_heads, dim=1)
+            v = v.repeat_interleave(self.heads // self.kv_heads, dim=1)
+        if mask is None:
+            attended = F.scaled_dot_product_attention(q, k, v, is_causal=self.causal)
+        else:
+            keep = mask.unsqueeze(1)  # the same for every head
+            if self.causal:
+                keep = keep & torch.ones(keep.shape[-2:], dtype=torch.bool, device=keep.device).tril()
+            scores = (q @ k.transpose(-2, -1)) / self.key_dim ** 0.5
+            attended = torch.softmax(scores.masked_fill(~keep, -1e9), dim=-1) @ v
+            if self.zero_empty:
+                attended = attended * keep.any(-1, keepdim=True)
+        return self.output(attended.transpose(1, 2).flatten(2))
+'''
+
 # 108e67e (2026-12-07) to the rotary and grouped-query arguments (kv_heads, rotary_steps)
 EXPLICIT_ATTENTION_WITH_ZERO_EMPTY = '''
 class ExplicitAttention(nn.Module):
@@ -98,5 +149,5 @@ class ExplicitAttention(nn.Module):
         return self.output(attended.transpose(1, 2).flatten(2))
 '''
 
-FORMER = {"ExplicitAttention": (EXPLICIT_ATTENTION_WITH_ZERO_EMPTY, EXPLICIT_ATTENTION_WITH_MASK,
-                               EXPLICIT_ATTENTION_FIRST)}
+FORMER = {"ExplicitAttention": (EXPLICIT_ATTENTION_WITH_ROTARY, EXPLICIT_ATTENTION_WITH_ZERO_EMPTY,
+                               EXPLICIT_ATTENTION_WITH_MASK, EXPLICIT_ATTENTION_FIRST)}

@@ -43,18 +43,19 @@ def fold(traced, input_shapes, input_dtypes) -> None:
     placeholders = [node for node in traced.graph.nodes if node.op == "placeholder"]
     found, kinds = {}, {}
     for call in calls:
-        source = read_input(_mask(call))
+        probed = _probed(call)
+        source = read_input(probed)
         if source is None or source not in placeholders:
             continue
         index = placeholders.index(source)
         shape = input_shapes[index]
         if len(shape) != 1 or shape[0] is None:
             continue  # a (batch, key steps) mask of a known length
-        if _mask(call) not in kinds:  # the layers of a model share one mask: probed once
+        if probed not in kinds:  # the layers of a model share one mask: probed once
             rows = _rows(shape[0])
-            mask = (run_on_rows(traced, input_shapes, input_dtypes, index, rows, _mask(call)) or {}).get(_mask(call))
-            kinds[_mask(call)] = _kind_of(mask, rows, torch), tuple(getattr(mask, "shape", ())[-2:])
-        kind, steps = kinds[_mask(call)]
+            mask = (run_on_rows(traced, input_shapes, input_dtypes, index, rows, probed) or {}).get(probed)
+            kinds[probed] = _kind_of(mask, rows, torch), tuple(getattr(mask, "shape", ())[-2:])
+        kind, steps = kinds[probed]
         if kind is not None:
             found.setdefault(source, []).append((call, kind, steps))
     for source, uses in found.items():
@@ -64,6 +65,23 @@ def fold(traced, input_shapes, input_dtypes) -> None:
 
 def _mask(call):
     return call.args[3] if len(call.args) > 3 else call.kwargs.get("attn_mask")
+
+
+HIDING = "aten.where.ScalarOther"  # T5: where(keep, position_bias, lowest), a float mask that hides steps
+
+
+def _hiding(mask):
+    """The ``where(keep, scores_bias, lowest)`` an attention gets as its float mask, else None."""
+    if getattr(mask, "op", None) != "call_function" or str(mask.target) != HIDING or len(mask.args) != 3 or \
+            not isinstance(mask.args[2], float) or mask.args[2] > -1e30 or not hasattr(mask.args[0], "op"):
+        return None
+    return mask
+
+
+def _probed(call):
+    """What of an attention's mask says where it may attend: the mask, or the ``keep`` of a hiding where."""
+    hiding = _hiding(_mask(call))
+    return hiding.args[0] if hiding is not None else _mask(call)
 
 
 def _rows(steps: int) -> np.ndarray:
@@ -103,6 +121,8 @@ def _respell(traced, source, uses, torch) -> None:
             mask = traced.graph.call_method("unsqueeze", (tokens[steps], 1))
             if kind == "causal":
                 mask = traced.graph.call_function(torch.logical_and, (mask, _causal(traced, steps, keys, torch)))
+            if (hiding := _hiding(_mask(call))) is not None:  # each attention its own where, around its mask
+                mask = traced.graph.call_function(hiding.target, (mask, *hiding.args[1:]))
         _set_mask(call, mask)
 
 
@@ -139,6 +159,15 @@ def match(view, not_zero):
         return None
     padding = PADDING_MASK.node(f"{source.name}.padding", [source.name], list(tokens.output), _sizes(tokens)[1])
     return Match([not_zero, row, tokens], [Lifted.of(padding)])
+
+
+def hiding_where(view, mask):
+    """(the mask inside, the scores' bias, the where's op) for the ``where(mask, bias, lowest)`` fold() gives an
+    attention whose float mask hid steps so (T5); else None."""
+    op = view.op(mask)
+    if op is None or op.op_type != HIDING or _hiding(op.node) is None:
+        return None
+    return op.node.args[0], op.node.args[1], op
 
 
 def attention_mask(view, mask):

@@ -3,6 +3,8 @@ file."""
 
 from __future__ import annotations
 
+import numpy as np
+
 from collections import Counter
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -77,6 +79,28 @@ def read(path: str | PathLike, module: str | None, module_args: str | dict | Non
         return graph
 
 
+def _tied_twins(model, state: dict, used: set) -> set:
+    """The state_dict keys naming a tensor of the module that a used key names too (T5EncoderModel's
+    ``shared.weight`` is its ``encoder.embed_tokens.weight``: one Embedding, two names). The file must hold the same
+    values under both, else which one the module runs with is the file's accident."""
+    names = {}
+    for name, tensor in [*model.named_parameters(remove_duplicate=False), *model.named_buffers(remove_duplicate=False)]:
+        names.setdefault(id(tensor), []).append(name)
+    twins = set()
+    for group in names.values():
+        held = [name for name in group if name in state]
+        if len(held) < 2 or not used & set(held):
+            continue
+        first = state[held[0]]
+        differing = [name for name in held[1:] if np.shape(state[name]) != np.shape(first) or
+                     not np.array_equal(state[name], first)]
+        if differing:
+            raise WeightMismatch(f"state_dict entries {held[0]!r} and {differing[0]!r} name one tensor of the module "
+                                 "but hold different values")
+        twins |= set(held)
+    return twins
+
+
 def from_module(model, state: dict, input_shape=None, source: str = "", input_shapes=None) -> Graph:
     """Read ``model`` through torch.export and take its weights from ``state`` (name -> numpy array).
     ``input_shapes``: one shape per input, without the batch axis (``input_shape`` for the one input)."""
@@ -142,6 +166,7 @@ def from_module(model, state: dict, input_shape=None, source: str = "", input_sh
             shapes.add(created)
             nodes.extend(created)
     used |= {key for computed_key, keys in computed.items() if computed_key in used for key in keys}
+    used |= _tied_twins(model, state, used)
     unused = sorted(set(state) - used - set(computed) - set(own))
     if unused:
         raise WeightMismatch(f"state_dict entries the module does not use: {unused}")

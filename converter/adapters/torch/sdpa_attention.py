@@ -12,13 +12,17 @@ IR keeps them); the call is named after the module that holds the attention. GPT
 projection (transformers' ``Conv1D``, its weight stored (in, out)) split three ways, ``c_attn(x).split(E, dim=2)``:
 each takes its third of the rows. Llama's and Qwen2's rotate q and k by position and repeat k and v from fewer
 heads (``repeat_kv``, or the call's ``enable_gqa``): head_moves.py reads both, the op's rotary tables and kv_heads.
-No mask, or ``is_causal=True``, or a padding mask (padding_masks.py); a scale other than 1/sqrt(d), dropout, any
-other mask or other moves leave the call as it is, which the reader then refuses by name.
+No mask, or ``is_causal=True``, or a padding mask (padding_masks.py), or a float mask that is a constant of the
+weights (T5's relative position bias, computed from its table for the declared length: computed_weights.py), added
+to the scores as the op's ``score_bias``; any scale (T5's is 1). Dropout, a float mask that hides steps (-inf or the
+dtype's lowest), any other mask or other moves leave the call as it is, which the reader then refuses by name.
 """
 
 from __future__ import annotations
 
 import operator
+
+import numpy as np
 
 from ...layouts import permute
 from ...ops.attention import ATTENTION, ZEROS
@@ -26,7 +30,7 @@ from ...ops.dense import CONV1D_WEIGHT
 from ...rewrite import Lifted, Match, Rule
 from .head_moves import unrepeated, unrotated
 from .ops_view import sizes
-from .padding_masks import attention_mask
+from .padding_masks import attention_mask, hiding_where
 
 SDPA = "aten.scaled_dot_product_attention.default"
 PROJECTIONS = {"module:Linear": lambda module: module.out_features, "module:Conv1D": lambda module: module.nf}
@@ -131,17 +135,35 @@ def _tables(q_tables, k_tables):
     return {"cos": q_tables[0], "sin": q_tables[1]}
 
 
+def _score_bias(view, mask, heads: int):
+    """(the (heads, T, S) bias, its get_attr) for a float mask that is a constant of the weights, broadcast over the
+    batch (and heads, where it has one); None for anything else, or a constant that hides steps."""
+    getter = view.op(mask)
+    if getter is None or getter.op_type != "get_attr" or getter.input[0] not in view.constants:
+        return None
+    array = np.asarray(view.constants[getter.input[0]])
+    if array.dtype.kind != "f" or array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[0] != 1) or \
+            array.shape[-3] not in (1, heads) or not np.isfinite(array).all() or \
+            (array <= np.finfo(array.dtype).min / 2).any():
+        return None
+    return np.ascontiguousarray(np.broadcast_to(array.reshape(array.shape[-3:]), (heads, *array.shape[-2:]))), getter
+
+
 def match(view, op):
     node = op.node
     if _argument(node, "dropout_p", 4, 0.0):
         return None
     causal, scale = bool(_argument(node, "is_causal", 5, False)), node.kwargs.get("scale")
-    mask, mask_ops = [], []  # a padding mask (padding_masks.py)
-    if _argument(node, "attn_mask", 3, None) is not None:
-        found = attention_mask(view, _argument(node, "attn_mask", 3, None))
-        if found is None:
-            return None
+    mask, mask_ops, score_bias = [], [], None  # a padding mask (padding_masks.py), or T5's bias, or both
+    given, empty_rows = _argument(node, "attn_mask", 3, None), ZEROS  # SDPA: a query step masked whole: no value
+    hiding = hiding_where(view, given) if given is not None else None
+    if hiding is not None:  # where(mask, bias, lowest): a step masked whole averages every value
+        given, hiding_op, empty_rows = hiding[0], hiding[2], None
+    if given is not None and (found := attention_mask(view, given)) is not None:
         mask, mask_ops, causal = [found[0]], found[1], causal or found[2]
+    if hiding is not None and not mask:
+        return None
+    bias_given = hiding[1] if hiding is not None else given if given is not None and not mask else None
     operands = [_operand(view, value, rotary) for value, rotary in zip(node.args[:3], (True, True, False))]
     found = [each[0] for each in operands]
     if None in found:
@@ -151,12 +173,16 @@ def match(view, op):
     (_, q_times, q_tables, q_moves, _), (_, k_times, k_tables, k_moves, k_feeding), \
         (_, v_times, _, v_moves, v_feeding) = operands
     rotary = _tables(q_tables, k_tables)
+    bias_feeding = []  # the bias's get_attr: the layers after the first may read it too (T5 shares one)
+    if bias_given is not None:
+        if (found_bias := _score_bias(view, bias_given, heads)) is None:
+            return None
+        score_bias, bias_feeding = found_bias[0], [found_bias[1]]
     if node.kwargs.get("enable_gqa", False) and k_times == v_times == 1 and k_heads and heads % k_heads == 0:
         k_times = v_times = heads // k_heads  # the call repeats the key/value heads itself
     grouped = q_times == 1 and k_heads == v_heads and k_times == v_times and heads == k_heads * k_times
     rotated = rotary is not None and (not rotary or rotary["cos"].shape == (steps, size))
-    if not grouped or not rotated or size != k_size or \
-            (scale is not None and abs(scale - size ** -0.5) > 1e-6 * size ** -0.5):
+    if not grouped or not rotated or size != k_size:
         return None
     parts = (q_part, k_part, v_part)
     if parts != (None, None, None) and (parts != (0, 1, 2) or not q is k is v):
@@ -165,18 +191,18 @@ def match(view, op):
     if merged is None:
         return None
     between, output = merged
-    params = dict(rotary)
+    params = dict(rotary) | ({} if score_bias is None else {"score_bias": score_bias})
     for short, projection, part in (("q", q, q_part), ("k", k, k_part), ("v", v, v_part), ("o", output, None)):
         params[f"w{short}"], bias = _kernel(view, projection, part)
         if bias is not None:
             params[f"b{short}"] = bias
     name = node.meta.get("module_path") or node.name
     attention = ATTENTION.node(name, [query.name, key.name, value.name, *mask], list(output.output), params, heads,
-                               causal=causal, empty_rows=ZEROS,  # SDPA: a query step masked whole gets no value
-                               kv_heads=k_heads)
+                               causal=causal, empty_rows=empty_rows, kv_heads=k_heads, scale=scale)
+    mask_ops += [hiding_op] if hiding is not None else []
     replaced = [q, *q_ops, *q_moves, k, *k_ops, *k_moves, v, *v_ops, *v_moves, *mask_ops, op, *between, output]
     return Match(list({id(each): each for each in replaced}.values()), [Lifted.of(attention)],
-                 feeding=list({id(each): each for each in k_feeding + v_feeding}.values()))
+                 feeding=list({id(each): each for each in k_feeding + v_feeding + bias_feeding}.values()))
 
 
 RULE = Rule("scaled dot-product attention", (SDPA,), match)

@@ -37,6 +37,7 @@ def fold(traced, input_shapes, input_dtypes) -> None:
             _replace(node, tuple(first) if isinstance(first, torch.Size) else first)
     for node in traced.graph.nodes:
         _fold_mask_built_from_sizes(node, runs, torch)
+        _fold_kept_everywhere(node, runs, torch)
     for node in reversed(list(traced.graph.nodes)):
         if _kind(node) == ("call_function", "torch._assert") and _constant_condition(node):
             traced.graph.erase_node(node)
@@ -107,6 +108,29 @@ def _fold_mask_built_from_sizes(node, runs, torch) -> None:
         node.kwargs = {**node.kwargs, "attn_mask": None}
     if causal:
         node.args, node.kwargs = node.args[:5], {**node.kwargs, "is_causal": True}
+
+
+WHERE = ("aten.where.self", "aten.where.ScalarOther")
+PASSES = ("aten.contiguous.default", "aten.clone.default")  # give their input as it is
+
+
+def _fold_kept_everywhere(node, runs, torch) -> None:
+    """``torch.where(keep, scores_bias, lowest)`` for an attention's float mask, ``keep`` built from sizes alone
+    (T5's mask of ones when no attention_mask is given) and True everywhere in both runs, is ``scores_bias``: which
+    the attention broadcasts over the batch as it did the where's. Only where every reader is an attention's mask."""
+    if str(node.target) not in WHERE or not hasattr(node.args[0], "op") or not _from_sizes_alone(node.args[0]):
+        return
+    values = [run.get(node.args[0]) for run in runs]
+    if all(isinstance(v, torch.Tensor) and v.dtype == torch.bool and bool(v.all()) for v in values) and \
+            all(_reads_as_attention_mask(user, node) for user in node.users):
+        node.replace_all_uses_with(node.args[1])
+
+
+def _reads_as_attention_mask(user, value) -> bool:
+    if str(user.target) in PASSES:
+        return all(_reads_as_attention_mask(each, user) for each in user.users)
+    return str(user.target) == SDPA and (user.args[3:4] == (value,) or user.kwargs.get("attn_mask") is value) and \
+        value not in user.args[:3]
 
 
 def _from_sizes_alone(node) -> bool:
