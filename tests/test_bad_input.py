@@ -97,6 +97,24 @@ def test_state_dict_needs_a_module(tmp_path, torch):
     assert_clean_failure(result, 2, tmp_path / "s.pt", "--module")
 
 
+def test_a_module_file_imports_the_modules_beside_it_and_its_failure_is_bad_input(tmp_path, torch):
+    """``--module nets/model.py:Net`` imports what sits beside it (as ``python nets/model.py`` would); a file that
+    fails as it is imported is the user's to fix: one line, exit 2, never wconv's internal error."""
+    nets = tmp_path / "nets"
+    nets.mkdir()
+    (nets / "blocks_of_mine.py").write_text("from torch import nn\n\n\ndef block():\n    return nn.Linear(4, 3)\n")
+    (nets / "model.py").write_text("from torch import nn\nfrom blocks_of_mine import block\n\n\nclass Net(nn.Module):\n"
+                                   "    def __init__(self):\n        super().__init__()\n        self.fc = block()\n\n"
+                                   "    def forward(self, x):\n        return self.fc(x)\n")
+    torch.save({"fc.weight": torch.ones(3, 4), "fc.bias": torch.zeros(3)}, tmp_path / "s.pt")
+    result = wconv("torch-to-onnx", tmp_path / "s.pt", tmp_path / "out.onnx", "--module", f"{nets / 'model.py'}:Net")
+    assert result.returncode == 0, result.stderr
+    (nets / "broken.py").write_text("import a_module_nobody_has\n")
+    result = wconv("torch-to-onnx", tmp_path / "s.pt", tmp_path / "b.onnx", "--module", f"{nets / 'broken.py'}:Net")
+    assert_clean_failure(result, 2, tmp_path / "s.pt", "importing", "ModuleNotFoundError", "a_module_nobody_has")
+    assert not (tmp_path / "b.onnx").exists()
+
+
 @pytest.mark.parametrize("problem", ["extra", "missing", "shape"])
 def test_weights_that_do_not_fit_are_errors(problem, tmp_path, torch):
     from torch_models import MLP, seeded_state

@@ -12,7 +12,7 @@ import json
 import sys
 from pathlib import Path
 
-from ...errors import BadInput
+from ...errors import BadInput, first_line
 
 
 def load_module(spec: str, arguments: str | dict | None = None, option: str = "--module"):
@@ -61,7 +61,15 @@ def _import(location: str, spec: str, option: str):
         loader = importlib.util.spec_from_file_location(module_name, path)
         module = importlib.util.module_from_spec(loader)
         sys.modules[module_name] = module
-        loader.loader.exec_module(module)
+        folder = str(path.resolve().parent)
+        if folder not in sys.path:
+            sys.path.insert(0, folder)  # as `python file.py` does: the modules beside it are importable
+        try:
+            loader.loader.exec_module(module)
+        except Exception as error:  # the user's file fails as it is imported: theirs to fix, said in one line
+            sys.modules.pop(module_name, None)
+            raise BadInput(f"{option} '{spec}': importing {path} failed ({type(error).__name__}: "
+                           f"{first_line(error)})") from None
         return module
     if "" not in sys.path and "." not in sys.path:
         sys.path.insert(0, "")  # as `python -m` does: modules in the working folder are importable
@@ -69,3 +77,6 @@ def _import(location: str, spec: str, option: str):
         return importlib.import_module(location)
     except ImportError as error:
         raise BadInput(f"{option} '{spec}': cannot import {location} ({error})") from None
+    except Exception as error:  # the user's module fails as it is imported
+        raise BadInput(f"{option} '{spec}': importing {location} failed ({type(error).__name__}: "
+                       f"{first_line(error)})") from None
