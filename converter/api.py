@@ -77,13 +77,19 @@ def output_paths(path, format: str | None = None) -> list[Path]:
 
 
 def write(graph: Graph, path: str | PathLike, format: str | None = None, *, force: bool = False,
-          sources: Sequence[str | PathLike] = ()) -> list[Path]:
-    """Write the IR; refuses to overwrite without ``force`` and never leaves a partial file."""
+          sources: Sequence[str | PathLike] = (), external_data: bool = False) -> list[Path]:
+    """Write the IR; refuses to overwrite without ``force`` and never leaves a partial file. ``external_data``: an
+    ONNX model's weights in ``<name>.data`` beside it (automatic past 2 GiB)."""
     kind = format or formats.for_output(path)
+    if external_data and kind != "onnx":
+        raise BadInput(f"{path}: --external-data applies to ONNX outputs, not {kind}")
     outputs = output_paths(path, kind)
     check_outputs(sources, outputs, force)
     with about(path), transaction(force):
-        _writer(kind, path)(graph, path)
+        if kind == "onnx":
+            outputs += _writer(kind, path)(graph, path, external_data=external_data)
+        else:
+            _writer(kind, path)(graph, path)
     return outputs
 
 
@@ -125,18 +131,22 @@ def _writer(kind: str, path):
 def convert(source: str | PathLike, target: str | PathLike, *, source_format: str | None = None,
             target_format: str | None = None, module: str | None = None, module_args: str | dict | None = None,
             input_shape: Sequence[int] | None = None, input_dtype: str | None = None, force: bool = False,
-            keep_input_layout: bool = False) -> Conversion:
+            keep_input_layout: bool = False, external_data: bool = False) -> Conversion:
     """Read ``source``, write ``target``. Output problems are found before any reading.
 
     ``keep_input_layout``: a Keras source's torch or ONNX port takes and gives channels-last
     feature maps (one permute at entry and exit) instead of the target's channels-first.
+    ``external_data``: an ONNX target's weights in ``<target>.data`` beside it (automatic past 2 GiB).
     """
     formats.detect(source)  # a missing or unknown source is the first thing to say, before any output problem
     check_output_format(target, target_format)
+    if external_data and (target_format or formats.for_output(target)) != "onnx":
+        raise BadInput(f"{target}: --external-data applies to ONNX outputs")
     check_outputs([source], output_paths(target, target_format), force)
     graph = read(source, source_format, module=module, module_args=module_args, input_shape=input_shape,
                  input_dtype=input_dtype)
     if keep_input_layout:
         graph.interface = _kept_interface(graph, target_format or formats.for_output(target), source)
     with about(source):  # a layer that cannot be written is the source's layer
-        return Conversion(graph, write(graph, target, target_format, force=force, sources=[source]))
+        return Conversion(graph, write(graph, target, target_format, force=force, sources=[source],
+                                       external_data=external_data))

@@ -33,6 +33,9 @@ JsonOption = typer.Option(False, "--json", help="Print a machine-readable report
 KeepLayoutOption = typer.Option(False, "--keep-input-layout",
                                 help="Keep a Keras source's channels-last interface in the torch/ONNX port.")
 CheckOption = typer.Option(False, "--check", help="Run both models on seeded random inputs and compare.")
+ExternalDataOption = typer.Option(False, "--external-data",
+                                  help="Write an ONNX model's weights to <target>.data beside it (automatic past "
+                                       "2 GiB, which one ONNX file cannot hold).")
 
 
 def fail(message: str, code: int) -> None:
@@ -100,14 +103,15 @@ def main(debug: bool = typer.Option(False, "--debug", help="Show tracebacks."),
 
 
 def run_conversion(source, target, source_format, target_format, module, module_args, input_shape, force,
-                   check, as_json, keep_input_layout=False, input_dtype=None):
+                   check, as_json, keep_input_layout=False, input_dtype=None, external_data=False):
     from . import api
 
     with errors_to_exit_codes():
         with shown(STATE["progress"]):
             result = api.convert(source, target, source_format=source_format, target_format=target_format,
                                  module=module, module_args=module_args, input_shape=parse_shape(input_shape),
-                                 input_dtype=input_dtype, force=force, keep_input_layout=keep_input_layout)
+                                 input_dtype=input_dtype, force=force, keep_input_layout=keep_input_layout,
+                                 external_data=external_data)
         summary = {"source": str(source), "outputs": [str(p) for p in result.outputs],
                    "layers": len(result.graph.nodes), "parameters": result.graph.parameter_count(),
                    "notes": list(result.graph.source.get("notes", []))}
@@ -144,9 +148,10 @@ def conversion_command(source_format: str | None, target_format: str | None):
         check: bool = CheckOption,
         as_json: bool = JsonOption,
         keep_input_layout: bool = KeepLayoutOption,
+        external_data: bool = ExternalDataOption,
     ):
         run_conversion(source, target, source_format, target_format, module, module_args, input_shape, force,
-                       check, as_json, keep_input_layout, input_dtype)
+                       check, as_json, keep_input_layout, input_dtype, external_data)
 
     names = {"keras": "Keras", "torch": "PyTorch", "onnx": "ONNX"}
     command.__doc__ = (f"Convert a {names[source_format]} model to {names[target_format]}." if source_format

@@ -160,6 +160,14 @@ def transaction(force: bool):
         _CURRENT.reset(token)
 
 
+def refuse_existing(output) -> None:
+    """An output a writer decides to add as it writes (ONNX external data past 2 GiB): refused where it exists,
+    unless the current write was forced."""
+    current = _CURRENT.get()
+    if Path(output).exists() and not (current is not None and current.force):
+        raise OutputRefused(f"{output}: exists; pass --force to overwrite")
+
+
 @contextmanager
 def atomic_path(output):
     """Yield a temp path beside ``output`` (same suffix); it becomes ``output`` only on success.

@@ -1,8 +1,16 @@
-"""IR -> a checked ``.onnx`` (opset 20: Gelu is one op there). Weights are permuted ahead of time."""
+"""IR -> a checked ``.onnx`` (opset 20: Gelu is one op there). Weights are permuted ahead of time.
+
+A model is one protobuf message, which cannot be serialized at 2 GiB or more. Past ``INLINE_LIMIT`` bytes of
+weights (or when asked, ``--external-data``), every tensor of ``EXTERNAL_MIN`` bytes or more goes to
+``<name>.onnx.data`` beside the model, as the ONNX spec's external data (location, offset, length; what
+onnxruntime, onnx and wconv's reader read), and the model's structure is checked without them.
+"""
 
 from __future__ import annotations
 
 from os import PathLike
+from pathlib import Path
+
 import numpy as np
 
 from ...progress import steps
@@ -10,9 +18,12 @@ from ...frameworks import require
 from ...ir import Graph
 from ... import views
 from ...ops import OPS
-from ...outputs import atomic_path
+from ...outputs import atomic_path, refuse_existing
 
 OPSET = 20
+INLINE_LIMIT = 2 ** 31 - 2 ** 27  # bytes of weights a model file holds itself: 2 GiB less room for the rest
+EXTERNAL_MIN = 1024  # smaller tensors (the constants op writers add) stay in the model
+ALIGNMENT = 4096  # each external tensor starts at a multiple: a page, as onnx aligns them for mapping
 
 
 class Builder:
@@ -34,8 +45,8 @@ class Builder:
         self.nodes.append(self.onnx.helper.make_node(op_type, list(inputs), list(outputs), name=name, **attrs))
 
 
-def build(graph: Graph):
-    """The IR as a checked ModelProto."""
+def build(graph: Graph, check: bool = True):
+    """The IR as a ModelProto, checked (the full check) unless ``check`` is False."""
     onnx = require("onnx")
     builder = Builder(onnx, graph)
     for node in steps(graph.nodes, "writing ONNX nodes"):
@@ -49,7 +60,8 @@ def build(graph: Graph):
         producer_name="wconv",
     )
     onnx.helper.set_model_props(model, {"wconv_interface": graph.interface or "channels_first"})
-    onnx.checker.check_model(model, full_check=True)
+    if check:
+        onnx.checker.check_model(model, full_check=True)
     return model
 
 
@@ -87,12 +99,56 @@ def _rename(nodes, old: str, new: str, outputs: bool) -> None:
                     node.input[index] = new
 
 
-def write(graph: Graph, path: str | PathLike) -> None:
-    """Write the IR as an opset-20 ``.onnx`` file, checked with ``onnx.checker`` (full check)."""
+def write(graph: Graph, path: str | PathLike, external_data: bool = False) -> list[Path]:
+    """Write the IR as an opset-20 ``.onnx`` file, checked with ``onnx.checker`` (full check); past INLINE_LIMIT
+    bytes of weights, or with ``external_data``, the weights in ``<name>.data`` beside it. Returns the files
+    written besides ``path``."""
     onnx = require("onnx")
-    model = build(graph)
-    with atomic_path(path) as temp:
+    model = build(graph, check=False)
+    weights = sum(len(tensor.raw_data) for tensor in model.graph.initializer)
+    if not external_data and weights <= INLINE_LIMIT:
+        onnx.checker.check_model(model, full_check=True)
+        with atomic_path(path) as temp:
+            onnx.save(model, temp)
+        return []
+    data = Path(path).with_name(f"{Path(path).name}.data")
+    refuse_existing(data)
+    with atomic_path(data) as temp_data, atomic_path(path) as temp:
+        moved = _move_out(model, temp_data)
+        _locate(moved, Path(temp_data).name)  # the temps checked together (the checker finds the data by name)
         onnx.save(model, temp)
+        onnx.checker.check_model(temp, full_check=True)
+        _locate(moved, data.name)  # then the name the data file gets beside the model
+        onnx.save(model, temp)
+    return [data]
+
+
+def _move_out(model, data_path) -> list:
+    """Each initializer of EXTERNAL_MIN bytes or more written to ``data_path`` (aligned), its bytes dropped from the
+    model; returns them with their (offset, length)."""
+    from onnx import TensorProto
+
+    moved = []
+    with open(data_path, "wb") as data:
+        for tensor in model.graph.initializer:
+            if len(tensor.raw_data) < EXTERNAL_MIN:
+                continue
+            offset = -data.tell() % ALIGNMENT + data.tell()
+            data.seek(offset)
+            data.write(tensor.raw_data)
+            moved.append((tensor, offset, len(tensor.raw_data)))
+            tensor.data_location = TensorProto.EXTERNAL
+            tensor.ClearField("raw_data")
+    return moved
+
+
+def _locate(moved: list, location: str) -> None:
+    """Where each moved tensor's bytes are: ``location`` (a bare file name in the model's folder), offset, length."""
+    for tensor, offset, length in moved:
+        del tensor.external_data[:]
+        for key, value in (("location", location), ("offset", str(offset)), ("length", str(length))):
+            entry = tensor.external_data.add()
+            entry.key, entry.value = key, value
 
 
 def _info(onnx, graph: Graph, name: str):
