@@ -58,6 +58,10 @@ def test_keras_hub_text_backbones_convert_and_honour_the_padding_mask(keras_hub,
         found = list(found.values()) if isinstance(found, dict) else [found]
     else:
         found = run_inputs(target, out, list(inputs.values()))
+    if target == "torch":  # the generated module says what each input is
+        text = (tmp_path / "port.py").read_text()
+        assert f"token_ids (N, {STEPS}) int64 token ids" in text and \
+            f"padding_mask (N, {STEPS}) int64 padding mask (1 a token, 0 padding)" in text
     assert len(found) == len(expected)
     for reference, result in zip(expected, found):
         assert_close(np.asarray(reference), result)

@@ -169,12 +169,15 @@ def state_dict_arrays(graph: Graph) -> dict:
 
 def _input_text(graph: Graph, value) -> str:
     """``tokens (N, T) int64 token ids`` or ``x (N, 3, 32, 32) [n c h w]``: its shape as forward() takes it,
-    sizes left free shown by their axis letter."""
+    sizes left free shown by their axis letter. An integer input no table is indexed by is a padding mask."""
+    from ...shapes import token_limit
+
     view = graph.interface_view("torch")
     pattern = views.view(value.layout, view) if value.layout else None
     text = f"{value.name} {_shape_text(_interface_shape(graph, value), pattern)}"
     if value.dtype.startswith("int"):
-        return f"{text} {value.dtype} token ids"
+        what = "token ids" if token_limit(graph, value.name) is not None else "padding mask (1 a token, 0 padding)"
+        return f"{text} {value.dtype} {what}"
     if value.dtype == "bool":
         return f"{text} bool mask"
     return f"{text} [{pattern}]" if pattern else text
