@@ -66,13 +66,16 @@ def _read(path, format, module, module_args, input_shape) -> Graph:
     raise BadInput(f"{path}: unknown format '{kind}' (use one of {', '.join(formats.FORMATS)})")
 
 
-def output_paths(path, format: str | None = None) -> list[Path]:
-    """Every file a write to ``path`` creates (torch adds the generated module source)."""
+def output_paths(path, format: str | None = None, external_data: bool = False) -> list[Path]:
+    """Every file a write to ``path`` creates (torch adds the generated module source; ONNX with ``external_data``
+    its weights' file; past 2 GiB the ONNX writer adds that file itself)."""
     kind = format or formats.for_output(path)
     if kind == "torch":
         from .adapters.torch.writer import generated_source_path
 
         return [Path(path), generated_source_path(path)]
+    if kind == "onnx" and external_data:
+        return [Path(path), Path(path).with_name(f"{Path(path).name}.data")]
     return [Path(path)]
 
 
@@ -83,11 +86,12 @@ def write(graph: Graph, path: str | PathLike, format: str | None = None, *, forc
     kind = format or formats.for_output(path)
     if external_data and kind != "onnx":
         raise BadInput(f"{path}: --external-data applies to ONNX outputs, not {kind}")
-    outputs = output_paths(path, kind)
+    outputs = output_paths(path, kind, external_data)
     check_outputs(sources, outputs, force)
     with about(path), transaction(force):
         if kind == "onnx":
-            outputs += _writer(kind, path)(graph, path, external_data=external_data)
+            written = _writer(kind, path)(graph, path, external_data=external_data)
+            outputs += [p for p in written if p not in outputs]
         else:
             _writer(kind, path)(graph, path)
     return outputs
@@ -142,7 +146,7 @@ def convert(source: str | PathLike, target: str | PathLike, *, source_format: st
     check_output_format(target, target_format)
     if external_data and (target_format or formats.for_output(target)) != "onnx":
         raise BadInput(f"{target}: --external-data applies to ONNX outputs")
-    check_outputs([source], output_paths(target, target_format), force)
+    check_outputs([source], output_paths(target, target_format, external_data), force)
     graph = read(source, source_format, module=module, module_args=module_args, input_shape=input_shape,
                  input_dtype=input_dtype)
     if keep_input_layout:

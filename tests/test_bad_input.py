@@ -113,6 +113,9 @@ def test_a_module_file_imports_the_modules_beside_it_and_its_failure_is_bad_inpu
     result = wconv("torch-to-onnx", tmp_path / "s.pt", tmp_path / "b.onnx", "--module", f"{nets / 'broken.py'}:Net")
     assert_clean_failure(result, 2, tmp_path / "s.pt", "importing", "ModuleNotFoundError", "a_module_nobody_has")
     assert not (tmp_path / "b.onnx").exists()
+    (nets / "exits.py").write_text("import sys\n\nsys.exit(5)\n")  # a script's argparse, say
+    result = wconv("torch-to-onnx", tmp_path / "s.pt", tmp_path / "b.onnx", "--module", f"{nets / 'exits.py'}:Net")
+    assert_clean_failure(result, 2, tmp_path / "s.pt", "importing", "SystemExit")
 
 
 @pytest.mark.parametrize("problem", ["extra", "missing", "shape"])

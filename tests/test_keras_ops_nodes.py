@@ -67,3 +67,13 @@ def test_keras_ops_gelu_keeps_its_approximation(target, tmp_path, keras):
     out = tmp_path / f"b{TARGET_SUFFIX[target]}"
     converter.convert(tmp_path / "a.keras", out)
     assert_close(run_keras_model(model, x), RUNNERS[target](out, x))
+
+
+def test_indexing_other_than_one_step_is_refused_by_name(tmp_path, keras):
+    """x[:, 0, :] is one step (keras-hub's BERT pooler: test_keras_hub.py); x[0], one sample of the batch, is not a
+    layer wconv converts: refused by name, never misread."""
+    x = keras.Input((6, 4))
+    keras.Model(x, keras.layers.Dense(3)(x)[0]).save(tmp_path / "first.keras")
+    with pytest.raises(converter.WconvError, match="GetItem") as error:
+        converter.convert(tmp_path / "first.keras", tmp_path / "port.onnx")
+    assert error.value.exit_code == 3 and not (tmp_path / "port.onnx").exists()

@@ -55,7 +55,9 @@ class Select(OpDef):
 
     def from_keras(self, layer):
         if layer.class_name == GET_ITEM:
-            index = step_of(tuple(slice(None) if part is None else part for part in layer.constants.get(1, ())))
+            key = layer.constants.get(1)  # (None, i, ...) for x[:, i, ...]; a number for x[i] (the batch axis)
+            index = step_of(tuple(slice(None) if part is None else part for part in key)) \
+                if isinstance(key, tuple) else None
             if index is None:
                 raise Unsupported(f"layer '{layer.name}' ({GET_ITEM}): only x[:, i] and x[:, i, :] convert")
             return [self.node(layer.name, layer.inputs, layer.outputs, index, layer.input_shapes[0])]

@@ -145,6 +145,8 @@ class _Graph(AttentionHeads):
         if traced is None:
             return None
         inputs, heads, params, output, nodes, perm, kv_heads, scale = traced
+        if score_bias is not None and not self._fits(score_bias[2], heads, scores):
+            return None  # per sample (flattened (N x heads, T, S) scores), or broadcast over steps: left as ops
         mask_nodes = masked[1] if masked else []
         bias_nodes = score_bias[1] if score_bias else []
         chain = [*nodes, scores, *scale_nodes[::-1], *bias_nodes, *causal, *mask_nodes, softmax, *guard, attend,
@@ -208,6 +210,11 @@ class _Graph(AttentionHeads):
                 not np.isfinite(bias).all() or (bias <= -1e9).any():
             return None  # (a bias expanded over the batch a file was exported at has its rows alike)
         return other, [add], bias.reshape(-1, *bias.shape[-3:])[0].astype(np.float32)
+
+    def _fits(self, bias, heads: int, scores) -> bool:
+        """Whether a score bias is one (T, S) table per head (or one for all), T and S the scores' own."""
+        dims = self.sizes.get(scores.output[0])
+        return bias.shape[0] in (1, heads) and dims is not None and tuple(bias.shape[-2:]) == tuple(dims[-2:])
 
     def _expanded_bias(self, value):
         """(one sample's mask, the nodes computing it) for ``Where(Expand(C, [batch, ...]), zero, hidden)``, C, zero

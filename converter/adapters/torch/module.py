@@ -66,7 +66,7 @@ def _import(location: str, spec: str, option: str):
             sys.path.insert(0, folder)  # as `python file.py` does: the modules beside it are importable
         try:
             loader.loader.exec_module(module)
-        except Exception as error:  # the user's file fails as it is imported: theirs to fix, said in one line
+        except (Exception, SystemExit) as error:  # the user's file fails (or exits) as it is imported: theirs to fix
             sys.modules.pop(module_name, None)
             raise BadInput(f"{option} '{spec}': importing {path} failed ({type(error).__name__}: "
                            f"{first_line(error)})") from None
@@ -77,6 +77,6 @@ def _import(location: str, spec: str, option: str):
         return importlib.import_module(location)
     except ImportError as error:
         raise BadInput(f"{option} '{spec}': cannot import {location} ({error})") from None
-    except Exception as error:  # the user's module fails as it is imported
+    except (Exception, SystemExit) as error:  # the user's module fails (or exits) as it is imported
         raise BadInput(f"{option} '{spec}': importing {location} failed ({type(error).__name__}: "
                        f"{first_line(error)})") from None
