@@ -302,11 +302,13 @@ def port_command(
         if no_check:
             typer.echo(f"wrote {out}: {len(result.weights)} tensors for {len(result.mapping)} layers (not checked)")
             return
+        from .formats import for_output
         from .validation import validate as run
 
+        torch_port = for_output(out) == "torch"  # a Keras port is a plain model: nothing to import to run it
         with shown(STATE["progress"]):
             report = run(source, out, source_module=source_module, source_module_args=source_module_args,
-                         target_module=into, target_module_args=module_args, input_shape=traced,
+                         target_module=into if torch_port else None, target_module_args=module_args, input_shape=traced,
                          input_dtype=input_dtype, pairs=[(r.source, r.target) for r in result.mapping if r.comparable])
         if as_json:
             from .porting import rows_as_dicts
