@@ -95,7 +95,8 @@ def test_rmsnorm_spelled_out_is_one_rmsnorm(spelling):
 @pytest.mark.parametrize("residual", [False, True], ids=["cast_read_by_the_norm", "cast_read_by_the_residual_too"])
 def test_torchscripts_rmsnorm_of_a_cast_is_one_rmsnorm(residual):
     """T5's norm as torch.onnx's TorchScript exporter writes it: x' = Cast(x, float), x' * Div(1, Sqrt(...)). Where
-    the residual Add reads x' too, x' is x (an Identity): a value squared by a norm is a float already."""
+    x is a float already, x' is x (an Identity where the residual Add reads x' too); a cast from another type, or
+    from a type unknown, changes values and stays."""
     nodes = [node("Cast", ["x"], ["cast"], to=1), node("Pow", ["cast", "two"], ["square"]),
              node("ReduceMean", ["square", "axes"], ["mean"], keepdims=1), node("Add", ["mean", "eps"], ["shifted"]),
              node("Sqrt", ["shifted"], ["root"]), node("Div", ["one", "root"], ["inverse"]),
@@ -103,7 +104,10 @@ def test_torchscripts_rmsnorm_of_a_cast_is_one_rmsnorm(residual):
              node("Add", ["cast" if residual else "x", "normed"], ["y"])]
     constants = {"two": scalar(2.0), "axes": np.array([-1], np.int64), "eps": scalar(1e-6), "one": scalar(1.0),
                  "scale": np.arange(4, dtype=np.float32)}
-    types, done, consumed, _ = run([rmsnorm_pass.RULE], nodes, constants)
+    for unknown_or_not_float in ({}, {"x": 10}):  # x's type unknown, or float16: the cast stays, the norm reads it
+        kept = run([rmsnorm_pass.rule(unknown_or_not_float)], nodes, constants)
+        assert kept[0] == ["Cast", "(lifted)", "Add"] and kept[1][1].nodes[0].inputs == ["cast"]
+    types, done, consumed, _ = run([rmsnorm_pass.rule({"x": rmsnorm_pass.FLOAT})], nodes, constants)
     assert types == (["Identity"] if residual else []) + ["(lifted)", "Add"]
     lifted = done[-2].nodes[0]
     assert lifted.op == "rmsnorm" and lifted.inputs == ["x"] and lifted.attrs["epsilon"] == pytest.approx(1e-6)

@@ -22,8 +22,10 @@ from .wiring import Wiring
 
 # Rules lifting what exporters spell out op by op into the one op (rewrite.py applies them, in this order), after
 # moving tf2onnx's NHWC Transposes above its preprocessing arithmetic.
-SPELLED_OUT = (transpose_pass.RULE, layernorm_pass.RULE, rmsnorm_pass.RULE, groupnorm_pass.RULE, gelu_pass.RULE,
-               softmax_pass.RULE, padding_mask_pass.RULE)
+def spelled_out(types: dict) -> tuple:
+    """The rules of what exporters spell out; ``types``: element types, for the RMSNorm of a cast."""
+    return (transpose_pass.RULE, layernorm_pass.RULE, rmsnorm_pass.rule(types), groupnorm_pass.RULE, gelu_pass.RULE,
+            softmax_pass.RULE, padding_mask_pass.RULE)
 # Recurrent ops with the time-major plumbing exporters put around them, read as batch-first layers.
 RECURRENT = (recurrent_pass.ZERO_STATES, recurrent_pass.DEAD_PLUMBING, recurrent_pass.BATCH_FIRST)
 
@@ -76,10 +78,12 @@ def _read(path) -> Graph:
     # before another rule moves a Transpose through a bias; then what exporters spell out, and recurrent ops (the
     # constants the rules read away are not weights)
     typed = _typed_inputs(model.graph)
+    types = shape_pass.element_types(shape_pass.with_nodes(model, onnx_nodes, constants)) \
+        if any(node.op_type == "Cast" for node in onnx_nodes) else {}  # what a Cast is cast from
     rules = [strided_pass.rule(sizes), tokens_pass.rule(sizes), token_rows_pass.rule(sizes),
              adaptive_pool_pass.rule(sizes), padding_mask_probe.rule(typed), token_positions_probe.rule(typed),
              rotary_pass.RULE, attention_pass.rule(sizes),
-             flattened_dense_pass.rule(sizes), *SPELLED_OUT, *RECURRENT]
+             flattened_dense_pass.rule(sizes), *spelled_out(types), *RECURRENT]
     onnx_nodes, lifted = rewrite.apply(rules, onnx_nodes, constants, outputs, {value.name for value in inputs}, Wiring)
     consumed |= lifted
     refuse_unsupported(onnx_nodes)

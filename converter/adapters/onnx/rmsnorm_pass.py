@@ -4,8 +4,9 @@
     y = Div(x, root), or Mul(x, Reciprocal(root)) as torch.onnx writes ``x * torch.rsqrt(...)`` (its TorchScript
     exporter: Mul(x, Div(1, root))); then Mul by the scale
 
-x may be ``Cast(x, to=float)`` read by the square and the product (transformers' ``x.to(torch.float32)``, T5's):
-a float model's value cast to float is itself (an Identity where others read it too). Operands in either order; each value read by the next op alone.
+x may be ``Cast(x, to=float)`` read by the square and the product (transformers' ``x.to(torch.float32)``, T5's),
+where x is a float already (shape inference's element types, ``rule(types)``): then the cast is x (an Identity where
+others read it too). A cast from another type changes the values; it stays as it is. Operands in either order; each value read by the next op alone.
 Anything else stays as it is.
 """
 
@@ -19,7 +20,12 @@ from .layernorm_pass import _last_axis, _only, _other_scalar, _other_vector
 from .wiring import Wiring
 
 
-def match(wiring: Wiring, mean) -> Match | None:
+def rule(types: dict) -> Rule:
+    """The rule, for a graph whose values have the element ``types`` (``shape_pass.element_types``)."""
+    return Rule("RMSNorm spelled out", ("ReduceMean",), lambda wiring, mean: match(wiring, mean, types))
+
+
+def match(wiring: Wiring, mean, types: dict | None = None) -> Match | None:
     consumers, constants, outputs = wiring.consumers, wiring.constants, wiring.outputs
     square = wiring.producer.get(mean.input[0])
     x = _squared(square, constants)
@@ -43,7 +49,8 @@ def match(wiring: Wiring, mean) -> Match | None:
         return None
     chain.append(normalized)
     cast, kept = wiring.producer.get(x), []
-    if cast is not None and cast.op_type == "Cast" and _to_float(cast):
+    if cast is not None and cast.op_type == "Cast" and _to_float(cast) and \
+            (types or {}).get(cast.input[0]) == FLOAT:
         if {id(user) for user in consumers.get(x, [])} != {id(square), id(normalized)} or x in outputs:
             from onnx import helper  # TorchScript hands the cast value to the residual Add too: x (a float, squared)
 
@@ -64,8 +71,11 @@ def _one_over(node, value, constants) -> bool:
         np.size(constants[node.input[0]]) == 1 and float(np.ravel(constants[node.input[0]])[0]) == 1.0
 
 
+FLOAT = 1  # TensorProto.FLOAT
+
+
 def _to_float(cast) -> bool:
-    return any(attribute.name == "to" and attribute.i == 1 for attribute in cast.attribute)  # TensorProto.FLOAT
+    return any(attribute.name == "to" and attribute.i == FLOAT for attribute in cast.attribute)
 
 
 def _squared(node, constants):
@@ -78,4 +88,4 @@ def _squared(node, constants):
     return node.input[0] if node.op_type == "Mul" and node.input[0] == node.input[1] else None
 
 
-RULE = Rule("RMSNorm spelled out", ("ReduceMean",), match)
+RULE = rule({})  # no types known: a Cast stays as it is

@@ -95,6 +95,21 @@ def concrete(dims, run: int, free: bool = False):
     return tuple(BATCHES[run] if d is BATCH else FREE_STEPS[run] if isinstance(d, str) else int(d) for d in dims)
 
 
+def element_types(model) -> dict:
+    """value name -> its ONNX element type (TensorProto.FLOAT, ...), where shape inference knows it."""
+    import onnx
+
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # shape inference refuses some valid files; then no type is known
+        return {}
+    found = {t.name: t.data_type for t in inferred.graph.initializer}
+    for info in [*inferred.graph.input, *inferred.graph.value_info, *inferred.graph.output]:
+        if info.type.tensor_type.elem_type:
+            found[info.name] = info.type.tensor_type.elem_type
+    return found
+
+
 def static_sizes(model, symbolic: bool = False) -> dict:
     """value name -> its dims, for values whose every axis is static or the batch: the first axis, or an axis
     named like a graph input's first (shape inference carries that name through a time-major Transpose). With
