@@ -240,6 +240,31 @@ def test_a_mask_built_from_an_input_and_added_to_scores_is_a_padding_mask(test):
     assert list(made["y/padding.shape"]) == [1, 4, 1]
 
 
+@pytest.mark.parametrize("mask", ["causal", "upper"])
+def test_a_mask_built_from_an_inputs_size_alone_that_is_causal_is_wconvs_causal_mask(mask):
+    """dynamo's export of GPT-2 at a free batch: the mask built from the ids' size alone (Range of the steps,
+    LessOrEqual, expanded over the batch), added to the scores as Where(mask, 0, -inf). Evaluated on probe rows, it
+    is the causal mask whatever the ids: wconv's causal spelling, which the attention rule reads. The mask above
+    the diagonal instead is not causal: left as it is."""
+    compare = ["columns", "rows"] if mask == "causal" else ["rows", "columns"]
+    nodes = [node("Shape", ["ids"], ["size"]), node("Gather", ["size", "one_i"], ["steps"], axis=0),
+             node("Range", ["zero_i", "steps", "one_i"], ["positions"]),
+             node("Unsqueeze", ["positions", "axis0"], ["columns"]), node("Unsqueeze", ["positions", "axis1"], ["rows"]),
+             node("LessOrEqual", compare, ["square"]), node("Gather", ["size", "zero_i"], ["batch"], axis=0),
+             node("Unsqueeze", ["batch", "axis0"], ["batch1"]), node("Concat", ["batch1", "ones"], ["shape"], axis=0),
+             node("Expand", ["square", "shape"], ["keep"]), node("Where", ["keep", "zero", "hidden"], ["bias"]),
+             node("Add", ["scores", "bias"], ["y"])]
+    constants = {"zero_i": np.array(0, np.int64), "one_i": np.array(1, np.int64), "axis0": np.array([0], np.int64),
+                 "axis1": np.array([1], np.int64), "ones": np.array([1, 1, 1], np.int64), "zero": scalar(0.0),
+                 "hidden": scalar(-np.inf)}
+    inputs = {"ids": ((None, 5), np.dtype(np.int64)), "scores": ((None, 2, 5, 5), np.dtype(np.float32))}
+    types, done, _, _ = run([padding_mask_probe.rule(inputs)], nodes, constants, inputs=("ids", "scores"))
+    if mask == "upper":
+        assert types == [n.op_type for n in nodes]
+        return
+    assert types == ["Shape", "Expand", "Trilu", "Cast", "Where"] and done[-1].input[1:] == ["scores", "hidden"]
+
+
 @pytest.mark.parametrize("count", ["tokens", "everything"])
 def test_positions_counted_from_an_input_are_one_op(count):
     """Gather(table, CumSum(Cast(Not(Equal(ids, 1)))) * that + 1), torch.onnx's RoBERTa positions: evaluated on the

@@ -286,7 +286,8 @@ EXPORTS = [("TinyBert", "torchscript", "fixed"), ("TinyBert", "torchscript", "fr
            ("TinyRoberta", "dynamo", "fixed"), pytest.param("TinyRoberta", "torchscript", "fixed", marks=SLOW),
            pytest.param("TinyDistilBert", "torchscript", "fixed", marks=SLOW),
            pytest.param("TinyViT", "torchscript", "fixed", marks=SLOW),
-           ("TinyT5", "torchscript", "fixed")]  # TorchScript fails on GPT-2, Llama, Qwen2 (aten::diff); dynamo on T5
+           ("TinyT5", "torchscript", "fixed"), ("TinyGPT2", "dynamo", "free"), ("TinyLlama", "dynamo", "free"),
+           pytest.param("TinyQwen2", "dynamo", "free", marks=SLOW)]  # RoBERTa's at a free batch: refused  # TorchScript fails on GPT-2, Llama, Qwen2 (aten::diff); dynamo on T5
 # (torch.onnx cannot view its transposed heads)
 
 

@@ -9,7 +9,10 @@ the key length (for more than 7 steps, 256 seeded rows) and 64 rows of values fr
 where it has one. Where the mask is exactly ``attention_mask != 0`` for each key, for every row, the Add of the
 Where becomes wconv's spelling of that (``padding_mask_pass.py`` then the attention rule read it):
 ``Where(Unsqueeze(Expand(Unsqueeze(Not(Equal(attention_mask, 0)), 1), [1, T, 1]), 1), scores, -inf)``, the file's
-hidden score kept. Anything else (a causal mask too, a mask reading more than zeros) stays, to be refused.
+hidden score kept. A mask a model without ``attention_mask`` builds from its ids' size alone (GPT-2's, Llama's at a
+free batch) is probed the same way: where it is the causal mask for every row, it becomes wconv's causal spelling
+(``Where(Cast(Trilu(Expand(1, Shape(scores)), upper=0), bool), scores, hidden)``). Anything else (a padding and a
+causal mask together, a mask reading more than zeros) stays, to be refused.
 """
 
 from __future__ import annotations
@@ -42,12 +45,15 @@ def rule(inputs: dict) -> Rule:
         if source is None:
             return None
         if mask not in probed:
-            probed[mask] = _steps_if_padding(nodes, source, sized, mask, inputs, wiring.constants)
-        steps = probed[mask]
-        if steps is None:
+            probed[mask] = _kind(nodes, source, sized, mask, inputs, wiring.constants)
+        kind, steps = probed[mask] or (None, None)
+        if kind is None:
             return None
         name = add.name or add.output[0]
         scores = next(value for value in add.input if value != where.output[0])
+        if kind == CAUSAL:
+            return Match([add], _causal(name, scores, hidden, add.output[0]), constants={f"{name}/causal.one": ONE},
+                         feeding=[where, *nodes])
         spelled = _padding(name, source) + _masked(name, scores, hidden, add.output[0])
         return Match([add], spelled, constants=_spelling_constants(name, steps), feeding=[where, *nodes])
 
@@ -66,14 +72,36 @@ def _rows(steps: int) -> np.ndarray:
     return np.concatenate([ones, rng.integers(-3, 6, (OTHER_ROWS, steps))])
 
 
-def _steps_if_padding(nodes, source, sized, mask, inputs, constants) -> int | None:
-    """The query steps T where ``mask`` is exactly ``source != 0`` for each key, for every probe row; else None."""
+CAUSAL, PADDING = "causal", "padding"
+ONE = np.array(1.0, np.float32)
+
+
+def _kind(nodes, source, sized, mask, inputs, constants) -> tuple | None:
+    """(PADDING, the query steps T) where ``mask`` is exactly ``source != 0`` for each key, for every probe row;
+    (CAUSAL, None) where it is the causal mask for every row whatever the ids (transformers' mask builder run on the
+    ids of a model called without attention_mask, at a free batch); else None."""
     found, rows = evaluated(nodes, source, sized, mask, inputs, constants, _rows(inputs[source][0][1]))
     if found is None or found.dtype != bool or found.ndim != 4 or found.shape[0] != len(rows) or \
             found.shape[-1] != rows.shape[1]:
         return None
     tokens = (rows != 0)[:, None, None, :]
-    return int(found.shape[-2]) if bool((found == tokens).all()) else None
+    if bool((found == tokens).all()):
+        return PADDING, int(found.shape[-2])
+    lower = np.tril(np.ones(found.shape[-2:], dtype=bool))
+    return (CAUSAL, None) if found.shape[-2] == found.shape[-1] and bool((found == lower).all()) else None
+
+
+def _causal(name, scores, hidden, output) -> list:
+    """The causal mask as wconv writes it (the attention rule reads it): Where(Cast(Trilu(Expand(1, Shape(scores)),
+    upper=0), bool), scores, hidden)."""
+    from onnx import helper
+
+    n = f"{name}/causal"
+    return [helper.make_node("Shape", [scores], [f"{n}/shape"], name=f"{n}/shape"),
+            helper.make_node("Expand", [f"{n}.one", f"{n}/shape"], [f"{n}/ones"], name=f"{n}/ones"),
+            helper.make_node("Trilu", [f"{n}/ones"], [f"{n}/lower"], name=f"{n}/lower", upper=0),
+            helper.make_node("Cast", [f"{n}/lower"], [f"{n}/keep"], name=f"{n}/keep", to=9),  # BOOL
+            helper.make_node("Where", [f"{n}/keep", scores, hidden], [output], name=n)]
 
 
 def _padding(name, source) -> list:

@@ -14,8 +14,8 @@ from .wiring import Wiring
 
 
 def computed_from(wiring: Wiring, mask, inputs: dict):
-    """(the nodes ``mask`` is computed from, in graph order; the one graph input whose values it reads; the inputs it
-    reads only the sizes of), else (None, None, None)."""
+    """(the nodes ``mask`` is computed from, in graph order; the one graph input whose values it reads, or whose size
+    alone it reads; the other inputs it reads only the sizes of), else (None, None, None)."""
     found, stack, sources, values_read = {}, [(mask, False)], set(), set()
     while stack:
         value, sized = stack.pop()  # sized: reached through a Shape (the mask reads its size, not its values)
@@ -32,9 +32,9 @@ def computed_from(wiring: Wiring, mask, inputs: dict):
         for name in node.output:
             found[(name, sized)] = node
         stack.extend((name, sized or node.op_type == "Shape") for name in node.input if name)
-    if len(values_read) != 1 or not all(evaluable(node) for node in found.values()):
+    if len(values_read or sources) != 1 or not all(evaluable(node) for node in found.values()):
         return None, None, None  # the other inputs it reads, it reads through their sizes: fed zeros of their shape
-    source = values_read.pop()
+    source = (values_read or sources).pop()  # a value of one input's size alone (a causal mask at a free batch) too
     if any(not all(isinstance(size, int) for size in inputs[name][0][1:]) for name in sources):
         return None, None, None
     shape, dtype = inputs[source]
