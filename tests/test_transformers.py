@@ -327,18 +327,21 @@ def test_torch_onnx_exports_convert(name, exporter, batch, tmp_path):
             assert_close(reference, result)
 
 
-@pytest.mark.parametrize("exporter", ["torchscript", "dynamo"])
-def test_torch_onnx_exports_with_an_attention_mask_convert(exporter, tmp_path):
-    """BERT exported with its attention_mask input: the mask each exporter builds (Cast, Gather, Reshape, And,
-    Expand...) is evaluated for every 0/1 row (padding_mask_probe.py) and read as the padding mask; the ports
-    predict as the file does (onnxruntime), rows of padding alone included: TorchScript hides with -inf then 0
-    (no value), dynamo with float32's lowest (every value averaged)."""
+@pytest.mark.parametrize("family,exporter", [("bert", "torchscript"), ("bert", "dynamo"), ("gpt2", "dynamo"),
+                                             ("llama", "dynamo")])
+def test_torch_onnx_exports_with_an_attention_mask_convert(family, exporter, tmp_path):
+    """BERT, GPT-2 and Llama exported with their attention_mask input: the mask each exporter builds (Cast, Gather,
+    Reshape, And, Expand...) is evaluated for every 0/1 row (padding_mask_probe.py) and read as the padding mask,
+    GPT-2's and Llama's as the padding mask and the causal one; the ports predict as the file does (onnxruntime),
+    rows of padding alone included: TorchScript hides with -inf then 0 (no value), dynamo with float32's lowest
+    (every value averaged), or for a causal model's query steps with nothing to attend to, -inf then 0 (what
+    the file computes there, which is not what eager torch does)."""
     import onnxruntime
     import torch
 
     from transformers_models import STEPS, Masked
 
-    model = seeded(Masked("bert")).eval()
+    model = seeded(Masked(family)).eval()
     ids, mask = token_ids(STEPS, batch=4), padding_mask()
     torch.onnx.export(model, (torch.from_numpy(ids[:2]), torch.from_numpy(mask[:2])), tmp_path / "a.onnx",
                       dynamo=exporter == "dynamo", opset_version=18 if exporter == "dynamo" else 17,
@@ -347,6 +350,7 @@ def test_torch_onnx_exports_with_an_attention_mask_convert(exporter, tmp_path):
                       if exporter == "torchscript" else None)
     graph = converter.read(tmp_path / "a.onnx")
     assert sum(node.op == "padding_mask" for node in graph.nodes) == 2  # one per attention
+    assert [bool(node.attrs.get("causal")) for node in graph.nodes if node.op == "attention"] == [family != "bert"] * 2
     batches = [(ids, mask)] if exporter == "torchscript" else [(ids[:2], mask[:2]), (ids[2:], mask[2:])]
     session = onnxruntime.InferenceSession(str(tmp_path / "a.onnx"), providers=["CPUExecutionProvider"])
     for target in ("torch", "keras"):

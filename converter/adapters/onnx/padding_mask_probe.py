@@ -11,8 +11,9 @@ Where becomes wconv's spelling of that (``padding_mask_pass.py`` then the attent
 ``Where(Unsqueeze(Expand(Unsqueeze(Not(Equal(attention_mask, 0)), 1), [1, T, 1]), 1), scores, -inf)``, the file's
 hidden score kept. A mask a model without ``attention_mask`` builds from its ids' size alone (GPT-2's, Llama's at a
 free batch) is probed the same way: where it is the causal mask for every row, it becomes wconv's causal spelling
-(``Where(Cast(Trilu(Expand(1, Shape(scores)), upper=0), bool), scores, hidden)``). Anything else (a padding and a
-causal mask together, a mask reading more than zeros) stays, to be refused.
+(``Where(Cast(Trilu(Expand(1, Shape(scores)), upper=0), bool), scores, hidden)``); where it is both, the padding
+mask and the causal one (GPT-2's and Llama's exported with attention_mask), both spellings, causal first. Anything
+else (a mask reading more than zeros, ...) stays, to be refused.
 """
 
 from __future__ import annotations
@@ -54,6 +55,11 @@ def rule(inputs: dict) -> Rule:
         if kind == CAUSAL:
             return Match([add], _causal(name, scores, hidden, add.output[0]), constants={f"{name}/causal.one": ONE},
                          feeding=[where, *nodes])
+        if kind == PADDING_CAUSAL:  # the causal Where first, then the padding's, as wconv writes both
+            spelled = _padding(name, source) + _causal(name, scores, hidden, f"{name}/causal/out") + \
+                _masked(name, f"{name}/causal/out", hidden, add.output[0])
+            return Match([add], spelled, constants={**_spelling_constants(name, steps), f"{name}/causal.one": ONE},
+                         feeding=[where, *nodes])
         spelled = _padding(name, source) + _masked(name, scores, hidden, add.output[0])
         return Match([add], spelled, constants=_spelling_constants(name, steps), feeding=[where, *nodes])
 
@@ -72,14 +78,15 @@ def _rows(steps: int) -> np.ndarray:
     return np.concatenate([ones, rng.integers(-3, 6, (OTHER_ROWS, steps))])
 
 
-CAUSAL, PADDING = "causal", "padding"
+CAUSAL, PADDING, PADDING_CAUSAL = "causal", "padding", "padding and causal"
 ONE = np.array(1.0, np.float32)
 
 
 def _kind(nodes, source, sized, mask, inputs, constants) -> tuple | None:
     """(PADDING, the query steps T) where ``mask`` is exactly ``source != 0`` for each key, for every probe row;
     (CAUSAL, None) where it is the causal mask for every row whatever the ids (transformers' mask builder run on the
-    ids of a model called without attention_mask, at a free batch); else None."""
+    ids of a model called without attention_mask, at a free batch); (PADDING_CAUSAL, T) where it is both (GPT-2's,
+    Llama's with attention_mask); else None."""
     found, rows = evaluated(nodes, source, sized, mask, inputs, constants, _rows(inputs[source][0][1]))
     if found is None or found.dtype != bool or found.ndim != 4 or found.shape[0] != len(rows) or \
             found.shape[-1] != rows.shape[1]:
@@ -87,8 +94,12 @@ def _kind(nodes, source, sized, mask, inputs, constants) -> tuple | None:
     tokens = (rows != 0)[:, None, None, :]
     if bool((found == tokens).all()):
         return PADDING, int(found.shape[-2])
+    if found.shape[-2] != found.shape[-1]:
+        return None
     lower = np.tril(np.ones(found.shape[-2:], dtype=bool))
-    return (CAUSAL, None) if found.shape[-2] == found.shape[-1] and bool((found == lower).all()) else None
+    if bool((found == lower).all()):
+        return CAUSAL, None
+    return (PADDING_CAUSAL, int(found.shape[-2])) if bool((found == (tokens & lower)).all()) else None
 
 
 def _causal(name, scores, hidden, output) -> list:
