@@ -48,11 +48,16 @@ def test_external_data_on_request(source, tmp_path):
 
 
 def test_external_data_past_the_limit_without_asking(source, tmp_path, monkeypatch):
+    """Written and validated past the limit: validate runs such a model from its file (inlined, one past 2 GiB
+    would not serialize), layer by layer through a probe saved beside it and removed."""
     model, path = source
     monkeypatch.setattr(writer, "INLINE_LIMIT", 10_000)  # what 2 GiB is to a real model
     outputs = converter.convert(path, tmp_path / "port.onnx").outputs
     assert [p.name for p in outputs] == ["port.onnx", "port.onnx.data"]
     _check_port(model, tmp_path / "port.onnx")
+    report = converter.validate(path, tmp_path / "port.onnx")
+    assert report.ok and len(report.layers) >= 2
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["mlp.keras", "port.onnx", "port.onnx.data"]
 
 
 def test_an_existing_data_file_is_not_overwritten_without_force(source, tmp_path):

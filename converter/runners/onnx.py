@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from contextlib import contextmanager
+from pathlib import Path
+
 from ..errors import BadInput, about, first_line
 from ..frameworks import require
 from ..views import from_framework, to_framework
@@ -16,7 +19,10 @@ def load(path, layout=None, interface: Interface | None = None) -> Runner:
 
     with about(path):
         model = load_model(path)  # refuses external data before onnxruntime would follow it
-    session = _session(ort, path, model.SerializeToString())
+        structure = _structure_if_external(path) if _too_big(model) else None
+    # A model past 2 GiB (its weights external data) runs from its file, onnxruntime following the locations
+    # load_model checked: inlined, it would not serialize. Smaller ones run from their bytes.
+    session = _session(ort, path, model.SerializeToString() if structure is None else None)
     recorded = session.get_modelmeta().custom_metadata_map.get("wconv_interface")
     channels_last = (layout or recorded) == "channels_last"
     view = "keras" if channels_last else "onnx"
@@ -36,12 +42,15 @@ def load(path, layout=None, interface: Interface | None = None) -> Runner:
     def capture(inputs):
         """Each layer's output in node order, named as every runner names it (``layer_outputs``); every node's
         output under its value name where wconv cannot read the file into layers."""
-        probe = _with_every_output(model)
         values = [name for node in model.graph.node for name in node.output if name]
         if layers is not None:  # a layer whose reading renamed its output (a fused attention) keeps its own name
             named = set(layers.values())
             values = [name for name in values if name in layers or name in named and name not in layers]
-        found = run(_session(ort, path, probe.SerializeToString()), inputs, values)
+        if structure is None:
+            found = run(_session(ort, path, _with_every_output(model).SerializeToString()), inputs, values)
+        else:
+            with _beside(path, _with_every_output(structure)) as probe:
+                found = run(_session(ort, path, None, probe), inputs, values)
         return {(layers or {}).get(name, name): array for name, array in zip(values, found)}
 
     return Runner(lambda inputs: run(session, inputs), capture,
@@ -59,9 +68,43 @@ def _layer_outputs(path) -> dict | None:
         return None
 
 
-def _session(ort, path, serialized: bytes):
+def _too_big(model) -> bool:
+    from ..adapters.onnx.writer import INLINE_LIMIT
+
+    return sum(len(tensor.raw_data) for tensor in model.graph.initializer) > INLINE_LIMIT
+
+
+def _structure_if_external(path):
+    """The file's ModelProto without its external data read (what references it), where it has external data;
+    else None."""
+    import onnx
+
+    structure = onnx.load(str(path), load_external_data=False)
+    external = any(t.data_location == onnx.TensorProto.EXTERNAL for t in structure.graph.initializer)
+    return structure if external else None
+
+
+@contextmanager
+def _beside(path, model):
+    """``model`` saved in a temp file beside ``path`` (its external data found by the same relative locations),
+    removed afterwards."""
+    import onnx
+
+    from ..outputs import temp_name
+
+    temp = temp_name(Path(path))
     try:
-        return ort.InferenceSession(serialized, providers=["CPUExecutionProvider"])
+        onnx.save(model, temp)
+        yield temp
+    finally:
+        temp.unlink(missing_ok=True)
+
+
+def _session(ort, path, serialized: bytes | None, file=None):
+    """A session of the model's bytes, or (external data) of its file (``file``: a probe saved beside it)."""
+    try:
+        return ort.InferenceSession(serialized if serialized is not None else str(file or path),
+                                    providers=["CPUExecutionProvider"])
     except Exception as error:  # onnxruntime raises its own exception types
         raise BadInput(f"{path}: onnxruntime could not load it ({first_line(error)})") from None
 
