@@ -75,3 +75,23 @@ def test_external_data_is_for_onnx_outputs(source, tmp_path):
     result = wconv("keras-to-torch", path, tmp_path / "port.pt", "--external-data")
     assert_clean_failure(result, 2, tmp_path / "port.pt", "--external-data applies to ONNX outputs")
     assert not (tmp_path / "port.pt").exists()
+
+
+def test_the_parsing_child_grows_by_the_datas_share_before_reading_it(source, tmp_path):
+    """The limited child that parses a model gets memory for its external data (untrusted.grant) before any of it is
+    read, not after (a 2.42 GB model's child was killed by its limit while reading): the reader tells the bytes the
+    tensors declare, at most what the data file holds, while no tensor holds its bytes yet."""
+    import onnx
+
+    from converter.adapters.onnx import external_data
+
+    converter.convert(source[1], tmp_path / "port.onnx", external_data=True)
+    model = onnx.load(tmp_path / "port.onnx", load_external_data=False)
+    told = []
+
+    def before_reading(total):
+        told.append((total, [len(t.raw_data) for t in model.graph.initializer if t.data_location == 1]))
+
+    read = external_data.inline(model, tmp_path / "port.onnx", before_reading)
+    data = (tmp_path / "port.onnx.data").stat().st_size
+    assert len(told) == 1 and told[0][0] == read and 16_000 < read <= data and set(told[0][1]) == {0}

@@ -22,8 +22,10 @@ from .tensors import ITEMSIZE, every_tensor
 KEYS = {"location", "offset", "length", "checksum"}  # the keys the ONNX spec defines
 
 
-def inline(model, path) -> int:
-    """Each external initializer's bytes read into it under the rules; the bytes read from data files."""
+def inline(model, path, before_reading=None) -> int:
+    """Each external initializer's bytes read into it under the rules; the bytes read from data files.
+    ``before_reading(total)``: told the bytes the tensors declare (each checked against its dims, at most what the
+    data files hold), before any is read: the parsing child's memory grows by their share first (untrusted.grant)."""
     from onnx import TensorProto
 
     external = [t for t in every_tensor(model.graph) if t.data_location == TensorProto.EXTERNAL]
@@ -34,13 +36,22 @@ def inline(model, path) -> int:
     if elsewhere:
         raise Unsupported(f"tensors {elsewhere[:5]} (constants or attributes, not initializers) are stored as "
                           "external data, which wconv reads for initializers only")
-    folder, budgets, total = Path(path).parent, {}, 0
-    for tensor in external:
-        total += _read_into(tensor, folder, budgets)
-    return total
+    folder, budgets = Path(path).parent, {}
+    spans = [(tensor, *_span(tensor)) for tensor in external]
+    if before_reading is not None:
+        on_disk = sum(_size(folder / name) for name in {location for _, location, _, _ in spans})
+        before_reading(min(sum(length for _, _, _, length in spans), on_disk))
+    for tensor, location, offset, length in spans:
+        what = f"tensor '{tensor.name or '(unnamed)'}'"
+        tensor.raw_data = _read_span(folder / location, what, offset, length, budgets, tensor.dims,
+                                     ITEMSIZE[tensor.data_type])
+        del tensor.external_data[:]
+        tensor.data_location = 0  # DEFAULT: the bytes are in the tensor now
+    return sum(length for _, _, _, length in spans)
 
 
-def _read_into(tensor, folder: Path, budgets: dict) -> int:
+def _span(tensor) -> tuple:
+    """(location, offset, length) of an external tensor, checked against the rules (not yet against the file)."""
     what = f"tensor '{tensor.name or '(unnamed)'}'"
     info = {entry.key: entry.value for entry in tensor.external_data}
     unknown = sorted(set(info) - KEYS)
@@ -57,11 +68,16 @@ def _read_into(tensor, folder: Path, budgets: dict) -> int:
     offset, length = _whole(what, info.get("offset", "0")), _whole(what, info.get("length", str(expected)))
     if length != expected:
         raise BadInput(f"{what}: external data of {length} bytes for dims {tuple(tensor.dims)} ({expected} bytes)")
-    data = _read_span(folder / location, what, offset, length, budgets, tensor.dims, ITEMSIZE[tensor.data_type])
-    tensor.raw_data = data
-    del tensor.external_data[:]
-    tensor.data_location = 0  # DEFAULT: the bytes are in the tensor now
-    return length
+    return location, offset, length
+
+
+def _size(data_path: Path) -> int:
+    """A data file's size, not following a link (the read refuses links and non-files by name); 0 if absent."""
+    try:
+        status = os.lstat(data_path)
+    except OSError:
+        return 0
+    return status.st_size if stat.S_ISREG(status.st_mode) else 0
 
 
 def _whole(what: str, text: str) -> int:

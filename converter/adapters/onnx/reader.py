@@ -48,8 +48,9 @@ def load_model(path):
         raise BadInput(f"not a readable ONNX model ({type(error).__name__}: {first_line(error)})") from None
     if not model.graph.node and not model.graph.initializer:
         raise BadInput("not an ONNX model (no graph)")
-    external_bytes = external_data.inline(model, path)  # torch.onnx's weights beside the model, under rules
-    untrusted.grant(external_bytes)  # the limited child's share for them, as if they were in the file
+    # torch.onnx's weights beside the model (and wconv's past 2 GiB), under rules; the limited child's memory grown
+    # by their share first, as if they were in the file
+    external_bytes = external_data.inline(model, path, before_reading=untrusted.grant)
     tensors.check_declared_sizes(model.graph, path, external_bytes)
     known = onnx.defs.onnx_opset_version()
     if _opset(model) > known:
