@@ -41,7 +41,7 @@ def padded_inputs(model) -> dict:
 
 
 @pytest.mark.parametrize("family, target", [(family, target) for family in sorted(BACKBONES)
-                                           for target in ("torch", "onnx")] + [("gpt2", "keras")])
+                                           for target in ("torch", "onnx")] + [("gpt2", "keras"), ("bert", "keras")])
 def test_keras_hub_text_backbones_convert_and_honour_the_padding_mask(keras_hub, keras, family, target, tmp_path):
     model, source, module = saved_backbone(keras_hub, family, tmp_path)
     out = tmp_path / f"port{TARGET_SUFFIX[target]}"
@@ -67,7 +67,7 @@ def test_keras_hub_text_backbones_convert_and_honour_the_padding_mask(keras_hub,
         assert_close(np.asarray(reference), result)
 
 
-@pytest.mark.parametrize("target", ["torch", "onnx"])
+@pytest.mark.parametrize("target", ["torch", "onnx", "keras"])
 def test_keras_hub_vit_backbone_converts(keras_hub, target, tmp_path):
     """Patches from a Conv2D in row-major order (as Keras reshapes its channels-last map), the class token first,
     the position table added; pre-norm blocks with the exact GELU."""
@@ -77,7 +77,8 @@ def test_keras_hub_vit_backbone_converts(keras_hub, target, tmp_path):
     out = tmp_path / f"port{TARGET_SUFFIX[target]}"
     converter.convert(tmp_path / "vit.keras", out, module="keras_hub.models:ViTBackbone")
     image = np.random.default_rng(1).standard_normal((2, 20, 12, 3)).astype(np.float32)
-    found = run_inputs(target, out, [np.ascontiguousarray(image.transpose(0, 3, 1, 2))])  # a port takes (n, c, h, w)
+    found = run_inputs(target, out, [image if target == "keras" else  # torch and ONNX ports take (n, c, h, w)
+                                     np.ascontiguousarray(image.transpose(0, 3, 1, 2))])
     assert_close(np.asarray(model(image, training=False)), found[0])
 
 
