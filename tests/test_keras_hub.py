@@ -122,3 +122,13 @@ def test_an_encoder_given_its_own_attention_mask_is_refused_by_name(keras_hub, k
     with pytest.raises(converter.WconvError, match="'encoder'.*attention_mask") as error:
         converter.convert(tmp_path / "masked.keras", tmp_path / "port.onnx")
     assert error.value.exit_code == 3 and not (tmp_path / "port.onnx").exists()
+
+
+def test_a_keras_hub_option_wconv_does_not_know_is_refused_by_name():
+    """A newer keras-hub's config option may change what its layer computes: each composite layer names the ones it
+    does not know as blockers (listed with the others before anything is read), never ignores them."""
+    from converter.ops import KERAS_CLASSES
+
+    for class_name in ("keras_hub>TransformerEncoder", "ViTPatchingAndEmbedding", "ViTEncoder"):
+        blocker = KERAS_CLASSES[class_name].keras_blocker({"name": "layer", "rope_scaling": 2.0})
+        assert blocker == "rope_scaling not converted", (class_name, blocker)

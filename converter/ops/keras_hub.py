@@ -54,6 +54,12 @@ TRANSFORMER_CONFIG = {"name", "trainable", "dtype", "intermediate_dim", "num_hea
 MASK_KEYWORDS = ("padding_mask", "decoder_padding_mask")
 
 
+def unknown_keys(config: dict, known: set) -> list[str]:
+    """The config keys of a keras-hub layer that wconv does not know to compute nothing (a newer keras-hub's option
+    may change what the layer computes): refused by name rather than ignored."""
+    return sorted(key for key in config if key not in known)
+
+
 def stored_names(sublayers: dict) -> list[str]:
     """Where a .keras file keeps each weight of ``sublayers`` (path -> its variables), in the file's order."""
     from ..adapters.keras.files import stored_order  # not above: the adapters import this op table
@@ -102,7 +108,7 @@ class TransformerLayer(KerasReader):
         return stored_names(TRANSFORMER_SUBLAYERS)
 
     def keras_blocker(self, config):
-        problems = sorted(key for key in config if key not in TRANSFORMER_CONFIG)
+        problems = unknown_keys(config, TRANSFORMER_CONFIG)
         if config.get("encoder_sequence_shape") is not None:
             problems.append("cross-attention (encoder_sequence_shape)")
         return ", ".join(problems) + " not converted" if problems else None

@@ -8,15 +8,24 @@ keras_hub.py reads its text layers: each sub-layer by its own reader, its weight
 from __future__ import annotations
 
 from .. import relayout, views
+from ..errors import Unsupported
 from .attention import ATTENTION
 from .base import KerasReader, expect_dim
 from .conv import CONVS
 from .dense import DENSE
-from .keras_hub import ATTENTION_VARIABLES, DENSE_VARIABLES, NORM_VARIABLES, node_name, stored_names, sublayer
+from .keras_hub import (ATTENTION_VARIABLES, DENSE_VARIABLES, NORM_VARIABLES, node_name, stored_names, sublayer,
+                        unknown_keys)
 from .layernorm import LAYERNORM
 from .registry import OPS, register_keras
 from .reshape import RESHAPE
 from .tokens import CLASS_TOKENS, POSITION_EMBEDDING
+
+
+LAYER_CONFIG = {"name", "trainable", "dtype"}
+PATCHING_CONFIG = LAYER_CONFIG | {"image_size", "patch_size", "hidden_dim", "num_channels", "num_patches",
+                                  "num_positions", "use_class_token", "use_patch_bias", "data_format"}
+ENCODER_CONFIG = LAYER_CONFIG | {"num_layers", "num_heads", "hidden_dim", "mlp_dim", "use_mha_bias", "use_mlp_bias",
+                                 "dropout_rate", "attention_dropout", "layer_norm_epsilon"}
 
 
 class ViTPatchingAndEmbedding(KerasReader):
@@ -32,8 +41,10 @@ class ViTPatchingAndEmbedding(KerasReader):
              "position_embedding": {"table": "0"}})
 
     def keras_blocker(self, config):
-        return None if config.get("data_format", "channels_last") == "channels_last" else \
-            f"data_format={config['data_format']!r} not converted"
+        problems = unknown_keys(config, PATCHING_CONFIG)
+        if config.get("data_format", "channels_last") != "channels_last":
+            problems.append(f"data_format={config['data_format']!r}")
+        return ", ".join(problems) + " not converted" if problems else None
 
     def from_keras(self, layer):
         config, name, shape = layer.config, layer.name, layer.input_shapes[0]
@@ -85,6 +96,10 @@ class ViTEncoder(KerasReader):
 
     def keras_weight_names(self, config):
         return stored_names(self._sublayers(config))
+
+    def keras_blocker(self, config):
+        problems = unknown_keys(config, ENCODER_CONFIG)
+        return ", ".join(problems) + " not converted" if problems else None
 
     def from_keras(self, layer):
         config, shape = layer.config, layer.input_shapes[0]
