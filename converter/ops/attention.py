@@ -55,6 +55,22 @@ ZEROS = "zeros"  # empty_rows: a query step with no key to attend to gets no val
 KERAS_ZEROS_DROPOUT = 1e-7  # Keras 3's MultiHeadAttention gives zeros there only when it has dropout
 
 
+HIDES = -1e9  # a score this low (or lower) hides its step: a mask, never a bias
+
+
+def score_bias(array, heads: int, steps=None) -> np.ndarray | None:
+    """The (heads, T, S) ``score_bias`` param for a constant an exporter or a module adds to an attention's scores,
+    (1 or heads, T, S) or (N, 1 or heads, T, S) with every sample's rows alike; None where it is not one: not float,
+    not finite, hiding a step (HIDES: a mask), other heads, or (``steps`` given) other steps than the scores'."""
+    array = np.asarray(array)
+    if array.dtype.kind != "f" or array.ndim not in (3, 4) or (array.ndim == 4 and not (array == array[:1]).all()) \
+            or array.shape[-3] not in (1, heads) or (steps is not None and tuple(array.shape[-2:]) != tuple(steps)) \
+            or not np.isfinite(array).all() or (array <= HIDES).any():
+        return None
+    table = array.reshape(-1, *array.shape[-3:])[0]
+    return np.ascontiguousarray(np.broadcast_to(table, (heads, *table.shape[-2:])), dtype=np.float32)
+
+
 class Attention(OpDef):
     name = "attention"
     input_kind = views.FEATURES_LAST

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ...ops.attention import ATTENTION, ZEROS
+from ...ops.attention import ATTENTION, ZEROS, score_bias as attention_score_bias
 from ...rewrite import Lifted, Match, Rule
 from .attention_heads import AttentionHeads
 from .layout_trace import ARITHMETIC, Tracer
@@ -43,7 +43,7 @@ class AttentionMatch:
     zeros: bool = False  # a query step masked whole gets no value (torch's; empty_rows)
     kv_heads: int | None = None
     scale: float | None = None  # the scores' factor
-    score_bias: np.ndarray | None = None  # (1 or heads, T, S), added to the scaled scores (T5's position bias)
+    score_bias: np.ndarray | None = None  # (heads, T, S), added to the scaled scores (T5's position bias)
 
 
 def rule(sizes: dict) -> Rule:
@@ -79,10 +79,7 @@ def _made(match: AttentionMatch, perm: list | None, sizes: dict) -> list:
     """The lifted attention, and the Transpose that gives its (N, T, E) output the file's layout, if another."""
     from onnx import helper
 
-    params = dict(match.params)
-    if match.score_bias is not None:
-        params["score_bias"] = np.ascontiguousarray(np.broadcast_to(match.score_bias,
-                                                                    (match.heads, *match.score_bias.shape[-2:])))
+    params = dict(match.params) | ({} if match.score_bias is None else {"score_bias": match.score_bias})
 
     def lifted(output):
         return Lifted.of(ATTENTION.node(match.name, match.inputs, [output], params, match.heads,
@@ -145,8 +142,12 @@ class _Graph(AttentionHeads):
         if traced is None:
             return None
         inputs, heads, params, output, nodes, perm, kv_heads, scale = traced
-        if score_bias is not None and not self._fits(score_bias[2], heads, scores):
-            return None  # per sample (flattened (N x heads, T, S) scores), or broadcast over steps: left as ops
+        table = None
+        if score_bias is not None:
+            dims = self.sizes.get(scores.output[0])
+            table = attention_score_bias(score_bias[2], heads, dims[-2:]) if dims is not None else None
+            if table is None:
+                return None  # per sample (flattened (N x heads, T, S) scores), or broadcast over steps: left as ops
         mask_nodes = masked[1] if masked else []
         bias_nodes = score_bias[1] if score_bias else []
         chain = [*nodes, scores, *scale_nodes[::-1], *bias_nodes, *causal, *mask_nodes, softmax, *guard, attend,
@@ -158,7 +159,7 @@ class _Graph(AttentionHeads):
         causal_kind = bias[2] if bias is not None else bool(causal)
         zeros = bool(masked) and _kind_of_hidden(masked[2], guard) == ZEROS
         match = AttentionMatch(name, inputs, chain[-1].output[0], heads, params, causal_kind, zeros, kv_heads, scale,
-                               score_bias[2] if score_bias else None)
+                               table)
         return chain, match, tracer.arithmetic, perm
 
     def _closed(self, chain, arithmetic: dict) -> bool:
@@ -196,25 +197,16 @@ class _Graph(AttentionHeads):
         return other, [add], not (square == 0).all(), expanded[1][1] if expanded else []
 
     def _score_bias(self, add):
-        """(the scores, [the Add], the bias (1 or heads, T, S)) for ``Add(scores, constant)`` where the constant is
-        finite, hides no step (no value of -1e9 or less: that is a mask) and is the same for every sample (T5's
-        relative position bias, as wconv writes it, and torch.onnx's TorchScript exporter, folded); else None."""
+        """(the scores, [the Add], the constant) for ``Add(scores, constant)``: a score bias if attention.score_bias
+        takes it once the heads and steps are known (T5's relative position bias, as wconv and torch.onnx's
+        TorchScript exporter, folded, write it); else None."""
         if add is None or add.op_type != "Add":
             return None
         constant = next((name for name in add.input if name in self.constants), None)
         other = next((name for name in add.input if name != constant), None)
         if constant is None or other is None:
             return None
-        bias = np.asarray(self.constants[constant])
-        if bias.dtype.kind != "f" or bias.ndim not in (3, 4) or (bias.ndim == 4 and not (bias == bias[:1]).all()) or \
-                not np.isfinite(bias).all() or (bias <= -1e9).any():
-            return None  # (a bias expanded over the batch a file was exported at has its rows alike)
-        return other, [add], bias.reshape(-1, *bias.shape[-3:])[0].astype(np.float32)
-
-    def _fits(self, bias, heads: int, scores) -> bool:
-        """Whether a score bias is one (T, S) table per head (or one for all), T and S the scores' own."""
-        dims = self.sizes.get(scores.output[0])
-        return bias.shape[0] in (1, heads) and dims is not None and tuple(bias.shape[-2:]) == tuple(dims[-2:])
+        return other, [add], np.asarray(self.constants[constant])
 
     def _expanded_bias(self, value):
         """(one sample's mask, the nodes computing it) for ``Where(Expand(C, [batch, ...]), zero, hidden)``, C, zero

@@ -25,7 +25,7 @@ import operator
 import numpy as np
 
 from ...layouts import permute
-from ...ops.attention import ATTENTION, ZEROS
+from ...ops.attention import ATTENTION, ZEROS, score_bias
 from ...ops.dense import CONV1D_WEIGHT
 from ...rewrite import Lifted, Match, Rule
 from .head_moves import unrepeated, unrotated
@@ -136,17 +136,14 @@ def _tables(q_tables, k_tables):
 
 
 def _score_bias(view, mask, heads: int):
-    """(the (heads, T, S) bias, its get_attr) for a float mask that is a constant of the weights, broadcast over the
-    batch (and heads, where it has one); None for anything else, or a constant that hides steps."""
+    """(the (heads, T, S) bias, its get_attr) for a float mask that is a constant of the weights, of one sample (its
+    batch axis 1, if any), as the attention op takes it (attention.score_bias); else None."""
     getter = view.op(mask)
     if getter is None or getter.op_type != "get_attr" or getter.input[0] not in view.constants:
         return None
     array = np.asarray(view.constants[getter.input[0]])
-    if array.dtype.kind != "f" or array.ndim not in (3, 4) or (array.ndim == 4 and array.shape[0] != 1) or \
-            array.shape[-3] not in (1, heads) or not np.isfinite(array).all() or \
-            (array <= np.finfo(array.dtype).min / 2).any():
-        return None
-    return np.ascontiguousarray(np.broadcast_to(array.reshape(array.shape[-3:]), (heads, *array.shape[-2:]))), getter
+    table = score_bias(array, heads) if array.ndim != 4 or array.shape[0] == 1 else None
+    return None if table is None else (table, getter)
 
 
 def match(view, op):
