@@ -16,10 +16,11 @@ SAFETY = "onnxruntime InferenceSession (CPU)"
 def load(path, layout=None, interface: Interface | None = None) -> Runner:
     ort = require("onnxruntime")
     from ..adapters.onnx.reader import load_model
+    from ..adapters.onnx.writer import too_big
 
     with about(path):
         model = load_model(path)  # refuses external data before onnxruntime would follow it
-        structure = _structure_if_external(path) if _too_big(model) else None
+        structure = _structure_if_external(path) if too_big(model) else None
     # A model past 2 GiB (its weights external data) runs from its file, onnxruntime following the locations
     # load_model checked: inlined, it would not serialize. Smaller ones run from their bytes.
     session = _session(ort, path, model.SerializeToString() if structure is None else None)
@@ -66,12 +67,6 @@ def _layer_outputs(path) -> dict | None:
         return layer_outputs(read(path))
     except WconvError:
         return None
-
-
-def _too_big(model) -> bool:
-    from ..adapters.onnx.writer import INLINE_LIMIT
-
-    return sum(len(tensor.raw_data) for tensor in model.graph.initializer) > INLINE_LIMIT
 
 
 def _structure_if_external(path):

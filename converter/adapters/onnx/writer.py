@@ -105,8 +105,7 @@ def write(graph: Graph, path: str | PathLike, external_data: bool = False) -> li
     written besides ``path``."""
     onnx = require("onnx")
     model = build(graph, check=False)
-    weights = sum(len(tensor.raw_data) for tensor in model.graph.initializer)
-    if not external_data and weights <= INLINE_LIMIT:
+    if not external_data and not too_big(model):
         onnx.checker.check_model(model, full_check=True)
         with atomic_path(path) as temp:
             onnx.save(model, temp)
@@ -121,6 +120,11 @@ def write(graph: Graph, path: str | PathLike, external_data: bool = False) -> li
         _locate(moved, data.name)  # then the name the data file gets beside the model
         onnx.save(model, temp)
     return [data]
+
+
+def too_big(model) -> bool:
+    """Whether the weights ``model`` holds in itself are past INLINE_LIMIT (it would not serialize whole)."""
+    return sum(len(tensor.raw_data) for tensor in model.graph.initializer) > INLINE_LIMIT
 
 
 def _move_out(model, data_path) -> list:
