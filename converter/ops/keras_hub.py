@@ -124,31 +124,13 @@ class TransformerLayer(KerasReader):
                               f"{' and an attention_mask' if layer.call_options.get('attention_mask') else ''}; "
                               "wconv converts call(x[, padding_mask])")
         causal = self.decoder and layer.call_options.get("use_causal_mask", True)
-        nodes = []
-
-        def value(part):
-            return f"{name}.{part}/out"
-
-        mask = []
-        if masked:  # passed last (adapters/keras/config.py)
-            nodes.append(PADDING_MASK.node(f"{name}.padding_mask", layer.inputs[-1:], [value("padding_mask")],
-                                           steps=steps))
-            mask = [value("padding_mask")]
+        mask = [f"{name}.padding_mask/out"] if masked else []  # the mask is passed last (adapters/keras/config.py)
+        nodes = [PADDING_MASK.node(f"{name}.padding_mask", layer.inputs[-1:], mask, steps=steps)] if masked else []
 
         def norm(path, x):
             config_norm = {"epsilon": config.get("layer_norm_epsilon", 1e-5), "axis": -1}
             return LAYERNORM.from_keras(sublayer(layer, path, NORM_VARIABLES, "LayerNormalization", config_norm, [x],
                                                   [shape]))
-
-        def block(x, norm_path, build, tag):  # x + f(norm(x)) with normalize_first, else norm(x + f(x))
-            made = []
-            if config.get("normalize_first"):
-                made += norm(norm_path, x)
-            made += build(made[-1].outputs[0] if made else x)
-            made.append(OPS["add"].node(f"{name}.add{tag}", [x, made[-1].outputs[0]], [value(f"add{tag}")]))
-            if not config.get("normalize_first"):
-                made += norm(norm_path, made[-1].outputs[0])
-            return made
 
         def attention(x):
             attention_config = {"num_heads": heads, "key_dim": features // heads, "dropout": config.get("dropout", 0)}
@@ -168,10 +150,22 @@ class TransformerLayer(KerasReader):
                 layer, "_feedforward_output_dense", DENSE_VARIABLES, "Dense", {"units": features},
                 [made[-1].outputs[0]], [wide]))
 
-        nodes += block(layer.inputs[0], "_self_attention_layer_norm", attention, "1")
-        nodes += block(nodes[-1].outputs[0], "_feedforward_layer_norm", feed_forward, "2")
+        first = bool(config.get("normalize_first"))
+        nodes += residual(layer.inputs[0], f"{name}.add1", lambda x: norm("_self_attention_layer_norm", x), attention,
+                          first)
+        nodes += residual(nodes[-1].outputs[0], f"{name}.add2", lambda x: norm("_feedforward_layer_norm", x),
+                          feed_forward, first)
         nodes[-1].outputs = list(layer.outputs)
         return nodes
+
+
+def residual(x, add: str, norm, build, normalize_first: bool) -> list:
+    """The nodes of ``x + build(norm(x))`` (``normalize_first``), else of ``norm(x + build(x))``: a transformer
+    block's half, its Add named ``add`` (output ``<add>/out``). ``norm`` and ``build`` give a value's nodes."""
+    made = norm(x) if normalize_first else []
+    made += build(made[-1].outputs[0] if made else x)
+    made.append(OPS["add"].node(add, [x, made[-1].outputs[0]], [f"{add}/out"]))
+    return made + (norm(made[-1].outputs[0]) if not normalize_first else [])
 
 
 def _position_rows(layer, table, steps: int):

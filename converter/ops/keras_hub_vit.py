@@ -13,10 +13,10 @@ from .attention import ATTENTION
 from .base import KerasReader, expect_dim
 from .conv import CONVS
 from .dense import DENSE
-from .keras_hub import (ATTENTION_VARIABLES, DENSE_VARIABLES, NORM_VARIABLES, node_name, stored_names, sublayer,
-                        unknown_keys)
+from .keras_hub import (ATTENTION_VARIABLES, DENSE_VARIABLES, NORM_VARIABLES, node_name, residual, stored_names,
+                        sublayer, unknown_keys)
 from .layernorm import LAYERNORM
-from .registry import OPS, register_keras
+from .registry import register_keras
 from .reshape import RESHAPE
 from .tokens import CLASS_TOKENS, POSITION_EMBEDDING
 
@@ -113,27 +113,30 @@ class ViTEncoder(KerasReader):
             return op.from_keras(sublayer(layer, path, variables[path], class_name, sub_config, inputs,
                                           [x_shape] * len(inputs)))
 
+        attention = {"num_heads": heads, "key_dim": features // heads, "use_bias": config.get("use_mha_bias", True),
+                     "dropout": config.get("attention_dropout", 0)}
         nodes, x = [], layer.inputs[0]
         for index in range(int(config["num_layers"])):
             block = _vit_block(index)
-            made = read(LAYERNORM, f"{block}/layer_norm_1", "LayerNormalization", {"epsilon": epsilon}, x, shape)
-            attention = {"num_heads": heads, "key_dim": features // heads, "use_bias": config.get("use_mha_bias", True),
-                         "dropout": config.get("attention_dropout", 0)}
-            normed = made[-1].outputs[0]
-            made += read(ATTENTION, f"{block}/mha", "MultiHeadAttention", attention, normed, shape,
-                         inputs=[normed, normed])
-            made.append(OPS["add"].node(node_name(layer, f"{block}/add1"), [made[-1].outputs[0], x],
-                                        [node_name(layer, f"{block}/add1") + "/out"]))
-            residual = made[-1].outputs[0]
-            made += read(LAYERNORM, f"{block}/layer_norm_2", "LayerNormalization", {"epsilon": epsilon}, residual,
-                         shape)
-            made += read(DENSE, f"{block}/mlp/dense_1", "Dense", {"units": wide[-1], "activation": "gelu"},
-                         made[-1].outputs[0], shape)
-            made += read(DENSE, f"{block}/mlp/dense_2", "Dense", {"units": features}, made[-1].outputs[0], wide)
-            made.append(OPS["add"].node(node_name(layer, f"{block}/add2"), [residual, made[-1].outputs[0]],
-                                        [node_name(layer, f"{block}/add2") + "/out"]))
-            nodes += made
-            x = made[-1].outputs[0]
+
+            def norm(path, value):
+                return read(LAYERNORM, f"{block}/{path}", "LayerNormalization", {"epsilon": epsilon}, value, shape)
+
+            def attend(value):
+                return read(ATTENTION, f"{block}/mha", "MultiHeadAttention", attention, value, shape,
+                            inputs=[value, value])
+
+            def mlp(value):
+                made = read(DENSE, f"{block}/mlp/dense_1", "Dense", {"units": wide[-1], "activation": "gelu"}, value,
+                            shape)
+                return made + read(DENSE, f"{block}/mlp/dense_2", "Dense", {"units": features}, made[-1].outputs[0],
+                                   wide)
+
+            nodes += residual(x, node_name(layer, f"{block}/add1"), lambda value: norm("layer_norm_1", value), attend,
+                              True)
+            nodes += residual(nodes[-1].outputs[0], node_name(layer, f"{block}/add2"),
+                              lambda value: norm("layer_norm_2", value), mlp, True)
+            x = nodes[-1].outputs[0]
         nodes += read(LAYERNORM, "layer_norm", "LayerNormalization", {"epsilon": epsilon}, x, shape)
         nodes[-1].outputs = list(layer.outputs)
         return nodes
